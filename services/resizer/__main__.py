@@ -1,0 +1,21 @@
+"""`python -m services.resizer`: resize images from the `jobs.resize` queue."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from services.resizer.handler import ResizeLimits, resize_job
+from shared.config import settings_or_exit
+from shared.log import configure_logging
+from shared.worker import run_worker
+
+
+def main() -> int:
+    settings = settings_or_exit()
+    configure_logging("resizer", settings.log_level, settings.log_format)
+    handler = partial(resize_job, limits=ResizeLimits.from_settings(settings))
+    return run_worker(settings, service="resizer", job_type="resize", handler=handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Calling into a connection's I/O thread from a job thread, and waiting for the answer.
+
+pika's BlockingConnection must only be used by the thread that owns it. A job thread hands
+it work with `add_callback_threadsafe` and blocks on a Future; meanwhile the I/O thread keeps
+pumping, so heartbeats flow however long the job runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+from shared.amqp import Connection
+from shared.errors import BrokerUnavailable
+
+T = TypeVar("T")
+_POLL_S = 0.25
+
+
+class IoBridge:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._closed = False
+
+    def close(self) -> None:
+        """The connection is gone: every waiting and future call fails fast."""
+        self._closed = True
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the I/O thread and return its result (or raise its exception)."""
+        if self._closed:
+            raise BrokerUnavailable("connection lost")
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as e:
+                future.set_exception(e)
+
+        self._connection.call_threadsafe(run)
+        while True:
+            try:
+                return future.result(timeout=_POLL_S)
+            except TimeoutError:
+                if self._closed and future.cancel():
+                    raise BrokerUnavailable("connection lost before the call ran") from None
+                # Still running on the I/O thread (or not yet picked up): keep waiting.

@@ -1,0 +1,160 @@
+"""Every setting, read from the environment once into a frozen object that is passed down.
+
+No other module reads `os.environ`. A bad value fails at start with one clear line
+(`ConfigError: SMTP_PORT must be an integer, got 'abc'`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from shared.errors import ConfigError
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    amqp_heartbeat_s: int = 30
+    namespace: str = ""
+    blob_dir: Path = Path("var/blobs")
+    smtp_host: str = "localhost"
+    smtp_port: int = 1025
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    mail_from: str = "jobsuite@localhost"
+    audit_dir: Path = Path("var/audit")
+    audit_url: str = "http://localhost:8081"
+    gateway_port: int = 8080
+    log_level: str = "info"
+    log_format: str = "console"
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    max_output_side: int = 10_000
+    # Transient failures wait these many ms before attempt 2, 3, …; after the last, dead letters.
+    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
+    # A job redelivered this many times (its worker died each time) is dead-lettered.
+    max_deliveries: int = 5
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays_ms) + 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        default = cls()
+        return cls(
+            amqp_url=reader.get("AMQP_URL", str, default.amqp_url),
+            amqp_heartbeat_s=reader.get("AMQP_HEARTBEAT", _positive_int, default.amqp_heartbeat_s),
+            namespace=reader.get("JOBSUITE_NAMESPACE", _namespace, default.namespace),
+            blob_dir=reader.get("BLOB_DIR", Path, default.blob_dir),
+            smtp_host=reader.get("SMTP_HOST", str, default.smtp_host),
+            smtp_port=reader.get("SMTP_PORT", _port, default.smtp_port),
+            smtp_user=reader.get("SMTP_USER", str, default.smtp_user),
+            smtp_password=reader.get("SMTP_PASSWORD", str, default.smtp_password),
+            smtp_starttls=reader.get("SMTP_STARTTLS", _bool, default.smtp_starttls),
+            mail_from=reader.get("MAIL_FROM", str, default.mail_from),
+            audit_dir=reader.get("AUDIT_DIR", Path, default.audit_dir),
+            audit_url=reader.get("AUDIT_URL", str, default.audit_url),
+            gateway_port=reader.get("GATEWAY_PORT", _port, default.gateway_port),
+            log_level=reader.get("LOG_LEVEL", _choice(LOG_LEVELS), default.log_level),
+            log_format=reader.get(
+                "LOG_FORMAT", _choice(LOG_FORMATS), "console" if sys.stdout.isatty() else "json"
+            ),
+            max_upload_bytes=reader.get(
+                "MAX_UPLOAD_BYTES", _positive_int, default.max_upload_bytes
+            ),
+            max_image_pixels=reader.get(
+                "MAX_IMAGE_PIXELS", _positive_int, default.max_image_pixels
+            ),
+            max_output_side=reader.get("MAX_OUTPUT_SIDE", _positive_int, default.max_output_side),
+            retry_delays_ms=reader.get("RETRY_DELAYS_MS", _delays, default.retry_delays_ms),
+            max_deliveries=reader.get("MAX_DELIVERIES", _positive_int, default.max_deliveries),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{name} {e}, got {raw!r}") from None
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 65535:
+        raise ValueError("must be a port number (1-65535)")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw.lower()
+
+    return parse
+
+
+def _namespace(raw: str) -> str:
+    if raw and not all(c.isalnum() or c in "-_" for c in raw):
+        raise ValueError("may hold only letters, digits, '-' and '_'")
+    return raw
+
+
+def _delays(raw: str) -> tuple[int, ...]:
+    try:
+        delays = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("must be a comma-separated list of milliseconds") from None
+    if not delays or any(d <= 0 for d in delays):
+        raise ValueError("must list at least one positive delay in milliseconds")
+    return delays
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings for a service's start, or exit with one clear line."""
+    try:
+        return Settings.from_env(environ)
+    except ConfigError as e:
+        print(f"jobsuite: configuration error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,59 @@
+"""The one error hierarchy of jobsuite.
+
+Handlers raise `PermanentJobError` (bad input: retrying cannot help) or `TransientJobError`
+(a passing fault: retry with back-off). Everything pika raises is turned into a `BrokerError`
+inside `shared/amqp.py`, so no other module needs to know pika's exceptions.
+"""
+
+from __future__ import annotations
+
+
+class JobsuiteError(Exception):
+    """Base of every error jobsuite raises on purpose."""
+
+
+class ConfigError(JobsuiteError):
+    """A setting is missing or malformed; raised once, at start-up."""
+
+
+class JobError(JobsuiteError):
+    """A job could not be done. `kind` is a short machine-readable reason for events."""
+
+    kind = "job_error"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class PermanentJobError(JobError):
+    """The job can never succeed as submitted (bad input, over a limit): dead-letter it."""
+
+    kind = "permanent"
+
+
+class TransientJobError(JobError):
+    """A passing fault (a server down, a timeout): retry the job after a back-off."""
+
+    kind = "transient"
+
+
+class DecodeError(JobsuiteError):
+    """A message body is not a valid job or event."""
+
+
+class BlobError(JobsuiteError):
+    """A blob key is invalid or a blob is missing."""
+
+
+class BrokerError(JobsuiteError):
+    """Something went wrong talking to RabbitMQ."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached, or the connection was lost or blocked."""
+
+
+class PublishNacked(BrokerError):
+    """The broker refused a message (nack, or returned as unroutable)."""

@@ -1,0 +1,170 @@
+"""The job and event schemas: the one contract between the services (version "v": 1).
+
+Jobs travel on the `jobs` exchange, events on the `events` fanout. Both are JSON. Decoding
+failures become `DecodeError`; handlers validate their own `params` with the models here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.errors import DecodeError
+
+SCHEMA_VERSION = 1
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+JobType = Literal["resize", "render", "mail"]
+JOB_TYPES: tuple[str, ...] = ("resize", "render", "mail")
+EventName = Literal[
+    "job.submitted",
+    "job.rejected",
+    "job.started",
+    "job.succeeded",
+    "job.retrying",
+    "job.failed",
+    "job.dead",
+]
+_ParamsT = TypeVar("_ParamsT", bound=BaseModel)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def follow_up_id(parent_id: str) -> str:
+    """The follow-up's id is derived from its parent's, so a redelivered parent
+    publishes the same follow-up job again instead of a second one."""
+    return str(uuid.uuid5(uuid.UUID(parent_id), "then"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FollowUp(_Strict):
+    type: JobType
+    params: dict[str, Any] = Field(default_factory=dict)
+    then: FollowUp | None = None
+
+
+class Job(_Strict):
+    v: Literal[1] = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id, pattern=UUID_PATTERN)
+    type: JobType
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list)
+    then: FollowUp | None = None
+    parent_id: str | None = None
+    submitted_at: datetime = Field(default_factory=utc_now)
+    attempt: int = Field(default=1, ge=1)
+
+    def follow_up(self, outputs: list[str]) -> Job | None:
+        """The job to run next with this job's outputs as its inputs, if any."""
+        if self.then is None:
+            return None
+        return Job(
+            id=follow_up_id(self.id),
+            type=self.then.type,
+            params=self.then.params,
+            inputs=outputs,
+            then=self.then.then,
+            parent_id=self.id,
+        )
+
+    def next_attempt(self) -> Job:
+        return self.model_copy(update={"attempt": self.attempt + 1})
+
+
+class ErrorInfo(_Strict):
+    kind: str
+    message: str
+
+
+class Event(_Strict):
+    v: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(default_factory=new_id)
+    event: EventName
+    job_id: str
+    type: str
+    service: str
+    instance: str
+    at: datetime = Field(default_factory=utc_now)
+    attempt: int = 1
+    parent_id: str | None = None
+    duration_ms: float | None = None
+    outputs: list[str] | None = None
+    error: ErrorInfo | None = None
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode_job(body: bytes) -> Job:
+    try:
+        return Job.model_validate_json(body)
+    except ValidationError as e:
+        raise DecodeError(f"not a valid job: {_first_error(e)}") from None
+
+
+def decode_event(body: bytes) -> Event:
+    try:
+        return Event.model_validate_json(body)
+    except ValidationError as e:
+        raise DecodeError(f"not a valid event: {_first_error(e)}") from None
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
+
+
+# --- job parameters -------------------------------------------------------------------
+
+
+class Size(_Strict):
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_side_at_least(self) -> Size:
+        if self.width is None and self.height is None:
+            raise ValueError("give width, height or both")
+        return self
+
+
+class ResizeParams(_Strict):
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+    fit: Literal["contain", "cover", "exact"] = "contain"
+    format: Literal["jpeg", "png", "webp"] | None = None
+    quality: int = Field(default=85, ge=1, le=95)
+    sizes: list[Size] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _some_size(self) -> ResizeParams:
+        if self.sizes and (self.width is not None or self.height is not None):
+            raise ValueError("give either width/height or sizes, not both")
+        if not self.sizes and self.width is None and self.height is None:
+            raise ValueError("give width, height or sizes")
+        return self
+
+    def boxes(self) -> list[Size]:
+        """Every requested size, the single one included."""
+        return list(self.sizes) or [Size(width=self.width, height=self.height)]
+
+
+def parse_params(model: type[_ParamsT], params: dict[str, Any]) -> _ParamsT:
+    """Validate a job's params; the caller turns the DecodeError into a PermanentJobError."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as e:
+        raise DecodeError(f"invalid params: {_first_error(e)}") from None

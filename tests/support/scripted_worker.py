@@ -1,0 +1,53 @@
+"""A worker whose handler does what each job's params say: the seed tutorial's `worker.py`.
+
+It runs the real runner (`shared.worker`) on the `resize` queue of the test's namespace, so
+the integration tests exercise every delivery guarantee without image work in the way.
+
+params: `sleep` (seconds), `fail` ("permanent" | "transient" | "crash"), `fail_until`
+(raise TransientJobError while attempt < it). Each run appends the instance to
+`<BLOB_DIR>/runs/<job id>` so tests can count how often the handler really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from shared.blobs import BlobWriter, output_key
+from shared.config import settings_or_exit
+from shared.errors import PermanentJobError, TransientJobError
+from shared.events import instance_name
+from shared.log import configure_logging, get_logger
+from shared.messages import Job
+from shared.worker import run_worker
+
+log = get_logger("scripted")
+
+
+def scripted_handler(job: Job, blobs: BlobWriter) -> list[str]:
+    runs = blobs.path(f"runs/{job.id}")
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    with runs.open("a") as f:
+        f.write(instance_name() + "\n")
+    log.info("scripted_job_running", params=job.params)
+    time.sleep(float(job.params.get("sleep", 0)))
+    fail = job.params.get("fail")
+    if fail == "permanent":
+        raise PermanentJobError("scripted permanent failure", kind="scripted")
+    if fail == "transient" or job.attempt < int(job.params.get("fail_until", 0)):
+        raise TransientJobError("scripted transient failure")
+    if fail == "crash":
+        os._exit(3)
+    if fail == "exception":
+        raise RuntimeError("scripted unexpected exception")
+    return [blobs.write_bytes(output_key(job.id, "result.txt"), instance_name().encode())]
+
+
+def main() -> int:
+    settings = settings_or_exit()
+    configure_logging("scripted", settings.log_level, settings.log_format)
+    return run_worker(settings, service="scripted", job_type="resize", handler=scripted_handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
