@@ -14,7 +14,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Protocol
 
 from shared.errors import BlobError
@@ -25,8 +25,8 @@ MANIFEST_NAME = "manifest.json"
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a safe relative path, else raise BlobError."""
-    parts = PurePosixPath(key).parts
-    if not parts or key.startswith("/") or any(not _SAFE_PART.match(p) for p in parts):
+    parts = key.split("/")
+    if not key or any(not _SAFE_PART.match(p) for p in parts):
         raise BlobError(f"invalid blob key {key!r}")
     return key
 
@@ -41,6 +41,14 @@ def output_key(job_id: str, name: str) -> str:
 
 def manifest_key(job_id: str) -> str:
     return output_key(job_id, MANIFEST_NAME)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class BlobReader(Protocol):
@@ -91,6 +99,7 @@ class FolderBlobStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
+            _fsync_dir(final.parent)  # make the rename itself survive a power cut
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -107,11 +107,19 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(exclude_none=True).encode()
 
 
+# Fields a job on the wire must carry itself: defaults would invent an identity for it.
+_REQUIRED_ON_THE_WIRE = ("v", "id", "type")
+
+
 def decode_job(body: bytes) -> Job:
     try:
-        return Job.model_validate_json(body)
+        job = Job.model_validate_json(body)
     except ValidationError as e:
         raise DecodeError(f"not a valid job: {_first_error(e)}") from None
+    missing = [f for f in _REQUIRED_ON_THE_WIRE if f not in job.model_fields_set]
+    if missing:
+        raise DecodeError(f"not a valid job: {', '.join(missing)}: Field required")
+    return job
 
 
 def decode_event(body: bytes) -> Event:
@@ -123,8 +131,9 @@ def decode_event(body: bytes) -> Event:
 
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
-    return f"{where}: {err['msg']}"
+    message = err["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {message}" if where else message
 
 
 # --- job parameters -------------------------------------------------------------------

@@ -1,0 +1,41 @@
+# The front door: `make run` starts the suite as local processes, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCALE ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test unit lint format broker clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: the suite as local processes (honcho + Procfile); SCALE=resizer=4 runs four resizers
+run: $(STAMP) broker
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile $(if $(SCALE),-c $(SCALE))
+
+## test: unit, integration and end-to-end tests against the local RabbitMQ
+test: $(STAMP) broker
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## unit: the tests that need no broker
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+broker:
+	@deploy/ensure-rabbitmq.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""Fixtures shared by every tier. A missing RabbitMQ fails the run loudly; it never skips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_namespace
+from tests.support.processes import ServiceProcess, service_env
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    if not broker_reachable(AMQP_URL):
+        pytest.fail(
+            f"RabbitMQ is not reachable at {AMQP_URL}: start it (rabbitmq-server -detached)",
+            pytrace=False,
+        )
+    return AMQP_URL
+
+
+@pytest.fixture
+def settings(rabbitmq: str, tmp_path: Path) -> Settings:
+    """Settings of a fresh namespace, with short back-off steps so retries run quickly."""
+    return Settings(
+        amqp_url=rabbitmq,
+        namespace=unique_namespace(),
+        blob_dir=tmp_path / "blobs",
+        retry_delays_ms=(200, 400),
+        max_deliveries=3,
+        amqp_heartbeat_s=10,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[TestBroker]:
+    b = TestBroker(settings)
+    b.declare()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+SpawnFn = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def spawn(settings: Settings, tmp_path: Path) -> Iterator[SpawnFn]:
+    """Start services as processes of this test's namespace; all are stopped afterwards."""
+    started: list[ServiceProcess] = []
+
+    def start(
+        module: str, *, settings_override: Settings | None = None, **env: str
+    ) -> ServiceProcess:
+        s = settings_override or settings
+        log_path = tmp_path / f"{module.rsplit('.', 1)[-1]}-{len(started)}.log"
+        proc = ServiceProcess(module, service_env(s, **env), log_path)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    return replace(settings, **changes)  # type: ignore[arg-type]

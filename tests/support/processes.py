@@ -1,0 +1,100 @@
+"""Services as real processes (`python -m …`), with their logs kept for the assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AMQP_URL=settings.amqp_url,
+        AMQP_HEARTBEAT=str(settings.amqp_heartbeat_s),
+        JOBSUITE_NAMESPACE=settings.namespace,
+        BLOB_DIR=str(settings.blob_dir),
+        RETRY_DELAYS_MS=",".join(str(d) for d in settings.retry_delays_ms),
+        MAX_DELIVERIES=str(settings.max_deliveries),
+        LOG_FORMAT="json",
+        LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """One running service; stdout (JSON log lines) goes to a file next to the test's data."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                lines.append({"event": "raw", "text": raw})
+        return lines
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line.get("event") == event]
+
+    def wait_logged(self, event: str, count: int = 1, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.logged(event)) >= count:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.module} exited ({self.proc.returncode}):\n{self.tail()}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(f"{self.module} did not log {event!r} x{count}:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()

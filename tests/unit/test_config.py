@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, settings_or_exit
+from shared.errors import ConfigError
+
+
+def test_defaults_need_no_environment() -> None:
+    s = Settings.from_env({})
+    assert s.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert s.namespace == ""
+    assert s.max_attempts == len(s.retry_delays_ms) + 1
+
+
+def test_every_documented_variable_is_read() -> None:
+    s = Settings.from_env(
+        {
+            "AMQP_URL": "amqp://u:p@rabbit:5672/%2F",
+            "JOBSUITE_NAMESPACE": "ci-42",
+            "BLOB_DIR": "/data/blobs",
+            "SMTP_HOST": "relay",
+            "SMTP_PORT": "587",
+            "SMTP_STARTTLS": "yes",
+            "AUDIT_DIR": "/data/audit",
+            "GATEWAY_PORT": "9000",
+            "LOG_LEVEL": "DEBUG",
+            "LOG_FORMAT": "console",
+            "RETRY_DELAYS_MS": "100, 200,300",
+            "MAX_DELIVERIES": "7",
+            "MAX_IMAGE_PIXELS": "1000",
+        }
+    )
+    assert s.amqp_url == "amqp://u:p@rabbit:5672/%2F"
+    assert s.namespace == "ci-42"
+    assert s.blob_dir == Path("/data/blobs")
+    assert (s.smtp_host, s.smtp_port, s.smtp_starttls) == ("relay", 587, True)
+    assert s.audit_dir == Path("/data/audit")
+    assert s.gateway_port == 9000
+    assert (s.log_level, s.log_format) == ("debug", "console")
+    assert s.retry_delays_ms == (100, 200, 300)
+    assert s.max_attempts == 4
+    assert s.max_deliveries == 7
+    assert s.max_image_pixels == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("SMTP_PORT", "abc", "SMTP_PORT must be an integer, got 'abc'"),
+        ("SMTP_PORT", "70000", "SMTP_PORT must be a port number"),
+        ("MAX_DELIVERIES", "0", "MAX_DELIVERIES must be a positive integer"),
+        ("SMTP_STARTTLS", "maybe", "SMTP_STARTTLS must be true or false"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
+        ("RETRY_DELAYS_MS", "1s,2s", "RETRY_DELAYS_MS must be a comma-separated list"),
+        ("RETRY_DELAYS_MS", "", "RETRY_DELAYS_MS must list at least one"),
+        ("JOBSUITE_NAMESPACE", "a.b", "JOBSUITE_NAMESPACE may hold only"),
+    ],
+)
+def test_a_bad_value_is_one_clear_error(name: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match="^" + says.replace("(", r"\(")):
+        Settings.from_env({name: value})
+
+
+def test_a_service_exits_with_one_line_on_bad_config(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        settings_or_exit({"GATEWAY_PORT": "http"})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "GATEWAY_PORT must be an integer" in err
+
+
+def test_the_smtp_password_is_not_shown_in_repr() -> None:
+    assert "hunter2" not in repr(Settings.from_env({"SMTP_PASSWORD": "hunter2"}))
