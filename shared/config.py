@@ -47,6 +47,18 @@ class Settings:
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     # A job redelivered this many times (its worker died each time) is dead-lettered.
     max_deliveries: int = 5
+    gateway_url: str = "http://localhost:8080"
+    audit_port: int = 8081
+    audit_retention_days: int = 30
+    audit_segment_bytes: int = 64 * 1024 * 1024
+    mailsink_smtp_port: int = 1025
+    mailsink_http_port: int = 8025
+    mailsink_dir: Path = Path("var/mail")
+    mailer_ledger: Path = Path("var/mailer/sent.sqlite3")
+    max_recipients: int = 50
+    max_pdf_pages: int = 200
+    max_table_rows: int = 5_000
+    max_pdf_images: int = 100
 
     @property
     def max_attempts(self) -> int:
@@ -84,6 +96,22 @@ class Settings:
             max_output_side=reader.get("MAX_OUTPUT_SIDE", _positive_int, default.max_output_side),
             retry_delays_ms=reader.get("RETRY_DELAYS_MS", _delays, default.retry_delays_ms),
             max_deliveries=reader.get("MAX_DELIVERIES", _positive_int, default.max_deliveries),
+            gateway_url=reader.get("GATEWAY_URL", str, default.gateway_url),
+            audit_port=reader.get("AUDIT_PORT", _port, default.audit_port),
+            audit_retention_days=reader.get(
+                "AUDIT_RETENTION_DAYS", _positive_int, default.audit_retention_days
+            ),
+            audit_segment_bytes=reader.get(
+                "AUDIT_SEGMENT_BYTES", _positive_int, default.audit_segment_bytes
+            ),
+            mailsink_smtp_port=reader.get("MAILSINK_SMTP_PORT", _port, default.mailsink_smtp_port),
+            mailsink_http_port=reader.get("MAILSINK_HTTP_PORT", _port, default.mailsink_http_port),
+            mailsink_dir=reader.get("MAILSINK_DIR", Path, default.mailsink_dir),
+            mailer_ledger=reader.get("MAILER_LEDGER", Path, default.mailer_ledger),
+            max_recipients=reader.get("MAX_RECIPIENTS", _positive_int, default.max_recipients),
+            max_pdf_pages=reader.get("MAX_PDF_PAGES", _positive_int, default.max_pdf_pages),
+            max_table_rows=reader.get("MAX_TABLE_ROWS", _positive_int, default.max_table_rows),
+            max_pdf_images=reader.get("MAX_PDF_IMAGES", _positive_int, default.max_pdf_images),
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,6 +26,7 @@ EventName = Literal[
     "job.retrying",
     "job.failed",
     "job.dead",
+    "job.replayed",
 ]
 _ParamsT = TypeVar("_ParamsT", bound=BaseModel)
 
@@ -177,3 +178,78 @@ def parse_params(model: type[_ParamsT], params: dict[str, Any]) -> _ParamsT:
         return model.model_validate(params)
     except ValidationError as e:
         raise DecodeError(f"invalid params: {_first_error(e)}") from None
+
+
+Decimal = Annotated[str, Field(pattern=r"^-?\d{1,12}(\.\d{1,6})?$")]
+"""Money and rates travel as decimal strings, never floats."""
+
+
+class Party(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field(default="", max_length=1000)
+
+
+class InvoiceItem(_Strict):
+    description: str = Field(min_length=1, max_length=500)
+    quantity: Decimal
+    unit_price: Decimal
+    vat_rate: Decimal = "0"
+
+
+class InvoiceData(_Strict):
+    seller: Party
+    buyer: Party
+    items: list[InvoiceItem] = Field(min_length=1)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    number: str = Field(min_length=1, max_length=64)
+    issue_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    due_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class RenderParams(_Strict):
+    """`data` is validated per template by the renderer (InvoiceData for `invoice`)."""
+
+    template: Literal["document", "invoice", "report"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    page_size: Literal["A4", "Letter"] = "A4"
+    title: str | None = Field(default=None, max_length=300)
+    author: str | None = Field(default=None, max_length=300)
+    subject: str | None = Field(default=None, max_length=300)
+
+
+class MailParams(_Strict):
+    """Addresses are checked again by the mailer (one address each, no CR/LF)."""
+
+    to: list[str] = Field(min_length=1)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    subject: str = Field(max_length=998)
+    text: str | None = None
+    html: str | None = None
+    attachments: list[str] = Field(default_factory=list, description="ids of earlier jobs")
+
+    @model_validator(mode="after")
+    def _some_body(self) -> MailParams:
+        if self.text is None and self.html is None:
+            raise ValueError("give text, html or both")
+        return self
+
+
+JobStatus = Literal["submitted", "started", "retrying", "succeeded", "failed", "dead"]
+
+
+class JobRecord(BaseModel):
+    """A job as the audit read model reports it (`GET /jobs/{id}` of audit and gateway)."""
+
+    id: str
+    type: str
+    status: JobStatus
+    attempts: int = 0
+    parent_id: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    error: ErrorInfo | None = None
+    outputs: list[str] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)

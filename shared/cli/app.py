@@ -1,0 +1,22 @@
+"""The `jobsuite` console script: one Typer app, each command group registered from its module."""
+
+from __future__ import annotations
+
+import typer
+
+from shared.cli import broker_cmds
+
+app = typer.Typer(
+    name="jobsuite",
+    help="Submit, watch and audit jobsuite jobs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (broker_cmds,):
+    module.register(app)
+
+
+def main() -> None:
+    app()
