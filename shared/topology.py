@@ -71,10 +71,17 @@ class Names:
         return self._n("audit.dead")
 
 
+# Quorum queues dead-letter at most once by default: a dead letter could vanish if the broker
+# failed at the wrong moment. At-least-once keeps it until the target queue confirmed it
+# (RabbitMQ requires reject-publish overflow for that).
+_AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
 def task_queue_arguments(settings: Settings) -> dict[str, Any]:
     names = Names(settings.namespace)
     return {
         "x-queue-type": "quorum",
+        **_AT_LEAST_ONCE,
         "x-dead-letter-exchange": names.dead_exchange,
         # The broker's own poison guard; the worker dead-letters at the same count first,
         # with a job.failed event saying why.
@@ -85,6 +92,7 @@ def task_queue_arguments(settings: Settings) -> dict[str, Any]:
 def retry_queue_arguments(settings: Settings, delay_ms: int) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
+        **_AT_LEAST_ONCE,
         "x-message-ttl": delay_ms,
         "x-dead-letter-exchange": Names(settings.namespace).jobs_exchange,
     }

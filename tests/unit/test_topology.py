@@ -46,6 +46,7 @@ def test_the_topology_matches_the_design() -> None:
         assert args["x-queue-type"] == "quorum"
         assert args["x-dead-letter-exchange"] == "ns.jobs.dead"
         assert args["x-delivery-limit"] == 4
+        assert args["x-dead-letter-strategy"] == "at-least-once"
         assert (f"ns.jobs.{job_type}", "ns.jobs", job_type, {}) in d.bindings
     assert d.queues["ns.jobs.retry.100"]["x-message-ttl"] == 100
     assert d.queues["ns.jobs.retry.200"]["x-dead-letter-exchange"] == "ns.jobs"
