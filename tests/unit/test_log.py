@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from shared.log import bind_job, configure_logging, get_logger, unbind_job
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """configure_logging replaces the root handlers: give pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_every_line_logged_during_a_job_carries_its_context(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("resizer", "info", "json")
+    log = get_logger("test")
+    bind_job("resizer", "job-1", "resize", 2)
+    log.info("inside_the_job", extra_field=1)
+    logging.getLogger("pika.adapters").warning("stdlib %s", "line")
+    unbind_job("resizer")
+    log.info("between_jobs")
+
+    inside, stdlib, between = lines(capsys)
+    assert inside["event"] == "inside_the_job"
+    for line in (inside, stdlib):
+        assert (line["job_id"], line["type"], line["attempt"]) == ("job-1", "resize", 2)
+        assert line["service"] == "resizer"
+        assert line["timestamp"].endswith("Z")
+    assert stdlib["event"] == "stdlib line" and stdlib["level"] == "warning"
+    assert "job_id" not in between and between["service"] == "resizer"
+
+
+def test_job_context_does_not_leak_between_threads(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("resizer", "info", "json")
+    log = get_logger("test")
+    bind_job("resizer", "job-main", "resize", 1)
+
+    def other() -> None:
+        bind_job("resizer", "job-other", "resize", 1)
+        log.info("other_thread")
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    log.info("main_thread")
+    by_event = {line["event"]: line for line in lines(capsys)}
+    assert by_event["other_thread"]["job_id"] == "job-other"
+    assert by_event["main_thread"]["job_id"] == "job-main"
+
+
+def test_exceptions_become_structured_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("resizer", "info", "json")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        get_logger("test").exception("handler_crashed")
+    (line,) = lines(capsys)
+    assert line["exception"][0]["exc_type"] == "ValueError"
