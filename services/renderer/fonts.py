@@ -1,0 +1,78 @@
+"""The embedded fonts (DejaVu Sans, shipped in ./fonts with its licence) and what they cover.
+
+Registered once per process. Text with characters the fonts have no glyph for (CJK, for
+one) would print as empty boxes; it is rejected up front with the field and the characters
+named, which beats a PDF that silently shows the wrong thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+
+from services.renderer.text import clean
+from shared.errors import PermanentJobError
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+REGULAR = "DejaVuSans"
+BOLD = "DejaVuSans-Bold"
+_FILES = {REGULAR: "DejaVuSans.ttf", BOLD: "DejaVuSans-Bold.ttf"}
+_SHOWN = 5  # characters named in an error message
+
+
+@cache
+def register_fonts() -> frozenset[int]:
+    """Register the fonts with reportlab; return the code points both of them can show."""
+    covered: frozenset[int] | None = None
+    for name, file in _FILES.items():
+        font = TTFont(name, str(FONT_DIR / file))
+        pdfmetrics.registerFont(font)
+        chars = frozenset(font.face.charToGlyph)
+        covered = chars if covered is None else covered & chars
+    # <b> in our own markup (never in user text) maps to the bold face; no italic is shipped.
+    pdfmetrics.registerFontFamily(
+        REGULAR, normal=REGULAR, bold=BOLD, italic=REGULAR, boldItalic=BOLD
+    )
+    assert covered is not None
+    return covered
+
+
+def uncovered(text: str) -> list[str]:
+    """The distinct characters of `text` the fonts cannot show, in order of appearance."""
+    covered = register_fonts()
+    missing: dict[str, None] = {}
+    for char in clean(text):
+        if char != "\n" and ord(char) not in covered:
+            missing.setdefault(char)
+    return list(missing)
+
+
+def check_coverage(value: Any, where: str) -> None:
+    """Raise PermanentJobError naming the first string field under `value` that holds
+    characters the fonts cannot show."""
+    for path, text in _strings(value, where):
+        missing = uncovered(text)
+        if missing:
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:_SHOWN])
+            more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+            raise PermanentJobError(
+                f"{path}: the embedded font (DejaVu Sans: Latin, Greek, Cyrillic and more, "
+                f"no CJK) cannot show {shown}{more}",
+                kind="unsupported_text",
+            )
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, Sequence):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}.{index}")
