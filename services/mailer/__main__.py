@@ -1,0 +1,40 @@
+"""`python -m services.mailer`: send the mail of each job on the `jobs.mail` queue."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from services.mailer.handler import MailConfig, mail_job
+from services.mailer.ledger import LedgerError, SqliteLedger
+from services.mailer.smtp import SmtpConfig, SmtplibSender
+from shared.config import settings_or_exit
+from shared.errors import ConfigError
+from shared.log import configure_logging, get_logger
+from shared.worker import run_worker
+
+log = get_logger("services.mailer")
+
+
+def main() -> int:
+    settings = settings_or_exit()
+    configure_logging("mailer", settings.log_level, settings.log_format)
+    try:
+        config = MailConfig.from_settings(settings)
+        ledger = SqliteLedger.open(settings.mailer_ledger)
+    except (ConfigError, LedgerError) as e:
+        print(f"jobsuite: configuration error: {e}", file=sys.stderr)
+        return 2
+    smtp = SmtpConfig.from_settings(settings)
+    if smtp.user and not smtp.starttls:
+        log.warning("smtp_login_without_starttls", host=smtp.host, port=smtp.port)
+    # The runner hands every handler its FolderBlobStore, which is also a MailBlobs.
+    handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
+    try:
+        return run_worker(settings, service="mailer", job_type="mail", handler=handler)
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

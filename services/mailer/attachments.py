@@ -1,0 +1,103 @@
+"""Gathering a mail's attachments from the blob store.
+
+Two sources, in this order: the mail job's own `inputs` (e.g. the PDF of a render job whose
+`then` this mail job is), and the finished outputs of the earlier jobs listed in
+`attachments`, found through their manifests.
+
+A listed job without a manifest is a PermanentJobError, not a transient one: the blob store
+cannot tell "still running" from "failed" or "never existed", retrying would spend the whole
+back-off budget on a typo, and the way to mail a job's outputs when it finishes is `then`.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from services.mailer.compose import Attachment
+from shared.blobs import BlobReader, BlobWriter, manifest_key
+from shared.errors import BlobError, PermanentJobError, TransientJobError
+
+
+class MailBlobs(BlobWriter, Protocol):
+    """What the mailer needs of the blob store (FolderBlobStore is one)."""
+
+    def read_manifest(self, job_id: str) -> list[str] | None: ...
+
+
+def attachment_keys(inputs: list[str], job_ids: list[str], blobs: MailBlobs) -> list[str]:
+    keys = list(inputs)
+    for job_id in job_ids:
+        keys.extend(_outputs_of(job_id, blobs))
+    return keys
+
+
+def load_attachments(keys: list[str], blobs: BlobReader, max_bytes: int) -> list[Attachment]:
+    """Read every blob, refusing before reading when they add up to more than `max_bytes`."""
+    total = sum(_size(key, blobs) for key in keys)
+    if total > max_bytes:
+        raise PermanentJobError(
+            f"attachments add up to {total} bytes, over the limit of {max_bytes}",
+            kind="too_large",
+        )
+    names = _unique_names([PurePosixPath(key).name for key in keys])
+    return [Attachment(name, _read(key, blobs)) for name, key in zip(names, keys, strict=True)]
+
+
+def _outputs_of(job_id: str, blobs: MailBlobs) -> list[str]:
+    try:
+        manifest_key(job_id)
+    except BlobError:
+        raise PermanentJobError(
+            f"attachments: {job_id!r} is not a job id", kind="missing_attachment"
+        ) from None
+    try:
+        outputs = blobs.read_manifest(job_id)
+    except (ValueError, KeyError, TypeError, BlobError) as e:
+        raise PermanentJobError(f"job {job_id} has an unreadable manifest: {e}") from e
+    except OSError as e:
+        raise TransientJobError(f"cannot read the manifest of job {job_id}: {e}") from e
+    if outputs is None:
+        raise PermanentJobError(
+            f"job {job_id} has no finished outputs (unknown, failed or still running; "
+            "to mail a job's outputs when it finishes, give the mail as its `then`)",
+            kind="missing_attachment",
+        )
+    return outputs
+
+
+def _size(key: str, blobs: BlobReader) -> int:
+    try:
+        return blobs.path(key).stat().st_size
+    except BlobError as e:
+        raise PermanentJobError(f"attachment {key!r}: {e}", kind="missing_attachment") from e
+    except FileNotFoundError:
+        raise PermanentJobError(
+            f"attachment {key!r} does not exist", kind="missing_attachment"
+        ) from None
+    except OSError as e:
+        raise TransientJobError(f"cannot read attachment {key!r}: {e}") from e
+
+
+def _read(key: str, blobs: BlobReader) -> bytes:
+    try:
+        return blobs.read_bytes(key)
+    except BlobError as e:
+        raise PermanentJobError(f"attachment {key!r}: {e}", kind="missing_attachment") from e
+    except OSError as e:
+        raise TransientJobError(f"cannot read attachment {key!r}: {e}") from e
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Two outputs called `100x100.jpg` become `100x100.jpg` and `100x100-2.jpg`."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            stem, dot, suffix = name.partition(".")
+            candidate = f"{stem}-{n}{dot}{suffix}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique

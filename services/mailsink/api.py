@@ -1,0 +1,92 @@
+"""The sink's read-only HTTP view (plus the chaos hook), on FastAPI.
+
+Endpoints are plain `def`s: FastAPI runs them on worker threads, so reading the Maildir
+never holds up the SMTP server on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Path, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.mailsink import page, views
+from services.mailsink.chaos import Chaos, ChaosRule, Stage
+from services.mailsink.store import MailStore, Stored
+
+# Mail content is untrusted: nothing served from here may run script in the sink's origin.
+_LOCKED_DOWN = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+}
+MessageId = Annotated[str, Path(max_length=255)]
+
+
+class ChaosRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: int = Field(ge=400, le=599, description="the SMTP code to answer")
+    times: int | None = Field(default=None, ge=1, description="transactions; omit for all")
+    on: Stage = "data"
+
+
+def create_app(store: MailStore, chaos: Chaos) -> FastAPI:
+    app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
+
+    def stored(key: str) -> Stored:
+        found = store.get(key)
+        if found is None:
+            raise HTTPException(404, f"no message {key!r}")
+        return found
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "messages": len(store)}
+
+    @app.get("/messages")
+    def list_messages() -> list[dict[str, object]]:
+        return [views.summary(s) for s in store.newest_first()]
+
+    @app.get("/messages/{key}")
+    def get_message(key: MessageId) -> dict[str, object]:
+        return views.detail(stored(key))
+
+    @app.get("/messages/{key}/raw")
+    def get_raw(key: MessageId) -> Response:
+        raw = store.raw(key)
+        if raw is None:
+            raise HTTPException(404, f"no message {key!r}")
+        return Response(raw, media_type="message/rfc822", headers=_LOCKED_DOWN)
+
+    @app.get("/messages/{key}/attachments/{name}")
+    def get_attachment(key: MessageId, name: Annotated[str, Path(max_length=255)]) -> Response:
+        part = views.find_attachment(stored(key).message, name)
+        if part is None:
+            raise HTTPException(404, f"message {key!r} has no attachment {name!r}")
+        disposition = f"attachment; filename*=utf-8''{quote(part.name, safe='')}"
+        headers = {**_LOCKED_DOWN, "Content-Disposition": disposition}
+        return Response(part.data, media_type=part.content_type, headers=headers)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        summaries = [views.summary(s) for s in store.newest_first()]
+        return HTMLResponse(page.messages_page(summaries), headers=_LOCKED_DOWN)
+
+    @app.get("/chaos")
+    def get_chaos() -> dict[str, object]:
+        return chaos.state()
+
+    @app.post("/chaos")
+    def set_chaos(request: ChaosRequest) -> dict[str, object]:
+        chaos.set(ChaosRule(request.code, request.times, request.on))
+        return chaos.state()
+
+    @app.delete("/chaos")
+    def clear_chaos() -> dict[str, object]:
+        chaos.clear()
+        return chaos.state()
+
+    return app

@@ -1,0 +1,103 @@
+"""Running the sink: the SMTP server and the HTTP view on one event loop, until a signal.
+
+SIGTERM or SIGINT: uvicorn finishes its requests, the SMTP server closes, the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from types import FrameType
+
+import uvicorn
+
+from services.mailsink.api import create_app
+from services.mailsink.chaos import Chaos, ChaosRule
+from services.mailsink.smtp import SinkHandler, start_smtp_server
+from services.mailsink.store import MailStore
+from shared.config import Settings
+from shared.log import get_logger
+
+log = get_logger(__name__)
+
+
+class MailSink:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop_requested = False
+        self._http: uvicorn.Server | None = None
+
+    def install_signal_handlers(self) -> None:
+        # uvicorn takes SIGTERM/SIGINT over while it serves, then restores these and raises
+        # the signal again: ours just asks to stop, so that ends in exit 0, not a kill.
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_requested = True
+        if self._http is not None:
+            self._http.should_exit = True
+
+    async def run(self) -> int:
+        s = self.settings
+        # The HTTP socket is bound first so a port in use fails before anything starts.
+        http_socket = _listening_socket(s.mailsink_host, s.mailsink_http_port)
+        store = MailStore(s.mailsink_dir)
+        chaos = Chaos(ChaosRule.from_spec(s.mailsink_chaos))
+        handler = SinkHandler(store, chaos)
+        # Room for attachments of MAX_MAIL_BYTES after base64 (4/3) and the headers.
+        smtp = await start_smtp_server(
+            handler, s.mailsink_host, s.mailsink_smtp_port, 2 * s.max_mail_bytes
+        )
+        config = uvicorn.Config(
+            create_app(store, chaos), log_config=None, access_log=False, lifespan="off"
+        )
+        self._http = uvicorn.Server(config)
+        log.info(
+            "mailsink_started",
+            smtp=f"{s.mailsink_host}:{s.mailsink_smtp_port}",
+            http=f"http://{s.mailsink_host}:{s.mailsink_http_port}/",
+            maildir=str(store.root),
+            messages=len(store),
+            chaos=chaos.state(),
+        )
+        try:
+            if not self._stop_requested:
+                await self._http.serve(sockets=[http_socket])
+        finally:
+            smtp.close()
+            await smtp.wait_closed()
+            http_socket.close()
+        log.info("mailsink_stopped")
+        return 0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+def quiet_library_logs() -> None:
+    # aiosmtpd logs every command at INFO under "mail.log"; our handler logs what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def run(settings: Settings) -> int:
+    quiet_library_logs()
+    sink = MailSink(settings)
+    sink.install_signal_handlers()
+    try:
+        return asyncio.run(sink.run())
+    except OSError as e:  # a port in use, a Maildir that cannot be made
+        log.error("mailsink_cannot_start", error=str(e))
+        return 1

@@ -1,0 +1,93 @@
+"""What the HTTP API shows of a stored message: summaries, details, attachments. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from services.mailsink.store import Stored
+
+ENVELOPE_FROM = "X-Mailsink-Envelope-From"
+ENVELOPE_TO = "X-Mailsink-Envelope-To"
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    content_type: str
+    data: bytes
+
+
+def attachments(message: EmailMessage) -> list[Part]:
+    """Every part with a filename or `Content-Disposition: attachment`, in order."""
+    found = []
+    for index, part in enumerate(message.walk()):
+        if part.is_multipart():
+            continue
+        name = part.get_filename()
+        if name is None and part.get_content_disposition() != "attachment":
+            continue
+        data = part.get_payload(decode=True)
+        found.append(Part(name or f"part-{index}", part.get_content_type(), data if data else b""))
+    return found
+
+
+def find_attachment(message: EmailMessage, name: str) -> Part | None:
+    return next((part for part in attachments(message) if part.name == name), None)
+
+
+def summary(stored: Stored) -> dict[str, object]:
+    m = stored.message
+    return {
+        "id": stored.key,
+        "message_id": _header(m, "Message-ID"),
+        "from": _header(m, "From"),
+        "to": _addresses(m, "To"),
+        "cc": _addresses(m, "Cc"),
+        "envelope_to": _header(m, ENVELOPE_TO).split(", ") if m.get(ENVELOPE_TO) else [],
+        "subject": _header(m, "Subject"),
+        "date": _header(m, "Date"),
+        "received": stored.received.isoformat(),
+        "attachments": [part.name for part in attachments(m)],
+    }
+
+
+def detail(stored: Stored) -> dict[str, object]:
+    m = stored.message
+    return {
+        **summary(stored),
+        "headers": [[name, str(value)] for name, value in m.items()],
+        "text": _body(m, "plain"),
+        "html": _body(m, "html"),
+        "attachments": [
+            {"name": p.name, "content_type": p.content_type, "size": len(p.data)}
+            for p in attachments(m)
+        ],
+    }
+
+
+def _header(message: EmailMessage, name: str) -> str:
+    try:
+        value = message.get(name)
+    except Exception:  # a header the parser cannot make sense of: show nothing
+        return ""
+    return "" if value is None else str(value)
+
+
+def _addresses(message: EmailMessage, name: str) -> list[str]:
+    try:
+        header = message.get(name)
+        return [str(a) for a in header.addresses] if header is not None else []
+    except Exception:  # malformed: fall back to the text as it came
+        return [_header(message, name)]
+
+
+def _body(message: EmailMessage, subtype: str) -> str | None:
+    try:
+        part = message.get_body(preferencelist=(subtype,))
+        if part is None:
+            return None
+        content = part.get_content()
+    except (KeyError, LookupError, ValueError):  # unknown charset or broken encoding
+        return None
+    return content if isinstance(content, str) else None

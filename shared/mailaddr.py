@@ -1,0 +1,63 @@
+"""E-mail header values and addresses, checked once for every part that builds mail.
+
+Used by the gateway (to refuse a bad mail job with 422) and meant for the mailer (to refuse
+it again before any SMTP). The rules are deliberately narrower than RFC 5322: one address
+per entry, `user@host` or `Name <user@host>`, no CR/LF anywhere, so nothing a client sends
+can add a header or smuggle a second recipient into one entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# Characters that end or fold a header line, and NUL: never allowed in a header value.
+_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]")
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDR_SPEC = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
+# `Name <addr>` with a plain or a "quoted" display name.
+_NAMED = re.compile(r'(?P<name>"(?:[^"\\]|\\.)*"|[^<>"]*?)\s*<(?P<addr>[^<>]*)>')
+# A plain display name must not look like (part of) another address or a group.
+_NAME_SEPARATORS = re.compile(r"[,;:@<>]")
+MAX_ADDRESS_LENGTH = 320
+ONE_ADDRESS = "must be one e-mail address: user@host or Name <user@host>"
+
+
+def check_header_value(value: str) -> str:
+    """Return `value` if it can go into a header as is, else raise ValueError."""
+    if _LINE_BREAKS.search(value):
+        raise ValueError("must not contain line breaks (CR/LF)")
+    return value
+
+
+def parse_address(value: str) -> tuple[str, str]:
+    """(display name, user@host) of exactly one address, or ValueError saying why."""
+    check_header_value(value)
+    text = value.strip()
+    if not text or len(text) > MAX_ADDRESS_LENGTH:
+        raise ValueError(ONE_ADDRESS)
+    named = _NAMED.fullmatch(text)
+    if named:
+        name, addr = named["name"].strip(), named["addr"].strip()
+        if not name.startswith('"') and _NAME_SEPARATORS.search(name):
+            raise ValueError(ONE_ADDRESS)
+    else:
+        name, addr = "", text
+    if not _ADDR_SPEC.fullmatch(addr):
+        raise ValueError(ONE_ADDRESS)
+    return name.strip('"'), addr
+
+
+def validate_address(value: str) -> str:
+    """`value` stripped, if it is exactly one acceptable address (a pydantic validator)."""
+    parse_address(value)
+    return value.strip()
+
+
+def check_recipient_count(limit: int, *lists: Sequence[str]) -> int:
+    """The number of recipients over every list, or ValueError when above `limit`."""
+    count = sum(len(addresses) for addresses in lists)
+    if count > limit:
+        raise ValueError(f"too many recipients: {count}, at most {limit} (MAX_RECIPIENTS)")
+    return count

@@ -1,0 +1,157 @@
+"""The mailer as a real process, against the real RabbitMQ and the real mail sink process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.blobs import FolderBlobStore, input_key, output_key
+from shared.config import Settings
+from shared.messages import Job, new_id
+from tests.conftest import SpawnFn
+from tests.support.broker import TestBroker
+from tests.support.mailsink import MailSink, free_port, start_mailsink
+from tests.support.processes import ServiceProcess
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(255, -1, -1)) * 16
+
+
+@pytest.fixture
+def sink(spawn: SpawnFn, tmp_path: Path) -> MailSink:
+    return start_mailsink(spawn, tmp_path / "mail")
+
+
+def start_mailer(spawn: SpawnFn, tmp_path: Path, smtp_port: int) -> ServiceProcess:
+    mailer = spawn(
+        "services.mailer",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_port),
+        SMTP_TIMEOUT="5",
+        MAIL_FROM="Jobsuite <jobs@example.com>",
+        MAILER_LEDGER=str(tmp_path / "mailer" / "sent.sqlite3"),
+    )
+    mailer.wait_logged("consuming")
+    return mailer
+
+
+def mail_job(**params: object) -> Job:
+    base: dict[str, object] = {"to": ["Ann <ann@example.com>"], "subject": "Hi", "text": "Hello"}
+    return Job(type="mail", params={**base, **params})
+
+
+def test_a_mail_with_attachments_arrives_with_their_bytes_intact(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, sink: MailSink, tmp_path: Path
+) -> None:
+    events = broker.events()
+    blobs = FolderBlobStore(settings.blob_dir)
+    earlier = new_id()  # a finished render job: its output and manifest
+    blobs.write_manifest(earlier, [blobs.write_bytes(output_key(earlier, "invoice.pdf"), PDF)])
+    job = mail_job(
+        cc=["cc@example.com"],
+        bcc=["secret@hidden.example"],
+        html="<p>Hello</p>",
+        attachments=[earlier],
+    )
+    job = job.model_copy(
+        update={"inputs": [blobs.write_bytes(input_key(job.id, "photo.png"), PNG)]}
+    )
+    start_mailer(spawn, tmp_path, sink.smtp_port)
+    broker.publish_job(job)
+
+    done = events.wait_for(job.id, "job.succeeded")[0]
+    assert done["outputs"] == [output_key(job.id, "sent.json")]
+    (summary,) = sink.wait_for_messages(1)
+    assert summary["message_id"] == f"<{job.id}@jobsuite>"
+    assert summary["from"] == "Jobsuite <jobs@example.com>"
+    assert summary["envelope_to"] == ["ann@example.com", "cc@example.com", "secret@hidden.example"]
+    detail = sink.message(summary["id"])
+    assert [(a["name"], a["content_type"]) for a in detail["attachments"]] == [
+        ("photo.png", "image/png"),
+        ("invoice.pdf", "application/pdf"),
+    ]
+    assert sink.attachment(summary["id"], "photo.png").content == PNG
+    assert sink.attachment(summary["id"], "invoice.pdf").content == PDF
+    sent_headers = [n for n, v in detail["headers"] if "hidden.example" in v]
+    assert sent_headers == ["X-Mailsink-Envelope-To"]  # the sink's trace, never a Bcc header
+    report = json.loads(blobs.read_bytes(output_key(job.id, "sent.json")))
+    assert report["recipients"] == 3
+
+
+def test_the_sink_answering_451_twice_makes_the_mailer_retry_then_succeed(
+    spawn: SpawnFn, broker: TestBroker, sink: MailSink, tmp_path: Path
+) -> None:
+    events = broker.events()
+    sink.set_chaos(451, times=2)
+    start_mailer(spawn, tmp_path, sink.smtp_port)
+    job = mail_job()
+    broker.publish_job(job)
+
+    events.wait_for(job.id, "job.succeeded", timeout=30)
+    retrying = events.of(job.id, "job.retrying")
+    assert [(e["attempt"], e["error"]["kind"]) for e in retrying] == [
+        (1, "smtp_4xx"),
+        (2, "smtp_4xx"),
+    ]
+    assert "451" in retrying[0]["error"]["message"]
+    assert events.of(job.id, "job.succeeded")[0]["attempt"] == 3
+    assert len(sink.messages()) == 1
+
+
+def test_a_redelivered_mail_job_is_not_sent_again(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, sink: MailSink, tmp_path: Path
+) -> None:
+    events = broker.events()
+    mailer = start_mailer(spawn, tmp_path, sink.smtp_port)
+    job = mail_job()
+    broker.publish_job(job)
+    broker.publish_job(job)  # the same job id twice: the runner's manifest stops the second
+    events.wait_for(job.id, "job.succeeded", count=2)
+    assert mailer.logged("job_already_done_skipping_handler")
+
+    # As if the worker had died after the ledger commit, before the runner wrote the manifest.
+    FolderBlobStore(settings.blob_dir).delete_prefix(f"outputs/{job.id}")
+    broker.publish_job(job)
+    events.wait_for(job.id, "job.succeeded", count=3)
+
+    (hit,) = mailer.logged("mail_already_sent_ledger_hit")
+    assert hit["job_id"] == job.id
+    assert len(mailer.logged("mail_sent")) == 1
+    assert len(sink.messages()) == 1
+    assert len(sink.maildir_files()) == 1
+
+
+def test_permanent_failures_fail_the_job_into_dead_letters(
+    spawn: SpawnFn, broker: TestBroker, sink: MailSink, tmp_path: Path
+) -> None:
+    events = broker.events()
+    sink.set_chaos(550, times=1)
+    start_mailer(spawn, tmp_path, sink.smtp_port)
+    refused = mail_job()
+    injected = mail_job(subject="Hi\r\nBcc: victim@example.com")
+    broker.publish_job(refused)
+    broker.publish_job(injected)
+
+    assert events.wait_for(refused.id, "job.failed")[0]["error"]["kind"] == "smtp_5xx"
+    assert events.wait_for(injected.id, "job.failed")[0]["error"]["kind"] == "header_injection"
+    assert not events.of(refused.id, "job.retrying")
+    dead = broker.names.dead_queue
+    broker.wait_until(lambda: broker.depth(dead) == 2, 10, "both jobs in the dead letters")
+    assert {p.message_id for p, _ in broker.drain(dead)} == {refused.id, injected.id}
+    assert sink.messages() == []
+
+
+def test_an_smtp_server_that_is_down_is_retried_then_given_up(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path
+) -> None:
+    events = broker.events()
+    start_mailer(spawn, tmp_path, free_port())  # nothing listens there
+    job = mail_job()
+    broker.publish_job(job)
+
+    failed = events.wait_for(job.id, "job.failed", timeout=30)[0]
+    assert failed["error"]["kind"] == "smtp_down"
+    assert f"gave up after {settings.max_attempts} attempts" in failed["error"]["message"]
+    assert len(events.of(job.id, "job.retrying")) == settings.max_attempts - 1
