@@ -19,6 +19,7 @@ from typing import Any
 import pika
 import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishNacked
@@ -45,8 +46,9 @@ def broker_errors(what: str) -> Iterator[None]:
         raise PublishNacked(f"{what}: message returned as unroutable") from e
     except pe.NackError as e:
         raise PublishNacked(f"{what}: broker nacked the message") from e
-    except (pe.AMQPError, OSError, AssertionError) as e:
-        # AssertionError: pika asserts on some wrong-state calls after a connection died.
+    except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
+        # AssertionError: pika asserts on some wrong-state calls after a connection died;
+        # AMQPConnectorException: a handshake that timed out (not an AMQPError in pika).
         raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
 
 
@@ -154,8 +156,9 @@ class Channel:
         with broker_errors("basic.cancel"):
             self._raw.basic_cancel(consumer_tag)
 
-    def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, "ack", lambda: self._raw.basic_ack(delivery.tag))
+    def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
+        """Ack one delivery, or with `multiple` it and every earlier one on this channel."""
+        self._settle(delivery, "ack", lambda: self._raw.basic_ack(delivery.tag, multiple))
 
     def reject(self, delivery: Delivery) -> None:
         """Reject without requeue: the queue dead-letters it."""

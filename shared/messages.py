@@ -215,6 +215,8 @@ class RenderParams(_Strict):
     title: str | None = Field(default=None, max_length=300)
     author: str | None = Field(default=None, max_length=300)
     subject: str | None = Field(default=None, max_length=300)
+    # Every side; the header and footer sit inside the top and bottom margins.
+    margin_mm: float = Field(default=20, ge=10, le=50)
 
 
 class MailParams(_Strict):
@@ -253,3 +255,7 @@ class JobRecord(BaseModel):
     error: ErrorInfo | None = None
     outputs: list[str] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
+    dead_reason: str | None = Field(
+        default=None, description="why the broker dead-lettered it: rejected, expired, …"
+    )
+    replays: int = Field(default=0, description="how often `jobsuite dlq replay` re-opened it")

@@ -51,8 +51,11 @@ SpawnFn = Callable[..., ServiceProcess]
 
 
 @pytest.fixture
-def spawn(settings: Settings, tmp_path: Path) -> Iterator[SpawnFn]:
-    """Start services as processes of this test's namespace; all are stopped afterwards."""
+def spawn(settings: Settings, tmp_path: Path, broker: TestBroker) -> Iterator[SpawnFn]:
+    """Start services as processes of this test's namespace; all are stopped afterwards.
+
+    It depends on `broker` so the processes stop before the namespace is deleted: services
+    re-declaring queues while they are being deleted once wedged RabbitMQ 3.10."""
     started: list[ServiceProcess] = []
 
     def start(

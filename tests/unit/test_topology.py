@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from shared.amqp import compute_backoff
 from shared.config import Settings
 from shared.topology import RETRY_DELAY_HEADER, Names, declare_topology, retry_delay_ms
@@ -77,3 +79,13 @@ def test_backoff_is_jittered_and_capped() -> None:
     assert all(0 <= w <= 4.0 for w in waits)
     assert max(compute_backoff(0, base=0.5) for _ in range(50)) <= 0.5
     assert len({round(w, 6) for w in waits}) > 100
+
+
+def test_a_handshake_timeout_is_a_broker_error_not_a_crash() -> None:
+    from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
+
+    from shared.amqp import broker_errors
+    from shared.errors import BrokerUnavailable
+
+    with pytest.raises(BrokerUnavailable, match="AMQPConnectorStackTimeout"), broker_errors("x"):
+        raise AMQPConnectorStackTimeout("Timeout during AMQP handshake")
