@@ -7,6 +7,7 @@ No other module reads `os.environ`. A bad value fails at start with one clear li
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,18 +52,42 @@ class Settings:
     audit_port: int = 8081
     audit_retention_days: int = 30
     audit_segment_bytes: int = 64 * 1024 * 1024
+    # The audit read API's address; 0.0.0.0 so the gateway's container can reach it.
+    audit_host: str = "0.0.0.0"
     mailsink_smtp_port: int = 1025
     mailsink_http_port: int = 8025
     mailsink_dir: Path = Path("var/mail")
     mailer_ledger: Path = Path("var/mailer/sent.sqlite3")
     max_recipients: int = 50
+    # Seconds for the mailer's SMTP connect and each command; a timeout is a passing fault.
+    smtp_timeout_s: int = 30
+    # All attachments of one mail together, before encoding.
+    max_mail_bytes: int = 25 * 1024 * 1024
+    # 127.0.0.1 keeps the test mail server off the network; containers set 0.0.0.0.
+    mailsink_host: str = "127.0.0.1"
+    # "CODE[:TIMES[:STAGE]]": the sink answers CODE to the next TIMES transactions (every one
+    # when TIMES is left out) at MAIL, RCPT or DATA (the default), like Mailpit's chaos mode.
+    mailsink_chaos: str = ""
     max_pdf_pages: int = 200
     max_table_rows: int = 5_000
     max_pdf_images: int = 100
+    gateway_host: str = "0.0.0.0"
+    # Threads that each own one confirmed publishing connection of the gateway (one confirm
+    # at a time each: more threads, more jobs in flight).
+    gateway_publishers: int = 16
+    # Idempotency keys and accepted job ids; empty: <BLOB_DIR>/.gateway/gateway.sqlite3, which
+    # gateway replicas share with the blob store.
+    gateway_db: Path | None = None
+    # The RabbitMQ management HTTP API; empty: http://<AMQP host>:15672 with the AMQP credentials.
+    management_url: str = ""
 
     @property
     def max_attempts(self) -> int:
         return len(self.retry_delays_ms) + 1
+
+    @property
+    def gateway_db_path(self) -> Path:
+        return self.gateway_db or self.blob_dir / ".gateway" / "gateway.sqlite3"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,14 +129,25 @@ class Settings:
             audit_segment_bytes=reader.get(
                 "AUDIT_SEGMENT_BYTES", _positive_int, default.audit_segment_bytes
             ),
+            audit_host=reader.get("AUDIT_HOST", str, default.audit_host),
             mailsink_smtp_port=reader.get("MAILSINK_SMTP_PORT", _port, default.mailsink_smtp_port),
             mailsink_http_port=reader.get("MAILSINK_HTTP_PORT", _port, default.mailsink_http_port),
             mailsink_dir=reader.get("MAILSINK_DIR", Path, default.mailsink_dir),
             mailer_ledger=reader.get("MAILER_LEDGER", Path, default.mailer_ledger),
             max_recipients=reader.get("MAX_RECIPIENTS", _positive_int, default.max_recipients),
+            smtp_timeout_s=reader.get("SMTP_TIMEOUT", _positive_int, default.smtp_timeout_s),
+            max_mail_bytes=reader.get("MAX_MAIL_BYTES", _positive_int, default.max_mail_bytes),
+            mailsink_host=reader.get("MAILSINK_HOST", str, default.mailsink_host),
+            mailsink_chaos=reader.get("MAILSINK_CHAOS", _chaos_spec, default.mailsink_chaos),
             max_pdf_pages=reader.get("MAX_PDF_PAGES", _positive_int, default.max_pdf_pages),
             max_table_rows=reader.get("MAX_TABLE_ROWS", _positive_int, default.max_table_rows),
             max_pdf_images=reader.get("MAX_PDF_IMAGES", _positive_int, default.max_pdf_images),
+            gateway_host=reader.get("GATEWAY_HOST", str, default.gateway_host),
+            gateway_publishers=reader.get(
+                "GATEWAY_PUBLISHERS", _positive_int, default.gateway_publishers
+            ),
+            gateway_db=reader.get("GATEWAY_DB", _optional_path, default.gateway_db),
+            management_url=reader.get("MANAGEMENT_URL", str, default.management_url),
         )
 
 
@@ -146,6 +182,10 @@ def _port(raw: str) -> int:
     return value
 
 
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
 def _bool(raw: str) -> bool:
     if raw.lower() in _TRUE:
         return True
@@ -177,6 +217,18 @@ def _delays(raw: str) -> tuple[int, ...]:
     if not delays or any(d <= 0 for d in delays):
         raise ValueError("must list at least one positive delay in milliseconds")
     return delays
+
+
+_CHAOS_SPEC = re.compile(r"^[45]\d\d(:([1-9]\d*)?)?(:(mail|rcpt|data))?$")
+
+
+def _chaos_spec(raw: str) -> str:
+    if raw and not _CHAOS_SPEC.match(raw.lower()):
+        raise ValueError(
+            "must look like CODE[:TIMES[:STAGE]], e.g. 451:2:rcpt, or 550::mail for every "
+            "transaction (CODE 4xx or 5xx, STAGE mail, rcpt or data)"
+        )
+    return raw.lower()
 
 
 def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:

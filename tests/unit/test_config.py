@@ -75,3 +75,55 @@ def test_a_service_exits_with_one_line_on_bad_config(capsys: pytest.CaptureFixtu
 
 def test_the_smtp_password_is_not_shown_in_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"SMTP_PASSWORD": "hunter2"}))
+
+
+def test_gateway_settings_are_read_and_the_database_defaults_beside_the_blobs() -> None:
+    s = Settings.from_env(
+        {
+            "BLOB_DIR": "/data/blobs",
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PUBLISHERS": "2",
+            "MANAGEMENT_URL": "http://rabbit:15672",
+        }
+    )
+    assert (s.gateway_host, s.gateway_publishers) == ("127.0.0.1", 2)
+    assert s.management_url == "http://rabbit:15672"
+    assert s.gateway_db_path == Path("/data/blobs/.gateway/gateway.sqlite3")
+    assert Settings.from_env({"GATEWAY_DB": "/tmp/g.db"}).gateway_db_path == Path("/tmp/g.db")
+    with pytest.raises(ConfigError, match=r"^GATEWAY_PUBLISHERS must be a positive integer"):
+        Settings.from_env({"GATEWAY_PUBLISHERS": "0"})
+
+
+def test_mail_settings_are_read_and_a_bad_chaos_spec_is_one_clear_error() -> None:
+    s = Settings.from_env(
+        {
+            "SMTP_TIMEOUT": "5",
+            "MAX_MAIL_BYTES": "1000",
+            "MAILSINK_HOST": "0.0.0.0",
+            "MAILSINK_CHAOS": "451:2:RCPT",
+        }
+    )
+    assert (s.smtp_timeout_s, s.max_mail_bytes) == (5, 1000)
+    assert (s.mailsink_host, s.mailsink_chaos) == ("0.0.0.0", "451:2:rcpt")
+    assert Settings.from_env({}).mailsink_host == "127.0.0.1"
+    assert Settings.from_env({"MAILSINK_CHAOS": "550::mail"}).mailsink_chaos == "550::mail"
+    for bad in ("250", "451:x", "451:0", "451:2:quit", "4511"):
+        with pytest.raises(ConfigError, match=r"^MAILSINK_CHAOS must look like CODE"):
+            Settings.from_env({"MAILSINK_CHAOS": bad})
+
+
+def test_audit_settings_are_read() -> None:
+    s = Settings.from_env(
+        {
+            "AUDIT_HOST": "127.0.0.1",
+            "AUDIT_PORT": "9001",
+            "AUDIT_DIR": "/data/audit",
+            "AUDIT_SEGMENT_BYTES": "4096",
+            "AUDIT_RETENTION_DAYS": "7",
+        }
+    )
+    assert (s.audit_host, s.audit_port, s.audit_dir) == ("127.0.0.1", 9001, Path("/data/audit"))
+    assert (s.audit_segment_bytes, s.audit_retention_days) == (4096, 7)
+    assert Settings.from_env({}).audit_host == "0.0.0.0"
+    with pytest.raises(ConfigError, match=r"^AUDIT_RETENTION_DAYS must be a positive integer"):
+        Settings.from_env({"AUDIT_RETENTION_DAYS": "0"})
