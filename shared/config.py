@@ -52,8 +52,8 @@ class Settings:
     audit_port: int = 8081
     audit_retention_days: int = 30
     audit_segment_bytes: int = 64 * 1024 * 1024
-    # The audit read API's address; 0.0.0.0 so the gateway's container can reach it.
-    audit_host: str = "0.0.0.0"
+    # The audit read API's address: loopback here; 0.0.0.0 in containers (compose sets it).
+    audit_host: str = "127.0.0.1"
     mailsink_smtp_port: int = 1025
     mailsink_http_port: int = 8025
     mailsink_dir: Path = Path("var/mail")
@@ -71,7 +71,7 @@ class Settings:
     max_pdf_pages: int = 200
     max_table_rows: int = 5_000
     max_pdf_images: int = 100
-    gateway_host: str = "0.0.0.0"
+    gateway_host: str = "127.0.0.1"  # 0.0.0.0 in containers (compose sets it)
     # Threads that each own one confirmed publishing connection of the gateway (one confirm
     # at a time each: more threads, more jobs in flight).
     gateway_publishers: int = 16

@@ -1,23 +1,34 @@
-"""Commands that talk to RabbitMQ directly: declare the topology, show the queues, and put a
-resize job straight on the broker (what the gateway does, for use without it)."""
+"""Commands that talk to RabbitMQ directly: declare the topology, list queues, exchanges and
+bindings (what `rabbitmqctl list_queues|list_exchanges|list_bindings` shows, without
+rabbitmqctl), and put a resize job straight on the broker (what the gateway does).
+
+The lists come from the management HTTP API when it is enabled (MANAGEMENT_URL, by default
+port 15672 of the AMQP host, with the AMQP credentials). Without it `queues` falls back to
+AMQP passive declares of jobsuite's own queues, and `exchanges`/`bindings` show what
+shared/topology.py declares, each saying so.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote, unquote, urlparse
 
+import httpx
 import typer
 from rich.table import Table
 
-from shared.amqp import Channel, connect_once
+from shared.amqp import Channel, Connection, connect_once
 from shared.blobs import FolderBlobStore, input_key
-from shared.cli.common import console, fail, readable_errors, settings
+from shared.cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
+from shared.errors import BrokerError, JobsuiteError
 from shared.events import EventSource, instance_name
-from shared.messages import JOB_TYPES, Job, decode_event, encode
+from shared.messages import Job, decode_event, encode
 from shared.topology import Names, declare_topology
 
 TERMINAL = {"job.succeeded", "job.failed", "job.dead"}
@@ -26,14 +37,78 @@ TERMINAL = {"job.succeeded", "job.failed", "job.dead"}
 def register(app: typer.Typer) -> None:
     app.command("declare")(declare)
     app.command("queues")(queues)
+    app.command("exchanges")(exchanges)
+    app.command("bindings")(bindings)
     app.command("enqueue")(enqueue)
 
 
-def _channel(s: Settings) -> Channel:
-    connection = connect_once(s, f"jobsuite-cli:{instance_name()}")
-    channel = connection.channel(confirm=True)
-    declare_topology(channel, s)
-    return channel
+class ManagementUnavailable(JobsuiteError):
+    """The management HTTP API is not enabled or not reachable."""
+
+
+class _Topology:
+    """What shared/topology.py declares, recorded instead of sent."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.exchanges: list[tuple[str, str]] = []
+        self.queues: list[str] = []
+        self.bindings: list[tuple[str, str, str, dict[str, Any]]] = []
+        declare_topology(self, settings)
+
+    def declare_exchange(self, name: str, kind: str) -> None:
+        self.exchanges.append((name, kind))
+
+    def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        self.queues.append(name)
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "", **kw: Any) -> None:
+        self.bindings.append((exchange, queue, routing_key, kw.get("arguments") or {}))
+
+
+def management_url(s: Settings) -> str:
+    host = urlparse(s.amqp_url).hostname or "localhost"
+    return (s.management_url or f"http://{host}:15672").rstrip("/")
+
+
+def _management(s: Settings, what: str) -> list[dict[str, Any]]:
+    """GET /api/<what>/<vhost> of the management API, limited to the namespace."""
+    amqp = urlparse(s.amqp_url)
+    vhost = unquote(amqp.path[1:]) or "/"
+    url = f"{management_url(s)}/api/{what}/{quote(vhost, safe='')}"
+    auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
+    try:
+        response = httpx.get(url, auth=auth, timeout=5)
+    except httpx.HTTPError as e:
+        raise ManagementUnavailable(
+            f"the RabbitMQ management API is not enabled or not reachable at"
+            f" {management_url(s)} ({type(e).__name__}); enable it with"
+            " `rabbitmq-plugins enable rabbitmq_management` or set MANAGEMENT_URL"
+        ) from None
+    if response.status_code != 200:
+        raise ManagementUnavailable(
+            f"the RabbitMQ management API at {management_url(s)} answered"
+            f" {response.status_code} for the AMQP credentials"
+        )
+    prefix = f"{s.namespace}." if s.namespace else ""
+    rows: list[dict[str, Any]] = response.json()
+
+    def ours(*names: str) -> bool:
+        return any(n.startswith(prefix) for n in names)
+
+    if what == "bindings":  # the default exchange's implicit bindings are left out
+        return [r for r in rows if r["source"] and ours(r["source"], r["destination"])]
+    return [r for r in rows if r["name"] and ours(r["name"])]
+
+
+def _listing(
+    s: Settings, what: str, fallback: Callable[[Settings, str], None]
+) -> list[dict[str, Any]] | None:
+    """The management API's rows, or None after `fallback` showed what it could."""
+    try:
+        return _management(s, what)
+    except ManagementUnavailable as e:
+        fallback(s, str(e))
+        return None
 
 
 @readable_errors
@@ -47,18 +122,94 @@ def declare() -> None:
 
 @readable_errors
 def queues() -> None:
-    """Messages ready and consumers of every queue, via AMQP (no rabbitmqctl needed)."""
+    """Each queue with messages ready, unacknowledged and consumers."""
     s = settings()
-    names = Names(s.namespace)
-    channel = _channel(s)
-    table = Table("queue", "ready", "consumers")
-    all_queues = [names.task_queue(t) for t in JOB_TYPES]
-    all_queues += [names.retry_queue(d) for d in s.retry_delays_ms]
-    all_queues += [names.dead_queue, names.audit_events_queue, names.audit_dead_queue]
-    for queue in all_queues:
-        ready, consumers = channel.queue_depth(queue)
-        table.add_row(queue, str(ready), str(consumers))
+    rows = _listing(s, "queues", _queues_by_amqp)
+    if rows is None:
+        return
+    table = Table("queue", "ready", "unacked", "consumers")
+    for q in sorted(rows, key=lambda r: r["name"]):
+        counts = (q.get(k, 0) for k in ("messages_ready", "messages_unacknowledged", "consumers"))
+        table.add_row(q["name"], *(str(c) for c in counts))
     console.print(table)
+
+
+def _queues_by_amqp(s: Settings, why: str) -> None:
+    err_console.print(
+        f"note: {why}. Showing jobsuite's queues via AMQP instead (no unacked).", soft_wrap=True
+    )
+    connection = _connection(s)
+    table = Table("queue", "ready", "unacked", "consumers")
+    try:
+        for queue in _Topology(s).queues:
+            try:
+                ready, consumers = connection.channel().queue_depth(queue)
+                table.add_row(queue, str(ready), "?", str(consumers))
+            except BrokerError:  # a missing queue closes its channel: the next gets a new one
+                table.add_row(queue, "not declared", "", "")
+    finally:
+        connection.close()
+    console.print(table)
+
+
+@readable_errors
+def exchanges() -> None:
+    """Each exchange with its type."""
+    s = settings()
+    rows = _listing(s, "exchanges", _declared_exchanges)
+    if rows is None:
+        return
+    table = Table("exchange", "type", "durable")
+    for x in sorted(rows, key=lambda r: r["name"]):
+        table.add_row(x["name"], x["type"], str(x.get("durable", "")))
+    console.print(table)
+
+
+def _declared_exchanges(s: Settings, why: str) -> None:
+    err_console.print(
+        f"note: {why}. Showing the exchanges jobsuite declares instead.", soft_wrap=True
+    )
+    table = Table("exchange", "type", "durable")
+    for name, kind in _Topology(s).exchanges:
+        table.add_row(name, kind, "True")
+    console.print(table)
+
+
+@readable_errors
+def bindings() -> None:
+    """Each binding: exchange → queue, routing key, arguments."""
+    s = settings()
+    rows = _listing(s, "bindings", _declared_bindings)
+    if rows is None:
+        return
+    table = Table("exchange", "queue", "routing key", "arguments")
+    for b in sorted(rows, key=lambda r: (r["source"], r["destination"])):
+        table.add_row(b["source"], b["destination"], b["routing_key"], _args(b.get("arguments")))
+    console.print(table)
+
+
+def _declared_bindings(s: Settings, why: str) -> None:
+    err_console.print(
+        f"note: {why}. Showing the bindings jobsuite declares instead.", soft_wrap=True
+    )
+    table = Table("exchange", "queue", "routing key", "arguments")
+    for exchange, queue, key, arguments in _Topology(s).bindings:
+        table.add_row(exchange, queue, key, _args(arguments))
+    console.print(table)
+
+
+def _args(arguments: dict[str, Any] | None) -> str:
+    return json.dumps(arguments, sort_keys=True) if arguments else ""
+
+
+def _channel(s: Settings) -> Channel:
+    channel = _connection(s).channel(confirm=True)
+    declare_topology(channel, s)
+    return channel
+
+
+def _connection(s: Settings) -> Connection:
+    return connect_once(s, f"jobsuite-cli:{instance_name()}")
 
 
 @readable_errors

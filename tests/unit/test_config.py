@@ -124,6 +124,6 @@ def test_audit_settings_are_read() -> None:
     )
     assert (s.audit_host, s.audit_port, s.audit_dir) == ("127.0.0.1", 9001, Path("/data/audit"))
     assert (s.audit_segment_bytes, s.audit_retention_days) == (4096, 7)
-    assert Settings.from_env({}).audit_host == "0.0.0.0"
+    assert Settings.from_env({}).audit_host == "127.0.0.1"
     with pytest.raises(ConfigError, match=r"^AUDIT_RETENTION_DAYS must be a positive integer"):
         Settings.from_env({"AUDIT_RETENTION_DAYS": "0"})

@@ -1,0 +1,1 @@
+"""The HTTP gateway: accepts jobs with publisher confirms, reports status and results."""

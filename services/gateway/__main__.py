@@ -1,0 +1,33 @@
+"""`python -m services.gateway`: the HTTP API on GATEWAY_HOST:GATEWAY_PORT (uvicorn)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.gateway.app import create_app
+from shared.config import settings_or_exit
+from shared.log import configure_logging, get_logger
+
+log = get_logger("services.gateway")
+
+
+def main() -> int:
+    settings = settings_or_exit()
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    app = create_app(settings)
+    log.info("gateway_listening", host=settings.gateway_host, port=settings.gateway_port)
+    # log_config=None: uvicorn's own lines go through our structlog set-up; one line per
+    # accepted or rejected job replaces the access log.
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

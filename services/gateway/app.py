@@ -1,0 +1,68 @@
+"""The gateway's FastAPI app: job submission, job status and results, health.
+
+OpenAPI comes with FastAPI at `/openapi.json` and `/docs`. Route modules hold the endpoints;
+this module wires them to the gateway's parts and to the error handlers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.gateway import job_routes, rejections, submit_routes
+from services.gateway.bodylimit import BodyLimit
+from services.gateway.context import Gateway, GatewayDep
+from services.gateway.publisher import JobPublisher
+from shared.config import Settings
+
+DESCRIPTION = """Submit image-resize, PDF-render and e-mail jobs; follow them; fetch results.
+
+A submission answers **202** with the job's id only after RabbitMQ confirmed the job;
+**503** (with `Retry-After`) when it cannot take it, and then nothing is kept."""
+
+
+class Health(BaseModel):
+    status: str
+    broker: str
+
+
+def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> FastAPI:
+    gateway = Gateway.build(settings, publisher)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.start()
+        try:
+            yield
+        finally:
+            gateway.close()
+
+    app = FastAPI(title="jobsuite gateway", description=DESCRIPTION, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    rejections.install(app, gateway.submitter.rejected)
+    app.include_router(submit_routes.router)
+    app.include_router(job_routes.router)
+
+    @app.get("/healthz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
+    def healthz(gateway: GatewayDep) -> Health | JSONResponse:
+        """Whether the gateway holds a connection to the broker (503 when it does not)."""
+        if gateway.publisher.connected:
+            return Health(status="ok", broker="connected")
+        health = Health(status="unavailable", broker=gateway.publisher.last_error)
+        return JSONResponse(health.model_dump(), 503)
+
+    @app.get("/readyz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
+    def readyz(gateway: GatewayDep) -> Health | JSONResponse:
+        """Whether the gateway serves requests: started, and its blob store writable."""
+        broker = "connected" if gateway.publisher.connected else gateway.publisher.last_error
+        if not os.access(gateway.blobs.root, os.W_OK):
+            return JSONResponse({"status": "blob store not writable", "broker": broker}, 503)
+        return Health(status="ready", broker=broker)
+
+    return app

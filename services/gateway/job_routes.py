@@ -1,0 +1,106 @@
+"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made)."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from services.gateway.context import Gateway, GatewayDep
+from services.gateway.rejections import Rejected
+from shared.messages import UUID_PATTERN, JobRecord
+
+router = APIRouter(tags=["jobs"])
+JobIdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="the id the submission gave")]
+FAILED = {"failed", "dead"}
+
+
+class Output(BaseModel):
+    name: str
+    url: str
+    size: int
+    content_type: str
+
+
+class Outputs(BaseModel):
+    id: str
+    outputs: list[Output]
+
+
+@router.get(
+    "/jobs/{job_id}",
+    responses={404: {"description": "unknown job"}, 503: {"description": "audit unreachable"}},
+)
+def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
+    """Status, attempts, timestamps, error and outputs (from the audit service)."""
+    return gateway.lookup.record(job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/result",
+    response_model=Outputs,
+    responses={
+        200: {"description": "the output file itself when there is one, else the list"},
+        404: {"description": "unknown job"},
+        409: {"description": "the job has not finished successfully"},
+    },
+)
+def job_result(gateway: GatewayDep, job_id: JobIdPath) -> FileResponse | Outputs:
+    """The job's output file, or a list of links when it made several."""
+    keys = _finished_outputs(gateway, job_id)
+    if len(keys) == 1:
+        return _file(gateway, keys[0])
+    outputs = [
+        Output(
+            name=_name(job_id, key),
+            url=f"/jobs/{job_id}/result/{_name(job_id, key)}",
+            size=gateway.blobs.size(key),
+            content_type=_content_type(key),
+        )
+        for key in keys
+    ]
+    return Outputs(id=job_id, outputs=outputs)
+
+
+@router.get(
+    "/jobs/{job_id}/result/{name}",
+    response_class=FileResponse,
+    responses={404: {"description": "no such output"}},
+)
+def job_result_file(gateway: GatewayDep, job_id: JobIdPath, name: str) -> FileResponse:
+    """One output file of a finished job, by the name the result list gives."""
+    for key in _finished_outputs(gateway, job_id):
+        if _name(job_id, key) == name:
+            return _file(gateway, key)
+    raise Rejected(404, "unknown_output", f"job {job_id} has no output named {name!r}")
+
+
+def _finished_outputs(gateway: Gateway, job_id: str) -> list[str]:
+    keys = gateway.lookup.outputs(job_id)
+    if keys is not None:
+        return keys
+    record = gateway.lookup.record(job_id)  # 404 unknown, 503 audit unreachable
+    if record.status in FAILED:
+        reason = f": {record.error.message}" if record.error else ""
+        raise Rejected(409, "job_failed", f"job {job_id} {record.status}{reason}")
+    raise Rejected(
+        409, "not_finished", f"job {job_id} has not finished yet (status: {record.status})"
+    )
+
+
+def _name(job_id: str, key: str) -> str:
+    return key.removeprefix(f"outputs/{job_id}/").replace("/", "_")
+
+
+def _content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _file(gateway: Gateway, key: str) -> FileResponse:
+    path = gateway.blobs.path(key)
+    if not path.is_file():
+        raise Rejected(404, "output_missing", f"output {key} is listed but gone from the store")
+    return FileResponse(path, media_type=_content_type(key), filename=path.name)

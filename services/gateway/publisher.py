@@ -1,0 +1,281 @@
+"""Confirmed publishing from a multi-threaded web server.
+
+pika connections are not thread-safe, so request threads never touch one. A small pool of
+publisher threads each owns one connection with a confirm channel; request threads hand
+them a batch of messages through a queue and wait on a Future. Each thread has one confirm
+in flight at a time, so the pool size (GATEWAY_PUBLISHERS) sets how many jobs are confirmed
+in parallel. Measured (`python -m tests.support.gateway_bench`) against one connection per
+request thread: as many accepted jobs/s over HTTP within the noise, with a bounded number of
+connections that answer heartbeats while idle and reconnect in the background.
+
+A batch is published in order and each message waits for its broker confirm. Only the first
+message (the job) decides the outcome: if it fails the whole request fails and nothing after
+it is sent; later messages (the `job.submitted` event) are best effort once the job is in.
+A lost connection is retried once on a fresh one (a duplicate job is harmless: jobs are
+idempotent by id) and reopened in the background with back-off.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.amqp import Channel, Connection, compute_backoff, connect_once
+from shared.config import Settings
+from shared.errors import BrokerError, BrokerUnavailable
+from shared.log import get_logger
+from shared.topology import declare_topology
+
+log = get_logger(__name__)
+_IDLE_S = 0.2
+# A request not picked up by a publisher thread within this time is given up (503).
+QUEUE_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish (persistent, mandatory, confirmed)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    message_type: str
+
+
+@dataclass
+class _Request:
+    messages: Sequence[Outgoing]
+    future: Future[None]
+
+
+Connector = Callable[[Settings, str], Connection]
+
+
+class JobPublisher(Protocol):
+    """What the web side needs of a publisher (tests put a stub behind it)."""
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def last_error(self) -> str: ...
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def send(self, messages: Sequence[Outgoing]) -> Future[None]: ...
+    def publish(self, messages: Sequence[Outgoing], timeout: float = ...) -> None: ...
+
+
+class _Link:
+    """One publisher thread's connection and confirm channel."""
+
+    def __init__(self, connection: Connection, channel: Channel) -> None:
+        self.connection = connection
+        self.channel = channel
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection.is_open and self.channel.is_open
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class Publisher:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str,
+        threads: int | None = None,
+        connector: Connector = connect_once,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self._connector = connector
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"publisher-{i}", daemon=True)
+            for i in range(threads or settings.gateway_publishers)
+        ]
+        self._requests: queue.Queue[_Request] = queue.Queue()
+        self._stopping = threading.Event()
+        self._connected: set[int] = set()
+        self._last_error = "not connected yet"
+
+    # --- for request threads --------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._connected)
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        while True:  # whatever no thread took will never be published: say so now
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(BrokerUnavailable("the gateway is shutting down"))
+
+    def send(self, messages: Sequence[Outgoing]) -> Future[None]:
+        """Queue a batch; the Future ends when the first message is confirmed (or failed)."""
+        future: Future[None] = Future()
+        if self._stopping.is_set():
+            future.set_exception(BrokerUnavailable("the gateway is shutting down"))
+        else:
+            self._requests.put(_Request(messages, future))
+        return future
+
+    def publish(self, messages: Sequence[Outgoing], timeout: float = QUEUE_TIMEOUT_S) -> None:
+        """Publish and wait for the confirm; raises BrokerError when the job is not in."""
+        future = self.send(messages)
+        try:
+            future.result(timeout=timeout)
+        except FutureTimeout:
+            if future.cancel():  # never picked up: it will never be published
+                raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
+            # Being published right now: pika's own timeouts bound how long that takes.
+            future.result()
+
+    # --- publisher threads ----------------------------------------------------------------
+
+    def _run(self, index: int) -> None:
+        link: _Link | None = None
+        failures = 0
+        next_try = 0.0
+        while not self._stopping.is_set():
+            if link is None and time.monotonic() >= next_try:
+                link = self._open(index)
+                if link is None:
+                    failures += 1
+                    next_try = time.monotonic() + compute_backoff(failures, base=0.2, cap=5.0)
+                else:
+                    failures = 0
+            if link is None and self._connected:
+                # Another thread has a connection: leave the work to it until ours is back.
+                self._stopping.wait(_IDLE_S / 4)
+                continue
+            try:
+                request = self._requests.get(timeout=_IDLE_S)
+            except queue.Empty:
+                link = self._keep_alive(index, link)
+                continue
+            if not request.future.set_running_or_notify_cancel():
+                continue
+            try:
+                link = self._serve(index, link, request)
+            except Exception as e:  # a bug or an unwrapped pika error: fail this one, go on
+                log.exception("publisher_error", thread=index)
+                if not request.future.done():
+                    request.future.set_exception(BrokerUnavailable(f"{type(e).__name__}: {e}"))
+                if link is not None:
+                    self._drop(index, link)
+                link = None
+        if link is not None:
+            self._drop(index, link)
+
+    def _open(self, index: int) -> _Link | None:
+        try:
+            connection = self._connector(self.settings, self.name)
+        except Exception as e:
+            # BrokerError as a rule; anything else is a bug, but this thread must live on.
+            self._last_error = f"{type(e).__name__}: {e}"
+            log.warning("publisher_cannot_connect", thread=index, error=self._last_error)
+            return None
+        try:
+            channel = connection.channel(confirm=True)
+            declare_topology(channel, self.settings)
+        except BrokerError as e:
+            self._last_error = str(e)
+            connection.close()
+            log.warning("publisher_cannot_open_channel", thread=index, error=str(e))
+            return None
+        self._connected.add(index)
+        log.info("publisher_connected", thread=index)
+        return _Link(connection, channel)
+
+    def _drop(self, index: int, link: _Link) -> None:
+        self._connected.discard(index)
+        link.close()
+
+    def _keep_alive(self, index: int, link: _Link | None) -> _Link | None:
+        """Idle: let pika answer heartbeats and notice a connection closed by the broker."""
+        if link is None:
+            return None
+        try:
+            link.connection.pump(0)
+            if link.is_open:
+                return link
+            raise BrokerUnavailable("connection closed")
+        except BrokerError as e:
+            self._last_error = str(e)
+            log.warning("publisher_connection_lost", thread=index, error=str(e))
+            self._drop(index, link)
+            return None
+
+    def _serve(self, index: int, link: _Link | None, request: _Request) -> _Link | None:
+        first, *rest = request.messages
+        for attempt in (1, 2):
+            if link is None:
+                link = self._open(index)
+            if link is None:
+                request.future.set_exception(
+                    BrokerUnavailable(f"the broker is unreachable: {self._last_error}")
+                )
+                return None
+            try:
+                _publish(link.channel, first)
+                break
+            except BrokerUnavailable as e:
+                self._last_error = str(e)
+                log.warning("publisher_connection_lost", thread=index, error=str(e))
+                self._drop(index, link)
+                link = None
+                if attempt == 2:
+                    request.future.set_exception(e)
+                    return None
+            except BrokerError as e:  # nacked or unroutable: the connection is still fine
+                request.future.set_exception(e)
+                return link
+        request.future.set_result(None)
+        return self._send_rest(index, link, rest)
+
+    def _send_rest(self, index: int, link: _Link | None, rest: list[Outgoing]) -> _Link | None:
+        for message in rest:
+            if link is None:
+                log.warning("event_not_published", message_id=message.message_id)
+                continue
+            try:
+                _publish(link.channel, message)
+            except BrokerError as e:
+                log.warning("event_not_published", message_id=message.message_id, error=str(e))
+                if not link.is_open:
+                    self._drop(index, link)
+                    link = None
+        return link
+
+
+def _publish(channel: Channel, message: Outgoing) -> None:
+    channel.publish(
+        message.exchange,
+        message.routing_key,
+        message.body,
+        message_id=message.message_id,
+        message_type=message.message_type,
+    )

@@ -1,0 +1,107 @@
+"""Where a job stands: the audit service's read API first, the gateway's own records after.
+
+Audit (`AUDIT_URL/jobs/{id}`) knows every event of a job. When it has not seen the job yet,
+the blob store's manifest (finished) or the gateway's ledger (accepted, so "submitted") still
+answer. When audit is unreachable only a finished job can be told (from its manifest):
+anything else is a 503 saying so, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from services.gateway.idempotency import SubmissionLedger
+from services.gateway.rejections import Rejected
+from shared.blobs import FolderBlobStore
+from shared.errors import BlobError
+from shared.messages import JobRecord
+
+AUDIT_TIMEOUT_S = 3.0
+RETRY_AFTER_S = "5"
+
+
+class AuditUnavailable(Exception):
+    """The audit read API did not answer usefully."""
+
+
+class AuditClient:
+    def __init__(self, base_url: str, *, timeout: float = AUDIT_TIMEOUT_S) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """The audit record of a job, None when audit does not know it."""
+        try:
+            response = self._http.get(f"/jobs/{job_id}")
+        except httpx.HTTPError as e:
+            raise AuditUnavailable(f"{type(e).__name__} at {self.base_url}") from e
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise AuditUnavailable(f"it answered {response.status_code}")
+        try:
+            return JobRecord.model_validate_json(response.content)
+        except ValidationError as e:
+            raise AuditUnavailable("it answered something that is not a job record") from e
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    audit: AuditClient
+    blobs: FolderBlobStore
+    ledger: SubmissionLedger
+
+    def record(self, job_id: str) -> JobRecord:
+        """The job's record, or Rejected: 404 unknown, 503 audit unreachable and unfinished."""
+        try:
+            record = self.audit.job(job_id)
+        except AuditUnavailable as e:
+            record = self._from_manifest(job_id)
+            if record is None:
+                raise Rejected(
+                    503,
+                    "audit_unavailable",
+                    f"the audit service is unreachable ({e}): the status of job {job_id} is"
+                    " unknown (it has not finished successfully)",
+                    headers={"Retry-After": RETRY_AFTER_S},
+                ) from None
+            return record
+        if record is not None:
+            return record
+        record = self._from_manifest(job_id) or self._from_ledger(job_id)
+        if record is None:
+            raise Rejected(404, "unknown_job", f"no job {job_id}")
+        return record
+
+    def outputs(self, job_id: str) -> list[str] | None:
+        try:
+            return self.blobs.read_manifest(job_id)
+        except (BlobError, OSError, ValueError, KeyError):
+            return None
+
+    def _from_manifest(self, job_id: str) -> JobRecord | None:
+        outputs = self.outputs(job_id)
+        if outputs is None:
+            return None
+        accepted = self.ledger.find(job_id)
+        return JobRecord(
+            id=job_id,
+            type=accepted.type if accepted else "unknown",
+            status="succeeded",
+            submitted_at=accepted.submitted_at if accepted else None,
+            outputs=outputs,
+        )
+
+    def _from_ledger(self, job_id: str) -> JobRecord | None:
+        accepted = self.ledger.find(job_id)
+        if accepted is None:
+            return None
+        return JobRecord(
+            id=job_id, type=accepted.type, status="submitted", submitted_at=accepted.submitted_at
+        )

@@ -1,0 +1,97 @@
+"""Uploaded images into the blob store: sniffed, size-limited, hashed on the way.
+
+The request body's own limit (`bodylimit.py`) stops an oversized upload while it streams in;
+here the file is checked to be an image the resizer accepts (by its bytes, not by its name
+or the client's content type) before it is copied, in chunks, into the blob store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image
+
+from services.gateway.rejections import Rejected
+from shared.blobs import FolderBlobStore, input_key
+
+CHUNK = 1024 * 1024
+ALLOWED = "JPEG, PNG, WebP or GIF"
+_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    key: str
+    size: int
+    sha256: str
+    format: str
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format the first bytes announce, among those the resizer takes."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def check_image(file: BinaryIO, max_pixels: int) -> str:
+    """The file's format if it is an allowed image within the pixel limit; reads the header
+    only. Raises Rejected (415 not an allowed image, 422 too many pixels)."""
+    fmt = sniff(file.read(16))
+    file.seek(0)
+    if fmt is None:
+        raise Rejected(415, "unsupported_media_type", f"file: not an allowed image ({ALLOWED})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file, formats=[_PIL_FORMATS[fmt]]) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as e:
+        raise _too_many_pixels(max_pixels) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise Rejected(
+            415, "unsupported_media_type", f"file: not a readable {fmt.upper()} image"
+        ) from e
+    finally:
+        file.seek(0)
+    if width * height > max_pixels:
+        raise _too_many_pixels(max_pixels)
+    return fmt
+
+
+def _too_many_pixels(max_pixels: int) -> Rejected:
+    message = f"the image has too many pixels, at most {max_pixels} (MAX_IMAGE_PIXELS)"
+    return Rejected(422, "too_many_pixels", message, field="file")
+
+
+def store_image(
+    file: BinaryIO, blobs: FolderBlobStore, job_id: str, *, max_bytes: int, max_pixels: int
+) -> StoredUpload:
+    """Check the upload and copy it to `inputs/<job id>/input.<ext>`; nothing is left in
+    the store when it is refused."""
+    fmt = check_image(file, max_pixels)
+    key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
+    digest = hashlib.sha256()
+    size = 0
+    with blobs.open_for_write(key) as out:
+        while chunk := file.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:  # open_for_write removes its temp file on the way out
+                raise Rejected(413, "too_large", too_large_message(max_bytes))
+            digest.update(chunk)
+            out.write(chunk)
+    return StoredUpload(key=key, size=size, sha256=digest.hexdigest(), format=fmt)
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"the upload is larger than {max_bytes} bytes (MAX_UPLOAD_BYTES)"

@@ -1,0 +1,102 @@
+"""The CLI's side of the gateway's HTTP API: calls, refusals as one line, downloads, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.cli.common import err_console, settings
+from shared.errors import JobsuiteError
+
+TERMINAL = {"succeeded", "failed", "dead"}
+_POLL_S = 0.3
+
+
+class GatewayError(JobsuiteError):
+    """The gateway could not be reached or refused the request."""
+
+
+class Gateway:
+    def __init__(self, url: str | None) -> None:
+        self.url = (url or settings().gateway_url).rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    @contextmanager
+    def reaching(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.ConnectError:
+            raise GatewayError(
+                f"cannot reach the gateway at {self.url}: is it running? (GATEWAY_URL, --gateway)"
+            ) from None
+        except httpx.HTTPError as e:
+            raise GatewayError(f"gateway at {self.url}: {type(e).__name__}: {e}") from None
+
+    def call(self, method: str, path: str, *ok: int, **kw: Any) -> httpx.Response:
+        with self.reaching():
+            response = self.http.request(method, path, **kw)
+        if ok and response.status_code not in ok:
+            raise GatewayError(describe(response))
+        return response
+
+    def download(self, path: str, target: Path) -> None:
+        with self.reaching(), self.http.stream("GET", path) as response:
+            save(expect_ok(response), target)
+
+
+def expect_ok(response: httpx.Response) -> httpx.Response:
+    if response.status_code != 200:
+        response.read()
+        raise GatewayError(describe(response))
+    return response
+
+
+def save(response: httpx.Response, target: Path) -> None:
+    """Stream a body to `target` (a `.part` file renamed when complete)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    with part.open("wb") as out:
+        for chunk in response.iter_bytes():
+            out.write(chunk)
+    part.replace(target)
+
+
+def describe(response: httpx.Response) -> str:
+    """One line for a refusal: `the gateway refused it (422): width: …`."""
+    try:
+        detail: Any = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text.strip() or response.reason_phrase
+    if isinstance(detail, list):
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
+        )
+    retry = response.headers.get("retry-after")
+    hint = f" (retry after {retry} s)" if retry else ""
+    return f"the gateway answered {response.status_code}: {detail}{hint}"
+
+
+def wait(gw: Gateway, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    pending, done = list(ids), {}
+    noted = False
+    with err_console.status(f"waiting for {len(ids)} job(s)…"):
+        while pending:
+            for job_id in list(pending):
+                response = gw.call("GET", f"/jobs/{job_id}", 200, 404, 503)
+                if response.status_code == 503 and not noted:
+                    err_console.print(f"note: {describe(response)}; waiting for its result")
+                    noted = True
+                elif response.status_code == 200 and response.json()["status"] in TERMINAL:
+                    done[job_id] = response.json()
+                    pending.remove(job_id)
+            if pending and time.monotonic() > deadline:
+                raise GatewayError(f"no outcome within {timeout:.0f} s for {', '.join(pending)}")
+            if pending:
+                time.sleep(_POLL_S)
+    return done

@@ -1,0 +1,113 @@
+"""The gateway as a real process on a free port, and a stand-in publisher for app tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import httpx
+
+from services.gateway.publisher import Outgoing
+from shared.config import Settings
+from shared.errors import BrokerError
+from tests.support.processes import ServiceProcess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def closed_url() -> str:
+    """An http URL on a loopback port nobody listens on (an unreachable service)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    process: ServiceProcess
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+def start_gateway(
+    spawn: Callable[..., ServiceProcess],
+    settings: Settings,
+    *,
+    audit_url: str | None = None,
+    wait_for_broker: bool = True,
+    timeout: float = 30,
+    **env: str,
+) -> RunningGateway:
+    """Start `python -m services.gateway` for the test's namespace and wait for /readyz (and
+    /healthz too unless `wait_for_broker` is False). Audit is unreachable unless given."""
+    port = free_port()
+    process = spawn(
+        "services.gateway",
+        settings_override=settings,
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(port),
+        AUDIT_URL=audit_url or closed_url(),
+        **env,
+    )
+    gateway = RunningGateway(f"http://127.0.0.1:{port}", process)
+    paths = ["/readyz", "/healthz"] if wait_for_broker else ["/readyz"]
+    for path in paths:
+        wait_for_ok(gateway, path, timeout)
+    return gateway
+
+
+def wait_for_ok(gateway: RunningGateway, path: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if gateway.process.proc.poll() is not None:
+            raise AssertionError(f"the gateway exited:\n{gateway.process.tail()}")
+        try:
+            response = httpx.get(gateway.url + path, timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text}"
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not 200 within {timeout}s ({last}):\n{gateway.process.tail()}")
+
+
+@dataclass
+class StubPublisher:
+    """Accepts (or refuses with `fail_with`) every batch, keeping what it was given."""
+
+    fail_with: BrokerError | None = None
+    connected: bool = True
+    last_error: str = ""
+    batches: list[Sequence[Outgoing]] = field(default_factory=list)
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def send(self, messages: Sequence[Outgoing]) -> Future[None]:
+        future: Future[None] = Future()
+        try:
+            self.publish(messages)
+            future.set_result(None)
+        except BrokerError as e:
+            future.set_exception(e)
+        return future
+
+    def publish(self, messages: Sequence[Outgoing], timeout: float = 0) -> None:
+        if self.fail_with is not None and messages[0].message_type != "job.rejected":
+            raise self.fail_with
+        self.batches.append(messages)
+
+    def of_type(self, message_type: str) -> list[Outgoing]:
+        return [m for batch in self.batches for m in batch if m.message_type == message_type]

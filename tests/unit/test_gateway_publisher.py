@@ -1,0 +1,192 @@
+"""The gateway's publisher pool against scripted connections: confirms, nacks, lost
+connections (retried once on a fresh one), an unreachable broker (fails fast), shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from services.gateway.publisher import Outgoing, Publisher
+from shared.config import Settings
+from shared.errors import BrokerUnavailable, PublishNacked
+
+
+class FakeChannel:
+    def __init__(self, connection: FakeConnection) -> None:
+        self.connection = connection
+        self.is_open = True
+
+    def declare_exchange(self, name: str, kind: str) -> None:
+        pass
+
+    def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        pass
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "", **kw: Any) -> None:
+        pass
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
+        failure = self.connection.broker.next_failure()
+        if failure is not None:
+            if isinstance(failure, BrokerUnavailable):
+                self.connection.is_open = False
+            raise failure
+        self.connection.broker.published.append((self.connection.number, kw["message_id"]))
+
+
+class FakeConnection:
+    def __init__(self, broker: FakeBroker, number: int) -> None:
+        self.broker = broker
+        self.number = number
+        self.is_open = True
+
+    def channel(self, *, confirm: bool = False) -> FakeChannel:
+        assert confirm
+        return FakeChannel(self)
+
+    def pump(self, seconds: float) -> None:
+        if not self.is_open:
+            raise BrokerUnavailable("connection closed")
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.up = True
+        self.connections = 0
+        self.published: list[tuple[int, str]] = []
+        self.failures: list[Exception | None] = []
+        self.made: list[FakeConnection] = []
+        self.lock = threading.Lock()
+
+    def connect(self, settings: Settings, name: str) -> FakeConnection:
+        if not self.up:
+            raise BrokerUnavailable("connect: connection refused")
+        with self.lock:
+            self.connections += 1
+            self.made.append(FakeConnection(self, self.connections))
+            return self.made[-1]
+
+    def next_failure(self) -> Exception | None:
+        with self.lock:
+            return self.failures.pop(0) if self.failures else None
+
+
+def message(i: int | str) -> Outgoing:
+    return Outgoing("jobs", "render", b"{}", f"m{i}", "render")
+
+
+@pytest.fixture
+def broker() -> FakeBroker:
+    return FakeBroker()
+
+
+@pytest.fixture
+def publisher(broker: FakeBroker) -> Iterator[Publisher]:
+    p = Publisher(Settings(), name="test", threads=2, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    yield p
+    p.close()
+
+
+def wait_until(check: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_batch_is_published_in_order_and_confirmed(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    publisher.publish([message("job"), message("event")])
+    assert [m for _, m in broker.published] == ["mjob", "mevent"]
+    assert publisher.connected
+
+
+def test_many_threads_publish_at_once(publisher: Publisher, broker: FakeBroker) -> None:
+    threads = [threading.Thread(target=publisher.publish, args=([message(i)],)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(m for _, m in broker.published) == sorted(f"m{i}" for i in range(50))
+
+
+def test_a_nack_fails_the_request_and_nothing_after_it_is_sent(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    broker.failures.append(PublishNacked("nacked"))
+    with pytest.raises(PublishNacked):
+        publisher.publish([message("job"), message("event")])
+    assert broker.published == []
+    publisher.publish([message("next")])  # the connection is still good
+    assert [m for _, m in broker.published] == ["mnext"]
+
+
+def test_a_lost_connection_is_retried_once_on_a_fresh_one(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    wait_until(lambda: broker.connections == 2)
+    broker.failures.append(BrokerUnavailable("connection reset"))
+    publisher.publish([message("job")])
+    assert [m for _, m in broker.published] == ["mjob"]
+    assert broker.connections == 3
+
+
+def test_a_second_loss_in_a_row_fails_the_request(publisher: Publisher, broker: FakeBroker) -> None:
+    broker.failures += [BrokerUnavailable("reset"), BrokerUnavailable("reset again")]
+    with pytest.raises(BrokerUnavailable, match="reset again"):
+        publisher.publish([message("job")])
+
+
+def test_a_failing_event_after_the_job_does_not_fail_the_request(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    publisher.publish([message("warm-up")])
+    broker.published.clear()
+    broker.failures += [None, PublishNacked("event nacked")]
+    publisher.publish([message("job"), message("event")])
+    assert [m for _, m in broker.published] == ["mjob"]
+
+
+def test_an_unreachable_broker_fails_fast_and_reconnects_when_back(broker: FakeBroker) -> None:
+    broker.up = False
+    p = Publisher(Settings(), name="test", threads=2, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="connection refused"):
+            p.publish([message("job")])
+        assert time.monotonic() - started < 1
+        assert not p.connected
+        broker.up = True
+        wait_until(lambda: p.connected, timeout=10)
+        p.publish([message("job")])
+    finally:
+        p.close()
+
+
+def test_a_connection_closed_while_idle_is_noticed_and_replaced(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    wait_until(lambda: broker.connections == 2)
+    for connection in broker.made:  # the broker closes them (`rabbitmqctl close_connection`)
+        connection.is_open = False
+    wait_until(lambda: broker.connections == 4)  # both threads noticed while idle
+    publisher.publish([message("b")])
+    assert broker.published[-1][0] in (3, 4)
+
+
+def test_after_close_requests_are_refused(broker: FakeBroker) -> None:
+    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    p.close()
+    with pytest.raises(BrokerUnavailable, match="shutting down"):
+        p.publish([message("late")])

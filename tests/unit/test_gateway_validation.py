@@ -1,0 +1,166 @@
+"""The gateway's pure checks: mail addresses and headers, image sniffing, sizes, follow-ups,
+idempotency fingerprints and the ledger."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from services.gateway.idempotency import Claim, SubmissionLedger, fingerprint
+from services.gateway.rejections import Rejected
+from services.gateway.requests import check_follow_up, parse_size
+from services.gateway.uploads import check_image, sniff, store_image
+from shared.blobs import FolderBlobStore
+from shared.mailaddr import check_header_value, check_recipient_count, parse_address
+from shared.messages import FollowUp
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("ann@example.org", ("", "ann@example.org")),
+        ("  ann@example.org ", ("", "ann@example.org")),
+        ("Ann Example <ann@example.org>", ("Ann Example", "ann@example.org")),
+        ('"Example, Ann" <ann@example.org>', ("Example, Ann", "ann@example.org")),
+        ("root@localhost", ("", "root@localhost")),
+        ("first.last+tag@sub.example.co.uk", ("", "first.last+tag@sub.example.co.uk")),
+    ],
+)
+def test_one_address_per_entry_is_accepted(value: str, parsed: tuple[str, str]) -> None:
+    assert parse_address(value) == parsed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ann@example.org, bob@example.org",  # a list smuggled into one entry
+        "ann@example.org;bob@example.org",
+        "Ann <ann@example.org>, bob@example.org",
+        "ann@example.org <bob@example.org>",
+        "undisclosed-recipients: ann@example.org;",
+        "ann@example.org\r\nBcc: eve@example.org",
+        "ann@example.org\n",
+        "ann",
+        "@example.org",
+        "ann@",
+        "ann@-example.org",
+        "Ann <ann@example.org",
+        "",
+        "a" * 320 + "@example.org",
+    ],
+)
+def test_anything_but_one_plain_address_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="must"):
+        parse_address(value)
+
+
+@pytest.mark.parametrize("value", ["Hi\r\nBcc: x@y.z", "Hi\nthere", "Hi\rthere", "nul\x00"])
+def test_header_values_with_line_breaks_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="line breaks"):
+        check_header_value(value)
+
+
+def test_the_recipient_limit_counts_every_list() -> None:
+    assert check_recipient_count(3, ["a@b.c"], ["d@e.f"], ["g@h.i"]) == 3
+    with pytest.raises(ValueError, match="too many recipients: 4, at most 3"):
+        check_recipient_count(3, ["a@b.c", "x@y.z"], ["d@e.f"], ["g@h.i"])
+
+
+def _image(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, "red").save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("JPEG", "jpeg"), ("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif")]
+)
+def test_allowed_images_are_known_by_their_bytes(fmt: str, name: str) -> None:
+    data = _image(fmt)
+    assert sniff(data[:16]) == name
+    assert check_image(io.BytesIO(data), 1000) == name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"%PDF-1.7 not an image", b"", b"BM" + b"\0" * 60, b"\xff\xd8\xff but broken"],
+)
+def test_other_files_are_415(data: bytes) -> None:
+    with pytest.raises(Rejected) as refused:
+        check_image(io.BytesIO(data), 1000)
+    assert refused.value.status == 415
+
+
+def test_an_image_over_the_pixel_limit_is_422_before_any_decoding() -> None:
+    with pytest.raises(Rejected) as refused:
+        check_image(io.BytesIO(_image("PNG", (100, 100))), 9_999)
+    assert (refused.value.status, refused.value.field) == (422, "file")
+
+
+def test_an_upload_over_the_byte_limit_leaves_nothing_in_the_store(tmp_path: Path) -> None:
+    blobs = FolderBlobStore(tmp_path)
+    data = _image("PNG", (64, 64))
+    with pytest.raises(Rejected) as refused:
+        store_image(io.BytesIO(data), blobs, "job-1", max_bytes=len(data) - 1, max_pixels=10**6)
+    assert refused.value.status == 413
+    assert blobs.list("inputs") == []
+    stored = store_image(io.BytesIO(data), blobs, "job-2", max_bytes=len(data), max_pixels=10**6)
+    assert (stored.key, stored.size, stored.format) == ("inputs/job-2/input.png", len(data), "png")
+    assert blobs.read_bytes(stored.key) == data
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("800x600", (800, 600)), ("800", (800, None)), ("x600", (None, 600)), ("800x", (800, None))],
+)
+def test_sizes_are_width_x_height(text: str, size: tuple[int | None, int | None]) -> None:
+    parsed = parse_size(text, 0)
+    assert (parsed.width, parsed.height) == size
+
+
+@pytest.mark.parametrize("text", ["", "x", "0x10", "-5", "800X600", "8e2", "800x600x2"])
+def test_bad_sizes_name_their_position(text: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_size(text, 3)
+    assert (refused.value.status, refused.value.field) == (422, "sizes.3")
+
+
+def test_a_follow_up_is_checked_with_its_own_job_type() -> None:
+    good = {"to": ["a@b.c"], "subject": "s", "text": "t"}
+    check_follow_up(FollowUp(type="mail", params=good), 10)
+    bad = FollowUp(type="resize", params={}, then=FollowUp(type="mail", params=good))
+    with pytest.raises(Exception, match="give width, height or sizes"):
+        check_follow_up(bad, 10)
+    injected = FollowUp(type="mail", params={**good, "subject": "s\r\nBcc: e@x.y"})
+    with pytest.raises(Exception, match="line breaks"):
+        check_follow_up(injected, 10)
+    crowd = FollowUp(type="mail", params={**good, "to": ["a@b.c"] * 11})
+    with pytest.raises(Rejected) as refused:
+        check_follow_up(crowd, 10)
+    assert refused.value.field == "then.params.to"
+
+
+def test_fingerprints_differ_with_any_part_and_ignore_key_order() -> None:
+    assert fingerprint("render", {"a": 1, "b": 2}) == fingerprint("render", {"b": 2, "a": 1})
+    assert fingerprint("render", {"a": 1}) != fingerprint("mail", {"a": 1})
+    assert fingerprint("resize", {"a": 1}, "sha-1") != fingerprint("resize", {"a": 1}, "sha-2")
+
+
+def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> None:
+    ledger = SubmissionLedger(tmp_path / "db" / "gateway.sqlite3")
+    assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
+    assert ledger.reserve("k", "fp", "job-2").claim is Claim.IN_PROGRESS
+    ledger.accepted("job-1", "render", datetime.now(UTC), "k")
+    replay = ledger.reserve("k", "fp", "job-3")
+    assert (replay.claim, replay.job_id) == (Claim.REPLAY, "job-1")
+    assert ledger.reserve("k", "other", "job-4").claim is Claim.CONFLICT
+    assert ledger.reserve("k2", "fp", "job-5").claim is Claim.NEW
+    ledger.release("k2", "job-5")
+    assert ledger.reserve("k2", "fp", "job-6").claim is Claim.NEW
+    found = ledger.find("job-1")
+    assert found is not None and found.type == "render"
+    assert ledger.find("job-9") is None
