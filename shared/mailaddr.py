@@ -11,23 +11,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-# Characters that end or fold a header line, and NUL: never allowed in a header value.
-_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]")
+# CR, LF and every other control character or Unicode line break a mail client or parser
+# downstream might treat as the end of a header line (tab is fine).
+LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDR_SPEC = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
 # `Name <addr>` with a plain or a "quoted" display name.
 _NAMED = re.compile(r'(?P<name>"(?:[^"\\]|\\.)*"|[^<>"]*?)\s*<(?P<addr>[^<>]*)>')
-# A plain display name must not look like (part of) another address or a group.
+# A plain display name must not look like (part of) another address or a group, and no
+# display name, quoted or not, may look like an address ("ceo@bank.com" <x@evil.com>).
 _NAME_SEPARATORS = re.compile(r"[,;:@<>]")
-MAX_ADDRESS_LENGTH = 320
+_ADDRESS_LIKE = re.compile(r"[@<>]")
+MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit
+MAX_DISPLAY_NAME = 200
 ONE_ADDRESS = "must be one e-mail address: user@host or Name <user@host>"
 
 
 def check_header_value(value: str) -> str:
     """Return `value` if it can go into a header as is, else raise ValueError."""
-    if _LINE_BREAKS.search(value):
-        raise ValueError("must not contain line breaks (CR/LF)")
+    if LINE_BREAKING.search(value):
+        raise ValueError("must not contain line breaks (CR/LF) or control characters")
     return value
 
 
@@ -35,16 +39,18 @@ def parse_address(value: str) -> tuple[str, str]:
     """(display name, user@host) of exactly one address, or ValueError saying why."""
     check_header_value(value)
     text = value.strip()
-    if not text or len(text) > MAX_ADDRESS_LENGTH:
+    if not text:
         raise ValueError(ONE_ADDRESS)
     named = _NAMED.fullmatch(text)
     if named:
         name, addr = named["name"].strip(), named["addr"].strip()
         if not name.startswith('"') and _NAME_SEPARATORS.search(name):
             raise ValueError(ONE_ADDRESS)
+        if _ADDRESS_LIKE.search(name.strip('"')) or len(name) > MAX_DISPLAY_NAME:
+            raise ValueError("has a display name that looks like an address or is too long")
     else:
         name, addr = "", text
-    if not _ADDR_SPEC.fullmatch(addr):
+    if len(addr) > MAX_ADDRESS_LENGTH or not _ADDR_SPEC.fullmatch(addr):
         raise ValueError(ONE_ADDRESS)
     return name.strip('"'), addr
 

@@ -16,9 +16,6 @@ from shared import mailaddr
 from shared.errors import PermanentJobError
 from shared.messages import MailParams
 
-# CR and LF above all, and every other control character or Unicode line break a mail
-# client or parser downstream might treat as the end of a header line.
-_LINE_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # A display name must not look like an address of its own ("ceo@bank.com" <x@evil.com>).
 _ADDRESS_LIKE = re.compile(r"[@<>]")
 _MAX_ADDRESS = 254  # RFC 5321 path limit
@@ -45,7 +42,7 @@ class Recipients:
 
 def check_header_value(value: str, field: str) -> str:
     """Return `value` if it cannot break out of its header line, else refuse the job."""
-    bad = _LINE_BREAKING.search(value)
+    bad = mailaddr.LINE_BREAKING.search(value)
     if bad:
         raise PermanentJobError(
             f"{field} holds a line break or control character ({bad.group()!r}): refused",
