@@ -1,0 +1,102 @@
+"""The read API (FastAPI): what happened to a job, the jobs by status and type, the events in
+log order, counts. Read-only; answers from the SQLite read model."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.audit.queries import Queries
+from shared.log import get_logger
+from shared.messages import Event, JobRecord, JobStatus
+
+log = get_logger(__name__)
+MAX_PAGE = 1000
+
+
+class JobPage(BaseModel):
+    jobs: list[JobRecord]
+    next_cursor: int | None = None
+    """Pass as `cursor` for the next (older) page; null on the last page."""
+
+
+class EventEntry(BaseModel):
+    seq: int
+    recorded_at: str
+    event: Event
+
+
+class EventPage(BaseModel):
+    events: list[EventEntry]
+    next_since: int
+    """Pass as `since` for the next page (the seq of the last event returned)."""
+    more: bool
+
+
+class Health(BaseModel):
+    status: str
+    consuming: bool
+    head_seq: int
+
+
+def create_app(queries: Queries, consuming: Callable[[], bool] = lambda: True) -> FastAPI:
+    app = FastAPI(
+        title="jobsuite audit",
+        version="1",
+        description="The audit read model: every job's status and its event history.",
+    )
+
+    @app.exception_handler(sqlite3.Error)
+    async def read_model_unavailable(_request: Request, exc: sqlite3.Error) -> JSONResponse:
+        log.error("read_model_query_failed", error=str(exc))
+        return JSONResponse({"detail": "the read model is unavailable"}, status_code=503)
+
+    @app.get("/healthz")
+    def healthz() -> Health:
+        return Health(status="ok", consuming=consuming(), head_seq=queries.head_seq())
+
+    @app.get("/jobs/{job_id}", responses={404: {"description": "no such job"}})
+    def get_job(job_id: str) -> JobRecord:
+        record = queries.job(job_id)
+        if record is None:
+            raise HTTPException(404, f"no job {job_id!r} in the audit record")
+        return record
+
+    @app.get("/jobs")
+    def list_jobs(
+        status: JobStatus | None = None,
+        type: Annotated[str | None, Query(max_length=64, description="job type")] = None,
+        since: Annotated[
+            datetime | None, Query(description="only jobs with an event at or after this time")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        cursor: Annotated[
+            int | None, Query(ge=1, description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> JobPage:
+        jobs, next_cursor = queries.jobs(
+            status=status, job_type=type, since=since, limit=limit, before=cursor
+        )
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    @app.get("/events")
+    def list_events(
+        since: Annotated[int, Query(ge=0, description="the seq after which to start")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    ) -> EventPage:
+        rows = queries.events(since, limit + 1)
+        page = [EventEntry.model_validate(r) for r in rows[:limit]]
+        last = page[-1].seq if page else since
+        return EventPage(events=page, next_since=last, more=len(rows) > limit)
+
+    @app.get("/stats")
+    def stats() -> dict[str, Any]:
+        return queries.stats()
+
+    return app

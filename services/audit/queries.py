@@ -1,0 +1,128 @@
+"""The read side of the read model, for the API: one SQLite connection per reading thread."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from services.audit.lifecycle import lifecycle_order
+from services.audit.readmodel import connect, timestamp
+from shared.messages import ErrorInfo, Event, JobRecord
+
+
+class Queries:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.path, readonly=True)
+        return db
+
+    def job(self, job_id: str) -> JobRecord | None:
+        db = self._db()
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        bodies = db.execute("SELECT body FROM events WHERE job_id = ? ORDER BY seq", (job_id,))
+        events = lifecycle_order([Event.model_validate_json(b[0]) for b in bodies])
+        return _record(row, events)
+
+    def jobs(
+        self,
+        *,
+        status: str | None,
+        job_type: str | None,
+        since: datetime | None,
+        limit: int,
+        before: int | None,
+    ) -> tuple[list[JobRecord], int | None]:
+        """Newest first (by when the audit first heard of the job). `before` is the cursor
+        from the previous page; the second value is the cursor for the next page, if any."""
+        where, args = ["1 = 1"], []
+        for clause, value in (
+            ("status = ?", status),
+            ("type = ?", job_type),
+            ("updated_at >= ?", timestamp(since) if since else None),
+            ("first_seq < ?", before),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY first_seq DESC LIMIT ?",
+                (*args, limit + 1),
+            )
+            .fetchall()
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_record(r, []) for r in rows], (rows[-1]["first_seq"] if more else None)
+
+    def events(self, since: int, limit: int) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT seq, recorded_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        )
+        return [
+            {"seq": r["seq"], "recorded_at": r["recorded_at"], "event": json.loads(r["body"])}
+            for r in rows
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        db = self._db()
+        by_type: dict[str, dict[str, int]] = {}
+        for r in db.execute("SELECT type, status, COUNT(*) FROM jobs GROUP BY type, status"):
+            by_type.setdefault(r[0], {})[r[1]] = r[2]
+        failures = db.execute(
+            "SELECT status, COALESCE(error_kind, dead_reason, 'unknown') AS kind, COUNT(*) AS n"
+            " FROM jobs WHERE status IN ('failed', 'dead') GROUP BY 1, 2 ORDER BY n DESC"
+        )
+        dead = db.execute("SELECT dead_reason, COUNT(*) FROM jobs WHERE status = 'dead' GROUP BY 1")
+        by_status: dict[str, int] = {}
+        for statuses in by_type.values():
+            for status, n in statuses.items():
+                by_status[status] = by_status.get(status, 0) + n
+        return {
+            "jobs": sum(by_status.values()),
+            "by_status": by_status,
+            "by_type": by_type,
+            "failure_reasons": [{"status": r[0], "kind": r[1], "count": r[2]} for r in failures],
+            "dead_reasons": {r[0] or "unknown": r[1] for r in dead},
+            "events": db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
+            "head_seq": self.head_seq(),
+        }
+
+    def head_seq(self) -> int:
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _record(row: sqlite3.Row, events: list[Event]) -> JobRecord:
+    error = None
+    if row["error_kind"] is not None:
+        error = ErrorInfo(kind=row["error_kind"], message=row["error_message"] or "")
+    return JobRecord(
+        id=row["id"],
+        type=row["type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        parent_id=row["parent_id"],
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration_ms=row["duration_ms"],
+        error=error,
+        outputs=json.loads(row["outputs"]),
+        events=events,
+        dead_reason=row["dead_reason"],
+        replays=row["replays"],
+    )

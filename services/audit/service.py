@@ -1,0 +1,106 @@
+"""Putting the audit service together: the consumer on the main thread (it owns the AMQP
+connection and the writer side of the read model), the read API on a thread of its own."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.audit.api import create_app
+from services.audit.consumer import AuditConsumer
+from services.audit.lock import AuditDirBusy, DirLock
+from services.audit.queries import Queries
+from services.audit.readmodel import DB_NAME
+from services.audit.recorder import Recorder
+from services.audit.segments import LogCorrupt
+from shared.config import Settings
+from shared.events import instance_name
+from shared.log import get_logger
+
+log = get_logger(__name__)
+_API_START_TIMEOUT_S = 15.0
+
+
+class ApiThread:
+    """uvicorn on a socket bound here, so a taken port fails at start with a clear error."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="audit-api", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + _API_START_TIMEOUT_S
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the read API did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def run(settings: Settings) -> int:
+    try:
+        lock = DirLock(settings.audit_dir)
+    except AuditDirBusy as e:
+        log.error("audit_dir_busy", error=str(e))
+        return 1
+    try:
+        return _run_locked(settings)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings) -> int:
+    try:
+        recorder = Recorder.open(settings)
+    except LogCorrupt as e:
+        log.error("audit_log_corrupt", error=str(e))
+        return 1
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    consumer = AuditConsumer(settings, recorder, instance=instance_name(), stopping=stopping)
+    try:
+        app = create_app(Queries(settings.audit_dir / DB_NAME), consumer.consuming.is_set)
+        api = ApiThread(app, settings.audit_host, settings.audit_port)
+        api.start()
+    except (OSError, RuntimeError) as e:
+        log.error(
+            "api_failed_to_start", host=settings.audit_host, port=settings.audit_port, error=str(e)
+        )
+        recorder.close()
+        return 1
+    log.info(
+        "audit_ready",
+        port=settings.audit_port,
+        audit_dir=str(settings.audit_dir),
+        head_seq=recorder.log.head_seq,
+    )
+    try:
+        consumer.run()
+    finally:
+        api.stop()
+        recorder.close()
+    log.info("audit_stopped", head_seq=recorder.log.head_seq)
+    return 0

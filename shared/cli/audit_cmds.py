@@ -1,0 +1,148 @@
+"""`jobsuite audit verify|rebuild` (the log on disk) and `jobsuite jobs` (the audit read API).
+
+verify and rebuild work on the audit service's files, so they use its log code; it is
+imported inside the commands so that `shared` does not load a service at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from shared.cli.common import console, err_console, fail, readable_errors, settings
+from shared.config import Settings
+from shared.errors import JobsuiteError
+from shared.messages import JobStatus
+
+audit_app = typer.Typer(
+    help="Check the audit log and rebuild its read model.", no_args_is_help=True
+)
+
+STATUS_STYLES = {
+    "submitted": "blue",
+    "started": "cyan",
+    "retrying": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "dead": "bold red",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    app.command("jobs")(jobs)
+
+
+@audit_app.command("verify")
+@readable_errors
+def verify(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="the audit folder, its log/ folder or one segment (default AUDIT_DIR)"),
+    ] = None,
+) -> None:
+    """Check the whole hash chain; exit 1 naming the first broken record."""
+    from services.audit.readmodel import DB_NAME, recorded_head
+    from services.audit.verify import verify as verify_log
+
+    target = path or settings().audit_dir
+    if not target.exists():
+        raise fail(f"no audit log at {target}", 2)
+    head = None
+    if target.is_dir():
+        db = target / DB_NAME if (target / DB_NAME).exists() else target.parent / DB_NAME
+        head = recorded_head(db)  # read before the log: the log is written first
+    report = verify_log(target, recorded_head=head)
+    for note in report.notes:
+        err_console.print(f"[dim]note: {note}[/]", highlight=False)
+    if not report.ok:
+        raise fail(f"audit log BROKEN at {report.problem}")
+    span = f"seq {report.first_seq}..{report.head_seq}" if report.records else "empty"
+    console.print(
+        f"[green]audit log intact[/]: {report.records} records in {report.segments} "
+        f"segment(s), {span}, head {report.head_hash[:16]}",
+        highlight=False,
+    )
+
+
+@audit_app.command("rebuild")
+@readable_errors
+def rebuild() -> None:
+    """Rebuild the read model from the log (stop the audit service first)."""
+    from services.audit.lock import DirLock
+    from services.audit.recorder import rebuild as rebuild_model
+    from services.audit.verify import verify as verify_log
+
+    s = settings()
+    with DirLock(s.audit_dir):
+        report = verify_log(s.audit_dir)
+        if not report.ok:
+            raise fail(f"not rebuilding from a broken log: {report.problem}")
+        count = rebuild_model(s)
+    console.print(f"read model rebuilt from {count} records", highlight=False)
+
+
+@readable_errors
+def jobs(
+    status: Annotated[JobStatus | None, typer.Option(help="only jobs in this state")] = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="resize, render or mail")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    cursor: Annotated[int | None, typer.Option(help="from a previous page's hint")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """The jobs the audit service knows, newest first."""
+    s = settings()
+    query = {"status": status, "type": job_type, "limit": limit, "cursor": cursor}
+    page = audit_get(s, "/jobs", {k: v for k, v in query.items() if v is not None})
+    if as_json:
+        for job in page["jobs"]:
+            print(json.dumps(job, separators=(",", ":")))
+        return
+    table = Table("job", "type", "status", "attempts", "submitted", "duration", "error")
+    table.columns[0].no_wrap = True
+    for job in page["jobs"]:
+        error = job.get("error") or {}
+        table.add_row(
+            job["id"],
+            job["type"],
+            f"[{STATUS_STYLES.get(job['status'], '')}]{job['status']}[/]",
+            str(job["attempts"]),
+            _local_time(job.get("submitted_at")),
+            f"{job['duration_ms']:.0f} ms" if job.get("duration_ms") is not None else "",
+            f"{error['kind']}: {error['message']}" if error else "",
+        )
+    console.print(table)
+    if page.get("next_cursor"):
+        err_console.print(f"[dim]more: --cursor {page['next_cursor']}[/]", highlight=False)
+
+
+class AuditUnavailable(JobsuiteError):
+    """The audit read API could not be reached or did not answer properly."""
+
+
+def audit_get(s: Settings, path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET from the audit read API: the JSON body, or None for a 404."""
+    url = s.audit_url.rstrip("/") + path
+    try:
+        response = httpx.get(url, params=params, timeout=10)
+    except httpx.HTTPError as e:
+        raise AuditUnavailable(f"cannot reach the audit service at {s.audit_url}: {e}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise AuditUnavailable(
+            f"the audit service answered {response.status_code}: {response.text[:300]}"
+        )
+    return response.json()
+
+
+def _local_time(value: str | None) -> str:
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
