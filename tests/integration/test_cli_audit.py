@@ -14,7 +14,7 @@ import pika
 import pytest
 from typer.testing import CliRunner, Result
 
-from shared.cli.app import app
+from cli.app import app
 from shared.config import Settings
 from shared.messages import Job
 from tests.conftest import SpawnFn
@@ -23,7 +23,7 @@ from tests.support.broker import TestBroker
 from tests.support.processes import ROOT, ServiceProcess, service_env
 
 FLAGGED = "tests.support.flagged_worker"
-JOBSUITE = [sys.executable, "-c", "from shared.cli.app import main; main()"]
+JOBSUITE = [sys.executable, "-c", "from cli.app import main; main()"]
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:

@@ -14,7 +14,7 @@ from click.testing import Result
 from PIL import Image
 from typer.testing import CliRunner
 
-from shared.cli.app import app
+from cli.app import app
 from shared.config import Settings
 from shared.messages import Job
 from tests.support.broker import TestBroker

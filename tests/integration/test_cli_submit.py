@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from cli.app import app
 from shared.blobs import FolderBlobStore, output_key
-from shared.cli.app import app
 from shared.config import Settings
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker

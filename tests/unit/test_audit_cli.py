@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.app import app
 from services.audit.lock import DirLock
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
-from shared.cli.app import app
 from shared.config import Settings
 from tests.support.audit import free_port, make_event, new_job_id
 

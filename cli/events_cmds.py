@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from cli.common import console, err_console, readable_errors, settings
 from shared.amqp import Delivery, connect_once
-from shared.cli.common import console, err_console, readable_errors, settings
 from shared.errors import DecodeError
 from shared.events import instance_name
 from shared.messages import Event, decode_event

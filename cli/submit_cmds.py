@@ -19,8 +19,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from shared.cli.common import console, err_console, fail, readable_errors
-from shared.cli.gateway_client import Gateway, expect_ok, save, wait
+from cli.common import console, err_console, fail, readable_errors
+from cli.gateway_client import Gateway, expect_ok, save, wait
 
 GatewayOpt = Annotated[
     str | None, typer.Option("--gateway", help="gateway URL [default: GATEWAY_URL]")

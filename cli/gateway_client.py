@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from shared.cli.common import err_console, settings
+from cli.common import err_console, settings
 from shared.errors import JobsuiteError
 
 TERMINAL = {"succeeded", "failed", "dead"}

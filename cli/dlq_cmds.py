@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from cli.audit_cmds import AuditUnavailable, audit_get
+from cli.common import console, err_console, fail, readable_errors, settings
 from shared.amqp import Channel, Delivery, connect_once
-from shared.cli.audit_cmds import AuditUnavailable, audit_get
-from shared.cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
 from shared.errors import BrokerError
 from shared.events import EventSource, instance_name

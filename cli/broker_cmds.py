@@ -22,9 +22,9 @@ import httpx
 import typer
 from rich.table import Table
 
+from cli.common import console, err_console, fail, readable_errors, settings
 from shared.amqp import Channel, Connection, connect_once
 from shared.blobs import FolderBlobStore, input_key
-from shared.cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
 from shared.errors import BrokerError, JobsuiteError
 from shared.events import EventSource, instance_name

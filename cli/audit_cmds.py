@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.table import Table
 
-from shared.cli.common import console, err_console, fail, readable_errors, settings
+from cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
 from shared.errors import JobsuiteError
 from shared.messages import JobStatus

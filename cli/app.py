@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import audit_cmds, broker_cmds, dlq_cmds, events_cmds, submit_cmds
+from cli import audit_cmds, broker_cmds, dlq_cmds, events_cmds, submit_cmds
 
 app = typer.Typer(
     name="jobsuite",
