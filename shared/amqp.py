@@ -136,16 +136,7 @@ class Channel:
         auto_ack: bool = False,
     ) -> str:
         def callback(_ch: Any, method: Any, props: Any, body: bytes) -> None:
-            on_delivery(
-                Delivery(
-                    channel=self,
-                    tag=method.delivery_tag,
-                    body=body,
-                    message_id=props.message_id,
-                    headers=dict(props.headers or {}),
-                    redelivered=bool(method.redelivered),
-                )
-            )
+            on_delivery(self._delivery(method, props, body))
 
         with broker_errors(f"consume {queue}"):
             if on_cancel is not None:
@@ -184,6 +175,9 @@ class Channel:
             method, props, body = self._raw.basic_get(queue, auto_ack=False)
         if method is None:
             return None
+        return self._delivery(method, props, body)
+
+    def _delivery(self, method: Any, props: Any, body: bytes) -> Delivery:
         return Delivery(
             channel=self,
             tag=method.delivery_tag,
