@@ -9,15 +9,13 @@ leaves nothing under the final name.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Protocol
 
 from shared.errors import BlobError
+from shared.files import TEMP_PREFIX, atomic_write
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MANIFEST_NAME = "manifest.json"
@@ -41,14 +39,6 @@ def output_key(job_id: str, name: str) -> str:
 
 def manifest_key(job_id: str) -> str:
     return output_key(job_id, MANIFEST_NAME)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobReader(Protocol):
@@ -87,22 +77,9 @@ class FolderBlobStore:
         except FileNotFoundError:
             raise BlobError(f"blob {key!r} does not exist") from None
 
-    @contextmanager
-    def open_for_write(self, key: str) -> Iterator[IO[bytes]]:
-        """Yield a file to write; it appears under `key` only if the block ends cleanly."""
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=final.suffix)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)  # make the rename itself survive a power cut
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def open_for_write(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        """A file to write; it appears under `key` only if the block ends cleanly."""
+        return atomic_write(self.path(key))
 
     def write_bytes(self, key: str, data: bytes) -> str:
         with self.open_for_write(key) as f:
@@ -117,7 +94,7 @@ class FolderBlobStore:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith(TEMP_PREFIX)
         )
 
     def delete_prefix(self, prefix: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, BinaryIO
 
 from services.audit.chain import GENESIS, BadRecord, Record, parse_record, seal
 from shared.errors import JobsuiteError
+from shared.files import atomic_write, fsync_dir
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -63,21 +63,8 @@ def read_anchor(directory: Path) -> Anchor | None:
 
 def write_anchor(directory: Path, anchor: Anchor, pruned: str) -> None:
     body = {"seq": anchor.seq, "hash": anchor.hash, "last_pruned_segment": pruned}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".anchor-")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_write(directory / ANCHOR_NAME) as f:
         f.write(json.dumps(body).encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / ANCHOR_NAME)
-    fsync_dir(directory)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
