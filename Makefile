@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test unit lint format broker clean
+.PHONY: run test unit lint format broker clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,11 @@ test: $(STAMP) broker
 ## unit: the tests that need no broker
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## bench: runner overhead vs raw pika and Celery (bench extras into the same venv)
+bench: $(STAMP) broker
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
