@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,20 @@ from typer.testing import CliRunner
 from cli.app import app
 from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
-from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.fake_http import JsonServer
-from tests.support.gateway import RunningGateway, closed_url, start_gateway
+from tests.support.gateway import RunningGateway, closed_url
 from tests.support.processes import service_env
 
 
 @pytest.fixture
-def audit() -> Iterator[JsonServer]:
-    with JsonServer() as server:
-        yield server
+def audit(fake_audit: JsonServer) -> JsonServer:
+    return fake_audit
 
 
 @pytest.fixture
-def gateway(
-    broker: TestBroker, spawn: SpawnFn, settings: Settings, audit: JsonServer
-) -> RunningGateway:
-    return start_gateway(spawn, settings, audit_url=audit.url)
+def gateway(gateway_with_fake_audit: RunningGateway) -> RunningGateway:
+    return gateway_with_fake_audit
 
 
 @pytest.fixture

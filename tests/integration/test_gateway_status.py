@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,16 +17,13 @@ from tests.support.gateway import RunningGateway, start_gateway
 
 
 @pytest.fixture
-def audit() -> Iterator[JsonServer]:
-    with JsonServer() as server:
-        yield server
+def audit(fake_audit: JsonServer) -> JsonServer:
+    return fake_audit
 
 
 @pytest.fixture
-def gateway(
-    broker: TestBroker, spawn: SpawnFn, settings: Settings, audit: JsonServer
-) -> RunningGateway:
-    return start_gateway(spawn, settings, audit_url=audit.url)
+def gateway(gateway_with_fake_audit: RunningGateway) -> RunningGateway:
+    return gateway_with_fake_audit
 
 
 def finish(settings: Settings, job_id: str, outputs: dict[str, bytes]) -> list[str]:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
-from services.gateway.publisher import Outgoing
 from shared.config import Settings
-from shared.errors import BrokerError
 from tests.support.processes import ServiceProcess
 
 
@@ -78,36 +75,3 @@ def wait_for_ok(gateway: RunningGateway, path: str, timeout: float = 30) -> None
             last = repr(e)
         time.sleep(0.05)
     raise AssertionError(f"{path} not 200 within {timeout}s ({last}):\n{gateway.process.tail()}")
-
-
-@dataclass
-class StubPublisher:
-    """Accepts (or refuses with `fail_with`) every batch, keeping what it was given."""
-
-    fail_with: BrokerError | None = None
-    connected: bool = True
-    last_error: str = ""
-    batches: list[Sequence[Outgoing]] = field(default_factory=list)
-
-    def start(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def send(self, messages: Sequence[Outgoing]) -> Future[None]:
-        future: Future[None] = Future()
-        try:
-            self.publish(messages)
-            future.set_result(None)
-        except BrokerError as e:
-            future.set_exception(e)
-        return future
-
-    def publish(self, messages: Sequence[Outgoing], timeout: float = 0) -> None:
-        if self.fail_with is not None and messages[0].message_type != "job.rejected":
-            raise self.fail_with
-        self.batches.append(messages)
-
-    def of_type(self, message_type: str) -> list[Outgoing]:
-        return [m for batch in self.batches for m in batch if m.message_type == message_type]
