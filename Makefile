@@ -7,7 +7,7 @@ SCALE ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test unit lint format broker clean bench
+.PHONY: run test unit lint format broker clean bench compose-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ unit: $(STAMP)
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+## compose-test: docker-compose.yml with four resizers on a real Docker engine (installs
+## Docker when missing; builds stand-in base images unless PYTHON_IMAGE and RABBITMQ_IMAGE are set)
+compose-test: $(STAMP)
+	deploy/ensure-docker.sh
+	$(BIN)/python -m pip install --quiet -e '.[test,compose]'
+	$(if $(and $(PYTHON_IMAGE),$(RABBITMQ_IMAGE)),,eval "$$(deploy/offline/build-images.sh)" &&) \
+	$(BIN)/python -m pytest tests/compose --timeout=900 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -26,7 +27,10 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        extra: list[Any] = [structlog.processors.dict_tracebacks]
+        # No frame locals: they would put job data and connection URLs with passwords in logs.
+        extra: list[Any] = [
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        ]
     else:
         renderer = structlog.dev.ConsoleRenderer()
         extra = []
