@@ -48,6 +48,9 @@ class Settings:
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
     # A job redelivered this many times (its worker died each time) is dead-lettered.
     max_deliveries: int = 5
+    # Jobs a task queue holds before the broker refuses more (the gateway answers 503);
+    # 0: no limit. Changing it on an existing queue needs the queue deleted first.
+    task_queue_max_length: int = 0
     gateway_url: str = "http://localhost:8080"
     audit_port: int = 8081
     audit_retention_days: int = 30
@@ -121,6 +124,9 @@ class Settings:
             max_output_side=reader.get("MAX_OUTPUT_SIDE", _positive_int, default.max_output_side),
             retry_delays_ms=reader.get("RETRY_DELAYS_MS", _delays, default.retry_delays_ms),
             max_deliveries=reader.get("MAX_DELIVERIES", _positive_int, default.max_deliveries),
+            task_queue_max_length=reader.get(
+                "TASK_QUEUE_MAX_LENGTH", _non_negative_int, default.task_queue_max_length
+            ),
             gateway_url=reader.get("GATEWAY_URL", str, default.gateway_url),
             audit_port=reader.get("AUDIT_PORT", _port, default.audit_port),
             audit_retention_days=reader.get(
@@ -165,13 +171,24 @@ class _Reader:
             raise ConfigError(f"{name} {e}, got {raw!r}") from None
 
 
-def _positive_int(raw: str) -> int:
+def _integer(raw: str) -> int:
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise ValueError("must be an integer") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = _integer(raw)
     if value <= 0:
         raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
     return value
 
 

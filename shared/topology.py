@@ -79,7 +79,7 @@ _AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reje
 
 def task_queue_arguments(settings: Settings) -> dict[str, Any]:
     names = Names(settings.namespace)
-    return {
+    arguments = {
         "x-queue-type": "quorum",
         **_AT_LEAST_ONCE,
         "x-dead-letter-exchange": names.dead_exchange,
@@ -87,6 +87,10 @@ def task_queue_arguments(settings: Settings) -> dict[str, Any]:
         # with a job.failed event saying why.
         "x-delivery-limit": settings.max_deliveries,
     }
+    if settings.task_queue_max_length:
+        # Full: publishes are nacked (reject-publish above), never the oldest job dropped.
+        arguments["x-max-length"] = settings.task_queue_max_length
+    return arguments
 
 
 def retry_queue_arguments(settings: Settings, delay_ms: int) -> dict[str, Any]:

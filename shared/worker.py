@@ -35,6 +35,7 @@ from shared.errors import (
     BlobError,
     BrokerUnavailable,
     DecodeError,
+    PublishNacked,
     PermanentJobError,
     TransientJobError,
 )
@@ -173,7 +174,15 @@ class Worker:
                 log.exception("handler_crashed")
                 why = f"{type(e).__name__}: {e}"
                 settle = partial(session.retry, job, delivery, "crash", why, started)
-            outcome = session.bridge.call(settle)
+            try:
+                outcome = session.bridge.call(settle)
+            except PublishNacked as e:
+                # The follow-up's queue is full (x-max-length): its outputs are kept, so a
+                # later attempt only publishes the follow-up again.
+                refused = partial(
+                    session.retry, job, delivery, "follow_up_refused", str(e), started
+                )
+                outcome = session.bridge.call(refused)
         except BrokerUnavailable as e:
             # Not acked: the broker redelivers the job, and its manifest stops a second run.
             log.warning("job_abandoned_connection_lost", error=str(e))

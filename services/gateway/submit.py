@@ -68,7 +68,12 @@ class Submitter:
             if key is not None:
                 self.ledger.release(key, job.id)
             log.warning("job_not_queued", job_id=job.id, type=job.type, error=str(e))
-            what = "the broker refused it" if isinstance(e, PublishNacked) else "no broker"
+            # reject-publish: a nack is how a full queue (TASK_QUEUE_MAX_LENGTH) says no.
+            what = (
+                "the queue is full or the broker refused it"
+                if isinstance(e, PublishNacked)
+                else "no broker"
+            )
             raise Rejected(
                 503,
                 "broker_unavailable",

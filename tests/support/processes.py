@@ -25,6 +25,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         BLOB_DIR=str(settings.blob_dir),
         RETRY_DELAYS_MS=",".join(str(d) for d in settings.retry_delays_ms),
         MAX_DELIVERIES=str(settings.max_deliveries),
+        TASK_QUEUE_MAX_LENGTH=str(settings.task_queue_max_length),
         LOG_FORMAT="json",
         LOG_LEVEL="info",
         PYTHONUNBUFFERED="1",

@@ -52,6 +52,7 @@ def test_every_documented_variable_is_read() -> None:
         ("SMTP_PORT", "abc", "SMTP_PORT must be an integer, got 'abc'"),
         ("SMTP_PORT", "70000", "SMTP_PORT must be a port number"),
         ("MAX_DELIVERIES", "0", "MAX_DELIVERIES must be a positive integer"),
+        ("TASK_QUEUE_MAX_LENGTH", "-1", "TASK_QUEUE_MAX_LENGTH must be 0 or a positive integer"),
         ("SMTP_STARTTLS", "maybe", "SMTP_STARTTLS must be true or false"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
         ("RETRY_DELAYS_MS", "1s,2s", "RETRY_DELAYS_MS must be a comma-separated list"),

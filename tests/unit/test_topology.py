@@ -6,7 +6,13 @@ import pytest
 
 from shared.amqp import compute_backoff
 from shared.config import Settings
-from shared.topology import RETRY_DELAY_HEADER, Names, declare_topology, retry_delay_ms
+from shared.topology import (
+    RETRY_DELAY_HEADER,
+    Names,
+    declare_topology,
+    retry_delay_ms,
+    task_queue_arguments,
+)
 
 
 class RecordingDeclarer:
@@ -89,3 +95,11 @@ def test_a_handshake_timeout_is_a_broker_error_not_a_crash() -> None:
 
     with pytest.raises(BrokerUnavailable, match="AMQPConnectorStackTimeout"), broker_errors("x"):
         raise AMQPConnectorStackTimeout("Timeout during AMQP handshake")
+
+
+def test_task_queues_get_a_max_length_only_when_one_is_set() -> None:
+    assert "x-max-length" not in task_queue_arguments(Settings())
+    bounded = task_queue_arguments(Settings(task_queue_max_length=1000))
+    assert bounded["x-max-length"] == 1000
+    # A full queue must refuse new jobs, never drop the oldest (the default drop-head).
+    assert bounded["x-overflow"] == "reject-publish"
