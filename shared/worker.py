@@ -35,8 +35,8 @@ from shared.errors import (
     BlobError,
     BrokerUnavailable,
     DecodeError,
-    PublishNacked,
     PermanentJobError,
+    PublishNacked,
     TransientJobError,
 )
 from shared.events import EventSource, instance_name
