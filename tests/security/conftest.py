@@ -121,12 +121,17 @@ class Suite:
     def publish_with_good_job(self, events: EventWatcher, job: Job) -> dict[str, Any]:
         """Publish `job` straight onto its queue, then a good job of the same type; return
         the hostile job's terminal event once the good one has succeeded after it."""
-        good = self.good_job(job.type)
-        self.broker.publish_job(job)
-        self.broker.publish_job(good)
-        outcome = self.outcome(events, job.id)
-        self.succeeded(events, good.id)
-        return outcome
+        return self.publish_with_good_jobs(events, [job])[0]
+
+    def publish_with_good_jobs(self, events: EventWatcher, jobs: list[Job]) -> list[dict]:
+        """The same for several jobs at once: every one, then a good job per job type."""
+        goods = [self.good_job(t) for t in sorted({job.type for job in jobs})]
+        for job in [*jobs, *goods]:
+            self.broker.publish_job(job)
+        outcomes = [self.outcome(events, job.id) for job in jobs]
+        for good in goods:
+            self.succeeded(events, good.id)
+        return outcomes
 
     # --- the traps ----------------------------------------------------------------------
 
