@@ -17,14 +17,15 @@ from typing import IO, Protocol
 from shared.errors import BlobError
 from shared.files import TEMP_PREFIX, atomic_write
 
-_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MANIFEST_NAME = "manifest.json"
 
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a safe relative path, else raise BlobError."""
     parts = key.split("/")
-    if not key or any(not _SAFE_PART.match(p) for p in parts):
+    # fullmatch: with match(), `$` also matches before a final newline ("a.png\n")
+    if not key or any(not _SAFE_PART.fullmatch(p) for p in parts):
         raise BlobError(f"invalid blob key {key!r}")
     return key
 

@@ -171,6 +171,22 @@ class ResizeParams(_Strict):
         """Every requested size, the single one included."""
         return list(self.sizes) or [Size(width=self.width, height=self.height)]
 
+    def absurd_side(self, max_side: int) -> tuple[str, str] | None:
+        """(field, reason) of the first requested side over `max_side` (MAX_OUTPUT_SIDE):
+        gateway and resizer refuse it before any pixel is decoded."""
+        if self.sizes:
+            sides = [
+                (f"sizes.{i}.{name}", getattr(box, name))
+                for i, box in enumerate(self.sizes)
+                for name in ("width", "height")
+            ]
+        else:
+            sides = [("width", self.width), ("height", self.height)]
+        for field, value in sides:
+            if value is not None and value > max_side:
+                return field, f"{value} is absurd: a side may be at most {max_side} pixels"
+        return None
+
 
 def parse_params(model: type[_ParamsT], params: dict[str, Any]) -> _ParamsT:
     """Validate a job's params; the caller turns the DecodeError into a PermanentJobError."""

@@ -10,7 +10,7 @@ import pytest
 
 from shared.config import Settings
 from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_namespace
-from tests.support.processes import ServiceProcess, service_env
+from tests.support.processes import ServiceProcess, Spawner
 
 
 @pytest.fixture(scope="session")
@@ -56,22 +56,11 @@ def spawn(settings: Settings, tmp_path: Path, broker: TestBroker) -> Iterator[Sp
 
     It depends on `broker` so the processes stop before the namespace is deleted: services
     re-declaring queues while they are being deleted once wedged RabbitMQ 3.10."""
-    started: list[ServiceProcess] = []
-
-    def start(
-        module: str, *, settings_override: Settings | None = None, **env: str
-    ) -> ServiceProcess:
-        s = settings_override or settings
-        log_path = tmp_path / f"{module.rsplit('.', 1)[-1]}-{len(started)}.log"
-        proc = ServiceProcess(module, service_env(s, **env), log_path)
-        started.append(proc)
-        return proc
-
+    spawner = Spawner(settings, tmp_path)
     try:
-        yield start
+        yield spawner
     finally:
-        for proc in started:
-            proc.stop()
+        spawner.stop_all()
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

@@ -98,7 +98,7 @@ def _text(value: Any) -> str | None:
 def _body_field(body: bytes, name: str) -> str | None:
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # a client can dead-letter `[[[…]]]` 3000 deep
         return None
     value = obj.get(name) if isinstance(obj, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 200 else None

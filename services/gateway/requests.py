@@ -38,7 +38,7 @@ _UUID = re.compile(UUID_PATTERN)
 
 
 def _job_id(value: str) -> str:
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):  # not match(): its `$` lets a final newline through
         raise ValueError("must be the id of an earlier job (a UUID)")
     return value
 

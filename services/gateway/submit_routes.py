@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.gateway.context import Gateway, GatewayDep
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
-from services.gateway.rejections import Rejected, validation_error
+from services.gateway.rejections import Rejected, field_error, validation_error
 from services.gateway.requests import (
     MailRequest,
     RenderRequest,
@@ -22,7 +22,7 @@ from services.gateway.requests import (
 )
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image
-from shared.messages import FollowUp, Job, ResizeParams, new_id
+from shared.messages import JOB_TYPES, FollowUp, Job, ResizeParams, new_id
 
 router = APIRouter(tags=["jobs"])
 
@@ -101,6 +101,9 @@ def submit_resize(
         )
     except ValidationError as e:
         raise validation_error(e, "body") from None
+    absurd = params.absurd_side(gateway.settings.max_output_side)
+    if absurd is not None:
+        raise field_error(absurd[0].split("."), absurd[1], "too_large")
     follow_up = parse_follow_up(then)
     check_follow_up(follow_up, gateway.settings.max_recipients)
 
@@ -148,6 +151,18 @@ def submit_mail(
     check_mail(body, gateway.settings.max_recipients)
     check_follow_up(body.then, gateway.settings.max_recipients)
     return _submit_json(gateway, response, "mail", body, body.then, idempotency_key)
+
+
+@router.post(
+    "/jobs/{job_type}",
+    status_code=404,
+    include_in_schema=False,
+    responses={404: {"description": "no such job type"}},
+)
+def unknown_job_type(job_type: str) -> None:
+    """Without it a POST to /jobs/<anything> is a bare 405 (GET /jobs/{id} owns the path)."""
+    known = ", ".join(f"/jobs/{t}" for t in JOB_TYPES)
+    raise Rejected(404, "unknown_job_type", f"unknown job type: POST to one of {known}")
 
 
 def _submit_json(

@@ -54,6 +54,9 @@ def resize_job(job: Job, blobs: BlobWriter, limits: ResizeLimits) -> list[str]:
     """Read job.inputs[0] from the blob store, write one output per requested size under
     outputs/<job.id>/, return the output keys in the order of params.boxes()."""
     params = _parse(job)
+    absurd = params.absurd_side(limits.max_output_side)
+    if absurd is not None:
+        raise PermanentJobError(f"invalid params: {absurd[0]}: {absurd[1]}")
     data = _read_input(job, blobs)
     decoded = _decode(data, params, limits)
     fmt = params.format or imaging.default_format(decoded.source_format)
@@ -134,6 +137,13 @@ def _check_sides(targets: list[Target], limits: ResizeLimits) -> None:
             raise PermanentJobError(
                 f"output size {target.width}x{target.height} is absurd: "
                 f"a side may be at most {limits.max_output_side} pixels"
+            )
+        # Two sides within the limit can still make an output larger than any input may be
+        # (a 1x1 GIF stretched to 10000x10000 is 300 MB of pixels).
+        if target.width * target.height > limits.max_image_pixels:
+            raise PermanentJobError(
+                f"output size {target.width}x{target.height} is absurd: at most "
+                f"{limits.max_image_pixels} pixels in one output (MAX_IMAGE_PIXELS)"
             )
 
 

@@ -99,3 +99,25 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+
+class Spawner:
+    """Starts services of one namespace as processes, logs beside each other; `stop_all`."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.started: list[ServiceProcess] = []
+
+    def __call__(
+        self, module: str, *, settings_override: Settings | None = None, **env: str
+    ) -> ServiceProcess:
+        s = settings_override or self.settings
+        log_path = self.log_dir / f"{module.rsplit('.', 1)[-1]}-{len(self.started)}.log"
+        proc = ServiceProcess(module, service_env(s, **env), log_path)
+        self.started.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.stop()
