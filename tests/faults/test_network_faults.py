@@ -80,7 +80,9 @@ def test_blackhole_is_detected_within_three_heartbeats_and_every_job_completes(
     events = broker.events()
     worker = start_worker_behind(proxy, spawn, broker)
     in_hand, jobs = publish_batch(broker, in_hand_s=1.5, more=3)
-    events.wait_for(in_hand.id, "job.started")
+    # In the handler, so past its confirmed job.started: it finishes, and the redelivery
+    # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
+    worker.wait_logged("scripted_job_running")
 
     proxy.blackhole()
     struck = time.monotonic()
@@ -106,7 +108,9 @@ def test_reset_connection_is_reconnected_and_every_job_completes(
     events = broker.events()
     worker = start_worker_behind(proxy, spawn, broker)
     in_hand, jobs = publish_batch(broker, in_hand_s=1.5, more=3)
-    events.wait_for(in_hand.id, "job.started")
+    # In the handler, so past its confirmed job.started: it finishes, and the redelivery
+    # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
+    worker.wait_logged("scripted_job_running")
 
     assert proxy.reset() == 1  # the worker's one connection
     struck = time.monotonic()
@@ -122,6 +126,7 @@ def test_reset_connection_is_reconnected_and_every_job_completes(
     assert detected_s < 1.5, detected_s
     assert worker.logged("broker_unreachable")
     assert assert_no_job_lost_and_redeliveries_absorbed(events, broker, worker, jobs) == 1
+    assert len(events.of(in_hand.id, "job.started")) == 2
     assert worker.logged("job_already_done_skipping_handler")
 
 
