@@ -22,6 +22,9 @@ class IoBridge:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._closed = False
+        # The first broker error a call met on the I/O thread: pika raises a dead connection's
+        # error once, maybe inside a call, so the I/O loop reads the cause from here.
+        self.failure: BrokerUnavailable | None = None
 
     def close(self) -> None:
         """The connection is gone: every waiting and future call fails fast."""
@@ -38,6 +41,9 @@ class IoBridge:
                 return
             try:
                 future.set_result(fn())
+            except BrokerUnavailable as e:
+                self.failure = self.failure or e
+                future.set_exception(e)
             except BaseException as e:
                 future.set_exception(e)
 

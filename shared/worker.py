@@ -242,6 +242,8 @@ class _Session:
         self.connection.pump(_PUMP_S)
         if self.cancelled_by_broker:
             raise BrokerUnavailable("the broker cancelled the consumer (queue deleted?)")
+        if self.bridge.failure is not None:
+            raise BrokerUnavailable(str(self.bridge.failure)) from self.bridge.failure
         channels = (self.consumer, self.publisher)
         if not all(ch is not None and ch.is_open for ch in channels):
             raise BrokerUnavailable("a channel was closed by the broker")

@@ -16,8 +16,9 @@ from shared.messages import Job
 from tests.conftest import SpawnFn, with_settings
 from tests.support.broker import TestBroker, close_connections_named
 from tests.support.processes import ServiceProcess
-
-WORKER = "tests.support.scripted_worker"
+from tests.support.scripted_worker import MODULE as WORKER
+from tests.support.scripted_worker import handler_runs
+from tests.support.scripted_worker import scripted_job as job
 
 
 def start_workers(spawn: SpawnFn, count: int = 1, **env: str) -> list[ServiceProcess]:
@@ -25,15 +26,6 @@ def start_workers(spawn: SpawnFn, count: int = 1, **env: str) -> list[ServicePro
     for w in workers:
         w.wait_logged("consuming")
     return workers
-
-
-def job(**params: object) -> Job:
-    return Job(type="resize", params=params)
-
-
-def handler_runs(settings: Settings, job_id: str) -> list[str]:
-    path = settings.blob_dir / "runs" / job_id
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def instance_pid(event: dict) -> int:

@@ -14,14 +14,26 @@ import os
 import time
 
 from shared.blobs import BlobWriter, output_key
-from shared.config import settings_or_exit
+from shared.config import Settings, settings_or_exit
 from shared.errors import PermanentJobError, TransientJobError
 from shared.events import instance_name
 from shared.log import configure_logging, get_logger
 from shared.messages import Job
 from shared.worker import run_worker
 
+MODULE = "tests.support.scripted_worker"
 log = get_logger("scripted")
+
+
+def scripted_job(**params: object) -> Job:
+    """A job for this worker (it consumes the `resize` queue)."""
+    return Job(type="resize", params=params)
+
+
+def handler_runs(settings: Settings, job_id: str) -> list[str]:
+    """The instance of every run of the handler for `job_id`, in order."""
+    path = settings.blob_dir / "runs" / job_id
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def scripted_handler(job: Job, blobs: BlobWriter) -> list[str]:
