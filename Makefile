@@ -7,7 +7,7 @@ SCALE ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test unit lint format broker clean bench compose-test
+.PHONY: run test unit lint format broker clean bench compose-test test-faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP) broker
 ## test: unit, integration and end-to-end tests against the local RabbitMQ
 test: $(STAMP) broker
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-faults: back-pressure, network faults and the chaos soak (SOAK_JOBS=2000 jobs)
+test-faults: $(STAMP) broker
+	$(BIN)/python -m pytest tests/faults --timeout=900 $(PYTEST_ARGS)
 
 ## unit: the tests that need no broker
 unit: $(STAMP)
