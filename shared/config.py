@@ -51,6 +51,9 @@ class Settings:
     # Jobs a task queue holds before the broker refuses more (the gateway answers 503);
     # 0: no limit. Changing it on an existing queue needs the queue deleted first.
     task_queue_max_length: int = 0
+    # Seconds a job may run before the worker settles it as a passing fault (retried) and
+    # interrupts it; keep it below RabbitMQ's consumer_timeout and compose's stop grace.
+    job_time_limit_s: int = 300
     gateway_url: str = "http://localhost:8080"
     audit_port: int = 8081
     audit_retention_days: int = 30
@@ -124,6 +127,7 @@ class Settings:
             max_output_side=reader.get("MAX_OUTPUT_SIDE", _positive_int, default.max_output_side),
             retry_delays_ms=reader.get("RETRY_DELAYS_MS", _delays, default.retry_delays_ms),
             max_deliveries=reader.get("MAX_DELIVERIES", _positive_int, default.max_deliveries),
+            job_time_limit_s=reader.get("JOB_TIME_LIMIT", _positive_int, default.job_time_limit_s),
             task_queue_max_length=reader.get(
                 "TASK_QUEUE_MAX_LENGTH", _non_negative_int, default.task_queue_max_length
             ),

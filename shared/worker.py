@@ -11,6 +11,8 @@ Guarantees (DESIGN.md "Delivery guarantees" 2-10):
 - a job redelivered `max_deliveries` times (its worker died each time) -> dead letters;
 - outputs are keyed by job id and finished by a manifest: a redelivered job whose manifest
   exists is not run again;
+- a job over JOB_TIME_LIMIT is settled as a passing fault and its thread interrupted
+  (`shared/timelimit.py`);
 - SIGTERM/SIGINT: stop consuming, finish and ack the job in hand, exit 0; a second signal exits
   at once (the broker redelivers the job);
 - connection lost: reconnect with back-off and jitter, declare the topology again, carry on.
@@ -23,13 +25,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from types import FrameType
 
-from shared.amqp import Channel, Connection, Delivery, compute_backoff, connect
+from shared.amqp import Connection, Delivery, compute_backoff, connect
 from shared.blobs import BlobWriter, FolderBlobStore
-from shared.bridge import IoBridge
 from shared.config import Settings
 from shared.errors import (
     BlobError,
@@ -41,14 +41,21 @@ from shared.errors import (
 )
 from shared.events import EventSource, instance_name
 from shared.log import bind_job, get_logger, unbind_job
-from shared.messages import Event, Job, decode_job, encode
-from shared.topology import RETRY_DELAY_HEADER, Names, declare_topology, retry_delay_ms
+from shared.messages import Job, decode_job
+from shared.timelimit import (
+    EXIT_JOB_STUCK,
+    JobTimeLimitExceeded,
+    RunningJob,
+    interrupt,
+    start_job_thread,
+)
+from shared.topology import Names
+from shared.worker_session import WorkerSession
 
 Handler = Callable[[Job, BlobWriter], list[str]]
 """A pure function: a job in (its inputs in the blob store), the keys of its outputs out."""
 
 log = get_logger(__name__)
-_PUMP_S = 0.2
 EXIT_ABORTED = 130
 
 
@@ -71,8 +78,7 @@ class Worker:
         self.source = EventSource(service, instance or instance_name())
         self.names = Names(settings.namespace)
         self._stopping = threading.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{service}-job")
-        self._in_flight: Future[None] | None = None
+        self._running: RunningJob | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -108,7 +114,8 @@ class Worker:
                 self._sleep(delay)
             finally:
                 connection.close()
-        self._executor.shutdown(wait=True)
+        if self._running is not None:
+            self._running.future.result()
         log.info("worker_stopped")
         return 0
 
@@ -116,19 +123,20 @@ class Worker:
         self._stopping.wait(seconds)
 
     def _serve(self, connection: Connection) -> None:
-        session = _Session(self, connection)
+        session = WorkerSession(self, connection)
         try:
             session.start()
             log.info("consuming", queue=self.names.task_queue(self.job_type))
             while not self._stopping.is_set():
                 session.pump()
+                self._watch_time_limit(session)
             session.drain()
         finally:
             session.bridge.close()
 
     # --- one job ------------------------------------------------------------------------
 
-    def _accept(self, session: _Session, delivery: Delivery) -> None:
+    def _accept(self, session: WorkerSession, delivery: Delivery) -> None:
         """On the I/O thread: decode, guard, hand the job to the job thread."""
         try:
             job = decode_job(delivery.body)
@@ -152,12 +160,55 @@ class Worker:
             session.publish_event(self.source.failure("job.failed", job, "delivery_limit", message))
             delivery.channel.reject(delivery)
             return
-        self._in_flight = self._executor.submit(self._process, session, job, delivery)
+        previous, running = self._running, RunningJob(job, delivery, self.settings.job_time_limit_s)
+        self._running = running
+        start_job_thread(
+            running, partial(self._process, session, running, previous), f"{self.service}-job"
+        )
 
-    def _process(self, session: _Session, job: Job, delivery: Delivery) -> None:
+    def _watch_time_limit(self, session: WorkerSession) -> None:
+        """On the I/O thread: settle a job over its limit, interrupt its thread, and take
+        no other job until that thread has ended (or end the process if it will not)."""
+        running = self._running
+        if running is None:
+            return
+        if running.future.done():
+            if running.timed_out and session.paused:
+                session.resume()
+            return
+        now = time.monotonic()
+        if running.over_limit(now):
+            running.timed_out = True
+            limit = self.settings.job_time_limit_s
+            log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
+            session.pause()
+            why = f"still running after {limit} s (JOB_TIME_LIMIT)"
+            session.retry(running.job, running.delivery, "time_limit", why, running.started)
+            if running.thread_id is not None:
+                interrupt(running.thread_id)
+        elif running.stuck(now):
+            log.critical("job_thread_stuck_exiting", job_id=running.job.id)
+            os._exit(EXIT_JOB_STUCK)
+
+    def _settle_unless_timed_out(self, running: RunningJob, settle: Callable[[], str]) -> str:
+        """On the I/O thread: the time limit may have settled this job already."""
+        if running.timed_out:
+            log.warning("late_outcome_discarded", job_id=running.job.id)
+            return "timed_out"
+        return settle()
+
+    def _process(
+        self, session: WorkerSession, running: RunningJob, previous: RunningJob | None
+    ) -> None:
         """On the job thread: run the handler, then settle through the I/O thread."""
+        if previous is not None:
+            # One job at a time per process, even when a lost connection left the thread
+            # of the last one running.
+            previous.future.result()
+        running.started = time.monotonic()
+        job, delivery = running.job, running.delivery
         bind_job(self.service, job.id, job.type, job.attempt)
-        started = time.monotonic()
+        started = running.started
         outcome = "abandoned"
         try:
             started_event = self.source.about("job.started", job)
@@ -175,14 +226,21 @@ class Worker:
                 why = f"{type(e).__name__}: {e}"
                 settle = partial(session.retry, job, delivery, "crash", why, started)
             try:
-                outcome = session.bridge.call(settle)
+                outcome = session.bridge.call(
+                    partial(self._settle_unless_timed_out, running, settle)
+                )
             except PublishNacked as e:
                 # The follow-up's queue is full (x-max-length): its outputs are kept, so a
                 # later attempt only publishes the follow-up again.
                 refused = partial(
                     session.retry, job, delivery, "follow_up_refused", str(e), started
                 )
-                outcome = session.bridge.call(refused)
+                outcome = session.bridge.call(
+                    partial(self._settle_unless_timed_out, running, refused)
+                )
+        except JobTimeLimitExceeded:
+            outcome = "timed_out"  # the I/O thread has settled the job already
+            log.warning("job_interrupted_by_time_limit")
         except BrokerUnavailable as e:
             # Not acked: the broker redelivers the job, and its manifest stops a second run.
             log.warning("job_abandoned_connection_lost", error=str(e))
@@ -209,115 +267,6 @@ class Worker:
 
 def _kind(error: Exception) -> str:
     return error.kind if isinstance(error, PermanentJobError) else "invalid_params"
-
-
-class _Session:
-    """One connection's channels and consumer; every method runs on the I/O thread."""
-
-    def __init__(self, worker: Worker, connection: Connection) -> None:
-        self.worker = worker
-        self.connection = connection
-        self.bridge = IoBridge(connection)
-        self.consumer: Channel | None = None
-        self.publisher: Channel | None = None
-        self.consumer_tag: str | None = None
-        self.cancelled_by_broker = False
-
-    def start(self) -> None:
-        w = self.worker
-        self.publisher = self.connection.channel(confirm=True)
-        declare_topology(self.publisher, w.settings)
-        self.consumer = self.connection.channel()
-        self.consumer.set_prefetch(1)
-        self.consumer_tag = self.consumer.consume(
-            w.names.task_queue(w.job_type),
-            lambda delivery: w._accept(self, delivery),
-            on_cancel=self._on_cancel,
-        )
-
-    def _on_cancel(self) -> None:
-        self.cancelled_by_broker = True
-
-    def pump(self) -> None:
-        self.connection.pump(_PUMP_S)
-        if self.cancelled_by_broker:
-            raise BrokerUnavailable("the broker cancelled the consumer (queue deleted?)")
-        if self.bridge.failure is not None:
-            raise BrokerUnavailable(str(self.bridge.failure)) from self.bridge.failure
-        channels = (self.consumer, self.publisher)
-        if not all(ch is not None and ch.is_open for ch in channels):
-            raise BrokerUnavailable("a channel was closed by the broker")
-
-    def drain(self) -> None:
-        """Stop taking jobs, then keep pumping until the job in hand is settled."""
-        if self.consumer and self.consumer_tag:
-            self.consumer.cancel(self.consumer_tag)
-        in_flight = self.worker._in_flight
-        if in_flight is not None and not in_flight.done():
-            log.info("finishing_job_in_hand")
-        while in_flight is not None and not in_flight.done():
-            self.connection.pump(_PUMP_S)
-
-    # --- publishing and settling (I/O thread) ---------------------------------------------
-
-    def publish_event(self, event: Event) -> None:
-        assert self.publisher is not None
-        self.publisher.publish(
-            self.worker.names.events_exchange,
-            "",
-            encode(event),
-            message_id=event.event_id,
-            message_type=event.event,
-        )
-
-    def publish_job(self, job: Job, exchange: str, headers: dict[str, str] | None = None) -> None:
-        assert self.publisher is not None
-        self.publisher.publish(
-            exchange,
-            job.type,
-            encode(job),
-            message_id=job.id,
-            message_type=job.type,
-            headers=headers,
-        )
-
-    def succeed(self, job: Job, delivery: Delivery, outputs: list[str], started: float) -> str:
-        w = self.worker
-        follow = job.follow_up(outputs)
-        if follow is not None:
-            self.publish_job(follow, w.names.jobs_exchange)
-            self.publish_event(w.source.about("job.submitted", follow))
-        done = w.source.about("job.succeeded", job, duration_ms=_ms_since(started), outputs=outputs)
-        self.publish_event(done)
-        delivery.channel.ack(delivery)
-        return "succeeded"
-
-    def fail(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
-        log.warning("job_failed", error_kind=kind, error=message)
-        source = self.worker.source
-        self.publish_event(
-            source.failure("job.failed", job, kind, message, duration_ms=_ms_since(started))
-        )
-        delivery.channel.reject(delivery)
-        return "failed"
-
-    def retry(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
-        """Republish to the next back-off queue and ack, or dead-letter when none is left."""
-        w = self.worker
-        delay = retry_delay_ms(w.settings, job.attempt)
-        if delay is None:
-            final = f"gave up after {job.attempt} attempts: {message}"
-            return self.fail(job, delivery, kind, final, started)
-        log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
-        headers = {RETRY_DELAY_HEADER: str(delay)}
-        self.publish_job(job.next_attempt(), w.names.retry_exchange, headers)
-        self.publish_event(w.source.failure("job.retrying", job, kind, message))
-        delivery.channel.ack(delivery)
-        return "retrying"
-
-
-def _ms_since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)
 
 
 def run_worker(settings: Settings, *, service: str, job_type: str, handler: Handler) -> int:

@@ -131,7 +131,8 @@ def test_worker_reconnects_after_the_broker_closes_its_connection(
 ) -> None:
     events = broker.events()
     (worker,) = start_workers(spawn)
-    mid_job = job(sleep=2)
+    # Long enough that two rabbitmqctl calls on a loaded machine still land mid-job.
+    mid_job = job(sleep=5)
     broker.publish_job(mid_job)
     events.wait_for(mid_job.id, "job.started")
 

@@ -3,7 +3,8 @@
 It runs the real runner (`shared.worker`) on the `resize` queue of the test's namespace, so
 the integration tests exercise every delivery guarantee without image work in the way.
 
-params: `sleep` (seconds), `fail` ("permanent" | "transient" | "crash"), `fail_until`
+params: `sleep` (seconds, one uninterruptible call), `busy` (seconds of Python-level work
+that a time limit can interrupt), `fail` ("permanent" | "transient" | "crash"), `fail_until`
 (raise TransientJobError while attempt < it). Each run appends the instance to
 `<BLOB_DIR>/runs/<job id>` so tests can count how often the handler really ran.
 """
@@ -43,6 +44,9 @@ def scripted_handler(job: Job, blobs: BlobWriter) -> list[str]:
         f.write(instance_name() + "\n")
     log.info("scripted_job_running", params=job.params)
     time.sleep(float(job.params.get("sleep", 0)))
+    busy_until = time.monotonic() + float(job.params.get("busy", 0))
+    while time.monotonic() < busy_until:
+        time.sleep(0.01)
     fail = job.params.get("fail")
     if fail == "permanent":
         raise PermanentJobError("scripted permanent failure", kind="scripted")

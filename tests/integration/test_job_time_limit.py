@@ -1,0 +1,55 @@
+"""JOB_TIME_LIMIT: a job over it is settled as a passing fault (job.retrying, then dead letters
+after the last back-off step) and interrupted; the worker goes on with the next job. A job
+thread that cannot be interrupted ends its process, which its supervisor starts again."""
+
+from __future__ import annotations
+
+from shared.timelimit import EXIT_JOB_STUCK
+from tests.conftest import SpawnFn
+from tests.support.broker import TestBroker
+from tests.support.scripted_worker import MODULE as WORKER
+from tests.support.scripted_worker import scripted_job as job
+
+
+def test_a_job_over_its_limit_is_retried_then_dead_and_the_worker_goes_on(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    events = broker.events()
+    worker = spawn(WORKER, JOB_TIME_LIMIT="1")
+    worker.wait_logged("consuming")
+    slow, quick = job(busy=30), job()
+
+    broker.publish_job(slow)
+    broker.publish_job(quick)
+
+    retrying = events.wait_for(slow.id, "job.retrying", timeout=10)[0]
+    assert retrying["error"]["kind"] == "time_limit"
+    events.wait_for(quick.id, "job.succeeded", timeout=15)
+    # Every attempt times out; after the last back-off step the job is dead, with the reason.
+    (failed,) = events.wait_for(slow.id, "job.failed", timeout=30)
+    assert "JOB_TIME_LIMIT" in failed["error"]["message"]
+    broker.wait_until(lambda: broker.depth(broker.names.dead_queue) == 1, 10, "a dead letter")
+    assert not events.of(slow.id, "job.succeeded")
+    # Interrupted, not left running: the same process took the next job.
+    assert len(worker.logged("job_interrupted_by_time_limit")) == 3
+    assert worker.proc.poll() is None
+
+
+def test_a_job_thread_that_cannot_be_interrupted_ends_its_process(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    events = broker.events()
+    worker = spawn(WORKER, JOB_TIME_LIMIT="1")
+    worker.wait_logged("consuming")
+    stuck = job(sleep=60)  # one long C call: no bytecode to raise the interruption at
+
+    broker.publish_job(stuck)
+
+    retrying = events.wait_for(stuck.id, "job.retrying", timeout=10)[0]
+    assert retrying["error"]["kind"] == "time_limit"
+    assert worker.wait(timeout=15) == EXIT_JOB_STUCK
+    assert worker.logged("job_thread_stuck_exiting")
+    # Settled before the exit: the retry is queued, the job is not lost with the process.
+    replacement = spawn(WORKER, JOB_TIME_LIMIT="1")
+    replacement.wait_logged("consuming")
+    assert events.wait_for(stuck.id, "job.started", count=2, timeout=15)
