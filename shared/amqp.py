@@ -1,4 +1,5 @@
-"""The only module that talks to pika: connections, confirmed publishing, consuming.
+"""The module that talks to pika (with `amqp_silence` and `amqp_confirms`): connections,
+confirmed publishing, consuming.
 
 Every pika error is turned into a `BrokerError` here (`raise BrokerUnavailable(...) from e`),
 so the worker runner and the services never handle pika's exception zoo.
@@ -14,25 +15,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
+from shared.amqp_silence import SilenceWatch
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishNacked
 from shared.log import get_logger
+
+if TYPE_CHECKING:
+    from shared.amqp_confirms import PipelinedChannel
 
 log = get_logger(__name__)
 
 PERSISTENT = pika.DeliveryMode.Persistent
 # How long a publish may wait while the broker blocks publishers (memory/disk alarm).
 BLOCKED_CONNECTION_TIMEOUT_S = 10.0
-# The broker sends something at least once per heartbeat interval; this many silent intervals
-# mean the path is dead (RabbitMQ gives up on a silent client after two to three).
-SILENT_HEARTBEATS_LIMIT = 3
 
 
 def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -114,7 +116,14 @@ class Channel:
     ) -> None:
         """Publish a persistent JSON message with `mandatory`; on a confirm channel this
         returns only once the broker confirmed it, and raises PublishNacked otherwise."""
-        props = pika.BasicProperties(
+        props = self._properties(message_id, message_type, headers)
+        with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
+            self._raw.basic_publish(exchange, routing_key, body, props, mandatory=True)
+
+    def _properties(
+        self, message_id: str, message_type: str, headers: dict[str, Any] | None
+    ) -> pika.BasicProperties:
+        return pika.BasicProperties(
             content_type="application/json",
             delivery_mode=PERSISTENT,
             message_id=message_id,
@@ -123,8 +132,6 @@ class Channel:
             timestamp=int(time.time()),
             headers=headers,
         )
-        with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            self._raw.basic_publish(exchange, routing_key, body, props, mandatory=True)
 
     def set_prefetch(self, count: int) -> None:
         with broker_errors("basic.qos"):
@@ -209,6 +216,13 @@ class Connection:
                 raw.confirm_delivery()
         return Channel(raw, app_id=self._app_id)
 
+    def pipelined_channel(self) -> PipelinedChannel:
+        from shared.amqp_confirms import PipelinedChannel  # it builds on Channel, above
+
+        with broker_errors("open channel"):
+            raw = self._raw.channel()
+        return PipelinedChannel(raw, app_id=self._app_id)
+
     def pump(self, seconds: float) -> None:
         """Run the I/O loop for a while: deliveries, heartbeats, thread-safe callbacks."""
         with broker_errors("I/O"):
@@ -240,50 +254,8 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
 def connect_once(settings: Settings, name: str) -> Connection:
     with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
         raw = pika.BlockingConnection(connection_parameters(settings, name))
-    _SilenceWatch.start(raw)
+    SilenceWatch.start(raw)
     return Connection(raw, app_id=name)
-
-
-class _SilenceWatch:
-    """Drops a connection on which the broker has gone quiet for `SILENT_HEARTBEATS_LIMIT`
-    heartbeat intervals.
-
-    pika checks once per (heartbeat + 5 s) window and wants a whole window silent, so a path
-    that died without a FIN or RST (a blackhole) went unnoticed for 7-14 s at heartbeat 2.
-    This runs on pika's I/O loop timer as pika's own check does, so it also fires while the
-    I/O thread waits for a publisher confirm; it ends the stream the same way (no closing
-    handshake: nothing would answer it).
-    """
-
-    def __init__(self, impl: Any, heartbeat_s: int) -> None:
-        # pika's SelectConnection under the BlockingConnection: pika has no public byte count
-        # or abort; these are the two its own HeartbeatChecker uses (stable through pika 1.x).
-        self._impl = impl
-        self._heartbeat_s = heartbeat_s
-        self._tick_s = heartbeat_s / 4
-        self._seen = impl.bytes_received
-        self._heard_at = time.monotonic()
-
-    @classmethod
-    def start(cls, raw: pika.BlockingConnection) -> None:
-        impl = raw._impl
-        heartbeat_s = impl.params.heartbeat  # as negotiated
-        if heartbeat_s:
-            watch = cls(impl, heartbeat_s)
-            impl.ioloop.call_later(watch._tick_s, watch._check)
-
-    def _check(self) -> None:
-        if not self._impl.is_open:
-            return
-        now = time.monotonic()
-        if self._impl.bytes_received != self._seen:
-            self._seen, self._heard_at = self._impl.bytes_received, now
-        elif (silent_s := now - self._heard_at) > SILENT_HEARTBEATS_LIMIT * self._heartbeat_s:
-            log.warning("broker_silent", silent_s=round(silent_s, 1), heartbeat_s=self._heartbeat_s)
-            why = f"nothing from the broker for {silent_s:.1f}s (heartbeat {self._heartbeat_s}s)"
-            self._impl._terminate_stream(pe.AMQPHeartbeatTimeout(why))
-            return
-        self._impl.ioloop.call_later(self._tick_s, self._check)
 
 
 def connect(

@@ -104,10 +104,17 @@ class FolderBlobStore:
 
     # The manifest is written last: its presence means every output of the job is complete.
     def read_manifest(self, job_id: str) -> list[str] | None:
+        """The outputs of a finished run, or None: never finished, or its manifest did not
+        survive a power cut (manifests are not fsynced: the job then simply runs again)."""
         key = manifest_key(job_id)
         if not self.exists(key):
             return None
-        return list(json.loads(self.read_bytes(key))["outputs"])
+        try:
+            return list(json.loads(self.read_bytes(key))["outputs"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def write_manifest(self, job_id: str, outputs: list[str]) -> None:
-        self.write_bytes(manifest_key(job_id), json.dumps({"outputs": outputs}).encode())
+        """Outputs are fsynced as they are written; the manifest only saves a second run."""
+        with atomic_write(self.path(manifest_key(job_id)), durable=False) as f:
+            f.write(json.dumps({"outputs": outputs}).encode())

@@ -22,18 +22,21 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_write(final: Path) -> Iterator[IO[bytes]]:
+def atomic_write(final: Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
     """Yield a temp file beside `final`; it is fsynced and renamed to `final` only if the
-    block ends cleanly, and removed otherwise."""
+    block ends cleanly, and removed otherwise. `durable=False` skips both fsyncs, for files
+    whose loss in a power cut costs only work done again, never data."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX, suffix=final.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, final)
-        fsync_dir(final.parent)
+        if durable:
+            fsync_dir(final.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -230,11 +230,9 @@ class Worker:
                     partial(self._settle_unless_timed_out, running, settle)
                 )
             except PublishNacked as e:
-                # The follow-up's queue is full (x-max-length): its outputs are kept, so a
-                # later attempt only publishes the follow-up again.
-                refused = partial(
-                    session.retry, job, delivery, "follow_up_refused", str(e), started
-                )
+                # The broker refused a message (a follow-up's queue is full): the outputs are
+                # kept, so a later attempt only publishes again.
+                refused = partial(session.retry, job, delivery, "publish_refused", str(e), started)
                 outcome = session.bridge.call(
                     partial(self._settle_unless_timed_out, running, refused)
                 )

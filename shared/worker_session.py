@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from shared.amqp import Channel, Connection, Delivery
+from shared.amqp_confirms import PipelinedChannel
 from shared.bridge import IoBridge
 from shared.errors import BrokerUnavailable
 from shared.log import get_logger
@@ -30,13 +31,13 @@ class WorkerSession:
         self.connection = connection
         self.bridge = IoBridge(connection)
         self.consumer: Channel | None = None
-        self.publisher: Channel | None = None
+        self.publisher: PipelinedChannel | None = None
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
         self.paused = False
 
     def start(self) -> None:
-        self.publisher = self.connection.channel(confirm=True)
+        self.publisher = self.connection.pipelined_channel()
         declare_topology(self.publisher, self.worker.settings)
         self.consumer = self.connection.channel()
         self.consumer.set_prefetch(1)
@@ -89,9 +90,12 @@ class WorkerSession:
 
     # --- publishing and settling (I/O thread) ---------------------------------------------
 
+    # Messages go out at once; a settle method waits for all confirms so far (one round trip
+    # for the lot, job.started included) before it acks or rejects.
+
     def publish_event(self, event: Event) -> None:
         assert self.publisher is not None
-        self.publisher.publish(
+        self.publisher.publish_nowait(
             self.worker.names.events_exchange,
             "",
             encode(event),
@@ -101,7 +105,7 @@ class WorkerSession:
 
     def publish_job(self, job: Job, exchange: str, headers: dict[str, str] | None = None) -> None:
         assert self.publisher is not None
-        self.publisher.publish(
+        self.publisher.publish_nowait(
             exchange,
             job.type,
             encode(job),
@@ -110,14 +114,21 @@ class WorkerSession:
             headers=headers,
         )
 
+    def confirmed(self) -> None:
+        assert self.publisher is not None
+        self.publisher.wait_for_confirms()
+
     def succeed(self, job: Job, delivery: Delivery, outputs: list[str], started: float) -> str:
         w = self.worker
         follow = job.follow_up(outputs)
         if follow is not None:
             self.publish_job(follow, w.names.jobs_exchange)
             self.publish_event(w.source.about("job.submitted", follow))
+            # A refused follow-up (its queue full) must not be followed by job.succeeded.
+            self.confirmed()
         done = w.source.about("job.succeeded", job, duration_ms=_ms_since(started), outputs=outputs)
         self.publish_event(done)
+        self.confirmed()
         delivery.channel.ack(delivery)
         return "succeeded"
 
@@ -127,6 +138,7 @@ class WorkerSession:
         self.publish_event(
             source.failure("job.failed", job, kind, message, duration_ms=_ms_since(started))
         )
+        self.confirmed()
         delivery.channel.reject(delivery)
         return "failed"
 
@@ -141,6 +153,7 @@ class WorkerSession:
         headers = {RETRY_DELAY_HEADER: str(delay)}
         self.publish_job(job.next_attempt(), w.names.retry_exchange, headers)
         self.publish_event(w.source.failure("job.retrying", job, kind, message))
+        self.confirmed()
         delivery.channel.ack(delivery)
         return "retrying"
 

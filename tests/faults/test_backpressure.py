@@ -77,7 +77,8 @@ def test_a_follow_up_refused_by_a_full_queue_is_published_again_later(
     broker.publish_job(job.model_copy(update={"inputs": [key]}))
 
     (retrying,) = events.wait_for(job.id, "job.retrying")
-    assert retrying["error"]["kind"] == "follow_up_refused"
+    assert retrying["error"]["kind"] == "publish_refused"
+    assert "render" in retrying["error"]["message"]  # names the refused follow-up
     render_queue = broker.names.task_queue("render")
     assert len(broker.drain(render_queue)) == MAX_LENGTH + 1  # make room
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pika.exceptions as pe
 import pytest
 
-from shared import amqp
+from shared import amqp_silence
 
 
 class FakeImpl:
@@ -40,13 +40,13 @@ class FakeBlocking:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [100.0]
-    monkeypatch.setattr(amqp.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(amqp_silence.time, "monotonic", lambda: now[0])
     return now
 
 
 def watched(heartbeat_s: int) -> FakeImpl:
     impl = FakeImpl(heartbeat_s)
-    amqp._SilenceWatch.start(FakeBlocking(impl))  # type: ignore[arg-type]
+    amqp_silence.SilenceWatch.start(FakeBlocking(impl))  # type: ignore[arg-type]
     return impl
 
 

@@ -38,3 +38,13 @@ def test_manifest_marks_a_job_complete(tmp_path: Path) -> None:
 def test_missing_blob_is_a_blob_error(tmp_path: Path) -> None:
     with pytest.raises(BlobError, match="does not exist"):
         FolderBlobStore(tmp_path).read_bytes(input_key("j", "x.jpg"))
+
+
+def test_a_torn_manifest_reads_as_unfinished_so_the_job_runs_again(tmp_path: Path) -> None:
+    # Manifests skip fsync: after a power cut one may be empty or cut short.
+    store = FolderBlobStore(tmp_path)
+    store.write_manifest("j1", ["outputs/j1/a.png"])
+    store.path("outputs/j1/manifest.json").write_bytes(b'{"outpu')
+    assert store.read_manifest("j1") is None
+    store.path("outputs/j1/manifest.json").write_bytes(b"")
+    assert store.read_manifest("j1") is None
