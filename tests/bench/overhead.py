@@ -29,10 +29,12 @@ _POLL_S = 0.02
 _TIMEOUT_S = 300.0
 
 
-def _start(module_args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(
+    module_args: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, *module_args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -89,15 +91,20 @@ def _jobs_raw(broker: TestBroker) -> Callable[[int], None]:
     return publish
 
 
-def jobsuite_runner(broker: TestBroker, jobs: int) -> float:
+def jobsuite_runner(broker: TestBroker, jobs: int, checkout: Path = ROOT) -> float:
     queue = broker.names.task_queue("resize")
     _fill(broker, queue, jobs, _jobs_raw(broker))
     env = service_env(broker.settings)
-    procs = [_start(["-m", "tests.support.scripted_worker"], env) for _ in range(2)]
+    procs = [_start(["-m", "tests.support.scripted_worker"], env, checkout) for _ in range(2)]
     try:
         return _drain_rate(broker, queue, jobs, procs)
     finally:
         _stop(procs)
+
+
+def baseline_runner(checkout: Path) -> Contender:
+    """The runner of another checkout (an earlier commit), for before/after in one run."""
+    return lambda broker, jobs: jobsuite_runner(broker, jobs, checkout)
 
 
 def raw_pika(broker: TestBroker, jobs: int) -> float:
@@ -168,8 +175,13 @@ def overhead_section(jobs: int, runs: int) -> Section:
     notes = [
         f"{jobs} no-op jobs per run; rate over the last 80% of the queue",
         "jobsuite per job: decode + validate, job.started and job.succeeded events with"
-        " publisher confirms, output + manifest files, JSON log lines, ack",
+        " publisher confirms (one wait per job), output + manifest files, JSON log lines, ack",
     ]
+    if baseline := os.environ.get("BENCH_BASELINE"):
+        # e.g. `git worktree add ../before <commit>`; BENCH_BASELINE=../before make bench
+        contenders.insert(
+            1, (f"jobsuite runner at {Path(baseline).name}", baseline_runner(Path(baseline)))
+        )
     if celery_available():
         contenders.append(("Celery (prefork 2, acks late, prefetch x1)", celery))
     else:
