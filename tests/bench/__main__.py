@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from shared.log import configure_logging
@@ -51,7 +52,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    configure_logging("bench", "warning", "json")  # the bench's own publishers stay quiet
+    with redirect_stdout(sys.stderr):  # log lines to stderr: stdout is the table
+        configure_logging("bench", "warning", "json")
     parts = [header()]
     for name in args.only.split(","):
         print(f"{name} ...", file=sys.stderr, flush=True)
