@@ -31,7 +31,8 @@ test-faults: $(STAMP) broker
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-## bench: runner overhead vs raw pika and Celery (bench extras into the same venv)
+## bench: runner overhead, resize, end to end, accept rate, PDF, memory against their anchors
+## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import pika
 
-from shared.config import Settings
 from shared.messages import Job, encode
+from tests.bench.namespace import bench_namespace
 from tests.bench.stats import Figure, Section
-from tests.support.broker import AMQP_URL, TestBroker, unique_namespace
+from tests.support.broker import AMQP_URL, TestBroker
 from tests.support.processes import ROOT, service_env
 
 Contender = Callable[[TestBroker, int], float]
@@ -152,19 +150,8 @@ def celery_available() -> bool:
 
 def run_once(contender: Contender, jobs: int) -> float:
     """One contender in a fresh namespace and blob folder, deleted afterwards."""
-    with TemporaryDirectory() as tmp:
-        settings = Settings(
-            amqp_url=AMQP_URL,
-            namespace=unique_namespace("bench"),
-            blob_dir=Path(tmp),
-            log_format="json",
-        )
-        broker = TestBroker(settings)
-        try:
-            broker.declare()
-            return contender(broker, jobs)
-        finally:
-            broker.close()
+    with bench_namespace() as ns:
+        return contender(ns.broker, jobs)
 
 
 def overhead_section(jobs: int, runs: int) -> Section:

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 @dataclass
 class Figure:
-    """One measured quantity: every run's value, reported as median (min-max)."""
+    """One measured quantity: every run's value, reported as median (min-max). Its ratio is
+    taken against `anchor` when set, else against the first figure of its section."""
 
     what: str
     unit: str
     samples: list[float] = field(default_factory=list)
     higher_is_better: bool = True
+    anchor: Figure | None = None
 
     @property
     def median(self) -> float:
@@ -33,22 +35,39 @@ def _num(value: float) -> str:
 
 
 @dataclass
+class Table:
+    """A titled Markdown table with notes under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |"]
+        lines.append("|" + "---|" * len(self.columns))
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["", *(f"- {n}" for n in self.notes)] if self.notes else []
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
 class Section:
-    """A group of interleaved figures; the first is the baseline of the ratio column."""
+    """A group of interleaved figures; the first is the baseline of the ratio column (unless a
+    figure names its own anchor)."""
 
     title: str
     figures: list[Figure]
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        base = self.figures[0]
-        lines = [f"### {self.title}", "", "| contender | median (min-max) | unit | ratio |"]
-        lines.append("|---|---|---|---|")
+        rows = []
         for f in self.figures:
+            base = f.anchor or self.figures[0]
             ratio = f.median / base.median if base.median else float("nan")
-            lines.append(f"| {f.what} | {f.cell()} | {f.unit} | {ratio:.2f}x |")
-        lines += ["", *(f"- {n}" for n in self.notes)] if self.notes else []
-        return "\n".join(lines) + "\n"
+            rows.append([f.what, f.cell(), f.unit, f"{ratio:.2f}x"])
+        columns = ["contender", "median (min-max)", "unit", "ratio"]
+        return Table(self.title, columns, rows, self.notes).markdown()
 
 
 def cpu_model() -> str:
@@ -81,3 +100,10 @@ def header() -> str:
         "- each cell: median (min-max) of the runs; contenders interleaved run by run; "
         "ratio = median / first row's median\n"
     )
+
+
+def anchored(figures: list[Figure]) -> list[Figure]:
+    """The figures, each with the first as its ratio's anchor (a group within a section)."""
+    for f in figures:
+        f.anchor = figures[0]
+    return figures

@@ -132,9 +132,9 @@ def measure(design: str, jobs: int, clients: int) -> float:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url)
-            _post_many(url, 50, clients)  # warm up: connections, threads
+            post_many(url, 50, clients)  # warm up: connections, threads
             started = time.perf_counter()
-            accepted = _post_many(url, jobs, clients)
+            accepted = post_many(url, jobs, clients)
             elapsed = time.perf_counter() - started
         finally:
             server.terminate()
@@ -201,7 +201,7 @@ def _wait_ready(url: str) -> None:
     raise SystemExit("the gateway did not become ready")
 
 
-def _post_many(url: str, jobs: int, clients: int) -> int:
+def post_many(url: str, jobs: int, clients: int) -> int:
     counter = iter(range(jobs))
     lock = threading.Lock()
     accepted = 0

@@ -1,14 +1,20 @@
-"""`python -m services.renderer.bench`: seconds per 10-page `document` PDF through the render
-handler, against plain reportlab building the same story (standard fonts, no validation,
-no escaping, no page decoration), median of 5 runs each in one process."""
+"""PDF: a 10-page `document` through the render handler (on a real folder blob store), against
+plain reportlab building the same story (standard fonts, no validation, no escaping, no page
+decoration), with and without ASCII85 (reportlab's default, which the renderer turns off).
+One process, contenders interleaved document by document; wall and CPU time (CPU time is
+steadier on a busy machine).
+
+    .venv/bin/python -m tests.bench.pdf [runs]
+"""
 
 from __future__ import annotations
 
 import io
-import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +28,8 @@ from services.renderer.handler import render_job
 from services.renderer.limits import RenderLimits
 from shared.blobs import FolderBlobStore
 from shared.messages import Job
+from tests.bench.stats import Figure, Section, anchored
 
-RUNS = 5
 WORDS = [
     "lorem",
     "ipsum",
@@ -72,20 +78,26 @@ def plain_reportlab(data: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def median_seconds(work: Callable[[], bytes]) -> tuple[float, float, int]:
-    """Median wall-clock and CPU seconds (CPU time is steadier on a busy machine), and pages."""
-    work()  # warm up: fonts registered, modules imported
-    wall, cpu, pages = [], [], 0
-    for _ in range(RUNS):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        pdf = work()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-        pages = len(PdfReader(io.BytesIO(pdf)).pages)
-    return statistics.median(wall), statistics.median(cpu), pages
+def _timed(work: Callable[[], bytes], wall: Figure, cpu: Figure) -> int:
+    """Run once, add its wall and CPU ms to the figures; return the PDF's page count."""
+    started, started_cpu = time.perf_counter(), time.process_time()
+    pdf = work()
+    wall.samples.append((time.perf_counter() - started) * 1000)
+    cpu.samples.append((time.process_time() - started_cpu) * 1000)
+    return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def main() -> None:
+@contextmanager
+def _ascii85() -> Iterator[None]:
+    saved = rl_config.useA85
+    rl_config.useA85 = 1
+    try:
+        yield
+    finally:
+        rl_config.useA85 = saved
+
+
+def pdf_section(runs: int) -> Section:
     data = sample_data()
     with tempfile.TemporaryDirectory() as folder:
         store = FolderBlobStore(Path(folder))
@@ -95,18 +107,31 @@ def main() -> None:
             (key,) = render_job(job, store, RenderLimits())
             return store.read_bytes(key)
 
-        handler = median_seconds(through_handler)
-    plain = median_seconds(lambda: plain_reportlab(data))
-    rl_config.useA85 = 1  # reportlab's default, which the renderer turns off
-    plain_a85 = median_seconds(lambda: plain_reportlab(data))
-    rl_config.useA85 = 0
-    for name, (wall, cpu, pages) in (
-        ("handler", handler),
-        ("plain reportlab", plain),
-        ("plain reportlab, ASCII85 on", plain_a85),
-    ):
-        print(f"{name:28} {wall:.3f} s wall  {cpu:.3f} s CPU  ({pages} pages)")
+        def plain_a85() -> bytes:
+            with _ascii85():
+                return plain_reportlab(data)
+
+        contenders: dict[str, Callable[[], bytes]] = {
+            "render handler": through_handler,
+            "plain reportlab": lambda: plain_reportlab(data),
+            "plain reportlab, ASCII85 on": plain_a85,
+        }
+        wall = anchored([Figure(name, "ms wall", higher_is_better=False) for name in contenders])
+        cpu = anchored([Figure(name, "ms CPU", higher_is_better=False) for name in contenders])
+        for work in contenders.values():
+            work()  # warm up: fonts registered, modules imported
+        pages: set[int] = set()
+        for _ in range(runs):
+            for i, work in enumerate(contenders.values()):
+                pages.add(_timed(work, wall[i], cpu[i]))
+    notes = [
+        f"one `document` of {'/'.join(map(str, sorted(pages)))} pages (headings, paragraphs,"
+        " bullets, tables)"
+        f" per run, {runs} runs per contender",
+        "ratio = median / the handler's (below 1 = plain reportlab is faster)",
+    ]
+    return Section("PDF: a 10-page document", [*wall, *cpu], notes)
 
 
 if __name__ == "__main__":
-    main()
+    print(pdf_section(int(sys.argv[1]) if len(sys.argv) > 1 else 5).markdown())

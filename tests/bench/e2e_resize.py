@@ -1,0 +1,86 @@
+"""End-to-end resize through the gateway, 1 against 2 resizer processes: a gateway and the
+resizers as real processes in a fresh namespace per run; small JPEGs POSTed with a bounded
+number in flight (tests/bench/load.py); jobs/s and latency from POST to `job.succeeded`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from cli.bench_cmds import sample_image
+from tests.bench.load import LoadResult, resize_request, run_load
+from tests.bench.namespace import bench_namespace
+from tests.bench.procmem import cpu_seconds
+from tests.bench.stats import Figure, Section, anchored
+from tests.support.gateway import start_gateway
+
+PERCENTILES = (50, 95, 99)
+COUNTS = (1, 2)
+WARM_UP = 20
+IMAGE = (640, 480)
+IMAGE_KIB = len(sample_image(IMAGE)) // 1024
+
+
+@dataclass
+class Run:
+    load: LoadResult
+    gateway_cpu_ms: float  # per job
+    resizer_cpu_ms: float  # per job, all resizers together
+
+
+def one_run(resizers: int, jobs: int, window: int) -> Run:
+    with bench_namespace() as ns:
+        workers = [ns.spawn("services.resizer") for _ in range(resizers)]
+        gateway = start_gateway(ns.spawn, ns.settings)
+        for worker in workers:
+            worker.wait_logged("consuming")
+        watcher = ns.broker.events()
+        submit = [resize_request(IMAGE)]
+        run_load(gateway.url, watcher, submit, WARM_UP, window).check()
+        before = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
+        result = run_load(gateway.url, watcher, submit, jobs, window)
+        after = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
+        result.check()
+        used = [(a - b) * 1000 / jobs for a, b in zip(after, before, strict=True)]
+        return Run(result, used[0], sum(used[1:]))
+
+
+def _pair(what: str, unit: str, higher_is_better: bool = False) -> list[Figure]:
+    """One figure per resizer count, the 2-resizer one anchored to the 1-resizer one."""
+    return anchored([Figure(f"{n} resizer(s): {what}", unit, [], higher_is_better) for n in COUNTS])
+
+
+def e2e_section(runs: int, jobs: int, window: int) -> Section:
+    rates = _pair("throughput", "jobs/s", higher_is_better=True)
+    latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
+    gateway_cpu, resizer_cpu = (
+        _pair("gateway CPU per job", "ms"),
+        _pair("resizer CPU per job", "ms"),
+    )
+    for _ in range(runs):
+        for i, n in enumerate(COUNTS):
+            run = one_run(n, jobs, window)
+            rates[i].samples.append(run.load.rate())
+            for pct, figures in latency.items():
+                figures[i].samples.append(run.load.latency_ms(pct))
+            gateway_cpu[i].samples.append(run.gateway_cpu_ms)
+            resizer_cpu[i].samples.append(run.resizer_cpu_ms)
+            line = f"  e2e {n} resizer(s): {run.load.rate():.1f} jobs/s"
+            print(f"{line}, p50 {run.load.latency_ms(50):.0f} ms", file=sys.stderr, flush=True)
+    notes = [
+        f"{jobs} jobs per run ({IMAGE[0]}x{IMAGE[1]} JPEG, {IMAGE_KIB} KiB, to 160 px wide)"
+        f" after {WARM_UP} to warm up, at most {window} in flight; {runs} runs per setting,"
+        " interleaved, each in a fresh namespace with fresh processes",
+        "throughput = jobs / (last job.succeeded - first POST); the 2-resizer ratio is the"
+        " scaling factor (2.00x = linear); latency = job.succeeded `at` - the client's clock"
+        " before its POST, so it includes the upload and the wait in the queue (Little's law:"
+        f" about {window} / throughput)",
+        "gateway, resizers, the HTTP client and this event reader share the machine's cores;"
+        " CPU per job = user + system time of the process(es) during the run / jobs",
+    ]
+    figures = [*rates, *(f for pct in PERCENTILES for f in latency[pct])]
+    return Section(
+        "End-to-end resize through the gateway, 1 vs 2 resizers",
+        [*figures, *gateway_cpu, *resizer_cpu],
+        notes,
+    )

@@ -1,0 +1,134 @@
+"""Jobs through a running gateway with a bounded number in flight, outcomes from the events.
+
+Client threads POST while fewer than `window` jobs are unfinished; this thread reads the
+namespace's events (an exclusive queue bound to its fanout, `EventWatcher`) and frees a slot
+on each job's first `job.succeeded` or `job.failed`. Latency = the event's `at` minus the
+client's clock just before its POST (one machine, one clock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from cli.bench_cmds import percentile, sample_image
+from tests.support.broker import EventWatcher
+
+Submit = Callable[[httpx.Client], httpx.Response]
+TERMINAL = {"job.succeeded", "job.failed"}
+_POLL_S = 0.005
+
+
+@dataclass
+class LoadResult:
+    submitted: dict[str, float] = field(default_factory=dict)  # job id -> epoch s of POST
+    succeeded: dict[str, float] = field(default_factory=dict)  # job id -> epoch s of event
+    failed: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+
+    def rate(self) -> float:
+        """Succeeded jobs per second, from the first POST to the last success."""
+        span = max(self.succeeded.values()) - min(self.submitted.values())
+        return len(self.succeeded) / span if span > 0 else float("nan")
+
+    def latency_ms(self, pct: float) -> float:
+        ms = [(self.succeeded[j] - t) * 1000 for j, t in self.submitted.items()]
+        return percentile(ms, pct)
+
+    def check(self) -> None:
+        if self.failed or self.refused or len(self.succeeded) != len(self.submitted):
+            raise RuntimeError(
+                f"{len(self.failed)} failed, {len(self.refused)} refused"
+                f" ({self.refused[:3]}), {len(self.succeeded)}/{len(self.submitted)} succeeded"
+            )
+
+
+def resize_request(size: tuple[int, int] = (640, 480), width: int = 160) -> Submit:
+    data = sample_image(size)
+
+    def submit(http: httpx.Client) -> httpx.Response:
+        files = {"file": ("bench.jpg", data, "image/jpeg")}
+        return http.post("/jobs/resize", files=files, data={"width": str(width)})
+
+    return submit
+
+
+def render_request() -> Submit:
+    body = {"template": "document", "data": {"title": "jobsuite bench", "blocks": ["Hello."]}}
+    return lambda http: http.post("/jobs/render", json=body)
+
+
+def mail_request() -> Submit:
+    body = {"to": ["bench@example.com"], "subject": "jobsuite bench", "text": "Hello."}
+    return lambda http: http.post("/jobs/mail", json=body)
+
+
+def run_load(
+    url: str,
+    watcher: EventWatcher,
+    submits: Sequence[Submit],
+    jobs: int,
+    window: int,
+    timeout: float = 600,
+) -> LoadResult:
+    """Submit `jobs` jobs (cycling through `submits`) and wait for every outcome."""
+    result = LoadResult()
+    slots = threading.Semaphore(window)
+    lock = threading.Lock()
+    counter = iter(range(jobs))
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                slots.acquire()
+                started = time.time()
+                response = submits[i % len(submits)](http)
+                with lock:
+                    if response.status_code == 202:
+                        result.submitted[response.json()["id"]] = started
+                    else:
+                        result.refused.append(f"{response.status_code} {response.text[:200]}")
+                        slots.release()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(min(window, jobs))]
+    for t in threads:
+        t.start()
+    _follow(watcher, result, slots, threads, time.monotonic() + timeout)
+    return result
+
+
+def _follow(
+    watcher: EventWatcher,
+    result: LoadResult,
+    slots: threading.Semaphore,
+    threads: list[threading.Thread],
+    deadline: float,
+) -> None:
+    seen = len(watcher.seen)
+    while True:
+        events = watcher.poll()
+        for event in events[seen:]:
+            job_id = event["job_id"]
+            done = job_id in result.succeeded or job_id in result.failed
+            if event["event"] not in TERMINAL or done:
+                continue
+            if event["event"] == "job.succeeded":
+                result.succeeded[job_id] = datetime.fromisoformat(event["at"]).timestamp()
+            else:
+                result.failed.add(job_id)
+            slots.release()
+        seen = len(events)
+        clients_done = not any(t.is_alive() for t in threads)
+        if clients_done and len(result.succeeded) + len(result.failed) >= len(result.submitted):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no outcome for some jobs in time ({len(result.succeeded)} done)")
+        watcher.broker.connection.sleep(_POLL_S)

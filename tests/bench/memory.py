@@ -1,0 +1,70 @@
+"""Memory: resident set (VmRSS) of every service process, idle, after N jobs of each type
+through the gateway and after a second N: gateway, resizer, renderer, mailer (mailing a real
+aiosmtpd sink, services.mailsink) and audit (recording every event), one namespace."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tests.bench.load import mail_request, render_request, resize_request, run_load
+from tests.bench.namespace import BenchNamespace, bench_namespace
+from tests.bench.procmem import rss_mb
+from tests.bench.stats import Table
+from tests.support.audit import start_audit
+from tests.support.gateway import start_gateway
+from tests.support.mailsink import start_mailsink
+from tests.support.processes import ServiceProcess
+
+SETTLE_S = 2.0
+WINDOW = 16
+
+
+def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, ServiceProcess]]:
+    sink = start_mailsink(ns.spawn, ns.folder / "mail")
+    audit = start_audit(ns.spawn, ns.settings, ns.folder / "audit")
+    ledger = str(ns.folder / "sent.sqlite3")
+    workers = {
+        "resizer": ns.spawn("services.resizer"),
+        "renderer": ns.spawn("services.renderer"),
+        "mailer": ns.spawn("services.mailer", MAILER_LEDGER=ledger, **sink.env()),
+    }
+    for worker in workers.values():
+        worker.wait_logged("consuming")
+    gateway = start_gateway(ns.spawn, ns.settings, audit_url=audit.url)
+    return gateway.url, {"gateway": gateway.process, **workers, "audit": audit.process}
+
+
+def _settled(ns: BenchNamespace, services: dict[str, ServiceProcess]) -> dict[str, float]:
+    """RSS of each service once the audit has recorded every event and all is quiet."""
+    queue = ns.broker.names.audit_events_queue
+    ns.broker.wait_until(lambda: ns.broker.depth(queue) == 0, 300, "the audit to catch up")
+    time.sleep(SETTLE_S)
+    return {name: rss_mb(p.pid) for name, p in services.items()}
+
+
+def memory_section(jobs: int) -> Table:
+    submits = [resize_request(), render_request(), mail_request()]
+    with bench_namespace() as ns:
+        url, services = _start_all(ns)
+        watcher = ns.broker.events()
+        readings = [_settled(ns, services)]
+        for _ in range(2):
+            started = time.perf_counter()
+            run_load(url, watcher, submits, jobs * len(submits), WINDOW).check()
+            readings.append(_settled(ns, services))
+            took = time.perf_counter() - started
+            print(f"  memory: {jobs} x 3 jobs in {took:.0f} s", file=sys.stderr, flush=True)
+    rows = []
+    for name in services:
+        idle, first, second = (r[name] for r in readings)
+        growth = f"{second - first:+.1f} MiB ({(second - first) / first:+.1%})"
+        rows.append([name, f"{idle:.1f}", f"{first:.1f}", f"{second:.1f}", growth])
+    columns = ["service", "idle MiB", f"after {jobs:,}", f"after {2 * jobs:,}", "growth"]
+    notes = [
+        f"{jobs:,} jobs of each type per round (resize a 640x480 JPEG to 160 px, a one-page"
+        f" render, a text mail) through the gateway, at most {WINDOW} in flight: the gateway"
+        f" and the audit see {3 * jobs:,} jobs a round, each worker {jobs:,}",
+        f"VmRSS read once the audit's queue is empty, plus {SETTLE_S:.0f} s; one run",
+    ]
+    return Table("Memory: RSS of each service process", columns, rows, notes)

@@ -1,0 +1,29 @@
+"""A process seen from /proc (Linux): resident memory now, its high-water mark, CPU time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def status_mb(field: str, pid: int | str = "self") -> float:
+    """`VmRSS` (resident now) or `VmHWM` (peak resident) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) / 1024  # reported in kB
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    return status_mb("VmRSS", pid)
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    return status_mb("VmHWM", pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
