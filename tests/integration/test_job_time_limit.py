@@ -4,19 +4,31 @@ thread that cannot be interrupted ends its process, which its supervisor starts 
 
 from __future__ import annotations
 
+import pytest
+
 from shared.timelimit import EXIT_JOB_STUCK
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
+from tests.support.processes import ServiceProcess
 from tests.support.scripted_worker import MODULE as WORKER
 from tests.support.scripted_worker import scripted_job as job
 
 
-def test_a_job_over_its_limit_is_retried_then_dead_and_the_worker_goes_on(
-    spawn: SpawnFn, broker: TestBroker
-) -> None:
-    events = broker.events()
+def start_worker(spawn: SpawnFn) -> ServiceProcess:
     worker = spawn(WORKER, JOB_TIME_LIMIT="1")
     worker.wait_logged("consuming")
+    return worker
+
+
+@pytest.fixture
+def worker(spawn: SpawnFn) -> ServiceProcess:
+    return start_worker(spawn)
+
+
+def test_a_job_over_its_limit_is_retried_then_dead_and_the_worker_goes_on(
+    worker: ServiceProcess, broker: TestBroker
+) -> None:
+    events = broker.events()
     slow, quick = job(busy=30), job()
 
     broker.publish_job(slow)
@@ -36,11 +48,9 @@ def test_a_job_over_its_limit_is_retried_then_dead_and_the_worker_goes_on(
 
 
 def test_a_job_thread_that_cannot_be_interrupted_ends_its_process(
-    spawn: SpawnFn, broker: TestBroker
+    worker: ServiceProcess, spawn: SpawnFn, broker: TestBroker
 ) -> None:
     events = broker.events()
-    worker = spawn(WORKER, JOB_TIME_LIMIT="1")
-    worker.wait_logged("consuming")
     stuck = job(sleep=60)  # one long C call: no bytecode to raise the interruption at
 
     broker.publish_job(stuck)
@@ -50,6 +60,5 @@ def test_a_job_thread_that_cannot_be_interrupted_ends_its_process(
     assert worker.wait(timeout=15) == EXIT_JOB_STUCK
     assert worker.logged("job_thread_stuck_exiting")
     # Settled before the exit: the retry is queued, the job is not lost with the process.
-    replacement = spawn(WORKER, JOB_TIME_LIMIT="1")
-    replacement.wait_logged("consuming")
+    start_worker(spawn)
     assert events.wait_for(stuck.id, "job.started", count=2, timeout=15)
