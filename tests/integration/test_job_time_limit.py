@@ -43,7 +43,7 @@ def test_a_job_over_its_limit_is_retried_then_dead_and_the_worker_goes_on(
     broker.wait_until(lambda: broker.depth(broker.names.dead_queue) == 1, 10, "a dead letter")
     assert not events.of(slow.id, "job.succeeded")
     # Interrupted, not left running: the same process took the next job.
-    assert len(worker.logged("job_interrupted_by_time_limit")) == 3
+    worker.wait_logged("job_interrupted_by_time_limit", count=3, timeout=10)
     assert worker.proc.poll() is None
 
 
