@@ -18,8 +18,9 @@ from cli.app import app
 from shared.config import Settings
 from shared.messages import Job
 from tests.conftest import SpawnFn
-from tests.support.audit import AuditService, audit_env, free_port, start_audit
+from tests.support.audit import AuditService, audit_env, start_audit
 from tests.support.broker import TestBroker
+from tests.support.ports import free_port
 from tests.support.processes import ROOT, ServiceProcess, service_env
 
 FLAGGED = "tests.support.flagged_worker"

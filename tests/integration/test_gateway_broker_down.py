@@ -13,7 +13,8 @@ from PIL import Image
 from shared.config import Settings
 from tests.conftest import SpawnFn, with_settings
 from tests.support.broker import TestBroker, close_connections_named
-from tests.support.gateway import free_port, start_gateway, wait_for_ok
+from tests.support.gateway import start_gateway, wait_for_ok
+from tests.support.ports import free_port
 
 
 def png() -> bytes:

@@ -12,7 +12,8 @@ from shared.config import Settings
 from shared.messages import Job, new_id
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
-from tests.support.mailsink import MailSink, free_port, start_mailsink
+from tests.support.mailsink import MailSink, start_mailsink
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import pika
 from shared.config import Settings
 from shared.messages import ErrorInfo, Event, EventName, encode
 from tests.support.broker import TestBroker
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -48,12 +48,6 @@ def make_event(
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

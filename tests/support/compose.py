@@ -19,7 +19,7 @@ import docker
 import httpx
 from docker.models.containers import Container
 
-from tests.support.mailsink import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"succeeded", "failed", "dead"}

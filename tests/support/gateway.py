@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,13 +9,8 @@ from dataclasses import dataclass
 import httpx
 
 from shared.config import Settings
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_url() -> str:

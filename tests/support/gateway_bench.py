@@ -40,7 +40,7 @@ from shared.log import configure_logging
 from shared.messages import Job
 from shared.topology import Names, declare_topology
 from tests.support.broker import AMQP_URL, TestBroker, unique_namespace
-from tests.support.gateway import free_port
+from tests.support.ports import free_port
 from tests.support.processes import ROOT
 
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,16 +22,11 @@ from typing import Any
 
 import httpx
 
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 SpawnFn = Callable[..., ServiceProcess]
 MODULE = "services.mailsink"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,8 @@ from services.audit.lock import DirLock
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from shared.config import Settings
-from tests.support.audit import free_port, make_event, new_job_id
+from tests.support.audit import make_event, new_job_id
+from tests.support.ports import free_port
 
 
 @pytest.fixture
