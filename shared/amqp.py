@@ -118,7 +118,12 @@ class Channel:
         returns only once the broker confirmed it, and raises PublishNacked otherwise."""
         props = self._properties(message_id, message_type, headers)
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            self._raw.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            self._send(exchange, routing_key, body, props)
+
+    def _send(
+        self, exchange: str, routing_key: str, body: bytes, props: pika.BasicProperties
+    ) -> None:
+        self._raw.basic_publish(exchange, routing_key, body, props, mandatory=True)
 
     def _properties(
         self, message_id: str, message_type: str, headers: dict[str, Any] | None

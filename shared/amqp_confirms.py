@@ -33,25 +33,11 @@ class PipelinedChannel(Channel):
             self._impl.add_on_return_callback(self._on_return)
             raw._flush_output(lambda: bool(selected))
 
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str,
-        message_type: str,
-        headers: dict[str, Any] | None = None,
+    def _send(
+        self, exchange: str, routing_key: str, body: bytes, props: pika.BasicProperties
     ) -> None:
-        """Publish and wait for this message's confirm (and any sent before it)."""
-        self.publish_nowait(
-            exchange,
-            routing_key,
-            body,
-            message_id=message_id,
-            message_type=message_type,
-            headers=headers,
-        )
+        # `publish` keeps Channel's promise: it returns once this message is confirmed.
+        self._send_nowait(exchange, routing_key, body, props)
         self.wait_for_confirms()
 
     def publish_nowait(
@@ -67,8 +53,13 @@ class PipelinedChannel(Channel):
         """Send a persistent, mandatory message; `wait_for_confirms` says how it went."""
         props = self._properties(message_id, message_type, headers)
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            self._impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
-        self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
+            self._send_nowait(exchange, routing_key, body, props)
+
+    def _send_nowait(
+        self, exchange: str, routing_key: str, body: bytes, props: pika.BasicProperties
+    ) -> None:
+        self._impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
+        self._unconfirmed[self._next_tag] = f"{props.type} {props.message_id}"
         self._next_tag += 1
 
     def wait_for_confirms(self) -> None:

@@ -225,17 +225,14 @@ class Worker:
                 log.exception("handler_crashed")
                 why = f"{type(e).__name__}: {e}"
                 settle = partial(session.retry, job, delivery, "crash", why, started)
+            settle_on_io = partial(self._settle_unless_timed_out, running)
             try:
-                outcome = session.bridge.call(
-                    partial(self._settle_unless_timed_out, running, settle)
-                )
+                outcome = session.bridge.call(partial(settle_on_io, settle))
             except PublishNacked as e:
                 # The broker refused a message (a follow-up's queue is full): the outputs are
                 # kept, so a later attempt only publishes again.
                 refused = partial(session.retry, job, delivery, "publish_refused", str(e), started)
-                outcome = session.bridge.call(
-                    partial(self._settle_unless_timed_out, running, refused)
-                )
+                outcome = session.bridge.call(partial(settle_on_io, refused))
         except JobTimeLimitExceeded:
             outcome = "timed_out"  # the I/O thread has settled the job already
             log.warning("job_interrupted_by_time_limit")
