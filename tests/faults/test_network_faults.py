@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 
 from shared.blobs import FolderBlobStore
 from shared.messages import Job
@@ -48,6 +49,35 @@ def wait_until_proxy_accepted(proxy: TcpProxy, count: int, broker: TestBroker) -
     broker.wait_until(lambda: proxy.accepted >= count, 30, f"{count} connections to the proxy")
 
 
+def strike_and_heal(
+    proxy: TcpProxy,
+    worker: ServiceProcess,
+    broker: TestBroker,
+    strike: Callable[[], None],
+    notice_within: float,
+) -> tuple[float, str]:
+    """Break the path with `strike`, time how long the worker takes to notice, let its next
+    connection attempt meet the broken path too, then heal it and wait until it consumes
+    again; returns (seconds to notice, the connection_lost error it logged)."""
+    strike()
+    struck = time.monotonic()
+    worker.wait_logged("connection_lost", timeout=notice_within)
+    detected_s = time.monotonic() - struck
+    wait_until_proxy_accepted(proxy, 2, broker)
+    proxy.pass_through()
+    worker.wait_logged("consuming", count=2, timeout=30)
+    return detected_s, str(worker.logged("connection_lost")[0]["error"])
+
+
+def assert_the_job_in_hand_came_back_once(
+    events: EventWatcher, broker: TestBroker, worker: ServiceProcess, in_hand: Job, jobs: list[Job]
+) -> None:
+    """The job in hand was redelivered once; its outputs spared it a second run."""
+    assert assert_no_job_lost_and_redeliveries_absorbed(events, broker, worker, jobs) == 1
+    assert len(events.of(in_hand.id, "job.started")) == 2
+    assert worker.logged("job_already_done_skipping_handler")
+
+
 def assert_no_job_lost_and_redeliveries_absorbed(
     events: EventWatcher, broker: TestBroker, worker: ServiceProcess, jobs: list[Job]
 ) -> int:
@@ -84,22 +114,13 @@ def test_blackhole_is_detected_within_three_heartbeats_and_every_job_completes(
     # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
     worker.wait_logged("scripted_job_running")
 
-    proxy.blackhole()
-    struck = time.monotonic()
-    worker.wait_logged("connection_lost", timeout=30)
-    detected_s = time.monotonic() - struck
     # The worker keeps trying while the path is dead; its attempt goes through once it is back.
-    wait_until_proxy_accepted(proxy, 2, broker)
-    proxy.pass_through()
-    worker.wait_logged("consuming", count=2, timeout=30)
+    detected_s, lost = strike_and_heal(proxy, worker, broker, proxy.blackhole, notice_within=30)
 
-    lost = worker.logged("connection_lost")[0]["error"]
     assert "AMQPHeartbeatTimeout" in lost, lost  # found by silence: nothing else tells
     # The broker says something at least once per heartbeat; three silent ones are enough.
     assert HEARTBEAT_S < detected_s < 3 * HEARTBEAT_S + 2, detected_s
-    assert assert_no_job_lost_and_redeliveries_absorbed(events, broker, worker, jobs) == 1
-    assert len(events.of(in_hand.id, "job.started")) == 2
-    assert worker.logged("job_already_done_skipping_handler")
+    assert_the_job_in_hand_came_back_once(events, broker, worker, in_hand, jobs)
 
 
 def test_reset_connection_is_reconnected_and_every_job_completes(
@@ -112,22 +133,18 @@ def test_reset_connection_is_reconnected_and_every_job_completes(
     # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
     worker.wait_logged("scripted_job_running")
 
-    assert proxy.reset() == 1  # the worker's one connection
-    struck = time.monotonic()
-    worker.wait_logged("connection_lost", timeout=10)
-    detected_s = time.monotonic() - struck
-    # Reset its next attempt too: a refused reconnect is retried, not fatal.
-    wait_until_proxy_accepted(proxy, 2, broker)
-    proxy.pass_through()
-    worker.wait_logged("consuming", count=2, timeout=30)
+    def reset_the_one_connection() -> None:
+        assert proxy.reset() == 1  # the worker's one connection
 
-    lost = worker.logged("connection_lost")[0]["error"]
+    # Reset its next attempt too: a refused reconnect is retried, not fatal.
+    detected_s, lost = strike_and_heal(
+        proxy, worker, broker, reset_the_one_connection, notice_within=10
+    )
+
     assert "ConnectionResetError" in lost, lost
     assert detected_s < 1.5, detected_s
     assert worker.logged("broker_unreachable")
-    assert assert_no_job_lost_and_redeliveries_absorbed(events, broker, worker, jobs) == 1
-    assert len(events.of(in_hand.id, "job.started")) == 2
-    assert worker.logged("job_already_done_skipping_handler")
+    assert_the_job_in_hand_came_back_once(events, broker, worker, in_hand, jobs)
 
 
 def test_two_seconds_of_latency_each_way_slow_jobs_down_without_a_reconnect(
