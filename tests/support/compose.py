@@ -23,6 +23,7 @@ from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"succeeded", "failed", "dead"}
+TERMINAL_EVENTS = {"job.succeeded", "job.failed"}
 
 
 def compose_command() -> list[str]:
@@ -158,14 +159,18 @@ class ComposeStack:
         return dict(response.json()) if response.status_code == 200 else {}
 
     def wait_finished(self, job_ids: Iterable[str], timeout: float = 180) -> dict[str, Any]:
-        """Every job's record once all of them have a terminal status."""
+        """Every job's record once all of them have a terminal status in the audit log.
+
+        Until the audit has recorded a job, the gateway answers from the output manifest
+        (status only, no events): such a record does not count as finished here."""
         records: dict[str, dict[str, Any]] = {}
         pending = set(job_ids)
 
         def all_done() -> bool:
             for job_id in list(pending):
                 record = self.record(job_id)
-                if record.get("status") in TERMINAL:
+                recorded = {e["event"] for e in record.get("events", [])}
+                if record.get("status") in TERMINAL and recorded & TERMINAL_EVENTS:
                     records[job_id] = record
                     pending.discard(job_id)
             return not pending
