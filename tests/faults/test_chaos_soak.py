@@ -102,9 +102,18 @@ def test_chaos_soak_loses_nothing_and_sends_no_mail_twice(
     pool.start()
     started = time.monotonic()
 
-    chaos = ChaosLoop(pool, f"{broker.names.task_queue('')}", interval=3.0, drop_after_kills=(3, 6))
+    chaos = ChaosLoop(
+        pool, broker.names.task_queue(""), interval=3.0, drop_after_kills=(3, 6), min_kills=5
+    )
+    held_back = SOAK_JOBS // 10
     with chaos, gateway.client() as http, ThreadPoolExecutor(8) as clients:
-        submitted = list(clients.map(lambda n: submit_one(http, n), range(SOAK_JOBS)))
+        submitted = list(clients.map(lambda n: submit_one(http, n), range(SOAK_JOBS - held_back)))
+        # The last tenth waits for the chaos programme, so a fast machine cannot finish the
+        # soak before the kills and drops have happened (seen in CI: 3 kills in 36 s).
+        assert chaos.programme_done.wait(300), f"chaos stalled: {chaos}"
+        submitted += clients.map(
+            lambda n: submit_one(http, n), range(SOAK_JOBS - held_back, SOAK_JOBS)
+        )
         expected = SOAK_JOBS + sum(s.follow_ups for s in submitted)
         wait_all_terminal(audit, expected, timeout=600)
     elapsed = time.monotonic() - started

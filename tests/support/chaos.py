@@ -50,15 +50,20 @@ class WorkerPool:
 @dataclass
 class ChaosLoop:
     """Kills a worker every `interval` seconds (± half) until stopped; drops every worker's
-    connection (`connection_prefix`) right after the kills numbered in `drop_after_kills`."""
+    connection (`connection_prefix`) right after the kills numbered in `drop_after_kills`.
+
+    `programme_done` is set once `min_kills` kills and every drop have happened: a test holds
+    back part of its work until then, so the chaos cannot miss the run on a fast machine."""
 
     pool: WorkerPool
     connection_prefix: str
     interval: float = 3.0
     drop_after_kills: tuple[int, ...] = ()
+    min_kills: int = 5
     seed: int = 7
     kills: int = 0
     drops: int = 0
+    programme_done: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     errors: list[str] = field(default_factory=list)
@@ -83,5 +88,7 @@ class ChaosLoop:
                     self.connection_prefix
                 ):
                     self.drops += 1
+                if self.kills >= max(self.min_kills, *self.drop_after_kills):
+                    self.programme_done.set()
             except Exception as e:  # reported by the test; the loop must not die silently
                 self.errors.append(f"{type(e).__name__}: {e}")
