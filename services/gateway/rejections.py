@@ -76,6 +76,13 @@ def _describe(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
+def _message(error: Any) -> str:
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid" and (why := error.get("ctx", {}).get("error")):
+        return f"{message}: {why}"  # FastAPI's "JSON decode error" says nothing of what
+    return message
+
+
 def install(app: FastAPI, on_rejected: OnRejected) -> None:
     def rejected_submission(request: Request, kind: str, message: str) -> None:
         match = _SUBMIT_PATH.match(request.url.path)
@@ -98,7 +105,7 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
         errors = [
             {
                 "loc": list(e.get("loc", ())),
-                "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+                "msg": _message(e),
                 "type": e.get("type", ""),
             }
             for e in exc.errors()

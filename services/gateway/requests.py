@@ -8,6 +8,7 @@ rather than failing later in a worker.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.gateway import strictjson
 from services.gateway.rejections import field_error, validation_error
 from shared.mailaddr import check_header_value, check_recipient_count, validate_address
 from shared.messages import (
@@ -135,6 +137,8 @@ def parse_follow_up(text: str | None) -> FollowUp | None:
     if text is None or not text.strip():
         return None
     try:
-        return FollowUp.model_validate_json(text)
+        return FollowUp.model_validate(strictjson.loads(text))
+    except json.JSONDecodeError as e:
+        raise field_error(("then",), f"not JSON: {e}") from None
     except ValidationError as e:
         raise validation_error(e, "body", "then") from None

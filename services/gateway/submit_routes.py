@@ -20,11 +20,13 @@ from services.gateway.requests import (
     parse_follow_up,
     parse_size,
 )
+from services.gateway.strictjson import StrictJSONRoute
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image
 from shared.messages import JOB_TYPES, FollowUp, Job, ResizeParams, new_id
 
-router = APIRouter(tags=["jobs"])
+# Bodies are parsed as strict JSON: NaN, Infinity and the like are a 422 (strictjson.py).
+router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -4,15 +4,17 @@ idempotency fingerprints and the ledger."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from services.gateway import strictjson
 from services.gateway.idempotency import Claim, SubmissionLedger, fingerprint
 from services.gateway.rejections import Rejected
-from services.gateway.requests import check_follow_up, parse_size
+from services.gateway.requests import check_follow_up, parse_follow_up, parse_size
 from services.gateway.uploads import check_image, sniff, store_image
 from shared.blobs import FolderBlobStore
 from shared.mailaddr import check_header_value, check_recipient_count, parse_address
@@ -142,6 +144,36 @@ def test_a_follow_up_is_checked_with_its_own_job_type() -> None:
     with pytest.raises(Rejected) as refused:
         check_follow_up(crowd, 10)
     assert refused.value.field == "then.params.to"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"n": NaN}', "NaN is not a JSON number"),
+        (b'{"n": [1, Infinity]}', "Infinity is not a JSON number"),
+        (b'{"n": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"text": "caf\xe9"}', "not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"n": ' + b"9" * 5000 + b"}", "number too long"),
+        (b'{"n": 1,}', "Expecting property name"),
+    ],
+)
+def test_strict_json_refuses_what_is_not_json(body: bytes, says: str) -> None:
+    with pytest.raises(json.JSONDecodeError, match=says):
+        strictjson.loads(body)
+
+
+def test_strict_json_reads_json_as_json() -> None:
+    body = '{"a": [1, 2.5e3, -0, true, null, "é", {"b": "NaN"}]}'
+    assert strictjson.loads(body.encode()) == json.loads(body)
+    assert strictjson.loads(body) == json.loads(body)
+
+
+def test_a_then_form_field_with_nan_is_refused_naming_then() -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_follow_up('{"type": "render", "params": {"data": {"n": NaN}}}')
+    assert (refused.value.status, refused.value.field) == (422, "then")
+    assert "NaN is not a JSON number" in refused.value.message
 
 
 def test_fingerprints_differ_with_any_part_and_ignore_key_order() -> None:
