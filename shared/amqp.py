@@ -22,9 +22,10 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
+from shared.amqp_blocked import BlockedWatch
 from shared.amqp_silence import SilenceWatch
 from shared.config import Settings
-from shared.errors import BrokerError, BrokerUnavailable, PublishNacked
+from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
 from shared.log import get_logger
 
 if TYPE_CHECKING:
@@ -55,6 +56,24 @@ def broker_errors(what: str) -> Iterator[None]:
         # AssertionError: pika asserts on some wrong-state calls after a connection died;
         # AMQPConnectorException: a handshake that timed out (not an AMQPError in pika).
         raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+
+
+@contextmanager
+def _in_doubt_once_sent(what: str) -> Iterator[None]:
+    """Inside `broker_errors`, around one publish: a failure after the message may have left
+    (connection lost or blocked before its confirm) is in doubt; a channel already closed
+    refused it before sending; a nack or return is a clear no (left to `broker_errors`)."""
+    try:
+        yield
+    except (
+        pe.ChannelWrongStateError,
+        pe.ConnectionWrongStateError,
+        pe.UnroutableError,
+        pe.NackError,
+    ):
+        raise
+    except (pe.AMQPError, OSError) as e:
+        raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
 
 
 @dataclass(frozen=True)
@@ -115,9 +134,11 @@ class Channel:
         headers: dict[str, Any] | None = None,
     ) -> None:
         """Publish a persistent JSON message with `mandatory`; on a confirm channel this
-        returns only once the broker confirmed it, and raises PublishNacked otherwise."""
+        returns only once the broker confirmed it, and raises PublishNacked otherwise
+        (PublishInDoubt when the connection failed between sending and the confirm)."""
         props = self._properties(message_id, message_type, headers)
-        with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
+        what = f"publish to {exchange or 'default'}/{routing_key}"
+        with broker_errors(what), _in_doubt_once_sent(what):
             self._send(exchange, routing_key, body, props)
 
     def _send(
@@ -206,13 +227,22 @@ class Channel:
 class Connection:
     """One blocking connection, owned by the thread that opened it."""
 
-    def __init__(self, raw: pika.BlockingConnection, *, app_id: str) -> None:
+    def __init__(
+        self, raw: pika.BlockingConnection, *, app_id: str, blocked: BlockedWatch | None = None
+    ) -> None:
         self._raw = raw
         self._app_id = app_id
+        self._blocked = blocked
 
     @property
     def is_open(self) -> bool:
         return bool(self._raw.is_open)
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why the broker blocks this connection's publishes (e.g. "low on memory"), or None;
+        it stays set on a connection dropped for it (`connect_once(drop_when_blocked=True)`)."""
+        return self._blocked.reason if self._blocked is not None else None
 
     def channel(self, *, confirm: bool = False) -> Channel:
         with broker_errors("open channel"):
@@ -256,11 +286,14 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
     return params
 
 
-def connect_once(settings: Settings, name: str) -> Connection:
+def connect_once(settings: Settings, name: str, *, drop_when_blocked: bool = False) -> Connection:
+    """One connection attempt. With `drop_when_blocked` the connection ends the moment the
+    broker blocks it (a memory or disk alarm), instead of after BLOCKED_CONNECTION_TIMEOUT_S."""
     with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
         raw = pika.BlockingConnection(connection_parameters(settings, name))
     SilenceWatch.start(raw)
-    return Connection(raw, app_id=name)
+    blocked = BlockedWatch.start(raw, drop=drop_when_blocked)
+    return Connection(raw, app_id=name, blocked=blocked)
 
 
 def connect(

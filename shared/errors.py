@@ -55,5 +55,11 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached, or the connection was lost or blocked."""
 
 
+class PublishInDoubt(BrokerUnavailable):
+    """A message was sent but no confirm came back (connection lost or blocked meanwhile):
+    the broker may or may not have queued it. Only publishing it again under the same id,
+    which consumers treat idempotently, settles the question."""
+
+
 class PublishNacked(BrokerError):
     """The broker refused a message (nack, or returned as unroutable)."""
