@@ -1,10 +1,12 @@
 """The gateway's own small memory, in SQLite: Idempotency-Key reservations and accepted jobs.
 
 A key is reserved (with the request's fingerprint and the new job id) before the job is
-published, confirmed after, released when publishing failed. The same key with the same
-fingerprint answers the first job id; with another fingerprint it is a conflict. Keys expire
-after a day, like Stripe's. Accepted jobs (id, type, time) let `GET /jobs/{id}` answer
-"submitted" before the audit service has caught up with the job.
+published, confirmed after, released when publishing failed. When the broker may or may not
+have the job (sent, never confirmed), the reservation keeps the job itself: a retry with the
+same key publishes that job again, under its id, and consumers run a job id once. The same
+key with the same fingerprint answers the first job id; with another fingerprint it is a
+conflict. Keys expire after a day, like Stripe's. Accepted jobs (id, type, time) let
+`GET /jobs/{id}` answer "submitted" before the audit service has caught up with the job.
 
 The database lives beside the blob store by default, so gateway replicas share it; every
 call opens its own short transaction, so threads and processes may use it at once.
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     fingerprint TEXT NOT NULL,
     job_id TEXT NOT NULL,
     done INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    in_doubt_job TEXT
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created);
 CREATE TABLE IF NOT EXISTS accepted_jobs (
@@ -47,12 +50,14 @@ class Claim(Enum):
     REPLAY = "replay"  # the same request was accepted before: answer its job id
     CONFLICT = "conflict"  # the key was used for a different request
     IN_PROGRESS = "in_progress"  # the same request is being published right now
+    IN_DOUBT = "in_doubt"  # sent before but never confirmed: publish `Reservation.job` again
 
 
 @dataclass(frozen=True)
 class Reservation:
     claim: Claim
     job_id: str
+    job: str | None = None  # the encoded job, for IN_DOUBT
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class SubmissionLedger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(idempotency_keys)")}
+            if "in_doubt_job" not in columns:  # a database from before that column
+                self._db.execute("ALTER TABLE idempotency_keys ADD COLUMN in_doubt_job TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -101,23 +109,36 @@ class SubmissionLedger:
                     (key, fingerprint, job_id, now),
                 ).rowcount
                 row = self._db.execute(
-                    "SELECT fingerprint, job_id, done FROM idempotency_keys WHERE key = ?",
+                    "SELECT fingerprint, job_id, done, in_doubt_job FROM idempotency_keys"
+                    " WHERE key = ?",
                     (key,),
                 ).fetchone()
             finally:
                 self._db.execute("COMMIT")
         if inserted:
             return Reservation(Claim.NEW, job_id)
-        earlier_fingerprint, earlier_id, done = row
+        earlier_fingerprint, earlier_id, done, in_doubt_job = row
         if earlier_fingerprint != fingerprint:
             return Reservation(Claim.CONFLICT, earlier_id)
-        return Reservation(Claim.REPLAY if done else Claim.IN_PROGRESS, earlier_id)
+        if done:
+            return Reservation(Claim.REPLAY, earlier_id)
+        if in_doubt_job is not None:
+            return Reservation(Claim.IN_DOUBT, earlier_id, in_doubt_job)
+        return Reservation(Claim.IN_PROGRESS, earlier_id)
 
     def release(self, key: str, job_id: str) -> None:
         """Publishing failed: the key may be used again."""
         with self._lock:
             self._db.execute(
                 "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?", (key, job_id)
+            )
+
+    def in_doubt(self, key: str, job_id: str, job: str) -> None:
+        """The job was sent but not confirmed: keep it, so the key's retry sends it again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE idempotency_keys SET in_doubt_job = ? WHERE key = ? AND job_id = ?",
+                (job, key, job_id),
             )
 
     def accepted(self, job_id: str, job_type: str, submitted_at: datetime, key: str | None) -> None:
@@ -132,7 +153,8 @@ class SubmissionLedger:
                 )
                 if key is not None:
                     self._db.execute(
-                        "UPDATE idempotency_keys SET done = 1 WHERE key = ? AND job_id = ?",
+                        "UPDATE idempotency_keys SET done = 1, in_doubt_job = NULL"
+                        " WHERE key = ? AND job_id = ?",
                         (key, job_id),
                     )
             finally:

@@ -12,7 +12,13 @@ A batch is published in order and each message waits for its broker confirm. Onl
 message (the job) decides the outcome: if it fails the whole request fails and nothing after
 it is sent; later messages (the `job.submitted` event) are best effort once the job is in.
 A lost connection is retried once on a fresh one (a duplicate job is harmless: jobs are
-idempotent by id) and reopened in the background with back-off.
+idempotent by id) and reopened in the background with back-off. A job that was sent but not
+confirmed fails as PublishInDoubt: the broker may hold it (submit.py keeps its inputs).
+
+During a memory or disk alarm RabbitMQ blocks a connection as soon as it publishes. The
+connection is dropped the moment the broker says so, and for ALARM_HOLD_S after that jobs
+are refused without being sent, so the gateway answers 503 at once instead of after pika's
+blocked-connection timeout.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from shared.amqp import Channel, Connection, compute_backoff, connect_once
 from shared.config import Settings
-from shared.errors import BrokerError, BrokerUnavailable
+from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
 from shared.topology import declare_topology
 
@@ -36,6 +43,9 @@ log = get_logger(__name__)
 _IDLE_S = 0.2
 # A request not picked up by a publisher thread within this time is given up (503).
 QUEUE_TIMEOUT_S = 15.0
+# After the broker blocked a publish (memory/disk alarm), refuse jobs without trying for this
+# long: one publish per hold finds out whether the alarm is over.
+ALARM_HOLD_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class _Request:
 
 
 Connector = Callable[[Settings, str], Connection]
+# A blocked connection is given up at once: the request it carries gets its answer now.
+connect_dropping_when_blocked: Connector = partial(connect_once, drop_when_blocked=True)
 
 
 class JobPublisher(Protocol):
@@ -93,7 +105,7 @@ class Publisher:
         *,
         name: str,
         threads: int | None = None,
-        connector: Connector = connect_once,
+        connector: Connector = connect_dropping_when_blocked,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -106,6 +118,8 @@ class Publisher:
         self._stopping = threading.Event()
         self._connected: set[int] = set()
         self._last_error = "not connected yet"
+        self._alarm_reason = ""
+        self._alarm_until = 0.0
 
     # --- for request threads --------------------------------------------------------------
 
@@ -231,13 +245,17 @@ class Publisher:
 
     def _serve(self, index: int, link: _Link | None, request: _Request) -> _Link | None:
         first, *rest = request.messages
+        # Set once the job may have reached the broker: from then on a failure is in doubt.
+        in_doubt: PublishInDoubt | None = None
         for attempt in (1, 2):
+            if (alarm := self._alarm()) is not None:
+                request.future.set_exception(in_doubt or BrokerUnavailable(alarm))
+                return link
             if link is None:
                 link = self._open(index)
             if link is None:
-                request.future.set_exception(
-                    BrokerUnavailable(f"the broker is unreachable: {self._last_error}")
-                )
+                unreachable = BrokerUnavailable(f"the broker is unreachable: {self._last_error}")
+                request.future.set_exception(in_doubt or unreachable)
                 return None
             try:
                 _publish(link.channel, first)
@@ -245,16 +263,34 @@ class Publisher:
             except BrokerUnavailable as e:
                 self._last_error = str(e)
                 log.warning("publisher_connection_lost", thread=index, error=str(e))
+                if (reason := link.connection.blocked_reason) is not None:
+                    self._hold_alarm(reason)
                 self._drop(index, link)
                 link = None
+                in_doubt = e if isinstance(e, PublishInDoubt) else in_doubt
                 if attempt == 2:
-                    request.future.set_exception(e)
+                    request.future.set_exception(in_doubt or e)
                     return None
             except BrokerError as e:  # nacked or unroutable: the connection is still fine
-                request.future.set_exception(e)
+                request.future.set_exception(in_doubt or e)
                 return link
         request.future.set_result(None)
         return self._send_rest(index, link, rest)
+
+    def _hold_alarm(self, reason: str) -> None:
+        """The broker blocks publishing: refuse at once for a while rather than block again."""
+        self._alarm_reason = reason
+        self._alarm_until = time.monotonic() + ALARM_HOLD_S
+        log.warning("broker_alarm_refusing_jobs", reason=reason, for_s=ALARM_HOLD_S)
+
+    def _alarm(self) -> str | None:
+        """Why jobs are refused without trying, while a broker alarm is held; else None."""
+        if time.monotonic() >= self._alarm_until:
+            return None
+        return (
+            f"RabbitMQ refuses new messages ({self._alarm_reason}: a memory or disk alarm); "
+            "nothing was sent"
+        )
 
     def _send_rest(self, index: int, link: _Link | None, rest: list[Outgoing]) -> _Link | None:
         for message in rest:

@@ -2,7 +2,9 @@
 
 Order (DESIGN.md, delivery guarantee 1): inputs stored → Idempotency-Key reserved → job
 published with confirm + mandatory → `job.submitted` event → 202. Any refusal on the way
-deletes the job's stored inputs and releases the key, so nothing half-done stays behind.
+deletes the job's stored inputs and releases the key, so nothing half-done stays behind;
+except when the job was sent but never confirmed (PublishInDoubt): the broker may hold it,
+so its inputs stay, the 503 says so, and the key's retry sends the same job again.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from services.gateway.idempotency import Claim, SubmissionLedger
+from services.gateway.idempotency import Claim, Reservation, SubmissionLedger
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
 from shared.blobs import FolderBlobStore
-from shared.errors import BrokerError, PublishNacked
+from shared.errors import BrokerError, PublishInDoubt, PublishNacked
 from shared.events import EventSource
 from shared.log import get_logger
-from shared.messages import ErrorInfo, Event, Job, encode, new_id
+from shared.messages import ErrorInfo, Event, Job, decode_job, encode, new_id
 from shared.topology import Names
 
 log = get_logger(__name__)
@@ -55,19 +57,25 @@ class Submitter:
 
     def submit(self, job: Job, fingerprint: str, key: str | None) -> Accepted:
         if key is not None:
-            earlier = self._claim(job, fingerprint, key)
-            if earlier is not None:
-                return earlier
+            reservation = self.ledger.reserve(key, fingerprint, job.id)
+            if reservation.claim is not Claim.NEW:
+                self.discard_inputs(job.id)  # the earlier request's job is the one
+                return self._earlier(reservation, key)
+        return self._publish(job, key)
+
+    def _publish(self, job: Job, key: str | None, *, was_in_doubt: bool = False) -> Accepted:
         submitted = self.source.about("job.submitted", job)
         try:
             self.publisher.publish(
                 [job_message(self.names, job), event_message(self.names, submitted)]
             )
         except BrokerError as e:
+            log.warning("job_not_queued", job_id=job.id, type=job.type, error=str(e))
+            if was_in_doubt or isinstance(e, PublishInDoubt):
+                raise self._in_doubt(job, key, e) from None
             self.discard_inputs(job.id)
             if key is not None:
                 self.ledger.release(key, job.id)
-            log.warning("job_not_queued", job_id=job.id, type=job.type, error=str(e))
             # reject-publish: a nack is how a full queue (TASK_QUEUE_MAX_LENGTH) says no.
             what = (
                 "the queue is full or the broker refused it"
@@ -82,17 +90,33 @@ class Submitter:
             ) from None
         self.ledger.accepted(job.id, job.type, job.submitted_at, key)
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
-        return Accepted(job.id)
+        return Accepted(job.id, replayed=was_in_doubt)
 
-    def _claim(self, job: Job, fingerprint: str, key: str) -> Accepted | None:
-        """None when the key is ours; the earlier job when this is a replay; else Rejected."""
-        reservation = self.ledger.reserve(key, fingerprint, job.id)
-        if reservation.claim is Claim.NEW:
-            return None
-        self.discard_inputs(job.id)
+    def _in_doubt(self, job: Job, key: str | None, error: BrokerError) -> Rejected:
+        """Sent, never confirmed: the broker may hold the job, so its inputs stay, and a retry
+        with the same key sends this very job again (workers run a job id once)."""
+        if key is not None:
+            self.ledger.in_doubt(key, job.id, encode(job).decode())
+            retry = "retry with the same Idempotency-Key and it runs at most once"
+        else:
+            retry = "submitting it again may run it twice (an Idempotency-Key prevents that)"
+        return Rejected(
+            503,
+            "publish_in_doubt",
+            f"RabbitMQ did not confirm job {job.id} ({error}); it may have been queued all the"
+            f" same, and GET /jobs/{job.id} will show it if so; {retry}",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+
+    def _earlier(self, reservation: Reservation, key: str) -> Accepted:
+        """The key was used before: its job again, an error, or a second try at a job whose
+        first publish is in doubt."""
         if reservation.claim is Claim.REPLAY:
             log.info("idempotent_replay", job_id=reservation.job_id)
             return Accepted(reservation.job_id, replayed=True)
+        if reservation.claim is Claim.IN_DOUBT and reservation.job is not None:
+            log.info("idempotent_retry_of_job_in_doubt", job_id=reservation.job_id)
+            return self._publish(decode_job(reservation.job.encode()), key, was_in_doubt=True)
         if reservation.claim is Claim.CONFLICT:
             raise Rejected(
                 409,

@@ -1,5 +1,6 @@
 """The gateway's publisher pool against scripted connections: confirms, nacks, lost
-connections (retried once on a fresh one), an unreachable broker (fails fast), shutdown."""
+connections (retried once on a fresh one), publishes in doubt, a broker alarm (refused at
+once while held), an unreachable broker (fails fast), shutdown."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from services.gateway import publisher as publisher_module
 from services.gateway.publisher import Outgoing, Publisher
 from shared.config import Settings
-from shared.errors import BrokerUnavailable, PublishNacked
+from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
 
 
 class FakeChannel:
@@ -34,6 +36,7 @@ class FakeChannel:
         if failure is not None:
             if isinstance(failure, BrokerUnavailable):
                 self.connection.is_open = False
+                self.connection.blocked_reason = self.connection.broker.alarm
             raise failure
         self.connection.broker.published.append((self.connection.number, kw["message_id"]))
 
@@ -43,6 +46,7 @@ class FakeConnection:
         self.broker = broker
         self.number = number
         self.is_open = True
+        self.blocked_reason: str | None = None
 
     def channel(self, *, confirm: bool = False) -> FakeChannel:
         assert confirm
@@ -63,6 +67,7 @@ class FakeBroker:
         self.published: list[tuple[int, str]] = []
         self.failures: list[Exception | None] = []
         self.made: list[FakeConnection] = []
+        self.alarm: str | None = None  # what a connection that fails is blocked for
         self.lock = threading.Lock()
 
     def connect(self, settings: Settings, name: str) -> FakeConnection:
@@ -144,6 +149,42 @@ def test_a_second_loss_in_a_row_fails_the_request(publisher: Publisher, broker: 
     broker.failures += [BrokerUnavailable("reset"), BrokerUnavailable("reset again")]
     with pytest.raises(BrokerUnavailable, match="reset again"):
         publisher.publish([message("job")])
+
+
+def test_a_publish_in_doubt_is_retried_under_the_same_id_and_stays_in_doubt_if_that_fails(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    broker.failures.append(PublishInDoubt("sent, but not confirmed"))
+    publisher.publish([message("job")])  # the same message again, confirmed this time
+    assert [m for _, m in broker.published] == ["mjob"]
+    broker.failures += [PublishInDoubt("sent, but not confirmed"), BrokerUnavailable("reset")]
+    with pytest.raises(PublishInDoubt):  # the first try may have landed: not a clean no
+        publisher.publish([message("job2")])
+
+
+def test_a_blocked_publish_is_in_doubt_and_jobs_are_refused_at_once_while_the_alarm_holds(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "ALARM_HOLD_S", 0.5)
+    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    try:
+        wait_until(lambda: broker.connections == 1)
+        broker.alarm = "low on memory"
+        broker.failures.append(PublishInDoubt("the broker blocks publishing: low on memory"))
+        with pytest.raises(PublishInDoubt, match="low on memory"):
+            p.publish([message("job")])
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match=r"low on memory.*nothing was sent") as refused:
+            p.publish([message("during")])
+        assert not isinstance(refused.value, PublishInDoubt)
+        assert time.monotonic() - started < 0.4
+        assert broker.published == []
+        time.sleep(0.5)  # the hold is over: the next job tries again
+        p.publish([message("after")])
+        assert [m for _, m in broker.published] == ["mafter"]
+    finally:
+        p.close()
 
 
 def test_a_failing_event_after_the_job_does_not_fail_the_request(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -196,3 +197,29 @@ def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> N
     found = ledger.find("job-1")
     assert found is not None and found.type == "render"
     assert ledger.find("job-9") is None
+
+
+def test_the_ledger_keeps_a_job_in_doubt_for_its_key_until_accepted(tmp_path: Path) -> None:
+    ledger = SubmissionLedger(tmp_path / "gateway.sqlite3")
+    assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
+    ledger.in_doubt("k", "job-1", '{"id": "job-1"}')
+    retry = ledger.reserve("k", "fp", "job-2")
+    assert (retry.claim, retry.job_id, retry.job) == (Claim.IN_DOUBT, "job-1", '{"id": "job-1"}')
+    assert ledger.reserve("k", "other", "job-3").claim is Claim.CONFLICT
+    ledger.accepted("job-1", "render", datetime.now(UTC), "k")
+    assert ledger.reserve("k", "fp", "job-4").claim is Claim.REPLAY
+
+
+def test_the_ledger_opens_a_database_from_before_jobs_in_doubt(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
+            " job_id TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO idempotency_keys VALUES ('k', 'fp', 'job-1', 1, 1e12)")
+    ledger = SubmissionLedger(path)
+    assert ledger.reserve("k", "fp", "job-2").claim is Claim.REPLAY
+    assert ledger.reserve("k2", "fp", "job-3").claim is Claim.NEW
+    ledger.in_doubt("k2", "job-3", "{}")
+    assert ledger.reserve("k2", "fp", "job-4").claim is Claim.IN_DOUBT
