@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pika
 import pika.exceptions as pe
@@ -34,8 +34,14 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PERSISTENT = pika.DeliveryMode.Persistent
-# How long a publish may wait while the broker blocks publishers (memory/disk alarm).
+# How long a publish may wait while the broker blocks publishers (memory/disk alarm), for
+# connections that neither wait the alarm out nor drop at once (see WhenBlocked).
 BLOCKED_CONNECTION_TIMEOUT_S = 10.0
+WhenBlocked = Literal["time out", "wait", "drop"]
+"""What a connection does when the broker blocks its publishes during an alarm: give up
+after BLOCKED_CONNECTION_TIMEOUT_S (tools); wait as long as the alarm lasts (workers: a job
+in hand must not lose a delivery attempt to an alarm); end at once (the gateway, which
+answers people)."""
 
 
 def compute_backoff(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -241,7 +247,7 @@ class Connection:
     @property
     def blocked_reason(self) -> str | None:
         """Why the broker blocks this connection's publishes (e.g. "low on memory"), or None;
-        it stays set on a connection dropped for it (`connect_once(drop_when_blocked=True)`)."""
+        it stays set on a connection dropped for it (`when_blocked="drop"`)."""
         return self._blocked.reason if self._blocked is not None else None
 
     def channel(self, *, confirm: bool = False) -> Channel:
@@ -276,23 +282,29 @@ class Connection:
             log.debug("close_failed", error=str(e))
 
 
-def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
+def connection_parameters(
+    settings: Settings, name: str, when_blocked: WhenBlocked = "time out"
+) -> pika.URLParameters:
     params = pika.URLParameters(settings.amqp_url)
     params.heartbeat = settings.amqp_heartbeat_s
-    params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
+    if when_blocked == "time out":
+        params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
     params.connection_attempts = 1
     params.socket_timeout = 5
     params.client_properties = {"connection_name": name, "product": "jobsuite"}
     return params
 
 
-def connect_once(settings: Settings, name: str, *, drop_when_blocked: bool = False) -> Connection:
-    """One connection attempt. With `drop_when_blocked` the connection ends the moment the
-    broker blocks it (a memory or disk alarm), instead of after BLOCKED_CONNECTION_TIMEOUT_S."""
+def connect_once(
+    settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
+) -> Connection:
+    """One connection attempt; `when_blocked` says what a broker alarm does to it."""
     with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
-        raw = pika.BlockingConnection(connection_parameters(settings, name))
+        raw = pika.BlockingConnection(connection_parameters(settings, name, when_blocked))
+    # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
+    # is not mistaken for a dead one.
     SilenceWatch.start(raw)
-    blocked = BlockedWatch.start(raw, drop=drop_when_blocked)
+    blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
     return Connection(raw, app_id=name, blocked=blocked)
 
 
@@ -302,13 +314,14 @@ def connect(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
+    when_blocked: WhenBlocked = "time out",
 ) -> Connection | None:
     """Connect, retrying with back-off and jitter until it works or `should_stop()`;
     returns None only when asked to stop."""
     attempt = 0
     while not should_stop():
         try:
-            return connect_once(settings, name)
+            return connect_once(settings, name, when_blocked=when_blocked)
         except BrokerError as e:
             delay = compute_backoff(attempt)
             log.warning("broker_unreachable", error=str(e), retry_in_s=round(delay, 2))

@@ -101,7 +101,9 @@ class Worker:
         failures = 0
         name = f"{self.names.task_queue(self.job_type)}:{self.source.instance}"
         while not self._stopping.is_set():
-            connection = connect(self.settings, name, should_stop=self._stopping.is_set)
+            connection = connect(
+                self.settings, name, should_stop=self._stopping.is_set, when_blocked="wait"
+            )
             if connection is None:
                 break
             try:
@@ -153,8 +155,9 @@ class Worker:
             log.error("wrong_job_type_dead_lettered", job_id=job.id, type=job.type)
             delivery.channel.reject(delivery)
             return
-        if delivery.delivery_count >= self.settings.max_deliveries:
-            # The job killed its worker again and again: stop the loop here.
+        if delivery.delivery_count >= self.settings.max_deliveries and not self._done(job):
+            # The job killed its worker again and again: stop the loop here. (A job whose
+            # outputs are recorded only lost its settling: it goes on, to succeed at once.)
             message = f"delivered {delivery.delivery_count + 1} times without finishing"
             log.error("delivery_limit_reached", job_id=job.id, error=message)
             session.publish_event(self.source.failure("job.failed", job, "delivery_limit", message))
@@ -246,6 +249,12 @@ class Worker:
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
             unbind_job(self.service)
+
+    def _done(self, job: Job) -> bool:
+        try:
+            return self.blobs.read_manifest(job.id) is not None
+        except (BlobError, OSError, ValueError):
+            return False
 
     def _outputs_of(self, job: Job) -> list[str]:
         try:

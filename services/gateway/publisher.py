@@ -67,7 +67,7 @@ class _Request:
 
 Connector = Callable[[Settings, str], Connection]
 # A blocked connection is given up at once: the request it carries gets its answer now.
-connect_dropping_when_blocked: Connector = partial(connect_once, drop_when_blocked=True)
+connect_dropping_when_blocked: Connector = partial(connect_once, when_blocked="drop")
 
 
 class JobPublisher(Protocol):

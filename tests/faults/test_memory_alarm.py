@@ -8,13 +8,16 @@ The watermark is always set back in a `finally`."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from shared.amqp import BLOCKED_CONNECTION_TIMEOUT_S
 from shared.config import Settings
@@ -24,10 +27,22 @@ from tests.support.broker import TestBroker, rabbitmqctl
 from tests.support.gateway import start_gateway
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Two deliveries: a job is dead-lettered after its second lost delivery.
+    return replace(settings, max_deliveries=2)
+
+
 def submit(http: httpx.Client, key: str | None = None) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
     body = {"template": "document", "data": {"blocks": [key or "x"]}}
     return http.post("/jobs/render", json=body, headers=headers)
+
+
+def resize(http: httpx.Client) -> httpx.Response:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "PNG")
+    return http.post("/jobs/resize", files={"file": ("a.png", out.getvalue())}, data={"width": "8"})
 
 
 def memory_alarm_on() -> bool:
@@ -90,3 +105,31 @@ def test_memory_alarm_gets_a_timely_503_and_jobs_flow_again_after(
             if json.loads(body)["params"]["data"]["blocks"] == ["alarm-1"]
         ]
         assert keyed and set(keyed) == {job_id}, keyed
+
+
+@pytest.mark.broker_restart
+def test_an_alarm_longer_than_the_blocked_timeout_costs_no_job_its_deliveries(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings
+) -> None:
+    """Workers publish events, so the broker blocks them too. Waiting out the alarm must not
+    count as failed deliveries: with MAX_DELIVERIES=2, an alarm lasting three blocked
+    timeouts would otherwise dead-letter the jobs in hand."""
+    gateway = start_gateway(spawn, settings)
+    resizer = spawn("services.resizer")
+    resizer.wait_logged("consuming")
+    resizer.signal(signal.SIGSTOP)
+    watermark = rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").strip()
+    try:
+        with gateway.client() as http:
+            jobs = [resize(http).json()["id"] for _ in range(3)]
+        rabbitmqctl("set_vm_memory_high_watermark", "0.000001")
+        broker.wait_until(memory_alarm_on, 30, "the memory alarm")
+        resizer.signal(signal.SIGCONT)
+        time.sleep(3 * BLOCKED_CONNECTION_TIMEOUT_S + 2)
+    finally:
+        rabbitmqctl("set_vm_memory_high_watermark", watermark)
+        resizer.signal(signal.SIGCONT)
+    broker.wait_until(lambda: not memory_alarm_on(), 30, "the alarm to clear")
+    manifests = [settings.blob_dir / "outputs" / job_id / "manifest.json" for job_id in jobs]
+    broker.wait_until(lambda: all(m.exists() for m in manifests), 60, "every job's outputs")
+    assert broker.depth(broker.names.dead_queue) == 0

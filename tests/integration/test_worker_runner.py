@@ -280,6 +280,32 @@ def test_redelivered_job_with_complete_outputs_is_not_run_again(
     assert worker.logged("job_already_done_skipping_handler")
 
 
+def test_a_done_job_at_its_delivery_limit_succeeds_instead_of_going_dead(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings
+) -> None:
+    """Outputs recorded, only the settling lost again and again (seen during a long broker
+    alarm before workers waited it out): the job is done, not a crash loop."""
+    events = broker.events()
+    (worker,) = start_workers(spawn)
+    j = job()
+    broker.publish_job(j)
+    events.wait_for(j.id, "job.succeeded")
+    worker.stop()
+    broker.publish_job(j)
+    queue = broker.names.task_queue(j.type)
+    for returned in range(settings.max_deliveries):
+        method, props, _ = broker.channel.basic_get(queue, auto_ack=False)
+        assert method is not None and props.message_id == j.id
+        assert (props.headers or {}).get("x-delivery-count", 0) == returned
+        broker.channel.basic_nack(method.delivery_tag, requeue=True)
+
+    start_workers(spawn)
+    events.wait_for(j.id, "job.succeeded", count=2)
+    assert not events.of(j.id, "job.failed")
+    assert broker.depth(broker.names.dead_queue) == 0
+    assert len(handler_runs(settings, j.id)) == 1
+
+
 def test_heartbeats_flow_during_a_job_longer_than_two_heartbeat_intervals(
     spawn: SpawnFn, broker: TestBroker, settings: Settings
 ) -> None:
