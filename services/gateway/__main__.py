@@ -7,6 +7,7 @@ import uvicorn
 from services.gateway.app import create_app
 from shared.config import settings_or_exit
 from shared.log import configure_logging, get_logger
+from shared.pillow import use_pixel_limit
 
 log = get_logger("services.gateway")
 
@@ -14,6 +15,7 @@ log = get_logger("services.gateway")
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("gateway", settings.log_level, settings.log_format)
+    use_pixel_limit(settings.max_image_pixels)
     app = create_app(settings)
     log.info("gateway_listening", host=settings.gateway_host, port=settings.gateway_port)
     # log_config=None: uvicorn's own lines go through our structlog set-up; one line per

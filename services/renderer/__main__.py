@@ -9,12 +9,14 @@ from services.renderer.handler import render_job
 from services.renderer.limits import RenderLimits
 from shared.config import settings_or_exit
 from shared.log import configure_logging
+from shared.pillow import use_pixel_limit
 from shared.worker import run_worker
 
 
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("renderer", settings.log_level, settings.log_format)
+    use_pixel_limit(settings.max_image_pixels)
     register_fonts()  # a missing or broken font file fails at start, not on the first job
     handler = partial(render_job, limits=RenderLimits.from_settings(settings))
     return run_worker(settings, service="renderer", job_type="render", handler=handler)

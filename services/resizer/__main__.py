@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from functools import partial
 
-from PIL import Image
-
 from services.resizer.handler import ResizeLimits, resize_job
 from shared.config import settings_or_exit
 from shared.log import configure_logging
+from shared.pillow import use_pixel_limit
 from shared.worker import run_worker
 
 
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("resizer", settings.log_level, settings.log_format)
-    # Pillow's own bomb guard must not be stricter than ours (its default is ~89 MP).
-    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+    use_pixel_limit(settings.max_image_pixels)
     handler = partial(resize_job, limits=ResizeLimits.from_settings(settings))
     return run_worker(settings, service="resizer", job_type="resize", handler=handler)
 

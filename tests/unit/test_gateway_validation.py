@@ -20,6 +20,8 @@ from services.gateway.uploads import check_image, sniff, store_image
 from shared.blobs import FolderBlobStore
 from shared.mailaddr import check_header_value, check_recipient_count, parse_address
 from shared.messages import FollowUp
+from shared.pillow import use_pixel_limit
+from tests.security.make_corpus import png_bomb
 
 
 @pytest.mark.parametrize(
@@ -102,6 +104,18 @@ def test_an_image_over_the_pixel_limit_is_422_before_any_decoding() -> None:
     with pytest.raises(Rejected) as refused:
         check_image(io.BytesIO(_image("PNG", (100, 100))), 9_999)
     assert (refused.value.status, refused.value.field) == (422, "file")
+
+
+def test_a_pixel_limit_above_pillows_default_is_ours_to_enforce(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    limit = 400_000_000
+    large = png_bomb(20_000, 10_000)  # 200 MP: over twice Pillow's default of ~89 MP
+    use_pixel_limit(limit)
+    assert check_image(io.BytesIO(large), limit) == "png"
+    with pytest.raises(Rejected, match="at most 400000000"):
+        check_image(io.BytesIO(png_bomb(20_001, 20_000)), limit)
 
 
 def test_an_upload_over_the_byte_limit_leaves_nothing_in_the_store(tmp_path: Path) -> None:
