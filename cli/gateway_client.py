@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from shared.errors import JobsuiteError
 
 TERMINAL = {"succeeded", "failed", "dead"}
 _POLL_S = 0.3
+# A submission the gateway asks to retry (503 or 409 with Retry-After) is sent this many
+# times in all, waiting what Retry-After says (at most MAX_RETRY_WAIT_S).
+SUBMIT_ATTEMPTS = 4
+MAX_RETRY_WAIT_S = 10.0
 
 
 class GatewayError(JobsuiteError):
@@ -22,9 +27,9 @@ class GatewayError(JobsuiteError):
 
 
 class Gateway:
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.url = (url or settings().gateway_url).rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.http = httpx.Client(base_url=self.url, timeout=60, transport=transport)
 
     @contextmanager
     def reaching(self) -> Iterator[None]:
@@ -43,6 +48,37 @@ class Gateway:
         if ok and response.status_code not in ok:
             raise GatewayError(describe(response))
         return response
+
+    def submit(
+        self,
+        path: str,
+        key: str | None,
+        *,
+        rewind: Callable[[], object] = lambda: None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kw: Any,
+    ) -> httpx.Response:
+        """POST a job under an Idempotency-Key (a new one when none is given), and when the
+        gateway says when to try again, try again under the same key: a job whose first try
+        is in doubt (sent, never confirmed) is then sent again as itself, never as a second
+        job. `rewind` puts an uploaded file back at its start before each try."""
+        headers = {"Idempotency-Key": key or f"jobsuite-cli-{uuid.uuid4()}"}
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            rewind()
+            response = self.call("POST", path, headers=headers, **kw)
+            if response.status_code == 202:
+                return response
+            wait_s = _retry_after(response)
+            if wait_s is None or response.status_code not in (409, 503):
+                break
+            if attempt < SUBMIT_ATTEMPTS:
+                err_console.print(
+                    f"note: {describe(response)}; trying again under the same Idempotency-Key",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                sleep(wait_s)
+        raise GatewayError(describe(response))
 
     def download(self, path: str, target: Path) -> None:
         with self.reaching(), self.http.stream("GET", path) as response:
@@ -64,6 +100,14 @@ def save(response: httpx.Response, target: Path) -> None:
         for chunk in response.iter_bytes():
             out.write(chunk)
     part.replace(target)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (only the delta form: the gateway sends no dates)."""
+    try:
+        return min(float(response.headers["retry-after"]), MAX_RETRY_WAIT_S)
+    except (KeyError, ValueError):
+        return None
 
 
 def describe(response: httpx.Response) -> str:

@@ -81,13 +81,12 @@ def submit_resize(
         for photo in photos:
             progress.update(task, description=photo.name)
             with photo.open("rb") as f:
-                response = gw.call(
-                    "POST",
+                response = gw.submit(
                     "/jobs/resize",
-                    202,
+                    idempotency_key,
+                    rewind=lambda: f.seek(0),
                     files={"file": (photo.name, f, "application/octet-stream")},
                     data=form,
-                    headers=_key(idempotency_key),
                 )
             ids.append(response.json()["id"])
             progress.advance(task)
@@ -211,7 +210,7 @@ def result(
 def _submit_json(
     gw: Gateway, job_type: str, body: dict[str, Any], key: str | None, wait: bool, timeout: float
 ) -> None:
-    response = gw.call("POST", f"/jobs/{job_type}", 202, json=body, headers=_key(key))
+    response = gw.submit(f"/jobs/{job_type}", key, json=body)
     job_id = response.json()["id"]
     console.print(job_id, highlight=False, soft_wrap=True)
     if wait:
@@ -243,10 +242,6 @@ def _progress(total: int) -> Iterator[Progress]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True, disable=total < 2) as progress:
         yield progress
-
-
-def _key(key: str | None) -> dict[str, str]:
-    return {"Idempotency-Key": key} if key else {}
 
 
 def _file_name(content_disposition: str) -> str:
