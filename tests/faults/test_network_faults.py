@@ -23,6 +23,8 @@ from tests.support.tcpproxy import TcpProxy
 
 HEARTBEAT_S = 2
 LATENCY_S = 2.0
+# Long enough to be still in hand when the strike lands, on a loaded machine too.
+IN_HAND_S = 3.0
 
 
 def start_worker_behind(proxy: TcpProxy, spawn: SpawnFn, broker: TestBroker) -> ServiceProcess:
@@ -43,6 +45,16 @@ def publish_batch(broker: TestBroker, in_hand_s: float, more: int) -> tuple[Job,
     for job in jobs:
         broker.publish_job(job)
     return in_hand, jobs
+
+
+def in_the_handler_with_job_started_out(
+    worker: ServiceProcess, events: EventWatcher, in_hand: Job
+) -> None:
+    """Strike only once the job is in its handler and its job.started has reached the broker:
+    the worker publishes job.started without waiting for its confirm (the ack waits for it),
+    so a strike right after the handler began can take that event with it (seen in CI)."""
+    worker.wait_logged("scripted_job_running")
+    events.wait_for(in_hand.id, "job.started")
 
 
 def wait_until_proxy_accepted(proxy: TcpProxy, count: int, broker: TestBroker) -> None:
@@ -109,10 +121,8 @@ def test_blackhole_is_detected_within_three_heartbeats_and_every_job_completes(
 ) -> None:
     events = broker.events()
     worker = start_worker_behind(proxy, spawn, broker)
-    in_hand, jobs = publish_batch(broker, in_hand_s=1.5, more=3)
-    # In the handler, so past its confirmed job.started: it finishes, and the redelivery
-    # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
-    worker.wait_logged("scripted_job_running")
+    in_hand, jobs = publish_batch(broker, in_hand_s=IN_HAND_S, more=3)
+    in_the_handler_with_job_started_out(worker, events, in_hand)
 
     # The worker keeps trying while the path is dead; its attempt goes through once it is back.
     detected_s, lost = strike_and_heal(proxy, worker, broker, proxy.blackhole, notice_within=30)
@@ -128,10 +138,8 @@ def test_reset_connection_is_reconnected_and_every_job_completes(
 ) -> None:
     events = broker.events()
     worker = start_worker_behind(proxy, spawn, broker)
-    in_hand, jobs = publish_batch(broker, in_hand_s=1.5, more=3)
-    # In the handler, so past its confirmed job.started: it finishes, and the redelivery
-    # finds its outputs. (Strike at job.started and the confirm may be what is lost.)
-    worker.wait_logged("scripted_job_running")
+    in_hand, jobs = publish_batch(broker, in_hand_s=IN_HAND_S, more=3)
+    in_the_handler_with_job_started_out(worker, events, in_hand)
 
     def reset_the_one_connection() -> None:
         assert proxy.reset() == 1  # the worker's one connection
