@@ -4,6 +4,8 @@ thread that cannot be interrupted ends its process, which its supervisor starts 
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from shared.timelimit import EXIT_JOB_STUCK
@@ -62,3 +64,25 @@ def test_a_job_thread_that_cannot_be_interrupted_ends_its_process(
     # Settled before the exit: the retry is queued, the job is not lost with the process.
     start_worker(spawn)
     assert events.wait_for(stuck.id, "job.started", count=2, timeout=15)
+
+
+def test_under_respawn_a_stuck_worker_is_started_again_and_stops_cleanly_on_sigterm(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    """`make run` runs workers under shared.respawn: honcho would stop the whole suite when
+    one exits 70. (A retry 30 s away keeps the stuck job from coming back during the test.)"""
+    events = broker.events()
+    supervised = spawn("shared.respawn", WORKER, JOB_TIME_LIMIT="1", RETRY_DELAYS_MS="30000")
+    supervised.wait_logged("consuming")
+    broker.publish_job(job(sleep=60))
+
+    supervised.wait_logged("service_ended_restarting", timeout=20)
+    assert supervised.logged("service_ended_restarting")[0]["exit_code"] == EXIT_JOB_STUCK
+    supervised.wait_logged("consuming", count=2)
+    after = job()
+    broker.publish_job(after)
+    events.wait_for(after.id, "job.succeeded")
+
+    supervised.signal(signal.SIGTERM)
+    assert supervised.wait(timeout=15) == 0
+    assert supervised.logged("worker_stopped")

@@ -37,12 +37,14 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 class ServiceProcess:
     """One running service; stdout (JSON log lines) goes to a file next to the test's data."""
 
-    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, module: str, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.module = module
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -110,11 +112,11 @@ class Spawner:
         self.started: list[ServiceProcess] = []
 
     def __call__(
-        self, module: str, *, settings_override: Settings | None = None, **env: str
+        self, module: str, *args: str, settings_override: Settings | None = None, **env: str
     ) -> ServiceProcess:
         s = settings_override or self.settings
         log_path = self.log_dir / f"{module.rsplit('.', 1)[-1]}-{len(self.started)}.log"
-        proc = ServiceProcess(module, service_env(s, **env), log_path)
+        proc = ServiceProcess(module, service_env(s, **env), log_path, args)
         self.started.append(proc)
         return proc
 
