@@ -246,6 +246,11 @@ class MailParams(_Strict):
     html: str | None = None
     attachments: list[str] = Field(default_factory=list, description="ids of earlier jobs")
 
+    @property
+    def body_bytes(self) -> int:
+        """text and html in UTF-8: with the attachments, what MAX_MAIL_BYTES bounds."""
+        return sum(len(part.encode()) for part in (self.text, self.html) if part)
+
     @model_validator(mode="after")
     def _some_body(self) -> MailParams:
         if self.text is None and self.html is None:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from services.gateway.idempotency import SubmissionLedger
 from services.gateway.publisher import JobPublisher, Publisher
+from services.gateway.requests import MailLimits
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
 from shared.blobs import FolderBlobStore
@@ -54,6 +55,10 @@ class Gateway:
             lookup=JobLookup(audit, blobs, ledger),
             submitter=submitter,
         )
+
+    @property
+    def mail_limits(self) -> MailLimits:
+        return MailLimits.from_settings(self.settings)
 
     def start(self) -> None:
         self.publisher.start()

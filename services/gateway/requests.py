@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 
 from services.gateway import strictjson
 from services.gateway.rejections import field_error, validation_error
+from shared.config import Settings
 from shared.mailaddr import check_header_value, check_recipient_count, validate_address
 from shared.messages import (
     UUID_PATTERN,
@@ -99,14 +101,31 @@ def job_params(request: BaseModel) -> dict[str, Any]:
     return request.model_dump(mode="json", exclude={"then"}, exclude_none=True)
 
 
-def check_mail(params: CheckedMailParams, max_recipients: int, *where: str) -> None:
+@dataclass(frozen=True)
+class MailLimits:
+    max_recipients: int  # MAX_RECIPIENTS
+    max_bytes: int  # MAX_MAIL_BYTES: text, html and attachments together
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailLimits:
+        return cls(settings.max_recipients, settings.max_mail_bytes)
+
+
+def check_mail(params: CheckedMailParams, limits: MailLimits, *where: str) -> None:
     try:
-        check_recipient_count(max_recipients, params.to, params.cc, params.bcc)
+        check_recipient_count(limits.max_recipients, params.to, params.cc, params.bcc)
     except ValueError as e:
         raise field_error((*where, "to"), str(e), "too_many_recipients") from None
+    if params.body_bytes > limits.max_bytes:  # the mailer would refuse it, later
+        field = "text" if params.text else "html"
+        message = (
+            f"text and html come to {params.body_bytes} bytes, over the limit of "
+            f"{limits.max_bytes} for a whole mail (MAX_MAIL_BYTES)"
+        )
+        raise field_error((*where, field), message, "too_large")
 
 
-def check_follow_up(then: FollowUp | None, max_recipients: int) -> None:
+def check_follow_up(then: FollowUp | None, limits: MailLimits) -> None:
     """Validate each follow-up's params with its job type's model; 422 naming the field."""
     where: tuple[str, ...] = ("then",)
     depth = 0
@@ -119,7 +138,7 @@ def check_follow_up(then: FollowUp | None, max_recipients: int) -> None:
         except ValidationError as e:
             raise validation_error(e, "body", *where, "params") from None
         if isinstance(params, CheckedMailParams):
-            check_mail(params, max_recipients, *where, "params")
+            check_mail(params, limits, *where, "params")
         then, where = then.then, (*where, "then")
 
 

@@ -107,7 +107,7 @@ def submit_resize(
     if absurd is not None:
         raise field_error(absurd[0].split("."), absurd[1], "too_large")
     follow_up = parse_follow_up(then)
-    check_follow_up(follow_up, gateway.settings.max_recipients)
+    check_follow_up(follow_up, gateway.mail_limits)
 
     job_id = new_id()
     settings = gateway.settings
@@ -138,7 +138,7 @@ def submit_render(
     idempotency_key: IdempotencyKey = None,
 ) -> JobAccepted:
     """Render a PDF from a template (`document`, `invoice`, `report`) and its data."""
-    check_follow_up(body.then, gateway.settings.max_recipients)
+    check_follow_up(body.then, gateway.mail_limits)
     return _submit_json(gateway, response, "render", body, body.then, idempotency_key)
 
 
@@ -150,8 +150,8 @@ def submit_mail(
     idempotency_key: IdempotencyKey = None,
 ) -> JobAccepted:
     """Send an e-mail; `attachments` are ids of earlier jobs whose outputs are attached."""
-    check_mail(body, gateway.settings.max_recipients)
-    check_follow_up(body.then, gateway.settings.max_recipients)
+    check_mail(body, gateway.mail_limits)
+    check_follow_up(body.then, gateway.mail_limits)
     return _submit_json(gateway, response, "mail", body, body.then, idempotency_key)
 
 

@@ -32,12 +32,16 @@ def attachment_keys(inputs: list[str], job_ids: list[str], blobs: MailBlobs) -> 
     return keys
 
 
-def load_attachments(keys: list[str], blobs: BlobReader, max_bytes: int) -> list[Attachment]:
-    """Read every blob, refusing before reading when they add up to more than `max_bytes`."""
-    total = sum(_size(key, blobs) for key in keys)
-    if total > max_bytes:
+def load_attachments(
+    keys: list[str], blobs: BlobReader, max_bytes: int, body_bytes: int = 0
+) -> list[Attachment]:
+    """Read every blob, refusing before reading when they and the mail's text and html
+    (`body_bytes`) add up to more than `max_bytes` (MAX_MAIL_BYTES)."""
+    attached = sum(_size(key, blobs) for key in keys)
+    if attached + body_bytes > max_bytes:
         raise PermanentJobError(
-            f"attachments add up to {total} bytes, over the limit of {max_bytes}",
+            f"the mail comes to {attached + body_bytes} bytes (attachments {attached}, text "
+            f"and html {body_bytes}), over the limit of {max_bytes} (MAX_MAIL_BYTES)",
             kind="too_large",
         )
     names = _unique_names([PurePosixPath(key).name for key in keys])

@@ -71,7 +71,7 @@ def mail_job(
         sender=config.sender,
         message_id=message_id_for(job.id),
         date=job.submitted_at,
-        attachments=load_attachments(keys, blobs, config.max_mail_bytes),
+        attachments=load_attachments(keys, blobs, config.max_mail_bytes, params.body_bytes),
     )
     record = _send_once(job.id, message, config.sender, recipients, sender, ledger)
     log.info(

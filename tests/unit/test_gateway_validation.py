@@ -15,13 +15,22 @@ from PIL import Image
 from services.gateway import strictjson
 from services.gateway.idempotency import Claim, SubmissionLedger, fingerprint
 from services.gateway.rejections import Rejected
-from services.gateway.requests import check_follow_up, parse_follow_up, parse_size
+from services.gateway.requests import (
+    MailLimits,
+    MailRequest,
+    check_follow_up,
+    check_mail,
+    parse_follow_up,
+    parse_size,
+)
 from services.gateway.uploads import check_image, sniff, store_image
 from shared.blobs import FolderBlobStore
 from shared.mailaddr import check_header_value, check_recipient_count, parse_address
 from shared.messages import FollowUp
 from shared.pillow import use_pixel_limit
 from tests.security.make_corpus import png_bomb
+
+LIMITS = MailLimits(max_recipients=10, max_bytes=1000)
 
 
 @pytest.mark.parametrize(
@@ -148,16 +157,16 @@ def test_bad_sizes_name_their_position(text: str) -> None:
 
 def test_a_follow_up_is_checked_with_its_own_job_type() -> None:
     good = {"to": ["a@b.c"], "subject": "s", "text": "t"}
-    check_follow_up(FollowUp(type="mail", params=good), 10)
+    check_follow_up(FollowUp(type="mail", params=good), LIMITS)
     bad = FollowUp(type="resize", params={}, then=FollowUp(type="mail", params=good))
     with pytest.raises(Exception, match="give width, height or sizes"):
-        check_follow_up(bad, 10)
+        check_follow_up(bad, LIMITS)
     injected = FollowUp(type="mail", params={**good, "subject": "s\r\nBcc: e@x.y"})
     with pytest.raises(Exception, match="line breaks"):
-        check_follow_up(injected, 10)
+        check_follow_up(injected, LIMITS)
     crowd = FollowUp(type="mail", params={**good, "to": ["a@b.c"] * 11})
     with pytest.raises(Rejected) as refused:
-        check_follow_up(crowd, 10)
+        check_follow_up(crowd, LIMITS)
     assert refused.value.field == "then.params.to"
 
 
@@ -189,6 +198,20 @@ def test_a_then_form_field_with_nan_is_refused_naming_then() -> None:
         parse_follow_up('{"type": "render", "params": {"data": {"n": NaN}}}')
     assert (refused.value.status, refused.value.field) == (422, "then")
     assert "NaN is not a JSON number" in refused.value.message
+
+
+def test_text_and_html_over_the_whole_mails_limit_are_refused_naming_the_field() -> None:
+    fits = MailRequest(to=["a@b.c"], subject="s", text="é" * 250, html="x" * 500)  # 1000 bytes
+    check_mail(fits, LIMITS)
+    over = MailRequest(to=["a@b.c"], subject="s", html="x" * 1001)
+    with pytest.raises(Rejected) as refused:
+        check_mail(over, LIMITS)
+    assert (refused.value.field, refused.value.kind) == ("html", "too_large")
+    assert "1001 bytes" in refused.value.message and "MAX_MAIL_BYTES" in refused.value.message
+    follow_up = FollowUp(type="mail", params={"to": ["a@b.c"], "subject": "s", "text": "x" * 1001})
+    with pytest.raises(Rejected) as refused:
+        check_follow_up(follow_up, LIMITS)
+    assert refused.value.field == "then.params.text"
 
 
 def test_fingerprints_differ_with_any_part_and_ignore_key_order() -> None:

@@ -219,7 +219,16 @@ def test_attachments_over_the_size_limit_are_refused_before_reading(mailer: Mail
     with pytest.raises(PermanentJobError) as refused:
         mailer.run(mail(attachments=[big]))
     assert refused.value.kind == "too_large"
-    assert "1200 bytes" in str(refused.value)
+    assert "attachments 1200" in str(refused.value)
+
+
+def test_text_and_html_count_against_the_size_limit_with_the_attachments(mailer: Mailer) -> None:
+    small = finished_job(mailer.blobs, {"a.bin": b"x" * 600})
+    with pytest.raises(PermanentJobError, match=r"comes to 1100 bytes .* text and html 500"):
+        mailer.run(mail(attachments=[small], text="t" * 500))
+    with pytest.raises(PermanentJobError, match="MAX_MAIL_BYTES"):
+        mailer.run(mail(text="t" * 1001))  # no attachments: straight from the queue
+    assert mailer.sender.sent == []
 
 
 @pytest.mark.parametrize(
