@@ -35,6 +35,7 @@ class Gateway:
     audit: AuditClient
     lookup: JobLookup
     submitter: Submitter
+    mail_limits: MailLimits
 
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
@@ -54,11 +55,8 @@ class Gateway:
             audit=audit,
             lookup=JobLookup(audit, blobs, ledger),
             submitter=submitter,
+            mail_limits=MailLimits.from_settings(settings),
         )
-
-    @property
-    def mail_limits(self) -> MailLimits:
-        return MailLimits.from_settings(self.settings)
 
     def start(self) -> None:
         self.publisher.start()

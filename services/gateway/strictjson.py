@@ -43,9 +43,9 @@ def loads(data: bytes | str) -> Any:
         raise json.JSONDecodeError(message, text, max(text.find(e.constant), 0)) from None
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except json.JSONDecodeError:
+        raise
     except ValueError as e:
-        if isinstance(e, json.JSONDecodeError):
-            raise
         # Python refuses to convert integers of more than 4,300 digits (CVE-2020-10735).
         raise json.JSONDecodeError(f"number too long: {e}", text, 0) from None
 
