@@ -2,7 +2,7 @@
 the way a supervisor should answer. For `make run`: honcho stops every process as soon as one
 ends, where compose's `restart: unless-stopped` would start the one that ended again.
 
-Started again: exit 70 (a job thread that could not be interrupted, `shared/timelimit.py`)
+Started again: exit 70 (a job thread that could not be interrupted, `shared/worker/job_thread.py`)
 and death by a signal this process did not pass on (the OOM killer's SIGKILL, say). Anything
 else (a clean stop, a configuration error) ends this process with the service's own code.
 SIGTERM and SIGINT are passed on once, so the service finishes its job in hand as usual; it
@@ -22,8 +22,8 @@ from collections import deque
 from types import FrameType
 
 from shared.config import settings_or_exit
+from shared.exit_codes import EXIT_JOB_STUCK
 from shared.log import configure_logging, get_logger
-from shared.timelimit import EXIT_JOB_STUCK
 
 log = get_logger(__name__)
 MAX_RESTARTS = 5

@@ -31,7 +31,7 @@ def main() -> int:
     # The runner hands every handler its FolderBlobStore, which is also a MailBlobs.
     handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
     try:
-        return run_worker(settings, service="mailer", job_type="mail", handler=handler)
+        return run_worker(settings, service="mailer", handlers={"mail": handler})
     finally:
         ledger.close()
 

@@ -19,7 +19,7 @@ def main() -> int:
     use_pixel_limit(settings.max_image_pixels)
     register_fonts()  # a missing or broken font file fails at start, not on the first job
     handler = partial(render_job, limits=RenderLimits.from_settings(settings))
-    return run_worker(settings, service="renderer", job_type="render", handler=handler)
+    return run_worker(settings, service="renderer", handlers={"render": handler})
 
 
 if __name__ == "__main__":

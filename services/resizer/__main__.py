@@ -16,7 +16,7 @@ def main() -> int:
     configure_logging("resizer", settings.log_level, settings.log_format)
     use_pixel_limit(settings.max_image_pixels)
     handler = partial(resize_job, limits=ResizeLimits.from_settings(settings))
-    return run_worker(settings, service="resizer", job_type="resize", handler=handler)
+    return run_worker(settings, service="resizer", handlers={"resize": handler})
 
 
 if __name__ == "__main__":

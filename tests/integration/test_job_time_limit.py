@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from shared.timelimit import EXIT_JOB_STUCK
+from shared.exit_codes import EXIT_JOB_STUCK
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.processes import ServiceProcess

@@ -23,7 +23,7 @@ def flagged_handler(job: Job, blobs: BlobWriter) -> list[str]:
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("flagged", settings.log_level, settings.log_format)
-    return run_worker(settings, service="flagged", job_type="resize", handler=flagged_handler)
+    return run_worker(settings, service="flagged", handlers={"resize": flagged_handler})
 
 
 if __name__ == "__main__":

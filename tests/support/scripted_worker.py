@@ -62,7 +62,7 @@ def scripted_handler(job: Job, blobs: BlobWriter) -> list[str]:
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("scripted", settings.log_level, settings.log_format)
-    return run_worker(settings, service="scripted", job_type="resize", handler=scripted_handler)
+    return run_worker(settings, service="scripted", handlers={"resize": scripted_handler})
 
 
 if __name__ == "__main__":

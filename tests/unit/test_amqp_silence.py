@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pika.exceptions as pe
 import pytest
 
-from shared import amqp_silence
+from shared.amqp import silence as amqp_silence
 
 
 class FakeImpl:

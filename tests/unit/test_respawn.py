@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared import respawn
+from shared.exit_codes import EXIT_JOB_STUCK
 from shared.respawn import Respawner, exit_code, should_restart
-from shared.timelimit import EXIT_JOB_STUCK
 
 
 def python(code: str) -> list[str]:

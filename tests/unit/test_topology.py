@@ -90,7 +90,7 @@ def test_backoff_is_jittered_and_capped() -> None:
 def test_a_handshake_timeout_is_a_broker_error_not_a_crash() -> None:
     from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
-    from shared.amqp import broker_errors
+    from shared.amqp.errors import broker_errors
     from shared.errors import BrokerUnavailable
 
     with pytest.raises(BrokerUnavailable, match="AMQPConnectorStackTimeout"), broker_errors("x"):

@@ -1,4 +1,4 @@
-"""Noticing that the broker blocks a connection's publishes (part of `amqp`).
+"""Noticing that the broker blocks a connection's publishes.
 
 RabbitMQ blocks a connection when it publishes during a memory or disk alarm, and says so
 with `connection.blocked` (a connection that has not published is never told). pika's own
@@ -14,6 +14,7 @@ from typing import Any
 import pika
 import pika.exceptions as pe
 
+from shared.amqp import pika_private
 from shared.log import get_logger
 
 log = get_logger("shared.amqp")
@@ -33,9 +34,10 @@ class BlockedWatch:
         # Registered on pika's SelectConnection, not the BlockingConnection: the blocking
         # adapter queues these callbacks until the next process_data_events, which a thread
         # waiting for a confirm never reaches.
-        watch = cls(raw._impl, drop=drop)
-        raw._impl.add_on_connection_blocked_callback(watch._on_blocked)
-        raw._impl.add_on_connection_unblocked_callback(watch._on_unblocked)
+        impl = pika_private.connection_impl(raw)
+        watch = cls(impl, drop=drop)
+        impl.add_on_connection_blocked_callback(watch._on_blocked)
+        impl.add_on_connection_unblocked_callback(watch._on_unblocked)
         return watch
 
     def _on_blocked(self, _connection: Any, frame: Any) -> None:
@@ -43,7 +45,7 @@ class BlockedWatch:
         log.warning("broker_blocks_publishing", reason=self.reason, dropping=self._drop)
         if self._drop and self._impl.is_open:
             why = f"the broker blocks publishing: {self.reason}"
-            self._impl._terminate_stream(pe.ConnectionBlockedTimeout(why))
+            pika_private.terminate_stream(self._impl, pe.ConnectionBlockedTimeout(why))
 
     def _on_unblocked(self, _connection: Any, _frame: Any) -> None:
         log.info("broker_unblocks_publishing", reason=self.reason)

@@ -2,24 +2,31 @@
 
 pika's BlockingConnection must only be used by the thread that owns it. A job thread hands
 it work with `add_callback_threadsafe` and blocks on a Future; meanwhile the I/O thread keeps
-pumping, so heartbeats flow however long the job runs.
+pumping, so heartbeats flow however long the job runs. The call runs in a copy of the
+caller's context, so what it logs carries the job's fields (job_id, type, attempt).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from shared.amqp import Connection
 from shared.errors import BrokerUnavailable
 
 T = TypeVar("T")
 _POLL_S = 0.25
 
 
+class ThreadsafeDoor(Protocol):
+    """The one thread-safe way into a connection (shared.amqp.Connection is one)."""
+
+    def call_threadsafe(self, fn: Callable[[], None]) -> None: ...
+
+
 class IoBridge:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: ThreadsafeDoor) -> None:
         self._connection = connection
         self._closed = False
         # The first broker error a call met on the I/O thread: pika raises a dead connection's
@@ -35,12 +42,13 @@ class IoBridge:
         if self._closed:
             raise BrokerUnavailable("connection lost")
         future: Future[T] = Future()
+        context = contextvars.copy_context()
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                future.set_result(fn())
+                future.set_result(context.run(fn))
             except BrokerUnavailable as e:
                 self.failure = self.failure or e
                 future.set_exception(e)

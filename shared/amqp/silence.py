@@ -1,4 +1,4 @@
-"""Noticing a dead path to the broker within a few heartbeat intervals (part of `amqp`)."""
+"""Noticing a dead path to the broker within a few heartbeat intervals."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pika
 import pika.exceptions as pe
 
+from shared.amqp import pika_private
 from shared.log import get_logger
 
 log = get_logger("shared.amqp")
@@ -29,8 +30,8 @@ class SilenceWatch:
     """
 
     def __init__(self, impl: Any, heartbeat_s: int) -> None:
-        # pika's SelectConnection under the BlockingConnection: pika has no public byte count
-        # or abort; these are the two its own HeartbeatChecker uses (stable through pika 1.x).
+        # pika's SelectConnection under the BlockingConnection: its byte count and I/O loop
+        # are what pika's own HeartbeatChecker uses.
         self._impl = impl
         self._heartbeat_s = heartbeat_s
         self._tick_s = heartbeat_s / 4
@@ -39,7 +40,7 @@ class SilenceWatch:
 
     @classmethod
     def start(cls, raw: pika.BlockingConnection) -> None:
-        impl = raw._impl
+        impl = pika_private.connection_impl(raw)
         heartbeat_s = impl.params.heartbeat  # as negotiated
         if heartbeat_s:
             watch = cls(impl, heartbeat_s)
@@ -54,6 +55,6 @@ class SilenceWatch:
         elif (silent_s := now - self._heard_at) > SILENT_HEARTBEATS_LIMIT * self._heartbeat_s:
             log.warning("broker_silent", silent_s=round(silent_s, 1), heartbeat_s=self._heartbeat_s)
             why = f"nothing from the broker for {silent_s:.1f}s (heartbeat {self._heartbeat_s}s)"
-            self._impl._terminate_stream(pe.AMQPHeartbeatTimeout(why))
+            pika_private.terminate_stream(self._impl, pe.AMQPHeartbeatTimeout(why))
             return
         self._impl.ioloop.call_later(self._tick_s, self._check)

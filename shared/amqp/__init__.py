@@ -1,0 +1,35 @@
+"""The one package that talks to pika: connections, channels, confirmed publishing, consuming.
+
+Every pika error becomes a `BrokerError` here (`errors.py`), so the worker runner and the
+services never handle pika's exceptions; every use of pika's private members is in
+`pika_private.py`. Modules: `connection` (connect with retry, the connection and its
+thread-safe door), `channel` (declare, consume, settle, publish with confirms),
+`silence` and `blocked` (watches on the I/O loop: a silent broker, a broker alarm),
+`backoff` (how long to wait before trying again).
+"""
+
+from __future__ import annotations
+
+from shared.amqp.backoff import compute_backoff
+from shared.amqp.channel import Channel, Delivery, Settles
+from shared.amqp.connection import (
+    BLOCKED_CONNECTION_TIMEOUT_S,
+    Connection,
+    WhenBlocked,
+    connect,
+    connect_once,
+    safe_url,
+)
+
+__all__ = [
+    "BLOCKED_CONNECTION_TIMEOUT_S",
+    "Channel",
+    "Connection",
+    "Delivery",
+    "Settles",
+    "WhenBlocked",
+    "compute_backoff",
+    "connect",
+    "connect_once",
+    "safe_url",
+]

@@ -1,0 +1,140 @@
+"""Connecting to RabbitMQ: one blocking connection per thread, with retry and back-off.
+
+pika's BlockingConnection is not thread-safe: a connection belongs to the thread that made
+it. Other threads reach it only through `Connection.call_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import pika
+import pika.exceptions as pe
+
+from shared.amqp.backoff import compute_backoff
+from shared.amqp.blocked import BlockedWatch
+from shared.amqp.channel import Channel
+from shared.amqp.errors import broker_errors
+from shared.amqp.silence import SilenceWatch
+from shared.config import Settings
+from shared.errors import BrokerError
+from shared.log import get_logger
+
+log = get_logger("shared.amqp")
+
+# How long a publish may wait while the broker blocks publishers (memory/disk alarm), for
+# connections that neither wait the alarm out nor drop at once (see WhenBlocked).
+BLOCKED_CONNECTION_TIMEOUT_S = 10.0
+WhenBlocked = Literal["time out", "wait", "drop"]
+"""What a connection does when the broker blocks its publishes during an alarm: give up
+after BLOCKED_CONNECTION_TIMEOUT_S (tools); wait as long as the alarm lasts (workers: a job
+in hand must not lose a delivery attempt to an alarm); end at once (the gateway, which
+answers people)."""
+
+
+class Connection:
+    """One blocking connection, owned by the thread that opened it."""
+
+    def __init__(
+        self, raw: pika.BlockingConnection, *, app_id: str, blocked: BlockedWatch | None = None
+    ) -> None:
+        self._raw = raw
+        self._app_id = app_id
+        self._blocked = blocked
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._raw.is_open)
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why the broker blocks this connection's publishes (e.g. "low on memory"), or None;
+        it stays set on a connection dropped for it (`when_blocked="drop"`)."""
+        return self._blocked.reason if self._blocked is not None else None
+
+    def channel(self, *, confirm: bool = False) -> Channel:
+        """A new channel; with `confirm`, one that can publish (every message confirmed)."""
+        with broker_errors("open channel"):
+            raw = self._raw.channel()
+        return Channel(raw, app_id=self._app_id, confirm=confirm)
+
+    def pump(self, seconds: float) -> None:
+        """Run the I/O loop for a while: deliveries, heartbeats, thread-safe callbacks."""
+        with broker_errors("I/O"):
+            self._raw.process_data_events(time_limit=seconds)
+
+    def call_threadsafe(self, fn: Callable[[], None]) -> None:
+        """Schedule `fn` on the connection's own thread (the only safe way in)."""
+        with broker_errors("schedule callback"):
+            self._raw.add_callback_threadsafe(fn)
+
+    def close(self) -> None:
+        try:
+            if self._raw.is_open:
+                self._raw.close()
+        except (pe.AMQPError, OSError, AssertionError) as e:
+            log.debug("close_failed", error=str(e))
+
+
+def connection_parameters(
+    settings: Settings, name: str, when_blocked: WhenBlocked = "time out"
+) -> pika.URLParameters:
+    params = pika.URLParameters(settings.amqp_url)
+    params.heartbeat = settings.amqp_heartbeat_s
+    if when_blocked == "time out":
+        params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name, "product": "jobsuite"}
+    return params
+
+
+def connect_once(
+    settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
+) -> Connection:
+    """One connection attempt; `when_blocked` says what a broker alarm does to it."""
+    with broker_errors(f"connect to {safe_url(settings.amqp_url)}"):
+        raw = pika.BlockingConnection(connection_parameters(settings, name, when_blocked))
+    # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
+    # is not mistaken for a dead one.
+    SilenceWatch.start(raw)
+    blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
+    return Connection(raw, app_id=name, blocked=blocked)
+
+
+def connect(
+    settings: Settings,
+    name: str,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+    when_blocked: WhenBlocked = "time out",
+) -> Connection | None:
+    """Connect, retrying with back-off and jitter until it works or `should_stop()`;
+    returns None only when asked to stop."""
+    attempt = 0
+    while not should_stop():
+        try:
+            return connect_once(settings, name, when_blocked=when_blocked)
+        except BrokerError as e:
+            delay = compute_backoff(attempt)
+            log.warning("broker_unreachable", error=str(e), retry_in_s=round(delay, 2))
+            attempt += 1
+            _sleep_unless(should_stop, delay, sleep)
+    return None
+
+
+def _sleep_unless(
+    should_stop: Callable[[], bool], seconds: float, sleep: Callable[[float], None]
+) -> None:
+    deadline = time.monotonic() + seconds
+    while not should_stop() and (left := deadline - time.monotonic()) > 0:
+        sleep(min(left, 0.2))
+
+
+def safe_url(url: str) -> str:
+    """The AMQP URL without its password, for messages."""
+    params = pika.URLParameters(url)
+    return f"amqp://{params.host}:{params.port}{params.virtual_host and '/' + params.virtual_host}"

@@ -1,0 +1,39 @@
+"""pika's exceptions turned into ours: the rest of jobsuite never handles pika's exception zoo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika.exceptions as pe
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
+
+from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
+
+
+@contextmanager
+def broker_errors(what: str) -> Iterator[None]:
+    """Turn pika's exceptions raised inside the block into BrokerError subclasses."""
+    try:
+        yield
+    except pe.UnroutableError as e:
+        raise PublishNacked(f"{what}: message returned as unroutable") from e
+    except pe.NackError as e:
+        raise PublishNacked(f"{what}: broker nacked the message") from e
+    except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
+        # AssertionError: pika asserts on some wrong-state calls after a connection died;
+        # AMQPConnectorException: a handshake that timed out (not an AMQPError in pika).
+        raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+
+
+@contextmanager
+def in_doubt_once_sent(what: str) -> Iterator[None]:
+    """Around a wait for confirms of messages already sent: a connection that fails now
+    leaves them in doubt (the broker may have queued them), raised as PublishInDoubt.
+    A channel already closed refused before sending; a nack or a return is a clear no."""
+    try:
+        yield
+    except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
+        raise
+    except (pe.AMQPError, OSError) as e:
+        raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e

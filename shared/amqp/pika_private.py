@@ -1,0 +1,37 @@
+"""Every use of pika's private members, in one place, so a pika upgrade touches one file.
+
+pika's BlockingConnection has no public way to track publisher confirms without waiting for
+each one, to end a connection without a closing handshake, or to reach the I/O loop's
+timers; its own asynchronous adapter underneath (`_impl`) has all three. What is used here
+has been stable through pika 1.x (checked against 1.3 and 1.4.4); the tests that exercise
+it (`tests/unit/test_amqp_*.py`, the network-fault and alarm tests) fail first if it moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+
+def connection_impl(raw: BlockingConnection) -> Any:
+    """The SelectConnection under a BlockingConnection (its I/O loop, callbacks, counters)."""
+    return raw._impl
+
+
+def channel_impl(raw: BlockingChannel) -> Any:
+    """pika's own Channel under a BlockingChannel: publishing on it does not wait."""
+    return raw._impl
+
+
+def flush_until(raw: BlockingChannel, done: Callable[[], bool]) -> None:
+    """Run the connection's I/O loop until `done()` (raises the connection's error if it
+    dies meanwhile): how BlockingChannel itself waits for a confirm."""
+    raw._flush_output(done)
+
+
+def terminate_stream(impl: Any, error: Exception) -> None:
+    """End the connection at once, without a closing handshake (nothing would answer it);
+    pika then raises `error` to whoever waits on the connection."""
+    impl._terminate_stream(error)

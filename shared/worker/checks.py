@@ -1,0 +1,55 @@
+"""What the consumer checks of a delivery before any job thread sees it (on the I/O thread).
+
+A message that is not a job of this worker's type is dead-lettered at once, never requeued
+(it would come back forever). A job the broker delivered `MAX_DELIVERIES` times without it
+ever being settled killed its worker each time: it is refused too, unless its outputs are
+recorded (only its settling was lost; it goes on, to succeed at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.amqp import Delivery
+from shared.errors import DecodeError
+from shared.messages import Job, decode_job
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A delivery for the dead letters, and what to log (and publish) about it."""
+
+    log_event: str
+    log_fields: dict[str, Any]
+    # Set for a decodable job: a `job.failed` event of this kind goes out before the reject.
+    job: Job | None = None
+    failure_kind: str | None = None
+    failure: str = field(default="")
+
+
+def check_delivery(
+    delivery: Delivery, job_type: str, max_deliveries: int, finished: Callable[[Job], bool]
+) -> Job | Refusal:
+    """The job to run, or why the delivery is refused."""
+    try:
+        job = decode_job(delivery.body)
+    except DecodeError as e:
+        preview = delivery.body[:120].decode("utf-8", "replace")
+        return Refusal(
+            "undecodable_message_dead_lettered",
+            {"message_id": delivery.message_id, "error": str(e), "body_preview": preview},
+        )
+    if job.type != job_type:
+        return Refusal("wrong_job_type_dead_lettered", {"job_id": job.id, "type": job.type})
+    if delivery.delivery_count >= max_deliveries and not finished(job):
+        message = f"delivered {delivery.delivery_count + 1} times without finishing"
+        return Refusal(
+            "delivery_limit_reached",
+            {"job_id": job.id, "error": message},
+            job=job,
+            failure_kind="delivery_limit",
+            failure=message,
+        )
+    return job

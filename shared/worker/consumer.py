@@ -1,0 +1,157 @@
+"""One job type's consumer on one connection. Every method runs on the connection's I/O
+thread; the consumer owns the job in hand.
+
+It takes deliveries (prefetch 1, manual acks), checks them (`checks.py`), hands each job to
+the job thread, and settles on the I/O thread what the job thread cannot: a job over its
+time limit is settled as a passing fault, its thread interrupted, and no other job is taken
+until that thread has ended (or the process ends, if it will not).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from shared.amqp import Channel, Delivery
+from shared.config import Settings
+from shared.errors import BrokerUnavailable
+from shared.exit_codes import EXIT_JOB_STUCK
+from shared.log import bind_job, get_logger
+from shared.worker.checks import Refusal, check_delivery
+from shared.worker.job_thread import JobThread, RunningJob
+from shared.worker.perform import Handler, JobCourse, outputs_recorded
+
+log = get_logger("shared.worker")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A job type this worker serves, the handler that does it, and its job thread (which
+    outlives connections: one job of the type at a time, across reconnects too)."""
+
+    job_type: str
+    handler: Handler
+    job_thread: JobThread
+
+
+class Consumer:
+    def __init__(
+        self,
+        binding: Binding,
+        *,
+        settings: Settings,
+        channel: Channel,
+        course: JobCourse,
+        service: str,
+    ) -> None:
+        self.binding = binding
+        self.settings = settings
+        self.channel = channel
+        self.course = course
+        self.settler = course.settler
+        self.service = service
+        self.queue = course.settler.names.task_queue(binding.job_type)
+        self.consumer_tag: str | None = None
+        self.cancelled_by_broker = False
+        self.paused = False
+
+    # --- subscribing ----------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        self.channel.set_prefetch(1)
+        self._consume()
+        log.info("consuming", queue=self.queue)
+
+    def _consume(self) -> None:
+        self.consumer_tag = self.channel.consume(
+            self.queue, self.on_delivery, on_cancel=self._on_cancel
+        )
+
+    def _on_cancel(self) -> None:
+        self.cancelled_by_broker = True
+
+    def stop_taking(self) -> None:
+        """Take no more jobs (basic.cancel); the job in hand goes on."""
+        if self.consumer_tag is not None and self.channel.is_open:
+            self.channel.cancel(self.consumer_tag)
+        self.consumer_tag = None
+
+    def check_alive(self) -> None:
+        """Raise BrokerUnavailable when the broker cancelled the consumer or closed a channel."""
+        if self.cancelled_by_broker:
+            raise BrokerUnavailable("the broker cancelled the consumer (queue deleted?)")
+        if not (self.channel.is_open and self.settler.channel.is_open):
+            raise BrokerUnavailable("a channel was closed by the broker")
+
+    @property
+    def busy(self) -> bool:
+        running = self.binding.job_thread.in_hand
+        return running is not None and not running.done.is_set()
+
+    # --- one delivery ---------------------------------------------------------------------
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        """Check the delivery, then hand the job to the job thread."""
+        verdict = check_delivery(
+            delivery,
+            self.binding.job_type,
+            self.settings.max_deliveries,
+            lambda job: outputs_recorded(job, self.course.blobs),
+        )
+        if isinstance(verdict, Refusal):
+            self._refuse(delivery, verdict)
+            return
+        job = verdict
+        context = contextvars.copy_context()
+        context.run(bind_job, self.service, job.id, job.type, job.attempt)
+        running = RunningJob(job, delivery, self.settings.job_time_limit_s, context)
+        self.binding.job_thread.start(running, self.course)
+
+    def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:
+        log.error(refusal.log_event, **refusal.log_fields)
+        if refusal.job is not None and refusal.failure_kind is not None:
+            self.settler.refuse(refusal.job, delivery, refusal.failure_kind, refusal.failure)
+        else:
+            delivery.channel.reject(delivery)
+
+    # --- the time limit -------------------------------------------------------------------
+
+    def watch_time_limit(self) -> None:
+        """Settle a job over its limit, interrupt its thread, and take no other job until
+        that thread has ended (or end the process if it will not)."""
+        job_thread = self.binding.job_thread
+        running = job_thread.in_hand
+        if running is None:
+            return
+        if running.done.is_set():
+            if self.paused and not job_thread.interrupted_thread_running:
+                self._resume()
+            return
+        now = time.monotonic()
+        if running.over_limit(now):
+            running.timed_out = True
+            limit = self.settings.job_time_limit_s
+            log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
+            self._pause()
+            # A job left running by a lost connection is settled by nobody: the broker has
+            # taken its delivery back already.
+            if running.delivery.channel is self.channel:
+                why = f"still running after {limit} s (JOB_TIME_LIMIT)"
+                settle = partial(self.settler.retry, running.job, running.delivery, "time_limit")
+                running.context.copy().run(settle, why, running.started)
+            job_thread.interrupt(running)
+        elif running.stuck(now):
+            log.critical("job_thread_stuck_exiting", job_id=running.job.id)
+            os._exit(EXIT_JOB_STUCK)
+
+    def _pause(self) -> None:
+        self.stop_taking()
+        self.paused = True
+
+    def _resume(self) -> None:
+        self.paused = False
+        self._consume()
+        log.info("consuming_again")

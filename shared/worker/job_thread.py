@@ -1,0 +1,147 @@
+"""The job thread and the job time limit.
+
+Jobs of one type run one after another on a thread of their own, so the connection's thread
+keeps pumping (heartbeats, confirms) however long a job takes. A job still running after
+JOB_TIME_LIMIT is interrupted: Python cannot kill a thread, so `JobTimeLimitExceeded` is
+raised inside it at its next bytecode (a C call in progress, such as an image resize, ends
+first). A thread stuck in one long C call is ended with its process (exit 70), which its
+supervisor starts again, like Celery's hard time limit.
+
+An interrupted thread retires: it ends once the interrupted job has let go, and a new thread
+takes the next job, so an interruption that arrives late (the job ended just before it) can
+only end a thread that takes no more jobs, never hit a later job.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.amqp import Delivery
+from shared.messages import Job
+
+# How long a timed-out thread gets to notice the interruption before the process ends.
+MAX_STUCK_GRACE_S = 30.0
+
+
+class JobTimeLimitExceeded(BaseException):
+    """Raised inside a job thread over its limit; a BaseException so that a handler's
+    `except Exception` cannot swallow it."""
+
+
+@dataclass
+class RunningJob:
+    """The job in hand, shared by the I/O thread and the job thread."""
+
+    job: Job
+    delivery: Delivery
+    limit_s: float
+    # The job's log context (job_id, type, attempt bound): the job thread runs in it, and
+    # calls it makes on the I/O thread run in a copy of it.
+    context: contextvars.Context
+    # Reset when the job thread starts the job; until then the clock runs from acceptance,
+    # so a job kept waiting behind a stuck one is not waited for forever.
+    started: float = field(default_factory=time.monotonic)
+    thread_id: int | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    # Set on the I/O thread once the limit has settled the job; the job thread's own
+    # outcome, arriving later, is then discarded.
+    timed_out: bool = False
+
+    def over_limit(self, now: float) -> bool:
+        return not self.timed_out and not self.done.is_set() and now - self.started > self.limit_s
+
+    def stuck(self, now: float) -> bool:
+        """Timed out, interrupted, and still not let go within the grace."""
+        grace = min(MAX_STUCK_GRACE_S, self.limit_s)
+        return self.timed_out and now - self.started > self.limit_s + grace
+
+
+Work = Callable[[RunningJob], None]
+
+
+class JobThread:
+    """Runs one worker's jobs of one type, one at a time, on a long-lived thread; replaces
+    the thread after a time-limit interruption. Called from the I/O thread only."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._thread: _Thread | None = None
+        self._retiring: _Thread | None = None
+        self.in_hand: RunningJob | None = None
+
+    def start(self, running: RunningJob, work: Work) -> None:
+        """Run `work(running)` on the thread, once the job before it has ended."""
+        self.in_hand = running
+        if self._thread is None:
+            self._thread = _Thread(self._name)
+        self._thread.put(running, work)
+
+    @property
+    def interrupted_thread_running(self) -> bool:
+        """True while a thread interrupted for its time limit has not ended yet."""
+        if self._retiring is not None and not self._retiring.is_alive():
+            self._retiring = None
+        return self._retiring is not None
+
+    def interrupt(self, running: RunningJob) -> None:
+        """Raise JobTimeLimitExceeded in the thread running `running` (once it has started)
+        and retire that thread: the next job gets a new one."""
+        if self._thread is None or running.thread_id is None:
+            return
+        self._retiring, self._thread = self._thread, None
+        self._retiring.retire()
+        _raise_in(running.thread_id)
+
+    def close(self) -> None:
+        """Let the thread end after the job in hand."""
+        if self._thread is not None:
+            self._thread.retire()
+            self._thread = None
+
+
+class _Thread(threading.Thread):
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._inbox: queue.SimpleQueue[tuple[RunningJob, Work] | None] = queue.SimpleQueue()
+        self.start()
+
+    def put(self, running: RunningJob, work: Work) -> None:
+        self._inbox.put((running, work))
+
+    def retire(self) -> None:
+        """End after the jobs handed over so far."""
+        self._inbox.put(None)
+
+    def run(self) -> None:
+        while True:
+            try:
+                handed = self._inbox.get()
+                if handed is None:
+                    return
+                self._run(*handed)
+            except JobTimeLimitExceeded:
+                pass  # it came after the job's own code was done
+
+    @staticmethod
+    def _run(running: RunningJob, work: Work) -> None:
+        running.thread_id = threading.get_ident()
+        running.started = time.monotonic()
+        try:
+            running.context.run(work, running)
+        finally:
+            running.done.set()
+
+
+def _raise_in(thread_id: int) -> bool:
+    """Raise JobTimeLimitExceeded in the thread at its next bytecode. False when the thread
+    has already ended."""
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(JobTimeLimitExceeded)
+    )
+    return bool(done == 1)

@@ -1,0 +1,167 @@
+"""The worker process: its signals, and the run/reconnect loop around one connection.
+
+Guarantees (docs/design.md, "Delivery guarantees"):
+- SIGTERM/SIGINT: stop consuming, finish and settle the job in hand, exit 0; a second signal
+  exits at once (130) and the broker redelivers the job;
+- connection lost: reconnect with back-off and jitter, declare the topology again, go on; a
+  job still running from the lost connection is never settled on the new one (the broker
+  redelivers it, and its manifest stops a second run);
+- one job at a time per job type, even across reconnects (each type's job thread outlives
+  connections).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from types import FrameType
+
+from shared.amqp import Connection, compute_backoff, connect
+from shared.blobs import FolderBlobStore
+from shared.config import Settings
+from shared.errors import BrokerUnavailable
+from shared.events import EventSource, instance_name
+from shared.exit_codes import EXIT_ABORTED
+from shared.log import get_logger
+from shared.topology import Names, declare_topology
+from shared.worker.bridge import IoBridge
+from shared.worker.consumer import Binding, Consumer
+from shared.worker.job_thread import JobThread
+from shared.worker.perform import Handler, JobCourse
+from shared.worker.settle import Settler
+
+log = get_logger("shared.worker")
+# How long one pump of the connection waits for I/O before the loop looks around again.
+PUMP_S = 0.2
+
+
+class Worker:
+    """Serves the job types in `handlers` (job type -> handler) until asked to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: str,
+        handlers: Mapping[str, Handler],
+        blobs: FolderBlobStore | None = None,
+        instance: str | None = None,
+    ) -> None:
+        if not handlers:
+            raise ValueError("a worker serves at least one job type")
+        self.settings = settings
+        self.service = service
+        self.blobs = blobs or FolderBlobStore(settings.blob_dir)
+        self.source = EventSource(service, instance or instance_name())
+        self.names = Names(settings.namespace)
+        self.bindings = [
+            Binding(job_type, handler, JobThread(f"{service}-{job_type}"))
+            for job_type, handler in handlers.items()
+        ]
+        self._stopping = threading.Event()
+
+    # --- signals --------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
+            os._exit(EXIT_ABORTED)
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        self._stopping.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until asked to stop; returns the process exit code."""
+        failures = 0
+        while not self._stopping.is_set():
+            connection = connect(
+                self.settings,
+                self._connection_name(),
+                should_stop=self._stopping.is_set,
+                when_blocked="wait",
+            )
+            if connection is None:
+                break
+            try:
+                self._serve(connection)
+                failures = 0
+            except BrokerUnavailable as e:
+                failures += 1
+                delay = compute_backoff(failures, base=0.25, cap=15.0)
+                log.warning("connection_lost", error=str(e), reconnect_in_s=round(delay, 2))
+                self._stopping.wait(delay)
+            finally:
+                connection.close()
+        for binding in self.bindings:
+            running = binding.job_thread.in_hand
+            if running is not None:
+                running.done.wait()
+            binding.job_thread.close()
+        log.info("worker_stopped")
+        return 0
+
+    def _connection_name(self) -> str:
+        """Starts with the task queue's name (so with the namespace): tests and operators
+        find a worker's connection by it."""
+        types = "+".join(b.job_type for b in self.bindings)
+        return f"{self.names.task_queue(types)}:{self.source.instance}"
+
+    def _serve(self, connection: Connection) -> None:
+        bridge = IoBridge(connection)
+        try:
+            consumers = [self._open(connection, bridge, binding) for binding in self.bindings]
+            while not self._stopping.is_set():
+                connection.pump(PUMP_S)
+                self._look_around(bridge, consumers)
+            self._drain(connection, bridge, consumers)
+        finally:
+            bridge.close()
+
+    def _open(self, connection: Connection, bridge: IoBridge, binding: Binding) -> Consumer:
+        publisher = connection.channel(confirm=True)
+        declare_topology(publisher, self.settings)
+        settler = Settler(publisher, self.names, self.source, self.settings)
+        consumer = Consumer(
+            binding,
+            settings=self.settings,
+            channel=connection.channel(),
+            course=JobCourse(binding.handler, self.blobs, bridge, settler),
+            service=self.service,
+        )
+        consumer.subscribe()
+        return consumer
+
+    @staticmethod
+    def _look_around(bridge: IoBridge, consumers: list[Consumer]) -> None:
+        if bridge.failure is not None:
+            raise BrokerUnavailable(str(bridge.failure)) from bridge.failure
+        for consumer in consumers:
+            consumer.check_alive()
+            consumer.watch_time_limit()
+
+    def _drain(self, connection: Connection, bridge: IoBridge, consumers: list[Consumer]) -> None:
+        """Stop taking jobs, then keep pumping until the jobs in hand are settled."""
+        for consumer in consumers:
+            consumer.stop_taking()
+        if any(consumer.busy for consumer in consumers):
+            log.info("finishing_job_in_hand")
+        while any(consumer.busy for consumer in consumers):
+            connection.pump(PUMP_S)
+            self._look_around(bridge, consumers)
+
+
+def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
+    """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
+    worker = Worker(settings, service=service, handlers=handlers)
+    worker.install_signal_handlers()
+    return worker.run()

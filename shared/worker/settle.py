@@ -1,0 +1,123 @@
+"""Settling a job: its events and follow-up confirmed by the broker first, then the ack or
+the reject (delivery guarantees 3, 5 and 6). Runs on the I/O thread.
+
+Messages go out at once; each way of settling waits for every confirm so far (one round trip
+for the lot, `job.started` included) before it acks or rejects, so a job is never acked
+while one of its messages might still be lost.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from shared.amqp import Delivery
+from shared.config import Settings
+from shared.events import EventSource
+from shared.log import get_logger
+from shared.messages import Event, Job, encode
+from shared.topology import RETRY_DELAY_HEADER, Names, retry_delay_ms
+
+log = get_logger("shared.worker")
+
+
+class ConfirmChannel(Protocol):
+    """What settling needs of a channel opened with confirms (shared.amqp.Channel)."""
+
+    def publish_nowait(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def wait_for_confirms(self) -> None: ...
+
+
+class Settler:
+    """Publishes a job's events and follow-ups on one confirm channel and settles it."""
+
+    def __init__(
+        self,
+        channel: ConfirmChannel,
+        names: Names,
+        source: EventSource,
+        settings: Settings,
+    ) -> None:
+        self.channel = channel
+        self.names = names
+        self.source = source
+        self.settings = settings  # the back-off steps (RETRY_DELAYS_MS)
+
+    def publish_event(self, event: Event) -> None:
+        """Send an event now; the next settle waits for its confirm."""
+        self.channel.publish_nowait(
+            self.names.events_exchange,
+            "",
+            encode(event),
+            message_id=event.event_id,
+            message_type=event.event,
+        )
+
+    def _publish_job(self, job: Job, exchange: str, headers: dict[str, str] | None = None) -> None:
+        body = encode(job)
+        self.channel.publish_nowait(
+            exchange, job.type, body, message_id=job.id, message_type=job.type, headers=headers
+        )
+
+    def succeed(self, job: Job, delivery: Delivery, outputs: list[str], started: float) -> str:
+        """The follow-up (if any) and `job.succeeded` confirmed, then the ack."""
+        follow = job.follow_up(outputs)
+        if follow is not None:
+            self._publish_job(follow, self.names.jobs_exchange)
+            self.publish_event(self.source.about("job.submitted", follow))
+            # A refused follow-up (its queue full) must not be followed by job.succeeded.
+            self.channel.wait_for_confirms()
+        duration = _ms_since(started)
+        self.publish_event(
+            self.source.about("job.succeeded", job, duration_ms=duration, outputs=outputs)
+        )
+        self.channel.wait_for_confirms()
+        delivery.channel.ack(delivery)
+        return "succeeded"
+
+    def fail(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
+        """`job.failed` confirmed, then the reject: the queue dead-letters the job."""
+        log.warning("job_failed", error_kind=kind, error=message)
+        failed = self.source.failure(
+            "job.failed", job, kind, message, duration_ms=_ms_since(started)
+        )
+        return self._reject_after(failed, delivery)
+
+    def refuse(self, job: Job, delivery: Delivery, kind: str, message: str) -> str:
+        """A job refused before it ran (it crashed its workers too often): `job.failed`
+        confirmed, then the reject."""
+        return self._reject_after(self.source.failure("job.failed", job, kind, message), delivery)
+
+    def _reject_after(self, failed: Event, delivery: Delivery) -> str:
+        self.publish_event(failed)
+        self.channel.wait_for_confirms()
+        delivery.channel.reject(delivery)
+        return "failed"
+
+    def retry(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
+        """Republish to the next back-off queue and ack, or fail when no step is left."""
+        delay = retry_delay_ms(self.settings, job.attempt)
+        if delay is None:
+            final = f"gave up after {job.attempt} attempts: {message}"
+            return self.fail(job, delivery, kind, final, started)
+        log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
+        headers = {RETRY_DELAY_HEADER: str(delay)}
+        self._publish_job(job.next_attempt(), self.names.retry_exchange, headers)
+        self.publish_event(self.source.failure("job.retrying", job, kind, message))
+        self.channel.wait_for_confirms()
+        delivery.channel.ack(delivery)
+        return "retrying"
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
