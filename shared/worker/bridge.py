@@ -25,6 +25,12 @@ class ThreadsafeDoor(Protocol):
     def call_threadsafe(self, fn: Callable[[], None]) -> None: ...
 
 
+class Bridge(Protocol):
+    """What a job thread needs of its connection's I/O thread (IoBridge is one)."""
+
+    def call(self, fn: Callable[[], T]) -> T: ...
+
+
 class IoBridge:
     def __init__(self, connection: ThreadsafeDoor) -> None:
         self._connection = connection

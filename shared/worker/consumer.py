@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -46,6 +47,7 @@ class Consumer:
         channel: Channel,
         course: JobCourse,
         service: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.binding = binding
         self.settings = settings
@@ -53,6 +55,7 @@ class Consumer:
         self.course = course
         self.settler = course.settler
         self.service = service
+        self.clock = clock
         self.queue = course.settler.names.task_queue(binding.job_type)
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
@@ -130,7 +133,7 @@ class Consumer:
             if self.paused and not job_thread.interrupted_thread_running:
                 self._resume()
             return
-        now = time.monotonic()
+        now = self.clock()
         if running.over_limit(now):
             running.timed_out = True
             limit = self.settings.job_time_limit_s

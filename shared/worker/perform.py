@@ -25,7 +25,7 @@ from shared.errors import (
 )
 from shared.log import get_logger
 from shared.messages import Job
-from shared.worker.bridge import IoBridge
+from shared.worker.bridge import Bridge
 from shared.worker.job_thread import JobTimeLimitExceeded, RunningJob
 from shared.worker.settle import Settler
 
@@ -42,7 +42,7 @@ class JobCourse:
 
     handler: Handler
     blobs: FolderBlobStore
-    bridge: IoBridge
+    bridge: Bridge
     settler: Settler
 
     def __call__(self, running: RunningJob) -> None:

@@ -1,0 +1,250 @@
+"""The consumer and its job thread against a stub channel and a stand-in I/O thread: jobs run
+off the I/O thread one at a time, are settled only after their events, and a job over its
+time limit is settled, interrupted and followed by a new thread. Milliseconds each; the same
+guarantees are proven against the real broker in tests/integration/test_worker_runner.py and
+tests/integration/test_job_time_limit.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from shared.blobs import FolderBlobStore, output_key
+from shared.config import Settings
+from shared.errors import PermanentJobError, TransientJobError
+from shared.events import EventSource
+from shared.log import configure_logging
+from shared.messages import Job
+from shared.topology import Names
+from shared.worker import consumer as consumer_module
+from shared.worker.bridge import IoBridge
+from shared.worker.consumer import Binding, Consumer
+from shared.worker.job_thread import JobThread
+from shared.worker.perform import Handler, JobCourse
+from shared.worker.settle import Settler
+from tests.support.stub_channel import IoThread, StubChannel
+
+LIMIT_S = 5
+
+
+class Rig:
+    """One consumer of `resize` jobs wired to a stub channel, with a clock the test moves."""
+
+    def __init__(self, tmp_path: Path, handler: Handler) -> None:
+        self.channel = StubChannel()
+        self.io = IoThread()
+        self.skew = 0.0
+        settings = Settings(
+            namespace="ns", blob_dir=tmp_path, retry_delays_ms=(100,), job_time_limit_s=LIMIT_S
+        )
+        settler = Settler(self.channel, Names("ns"), EventSource("tester", "h:1"), settings)
+        course = JobCourse(handler, FolderBlobStore(tmp_path), IoBridge(self.io), settler)
+        self.job_thread = JobThread("tester-resize")
+        self.consumer = Consumer(
+            Binding("resize", handler, self.job_thread),
+            settings=settings,
+            channel=self.channel,  # type: ignore[arg-type]
+            course=course,
+            service="tester",
+            clock=lambda: time.monotonic() + self.skew,
+        )
+        self.consumer.subscribe()
+
+    def deliver(self, job: Job) -> None:
+        self.channel.deliver(job)
+
+    def settle_until(self, done: Callable[[], bool], timeout: float = 5) -> None:
+        """Play the I/O loop: watch the time limit until `done()`."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"timed out; calls: {self.channel.calls}"
+            self.consumer.watch_time_limit()
+            time.sleep(0.002)
+
+    def settled(self, count: int) -> Callable[[], bool]:
+        return lambda: len(self.channel.settled()) >= count
+
+
+@pytest.fixture
+def rigs() -> Iterator[list[Rig]]:
+    made: list[Rig] = []
+    yield made
+    for rig in made:
+        rig.job_thread.close()
+        rig.io.close()
+
+
+def rig_for(rigs: list[Rig], tmp_path: Path, handler: Handler) -> Rig:
+    rigs.append(Rig(tmp_path, handler))
+    return rigs[-1]
+
+
+def writes_output(job: Job, blobs: Any) -> list[str]:
+    thread_name = threading.current_thread().name
+    return [blobs.write_bytes(output_key(job.id, "a.txt"), thread_name.encode())]
+
+
+def test_a_job_runs_off_the_io_thread_and_is_acked_after_its_events(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    rig = rig_for(rigs, tmp_path, writes_output)
+    job = Job(type="resize")
+    rig.deliver(job)
+    rig.settle_until(rig.settled(1))
+    assert rig.channel.prefetch == 1
+    assert rig.channel.calls == [
+        ("consume", "ns.jobs.resize"),
+        ("publish", "job.started"),
+        ("publish", "job.succeeded"),
+        ("confirm",),
+        ("ack", 1),
+    ]
+    assert (tmp_path / "outputs" / job.id / "a.txt").read_text() == "tester-resize"
+
+
+def test_jobs_of_one_type_run_one_after_another_on_the_same_thread(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    spans: list[tuple[float, float, int]] = []
+
+    def slow(job: Job, blobs: Any) -> list[str]:
+        start = time.monotonic()
+        time.sleep(0.05)
+        spans.append((start, time.monotonic(), threading.get_ident()))
+        return []
+
+    rig = rig_for(rigs, tmp_path, slow)
+    rig.deliver(Job(type="resize"))
+    rig.deliver(Job(type="resize"))  # as after a reconnect: the first is still running
+    rig.settle_until(rig.settled(2))
+    (_, first_end, first_thread), (second_start, _, second_thread) = spans
+    assert second_start >= first_end
+    assert first_thread == second_thread != threading.get_ident()
+
+
+def test_a_permanent_error_is_reported_then_rejected(rigs: list[Rig], tmp_path: Path) -> None:
+    def bad(job: Job, blobs: Any) -> list[str]:
+        raise PermanentJobError("width: bad", kind="invalid_params")
+
+    rig = rig_for(rigs, tmp_path, bad)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(rig.settled(1))
+    assert rig.channel.calls[-3:] == [("publish", "job.failed"), ("confirm",), ("reject", 1)]
+
+
+def test_a_delivery_past_its_limit_is_refused_without_running(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    rig = rig_for(rigs, tmp_path, lambda job, blobs: ran.append(job.id) or [])
+    rig.channel.deliver(Job(type="resize"), delivery_count=5)
+    assert rig.channel.calls[1:] == [("publish", "job.failed"), ("confirm",), ("reject", 1)]
+    assert ran == []
+
+
+def test_a_job_over_its_time_limit_is_retried_interrupted_and_the_next_gets_a_new_thread(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    seen: list[tuple[str, threading.Thread]] = []
+    release = threading.Event()
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        seen.append(("started", threading.current_thread()))
+        try:
+            while job.params.get("spin") and not release.is_set():
+                time.sleep(0.001)  # Python-level work: interruptible between calls
+        finally:
+            seen.append(("left", threading.current_thread()))
+        return []
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.deliver(Job(type="resize", params={"spin": True}))
+    rig.settle_until(lambda: len(seen) == 1)
+    rig.skew = LIMIT_S + 1  # the job has now run past its limit
+    rig.settle_until(rig.settled(1))
+    rig.settle_until(lambda: len(seen) == 2)
+    assert rig.channel.calls[1:] == [
+        ("publish", "job.started"),
+        ("cancel",),  # no other job while the interrupted thread lives
+        ("publish", "resize"),  # to the back-off queue, attempt 2
+        ("publish", "job.retrying"),
+        ("confirm",),
+        ("ack", 1),
+    ]
+    rig.settle_until(lambda: rig.channel.consuming)  # its thread ended: consuming again
+    assert not release.is_set()  # it left by the interruption, not by finishing
+
+    rig.skew = 0
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(rig.settled(2))
+    (_, old_thread), _, (_, new_thread), _ = seen
+    assert new_thread is not old_thread and not old_thread.is_alive()
+    assert rig.channel.events().count("job.succeeded") == 1
+
+
+def test_a_thread_that_ignores_its_interruption_ends_the_process(
+    rigs: list[Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    exits: list[int] = []
+    monkeypatch.setattr(consumer_module.os, "_exit", exits.append)
+
+    def blocks(job: Job, blobs: Any) -> list[str]:
+        release.wait(10)  # one C call: the interruption waits for it to return
+        return []
+
+    rig = rig_for(rigs, tmp_path, blocks)
+    try:
+        rig.deliver(Job(type="resize"))
+        rig.settle_until(lambda: rig.job_thread.in_hand is not None)
+        rig.skew = LIMIT_S + 1
+        rig.settle_until(rig.settled(1))
+        assert exits == []
+        rig.skew = LIMIT_S + LIMIT_S + 1  # past the limit and the grace after it
+        rig.consumer.watch_time_limit()
+        assert exits == [70]
+    finally:
+        release.set()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging replaces the root handlers: give pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_what_the_io_thread_logs_for_a_job_carries_the_job_id(
+    rigs: list[Rig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("tester", "info", "json")
+
+    def fails(job: Job, blobs: Any) -> list[str]:
+        if job.params.get("permanent"):
+            raise PermanentJobError("no good", kind="scripted")
+        raise TransientJobError("try later")
+
+    rig = rig_for(rigs, tmp_path, fails)
+    retried, failed = Job(type="resize"), Job(type="resize", params={"permanent": True})
+    rig.deliver(retried)
+    rig.settle_until(rig.settled(1))
+    rig.deliver(failed)
+    rig.settle_until(rig.settled(2))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_event = {line["event"]: line for line in lines}
+    assert by_event["job_retrying"]["job_id"] == retried.id
+    assert by_event["job_failed"]["job_id"] == failed.id
+    assert by_event["job_failed"]["service"] == "tester"
