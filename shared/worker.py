@@ -163,7 +163,7 @@ class Worker:
             session.publish_event(self.source.failure("job.failed", job, "delivery_limit", message))
             delivery.channel.reject(delivery)
             return
-        previous, running = self._running, RunningJob(job, delivery, self.settings.job_time_limit_s)
+        previous, running = self._running, RunningJob(job, delivery, self.settings.job_time_limit)
         self._running = running
         start_job_thread(
             running, partial(self._process, session, running, previous), f"{self.service}-job"
@@ -182,7 +182,7 @@ class Worker:
         now = time.monotonic()
         if running.over_limit(now):
             running.timed_out = True
-            limit = self.settings.job_time_limit_s
+            limit = self.settings.job_time_limit
             log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
             session.pause()
             why = f"still running after {limit} s (JOB_TIME_LIMIT)"
