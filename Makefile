@@ -7,7 +7,7 @@ SCALE ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test unit lint format broker clean bench compose-test test-faults
+.PHONY: run test unit lint format docs broker clean bench compose-test test-faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## docs: docs/configuration.md from the settings declared in shared/config.py
+docs: $(STAMP)
+	$(BIN)/python -m shared.config_docs > docs/configuration.md.tmp
+	mv docs/configuration.md.tmp docs/configuration.md
 
 broker:
 	@deploy/ensure-rabbitmq.sh

@@ -1,255 +1,300 @@
 """Every setting, read from the environment once into a frozen object that is passed down.
 
-No other module reads `os.environ`. A bad value fails at start with one clear line
-(`ConfigError: SMTP_PORT must be an integer, got 'abc'`).
+Each setting is declared once, below: its variable, default, parser and the line the docs give
+it. `from_env` reads them all, and docs/configuration.md is generated from the same
+declarations (`make docs`, shared/config_docs.py). No other module reads `os.environ`.
+A bad value fails at start with one clear line (`SMTP_PORT must be an integer, got 'abc'`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from shared import config_parsers as parse
 from shared.errors import ConfigError
 
 T = TypeVar("T")
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
+class Declared:
+    """What a Settings field carries besides its default."""
+
+    env: str
+    parse: Callable[[str], Any]
+    doc: str
+    # The default as the docs show it, when the plain value would mislead.
+    shown: str | None
+    # The default from_env uses instead, when it depends on where the service runs.
+    default_from: Callable[[], Any] | None
+
+
+def setting(
+    env: str,
+    default: T,
+    parse: Callable[[str], T],
+    doc: str,
+    *,
+    shown: str | None = None,
+    default_from: Callable[[], T] | None = None,
+    secret: bool = False,
+) -> T:
+    """Declare one setting: the variable `env` parsed by `parse`, else `default`; `doc` is its
+    line in the docs. A `secret` is kept out of the repr (and so out of logs)."""
+    declared = Declared(env, parse, doc, shown, default_from)
+    return field(default=default, repr=not secret, metadata={"setting": declared})
+
+
+def declared(f: Field[Any]) -> Declared:
+    return f.metadata["setting"]  # type: ignore[no-any-return]
+
+
+def _console_on_a_terminal() -> str:
+    return "console" if sys.stdout.isatty() else "json"
+
+
+@dataclass(frozen=True)
 class Settings:
-    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
-    amqp_heartbeat_s: int = 30
-    namespace: str = ""
-    blob_dir: Path = Path("var/blobs")
-    smtp_host: str = "localhost"
-    smtp_port: int = 1025
-    smtp_user: str = ""
-    smtp_password: str = field(default="", repr=False)
-    smtp_starttls: bool = False
-    mail_from: str = "jobsuite@localhost"
-    audit_dir: Path = Path("var/audit")
-    audit_url: str = "http://localhost:8081"
-    gateway_port: int = 8080
-    log_level: str = "info"
-    log_format: str = "console"
-    max_upload_bytes: int = 25 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    max_output_side: int = 10_000
-    # Transient failures wait these many ms before attempt 2, 3, …; after the last, dead letters.
-    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000, 120_000)
-    # A job redelivered this many times (its worker died each time) is dead-lettered.
-    max_deliveries: int = 5
-    # Jobs a task queue holds before the broker refuses more (the gateway answers 503);
-    # 0: no limit. Changing it on an existing queue needs the queue deleted first.
-    task_queue_max_length: int = 0
-    # Seconds a job may run before the worker settles it as a passing fault (retried) and
-    # interrupts it; keep it below RabbitMQ's consumer_timeout and compose's stop grace.
-    job_time_limit_s: int = 300
-    gateway_url: str = "http://localhost:8080"
-    audit_port: int = 8081
-    audit_retention_days: int = 30
-    audit_segment_bytes: int = 64 * 1024 * 1024
-    # The audit read API's address: loopback here; 0.0.0.0 in containers (compose sets it).
-    audit_host: str = "127.0.0.1"
-    mailsink_smtp_port: int = 1025
-    mailsink_http_port: int = 8025
-    mailsink_dir: Path = Path("var/mail")
-    mailer_ledger: Path = Path("var/mailer/sent.sqlite3")
-    max_recipients: int = 50
-    # Seconds for the mailer's SMTP connect and each command; a timeout is a passing fault.
-    smtp_timeout_s: int = 30
-    # All attachments of one mail together, before encoding.
-    max_mail_bytes: int = 25 * 1024 * 1024
-    # 127.0.0.1 keeps the test mail server off the network; containers set 0.0.0.0.
-    mailsink_host: str = "127.0.0.1"
-    # "CODE[:TIMES[:STAGE]]": the sink answers CODE to the next TIMES transactions (every one
-    # when TIMES is left out) at MAIL, RCPT or DATA (the default), like Mailpit's chaos mode.
-    mailsink_chaos: str = ""
-    max_pdf_pages: int = 200
-    max_table_rows: int = 5_000
-    max_pdf_images: int = 100
-    gateway_host: str = "127.0.0.1"  # 0.0.0.0 in containers (compose sets it)
-    # Threads that each own one confirmed publishing connection of the gateway (one confirm
-    # at a time each: more threads, more jobs in flight).
-    gateway_publishers: int = 16
-    # Idempotency keys and accepted job ids; empty: <BLOB_DIR>/.gateway/gateway.sqlite3, which
-    # gateway replicas share with the blob store.
-    gateway_db: Path | None = None
-    # The RabbitMQ management HTTP API; empty: http://<AMQP host>:15672 with the AMQP credentials.
-    management_url: str = ""
+    """Every setting. `Settings()` holds the defaults; `Settings.from_env()` reads them."""
+
+    # The broker and the names on it.
+    amqp_url: str = setting(
+        "AMQP_URL", "amqp://guest:guest@localhost:5672/%2F", parse.text, "the broker"
+    )
+    amqp_heartbeat: int = setting(
+        "AMQP_HEARTBEAT", 30, parse.positive_int, "heartbeat interval, seconds"
+    )
+    # The one variable not named after its field: a bare NAMESPACE would collide with other
+    # tools' variables.
+    namespace: str = setting(
+        "JOBSUITE_NAMESPACE",
+        "",
+        parse.namespace,
+        "prefix for every exchange and queue (letters, digits, `-` and `_`)",
+    )
+    management_url: str = setting(
+        "MANAGEMENT_URL",
+        "",
+        parse.text,
+        "RabbitMQ management API for `jobsuite queues` (with the AMQP credentials)",
+        shown="`http://<AMQP host>:15672`",
+    )
+
+    # Jobs: retries, dead letters, time and queue limits.
+    retry_delays_ms: tuple[int, ...] = setting(
+        "RETRY_DELAYS_MS",
+        (1_000, 5_000, 30_000, 120_000),
+        parse.delays,
+        "back-off steps for transient failures: milliseconds before attempt 2, 3, …;"
+        " after the last, the job is dead-lettered",
+    )
+    max_deliveries: int = setting(
+        "MAX_DELIVERIES",
+        5,
+        parse.positive_int,
+        "redeliveries (its worker died each time) before a crashing job is dead-lettered",
+    )
+    job_time_limit: int = setting(
+        "JOB_TIME_LIMIT",
+        300,
+        parse.positive_int,
+        "seconds a job may run; then it is retried as a passing fault and interrupted (a thread"
+        " that cannot be interrupted ends its process, exit 70, for the supervisor to restart);"
+        " keep it below RabbitMQ's consumer_timeout and compose's stop grace period",
+        shown="`300` (`100` in compose)",
+    )
+    task_queue_max_length: int = setting(
+        "TASK_QUEUE_MAX_LENGTH",
+        0,
+        parse.non_negative_int,
+        "jobs a task queue holds; when full the gateway answers 503 (delete the queue to"
+        " change it)",
+        shown="`0` (no limit)",
+    )
+
+    # Where the services keep files.
+    blob_dir: Path = setting("BLOB_DIR", Path("var/blobs"), Path, "the shared blob store")
+    state_dir: Path = setting(
+        "STATE_DIR",
+        Path("var/state"),
+        Path,
+        "SQLite files of the shared state (idempotency keys, the mailer's send-once ledger);"
+        " never inside BLOB_DIR or AUDIT_DIR",
+    )
+
+    # Logging.
+    log_level: str = setting(
+        "LOG_LEVEL",
+        "info",
+        parse.choice(LOG_LEVELS),
+        "logging: `debug`, `info`, `warning` or `error`",
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "console",
+        parse.choice(LOG_FORMATS),
+        "logging: one JSON object a line, or `console` for people",
+        shown="`json` (`console` on a terminal)",
+        default_from=_console_on_a_terminal,
+    )
+
+    # The gateway.
+    gateway_host: str = setting(
+        "GATEWAY_HOST",
+        "127.0.0.1",
+        parse.text,
+        "where the gateway listens (compose sets `0.0.0.0`)",
+    )
+    gateway_port: int = setting("GATEWAY_PORT", 8080, parse.port, "the gateway's port")
+    gateway_url: str = setting(
+        "GATEWAY_URL", "http://localhost:8080", parse.text, "where the CLI finds the gateway"
+    )
+    gateway_publishers: int = setting(
+        "GATEWAY_PUBLISHERS",
+        16,
+        parse.positive_int,
+        "the gateway's confirmed publishing connections, one thread each with one confirm"
+        " at a time (more, more jobs in flight)",
+    )
+    max_upload_bytes: int = setting(
+        "MAX_UPLOAD_BYTES", 25 * 1024 * 1024, parse.positive_int, "larger uploads get 413"
+    )
+
+    # Image and PDF limits.
+    max_image_pixels: int = setting(
+        "MAX_IMAGE_PIXELS",
+        50_000_000,
+        parse.positive_int,
+        "pixels of one image, input or output; larger ones are refused",
+    )
+    max_output_side: int = setting(
+        "MAX_OUTPUT_SIDE", 10_000, parse.positive_int, "pixels of a resized image's longer side"
+    )
+    max_pdf_pages: int = setting("MAX_PDF_PAGES", 200, parse.positive_int, "pages of one PDF")
+    max_table_rows: int = setting(
+        "MAX_TABLE_ROWS", 5_000, parse.positive_int, "rows of one table in a PDF"
+    )
+    max_pdf_images: int = setting("MAX_PDF_IMAGES", 100, parse.positive_int, "images in one PDF")
+
+    # The mailer.
+    smtp_host: str = setting("SMTP_HOST", "localhost", parse.text, "the mailer's SMTP server")
+    smtp_port: int = setting("SMTP_PORT", 1025, parse.port, "its port")
+    smtp_starttls: bool = setting(
+        "SMTP_STARTTLS", False, parse.boolean, "relay login: upgrade the connection with STARTTLS"
+    )
+    smtp_user: str = setting("SMTP_USER", "", parse.text, "relay login: user")
+    smtp_password: str = setting(
+        "SMTP_PASSWORD", "", parse.text, "relay login: password", secret=True
+    )
+    smtp_timeout: int = setting(
+        "SMTP_TIMEOUT",
+        30,
+        parse.positive_int,
+        "seconds for the SMTP connect and each command; a timeout is a passing fault",
+    )
+    mail_from: str = setting(
+        "MAIL_FROM", "jobsuite@localhost", parse.text, "the one sender address"
+    )
+    max_recipients: int = setting(
+        "MAX_RECIPIENTS", 50, parse.positive_int, "recipients of one mail (to, cc and bcc)"
+    )
+    max_mail_bytes: int = setting(
+        "MAX_MAIL_BYTES",
+        25 * 1024 * 1024,
+        parse.positive_int,
+        "bytes of one mail's text, html and attachments together, before encoding (text and"
+        " html over it are a 422 at the gateway)",
+    )
+
+    # The mail sink (a test mail server; it keeps off the network unless told).
+    mailsink_host: str = setting(
+        "MAILSINK_HOST", "127.0.0.1", parse.text, "where the sink listens (compose: `0.0.0.0`)"
+    )
+    mailsink_smtp_port: int = setting(
+        "MAILSINK_SMTP_PORT", 1025, parse.port, "the sink's SMTP port"
+    )
+    mailsink_http_port: int = setting(
+        "MAILSINK_HTTP_PORT", 8025, parse.port, "the sink's HTTP port"
+    )
+    mailsink_dir: Path = setting("MAILSINK_DIR", Path("var/mail"), Path, "the sink's Maildir")
+    mailsink_chaos: str = setting(
+        "MAILSINK_CHAOS",
+        "",
+        parse.chaos_spec,
+        "`CODE[:TIMES[:STAGE]]`: the sink answers CODE to the next TIMES transactions (every"
+        " one when TIMES is left out) at MAIL, RCPT or DATA (the default), like Mailpit's"
+        " chaos mode",
+    )
+
+    # The audit service.
+    audit_dir: Path = setting("AUDIT_DIR", Path("var/audit"), Path, "the audit log and read model")
+    audit_host: str = setting(
+        "AUDIT_HOST",
+        "127.0.0.1",
+        parse.text,
+        "where the audit read API listens (compose sets `0.0.0.0`)",
+    )
+    audit_port: int = setting("AUDIT_PORT", 8081, parse.port, "the audit read API's port")
+    audit_url: str = setting(
+        "AUDIT_URL",
+        "http://localhost:8081",
+        parse.text,
+        "where the gateway and the CLI find the audit read API",
+    )
+    audit_segment_bytes: int = setting(
+        "AUDIT_SEGMENT_BYTES", 64 * 1024 * 1024, parse.positive_int, "log rotation: segment size"
+    )
+    audit_retention_days: int = setting(
+        "AUDIT_RETENTION_DAYS", 30, parse.positive_int, "days the audit log is kept"
+    )
 
     @property
     def max_attempts(self) -> int:
         return len(self.retry_delays_ms) + 1
 
-    @property
-    def gateway_db_path(self) -> Path:
-        return self.gateway_db or self.blob_dir / ".gateway" / "gateway.sqlite3"
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        default = cls()
-        return cls(
-            amqp_url=reader.get("AMQP_URL", str, default.amqp_url),
-            amqp_heartbeat_s=reader.get("AMQP_HEARTBEAT", _positive_int, default.amqp_heartbeat_s),
-            namespace=reader.get("JOBSUITE_NAMESPACE", _namespace, default.namespace),
-            blob_dir=reader.get("BLOB_DIR", Path, default.blob_dir),
-            smtp_host=reader.get("SMTP_HOST", str, default.smtp_host),
-            smtp_port=reader.get("SMTP_PORT", _port, default.smtp_port),
-            smtp_user=reader.get("SMTP_USER", str, default.smtp_user),
-            smtp_password=reader.get("SMTP_PASSWORD", str, default.smtp_password),
-            smtp_starttls=reader.get("SMTP_STARTTLS", _bool, default.smtp_starttls),
-            mail_from=reader.get("MAIL_FROM", str, default.mail_from),
-            audit_dir=reader.get("AUDIT_DIR", Path, default.audit_dir),
-            audit_url=reader.get("AUDIT_URL", str, default.audit_url),
-            gateway_port=reader.get("GATEWAY_PORT", _port, default.gateway_port),
-            log_level=reader.get("LOG_LEVEL", _choice(LOG_LEVELS), default.log_level),
-            log_format=reader.get(
-                "LOG_FORMAT", _choice(LOG_FORMATS), "console" if sys.stdout.isatty() else "json"
-            ),
-            max_upload_bytes=reader.get(
-                "MAX_UPLOAD_BYTES", _positive_int, default.max_upload_bytes
-            ),
-            max_image_pixels=reader.get(
-                "MAX_IMAGE_PIXELS", _positive_int, default.max_image_pixels
-            ),
-            max_output_side=reader.get("MAX_OUTPUT_SIDE", _positive_int, default.max_output_side),
-            retry_delays_ms=reader.get("RETRY_DELAYS_MS", _delays, default.retry_delays_ms),
-            max_deliveries=reader.get("MAX_DELIVERIES", _positive_int, default.max_deliveries),
-            job_time_limit_s=reader.get("JOB_TIME_LIMIT", _positive_int, default.job_time_limit_s),
-            task_queue_max_length=reader.get(
-                "TASK_QUEUE_MAX_LENGTH", _non_negative_int, default.task_queue_max_length
-            ),
-            gateway_url=reader.get("GATEWAY_URL", str, default.gateway_url),
-            audit_port=reader.get("AUDIT_PORT", _port, default.audit_port),
-            audit_retention_days=reader.get(
-                "AUDIT_RETENTION_DAYS", _positive_int, default.audit_retention_days
-            ),
-            audit_segment_bytes=reader.get(
-                "AUDIT_SEGMENT_BYTES", _positive_int, default.audit_segment_bytes
-            ),
-            audit_host=reader.get("AUDIT_HOST", str, default.audit_host),
-            mailsink_smtp_port=reader.get("MAILSINK_SMTP_PORT", _port, default.mailsink_smtp_port),
-            mailsink_http_port=reader.get("MAILSINK_HTTP_PORT", _port, default.mailsink_http_port),
-            mailsink_dir=reader.get("MAILSINK_DIR", Path, default.mailsink_dir),
-            mailer_ledger=reader.get("MAILER_LEDGER", Path, default.mailer_ledger),
-            max_recipients=reader.get("MAX_RECIPIENTS", _positive_int, default.max_recipients),
-            smtp_timeout_s=reader.get("SMTP_TIMEOUT", _positive_int, default.smtp_timeout_s),
-            max_mail_bytes=reader.get("MAX_MAIL_BYTES", _positive_int, default.max_mail_bytes),
-            mailsink_host=reader.get("MAILSINK_HOST", str, default.mailsink_host),
-            mailsink_chaos=reader.get("MAILSINK_CHAOS", _chaos_spec, default.mailsink_chaos),
-            max_pdf_pages=reader.get("MAX_PDF_PAGES", _positive_int, default.max_pdf_pages),
-            max_table_rows=reader.get("MAX_TABLE_ROWS", _positive_int, default.max_table_rows),
-            max_pdf_images=reader.get("MAX_PDF_IMAGES", _positive_int, default.max_pdf_images),
-            gateway_host=reader.get("GATEWAY_HOST", str, default.gateway_host),
-            gateway_publishers=reader.get(
-                "GATEWAY_PUBLISHERS", _positive_int, default.gateway_publishers
-            ),
-            gateway_db=reader.get("GATEWAY_DB", _optional_path, default.gateway_db),
-            management_url=reader.get("MANAGEMENT_URL", str, default.management_url),
-        )
+        settings = cls(**{f.name: _read(f, env) for f in fields(cls)})
+        _check_state_dir(settings)
+        return settings
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = self.env.get(name)
-        if raw is None:
-            return default
-        try:
-            return parse(raw.strip())
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{name} {e}, got {raw!r}") from None
-
-
-def _integer(raw: str) -> int:
+def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
+    d = declared(f)
+    raw = env.get(d.env)
+    if raw is None:
+        return d.default_from() if d.default_from else f.default
     try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("must be an integer") from None
+        return d.parse(raw.strip())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{d.env} {e}, got {raw!r}") from None
 
 
-def _positive_int(raw: str) -> int:
-    value = _integer(raw)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
+def env_name(field_name: str) -> str:
+    """The variable a Settings field is read from."""
+    return next(declared(f).env for f in fields(Settings) if f.name == field_name)
 
 
-def _non_negative_int(raw: str) -> int:
-    value = _integer(raw)
-    if value < 0:
-        raise ValueError("must be 0 or a positive integer")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = _positive_int(raw)
-    if value > 65535:
-        raise ValueError("must be a port number (1-65535)")
-    return value
-
-
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw) if raw else None
-
-
-def _bool(raw: str) -> bool:
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw.lower() not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return raw.lower()
-
-    return parse
-
-
-def _namespace(raw: str) -> str:
-    if raw and not all(c.isalnum() or c in "-_" for c in raw):
-        raise ValueError("may hold only letters, digits, '-' and '_'")
-    return raw
-
-
-def _delays(raw: str) -> tuple[int, ...]:
-    try:
-        delays = tuple(int(part) for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise ValueError("must be a comma-separated list of milliseconds") from None
-    if not delays or any(d <= 0 for d in delays):
-        raise ValueError("must list at least one positive delay in milliseconds")
-    return delays
-
-
-_CHAOS_SPEC = re.compile(r"^[45]\d\d(:([1-9]\d*)?)?(:(mail|rcpt|data))?$")
-
-
-def _chaos_spec(raw: str) -> str:
-    if raw and not _CHAOS_SPEC.match(raw.lower()):
-        raise ValueError(
-            "must look like CODE[:TIMES[:STAGE]], e.g. 451:2:rcpt, or 550::mail for every "
-            "transaction (CODE 4xx or 5xx, STAGE mail, rcpt or data)"
-        )
-    return raw.lower()
+def _check_state_dir(s: Settings) -> None:
+    # State files are neither blobs nor audit records: whatever sweeps, copies or serves those
+    # folders must never meet a live SQLite database. Absolute paths, so `./var/blobs/x` counts.
+    state = s.state_dir.resolve()
+    for name in ("blob_dir", "audit_dir"):
+        folder: Path = getattr(s, name)
+        if state.is_relative_to(folder.resolve()):
+            raise ConfigError(
+                f"{env_name('state_dir')} must not be inside {env_name(name)} ({folder}),"
+                f" got {str(s.state_dir)!r}"
+            )
 
 
 def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:

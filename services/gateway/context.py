@@ -41,7 +41,7 @@ class Gateway:
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
         instance = instance_name()
         blobs = FolderBlobStore(settings.blob_dir)
-        ledger = SubmissionLedger(settings.gateway_db_path)
+        ledger = SubmissionLedger(settings.state_dir / "gateway.sqlite3")
         publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
         audit = AuditClient(settings.audit_url)
         submitter = Submitter(

@@ -21,7 +21,7 @@ def main() -> int:
     configure_logging("mailer", settings.log_level, settings.log_format)
     try:
         config = MailConfig.from_settings(settings)
-        ledger = SqliteLedger.open(settings.mailer_ledger)
+        ledger = SqliteLedger.open(settings.state_dir / "sent-mail.sqlite3")
     except (ConfigError, LedgerError) as e:
         print(f"jobsuite: configuration error: {e}", file=sys.stderr)
         return 2

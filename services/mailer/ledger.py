@@ -2,7 +2,7 @@
 
 A redelivered or replayed mail job whose id is here is not sent again. SQLite in WAL mode
 with `synchronous=FULL`: a record is on disk when `record` returns. Every mailer replica must
-use the same file (MAILER_LEDGER on a volume they share, on one host).
+use the same file (in STATE_DIR, on a volume they share, on one host).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class SmtpConfig:
         return cls(
             host=settings.smtp_host,
             port=settings.smtp_port,
-            timeout_s=settings.smtp_timeout_s,
+            timeout_s=settings.smtp_timeout,
             starttls=settings.smtp_starttls,
             user=settings.smtp_user,
             password=settings.smtp_password,

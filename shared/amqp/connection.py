@@ -82,7 +82,7 @@ def connection_parameters(
     settings: Settings, name: str, when_blocked: WhenBlocked = "time out"
 ) -> pika.URLParameters:
     params = pika.URLParameters(settings.amqp_url)
-    params.heartbeat = settings.amqp_heartbeat_s
+    params.heartbeat = settings.amqp_heartbeat
     if when_blocked == "time out":
         params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
     params.connection_attempts = 1

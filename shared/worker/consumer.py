@@ -110,7 +110,7 @@ class Consumer:
         job = verdict
         context = contextvars.copy_context()
         context.run(bind_job, self.service, job.id, job.type, job.attempt)
-        running = RunningJob(job, delivery, self.settings.job_time_limit_s, context)
+        running = RunningJob(job, delivery, self.settings.job_time_limit, context)
         self.binding.job_thread.start(running, self.course)
 
     def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:
@@ -136,7 +136,7 @@ class Consumer:
         now = self.clock()
         if running.over_limit(now):
             running.timed_out = True
-            limit = self.settings.job_time_limit_s
+            limit = self.settings.job_time_limit
             log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
             self._pause()
             # A job left running by a lost connection is settled by nobody: the broker has

@@ -117,12 +117,19 @@ def measure(design: str, jobs: int, clients: int) -> float:
     namespace = unique_namespace("bench")
     port = free_port()
     with TemporaryDirectory() as tmp:
-        settings = Settings(amqp_url=AMQP_URL, namespace=namespace, blob_dir=Path(tmp))
+        folder = Path(tmp)
+        settings = Settings(
+            amqp_url=AMQP_URL,
+            namespace=namespace,
+            blob_dir=folder / "blobs",
+            state_dir=folder / "state",
+        )
         env = dict(
             os.environ,
             AMQP_URL=AMQP_URL,
             JOBSUITE_NAMESPACE=namespace,
-            BLOB_DIR=tmp,
+            BLOB_DIR=str(settings.blob_dir),
+            STATE_DIR=str(settings.state_dir),
             GATEWAY_PORT=str(port),
             GATEWAY_PUBLISHERS=design.removeprefix("pool-") if design.startswith("pool-") else "1",
         )

@@ -37,7 +37,7 @@ def main() -> int:
     settings = settings_or_exit()
     configure_logging("io_thread_consumer", settings.log_level, settings.log_format)
     params = pika.URLParameters(settings.amqp_url)
-    params.heartbeat = settings.amqp_heartbeat_s
+    params.heartbeat = settings.amqp_heartbeat
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
     channel.basic_qos(prefetch_count=1)

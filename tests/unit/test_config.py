@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_the_smtp_password_is_not_shown_in_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"SMTP_PASSWORD": "hunter2"}))
 
 
-def test_gateway_settings_are_read_and_the_database_defaults_beside_the_blobs() -> None:
+def test_gateway_settings_are_read_and_the_state_is_kept_apart_from_blobs_and_audit() -> None:
     s = Settings.from_env(
         {
             "BLOB_DIR": "/data/blobs",
@@ -89,10 +90,32 @@ def test_gateway_settings_are_read_and_the_database_defaults_beside_the_blobs() 
     )
     assert (s.gateway_host, s.gateway_publishers) == ("127.0.0.1", 2)
     assert s.management_url == "http://rabbit:15672"
-    assert s.gateway_db_path == Path("/data/blobs/.gateway/gateway.sqlite3")
-    assert Settings.from_env({"GATEWAY_DB": "/tmp/g.db"}).gateway_db_path == Path("/tmp/g.db")
+    assert s.state_dir == Path("var/state")
+    assert Settings.from_env({"STATE_DIR": "/data/state"}).state_dir == Path("/data/state")
+    beside = Settings.from_env({"BLOB_DIR": "/data/blobs", "STATE_DIR": "/data/blobs-state"})
+    assert beside.state_dir == Path("/data/blobs-state")
     with pytest.raises(ConfigError, match=r"^GATEWAY_PUBLISHERS must be a positive integer"):
         Settings.from_env({"GATEWAY_PUBLISHERS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"BLOB_DIR": "/data", "STATE_DIR": "/data/state"}, "BLOB_DIR (/data)"),
+        ({"BLOB_DIR": "/data/blobs", "STATE_DIR": "/data/blobs"}, "BLOB_DIR (/data/blobs)"),
+        (
+            {"AUDIT_DIR": "var/audit", "STATE_DIR": "./var/audit/../audit/s"},
+            "AUDIT_DIR (var/audit)",
+        ),
+        ({"BLOB_DIR": "var/state/.."}, "BLOB_DIR (var/state/..)"),
+    ],
+)
+def test_the_state_inside_the_blobs_or_the_audit_folder_is_one_clear_error(
+    env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError, match="^STATE_DIR must not be inside " + re.escape(says)) as e:
+        Settings.from_env(env)
+    assert "\n" not in str(e.value)
 
 
 def test_mail_settings_are_read_and_a_bad_chaos_spec_is_one_clear_error() -> None:
@@ -104,7 +127,7 @@ def test_mail_settings_are_read_and_a_bad_chaos_spec_is_one_clear_error() -> Non
             "MAILSINK_CHAOS": "451:2:RCPT",
         }
     )
-    assert (s.smtp_timeout_s, s.max_mail_bytes) == (5, 1000)
+    assert (s.smtp_timeout, s.max_mail_bytes) == (5, 1000)
     assert (s.mailsink_host, s.mailsink_chaos) == ("0.0.0.0", "451:2:rcpt")
     assert Settings.from_env({}).mailsink_host == "127.0.0.1"
     assert Settings.from_env({"MAILSINK_CHAOS": "550::mail"}).mailsink_chaos == "550::mail"

@@ -43,7 +43,7 @@ class Rig:
         self.io = IoThread()
         self.skew = 0.0
         settings = Settings(
-            namespace="ns", blob_dir=tmp_path, retry_delays_ms=(100,), job_time_limit_s=LIMIT_S
+            namespace="ns", blob_dir=tmp_path, retry_delays_ms=(100,), job_time_limit=LIMIT_S
         )
         settler = Settler(self.channel, Names("ns"), EventSource("tester", "h:1"), settings)
         course = JobCourse(handler, FolderBlobStore(tmp_path), IoBridge(self.io), settler)

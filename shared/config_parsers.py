@@ -1,0 +1,92 @@
+"""Parsers for the settings' environment values: raw text in, a typed value out.
+
+A parser raises `ValueError` whose text finishes the sentence "<VARIABLE> …" (e.g. "must be an
+integer"); `shared.config` turns it into one `ConfigError` line naming the variable and value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def text(raw: str) -> str:
+    return raw
+
+
+def integer(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("must be an integer") from None
+
+
+def positive_int(raw: str) -> int:
+    value = integer(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def non_negative_int(raw: str) -> int:
+    value = integer(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
+def port(raw: str) -> int:
+    value = positive_int(raw)
+    if value > 65535:
+        raise ValueError("must be a port number (1-65535)")
+    return value
+
+
+def boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError("must be true or false")
+
+
+def choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    """One of `options`, case-insensitive; the value is kept lower-case."""
+
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw.lower()
+
+    return parse
+
+
+def namespace(raw: str) -> str:
+    if raw and not all(c.isalnum() or c in "-_" for c in raw):
+        raise ValueError("may hold only letters, digits, '-' and '_'")
+    return raw
+
+
+def delays(raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("must be a comma-separated list of milliseconds") from None
+    if not values or any(d <= 0 for d in values):
+        raise ValueError("must list at least one positive delay in milliseconds")
+    return values
+
+
+_CHAOS_SPEC = re.compile(r"^[45]\d\d(:([1-9]\d*)?)?(:(mail|rcpt|data))?$")
+
+
+def chaos_spec(raw: str) -> str:
+    if raw and not _CHAOS_SPEC.match(raw.lower()):
+        raise ValueError(
+            "must look like CODE[:TIMES[:STAGE]], e.g. 451:2:rcpt, or 550::mail for every "
+            "transaction (CODE 4xx or 5xx, STAGE mail, rcpt or data)"
+        )
+    return raw.lower()
