@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.config import Settings
-from shared.messages import JOB_TYPES
+from shared.jobtypes import JOB_TYPE_NAMES
 
 # Not "x-…": headers exchanges ignore x- headers when matching.
 RETRY_DELAY_HEADER = "jobsuite-retry-delay-ms"
@@ -110,7 +110,7 @@ def declare_topology(declarer: Declarer, settings: Settings) -> None:
     declarer.declare_exchange(names.dead_exchange, "fanout")
     declarer.declare_exchange(names.retry_exchange, "headers")
 
-    for job_type in JOB_TYPES:
+    for job_type in JOB_TYPE_NAMES:
         queue = names.task_queue(job_type)
         declarer.declare_queue(queue, task_queue_arguments(settings))
         declarer.bind(queue, names.jobs_exchange, job_type)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.gateway.checks import Limits, limits_of
 from services.gateway.idempotency import SubmissionLedger
 from services.gateway.publisher import JobPublisher, Publisher
-from services.gateway.requests import MailLimits
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
 from shared.blobs import FolderBlobStore
@@ -35,7 +35,7 @@ class Gateway:
     audit: AuditClient
     lookup: JobLookup
     submitter: Submitter
-    mail_limits: MailLimits
+    limits: Limits  # each job type's, by name
 
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
@@ -55,7 +55,7 @@ class Gateway:
             audit=audit,
             lookup=JobLookup(audit, blobs, ledger),
             submitter=submitter,
-            mail_limits=MailLimits.from_settings(settings),
+            limits=limits_of(settings),
         )
 
     def start(self) -> None:

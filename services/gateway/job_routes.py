@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from services.gateway.context import Gateway, GatewayDep
 from services.gateway.rejections import Rejected
-from shared.messages import UUID_PATTERN, JobRecord
+from shared.ids import UUID_PATTERN
+from shared.messages import JobRecord
 
 router = APIRouter(tags=["jobs"])
 JobIdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="the id the submission gave")]

@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from shared.messages import JOB_TYPES
+from shared.jobtypes import JOB_TYPE_NAMES
 
 OnRejected = Callable[[str, str, str], None]
 """(job type, kind, message) of a refused submission."""
 
-_SUBMIT_PATH = re.compile(rf"^/jobs/({'|'.join(JOB_TYPES)})$")
+_SUBMIT_PATH = re.compile(rf"^/jobs/({'|'.join(JOB_TYPE_NAMES)})$")
 _KINDS = {
     400: "bad_request",
     409: "idempotency_conflict",

@@ -1,29 +1,28 @@
-"""`POST /jobs/resize|render|mail`: validate, store the inputs, queue the job, answer 202."""
+"""`POST /jobs/<type>` for every declared job type: validate, store the inputs, queue the job,
+answer 202. Built from the declarations in shared/jobtypes: a JSON body of the type's params
+and `then`, or, for a type that takes an upload, a multipart form (services/gateway/forms.py).
+"""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI reads each endpoint's annotations,
+# and those name models built per job type inside the factories below, which a string
+# annotation could not reach.
 
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Form, Header, Response
+from pydantic import BaseModel, create_model
 
-from services.gateway.context import Gateway, GatewayDep
+from services.gateway.checks import check_follow_up, check_params, job_params, parse_follow_up
+from services.gateway.context import GatewayDep
+from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
-from services.gateway.rejections import Rejected, field_error, validation_error
-from services.gateway.requests import (
-    MailRequest,
-    RenderRequest,
-    check_follow_up,
-    check_mail,
-    job_params,
-    parse_follow_up,
-    parse_size,
-)
+from services.gateway.rejections import Rejected
 from services.gateway.strictjson import StrictJSONRoute
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image
-from shared.messages import JOB_TYPES, FollowUp, Job, ResizeParams, new_id
+from shared.ids import new_id
+from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
+from shared.messages import FollowUp, Job
 
 # Bodies are parsed as strict JSON: NaN, Infinity and the like are a 422 (strictjson.py).
 router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
@@ -36,34 +35,20 @@ IdempotencyKey = Annotated[
         description="the same key with the same request answers the same job, once",
     ),
 ]
-RESIZE_FIELDS = {"file", "width", "height", "fit", "format", "quality", "sizes", "then"}
-_ACCEPTED_RESPONSES: dict[int | str, dict[str, str]] = {
+_ACCEPTED_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Idempotency-Key used for a different request"},
     413: {"description": "upload over MAX_UPLOAD_BYTES"},
     503: {"description": "the broker cannot take the job now (see Retry-After)"},
+}
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ACCEPTED_RESPONSES,
+    415: {"description": "not a JPEG, PNG, WebP or GIF"},
 }
 
 
 class JobAccepted(BaseModel):
     id: str
     status_url: str
-
-
-async def _only_known_form_fields(request: Request) -> None:
-    """Unknown multipart fields are an error (422 naming them), like unknown JSON fields."""
-    form = await request.form()  # parsed once already; Starlette keeps it
-    unknown = sorted(set(form.keys()) - RESIZE_FIELDS)
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", name),
-                    "msg": "Extra inputs are not permitted",
-                    "type": "extra_forbidden",
-                }
-                for name in unknown
-            ]
-        )
 
 
 def _answer(accepted: Accepted, response: Response) -> JobAccepted:
@@ -74,85 +59,85 @@ def _answer(accepted: Accepted, response: Response) -> JobAccepted:
     return JobAccepted(id=accepted.job_id, status_url=status_url)
 
 
-@router.post(
-    "/jobs/resize",
-    status_code=202,
-    responses={**_ACCEPTED_RESPONSES, 415: {"description": "not a JPEG, PNG, WebP or GIF"}},
-    dependencies=[Depends(_only_known_form_fields)],
-)
-def submit_resize(
-    gateway: GatewayDep,
-    response: Response,
-    file: Annotated[UploadFile, File(description="the image: JPEG, PNG, WebP or GIF")],
-    width: Annotated[int | None, Form(ge=1)] = None,
-    height: Annotated[int | None, Form(ge=1)] = None,
-    fit: Annotated[Literal["contain", "cover", "exact"], Form()] = "contain",
-    format: Annotated[Literal["jpeg", "png", "webp"] | None, Form()] = None,
-    quality: Annotated[int, Form(ge=1, le=95)] = 85,
-    sizes: Annotated[
-        list[str] | None, Form(description="a thumbnail set: repeat as 800x600, 800 or x600")
-    ] = None,
-    then: Annotated[str | None, Form(description="a follow-up job as JSON")] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> JobAccepted:
-    """Resize an uploaded image to `width`/`height`, or to each of several `sizes`."""
-    boxes = [parse_size(text, i) for i, text in enumerate(sizes or [])]
-    try:
-        params = ResizeParams(
-            width=width, height=height, fit=fit, format=format, quality=quality, sizes=boxes
-        )
-    except ValidationError as e:
-        raise validation_error(e, "body") from None
-    absurd = params.absurd_side(gateway.settings.max_output_side)
-    if absurd is not None:
-        raise field_error(absurd[0].split("."), absurd[1], "too_large")
-    follow_up = parse_follow_up(then)
-    check_follow_up(follow_up, gateway.mail_limits)
+def _dump(then: FollowUp | None) -> dict[str, object]:
+    return then.model_dump(mode="json") if then else {}
 
-    job_id = new_id()
-    settings = gateway.settings
-    try:
-        stored = store_image(
-            file.file,
-            gateway.blobs,
-            job_id,
-            max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_image_pixels,
-        )
-    except OSError as e:  # the blob store is full or gone: our fault, not the client's
-        raise Rejected(
-            503, "blob_store_unavailable", f"cannot store the upload: {e.strerror or e}"
-        ) from e
-    job = Job(
-        id=job_id, type="resize", params=job_params(params), inputs=[stored.key], then=follow_up
+
+def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
+    body_model = create_model(
+        f"{spec.name.title()}Request",
+        __base__=spec.request_model,
+        __doc__=f"`POST /jobs/{spec.name}`: its params, and optionally a follow-up job.",
+        then=(FollowUp | None, None),
     )
-    what = fingerprint("resize", job.params, _dump(follow_up), stored.sha256)
-    return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+
+    def submit(
+        gateway: GatewayDep,
+        response: Response,
+        body: body_model,  # type: ignore[valid-type]
+        idempotency_key: IdempotencyKey = None,
+    ) -> JobAccepted:
+        check_params(spec, body, gateway.limits)
+        check_follow_up(body.then, gateway.limits)
+        job = Job(type=spec.name, params=job_params(body), then=body.then)
+        what = fingerprint(spec.name, job.params, _dump(body.then))
+        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+
+    return submit
 
 
-@router.post("/jobs/render", status_code=202, responses=_ACCEPTED_RESPONSES)
-def submit_render(
-    gateway: GatewayDep,
-    response: Response,
-    body: RenderRequest,
-    idempotency_key: IdempotencyKey = None,
-) -> JobAccepted:
-    """Render a PDF from a template (`document`, `invoice`, `report`) and its data."""
-    check_follow_up(body.then, gateway.mail_limits)
-    return _submit_json(gateway, response, "render", body, body.then, idempotency_key)
+def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
+    form_type = form_model(spec)
+
+    def submit(
+        gateway: GatewayDep,
+        response: Response,
+        form: Annotated[form_type, Form()],  # type: ignore[valid-type]
+        idempotency_key: IdempotencyKey = None,
+    ) -> JobAccepted:
+        params = params_from_form(spec, form)
+        check_params(spec, params, gateway.limits)
+        follow_up = parse_follow_up(form.then)
+        check_follow_up(follow_up, gateway.limits)
+        job_id = new_id()
+        settings = gateway.settings
+        try:
+            stored = store_image(
+                form.file.file,
+                gateway.blobs,
+                job_id,
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_image_pixels,
+            )
+        except OSError as e:  # the blob store is full or gone: our fault, not the client's
+            raise Rejected(
+                503, "blob_store_unavailable", f"cannot store the upload: {e.strerror or e}"
+            ) from e
+        job = Job(
+            id=job_id,
+            type=spec.name,
+            params=job_params(params),
+            inputs=[stored.key],
+            then=follow_up,
+        )
+        what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
+        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+
+    return submit
 
 
-@router.post("/jobs/mail", status_code=202, responses=_ACCEPTED_RESPONSES)
-def submit_mail(
-    gateway: GatewayDep,
-    response: Response,
-    body: MailRequest,
-    idempotency_key: IdempotencyKey = None,
-) -> JobAccepted:
-    """Send an e-mail; `attachments` are ids of earlier jobs whose outputs are attached."""
-    check_mail(body, gateway.mail_limits)
-    check_follow_up(body.then, gateway.mail_limits)
-    return _submit_json(gateway, response, "mail", body, body.then, idempotency_key)
+for _spec in JOB_TYPES:
+    _endpoint = _upload_endpoint(_spec) if _spec.upload else _json_endpoint(_spec)
+    _endpoint.__name__ = f"submit_{_spec.name}"
+    _endpoint.__doc__ = _spec.summary
+    router.add_api_route(
+        f"/jobs/{_spec.name}",
+        _endpoint,
+        methods=["POST"],
+        status_code=202,
+        response_model=JobAccepted,
+        responses=_UPLOAD_RESPONSES if _spec.upload else _ACCEPTED_RESPONSES,
+    )
 
 
 @router.post(
@@ -163,22 +148,5 @@ def submit_mail(
 )
 def unknown_job_type(job_type: str) -> None:
     """Without it a POST to /jobs/<anything> is a bare 405 (GET /jobs/{id} owns the path)."""
-    known = ", ".join(f"/jobs/{t}" for t in JOB_TYPES)
+    known = ", ".join(f"/jobs/{t}" for t in JOB_TYPE_NAMES)
     raise Rejected(404, "unknown_job_type", f"unknown job type: POST to one of {known}")
-
-
-def _submit_json(
-    gateway: Gateway,
-    response: Response,
-    job_type: Literal["render", "mail"],
-    request: BaseModel,
-    then: FollowUp | None,
-    key: str | None,
-) -> JobAccepted:
-    job = Job(type=job_type, params=job_params(request), then=then)
-    what = fingerprint(job_type, job.params, _dump(then))
-    return _answer(gateway.submitter.submit(job, what, key), response)
-
-
-def _dump(then: FollowUp | None) -> dict[str, object]:
-    return then.model_dump(mode="json") if then else {}

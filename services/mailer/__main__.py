@@ -10,6 +10,7 @@ from services.mailer.ledger import LedgerError, SqliteLedger
 from services.mailer.smtp import SmtpConfig, SmtplibSender
 from shared.config import settings_or_exit
 from shared.errors import ConfigError
+from shared.jobtypes import MAIL
 from shared.log import configure_logging, get_logger
 from shared.worker import run_worker
 
@@ -31,7 +32,7 @@ def main() -> int:
     # The runner hands every handler its FolderBlobStore, which is also a MailBlobs.
     handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
     try:
-        return run_worker(settings, service="mailer", handlers={"mail": handler})
+        return run_worker(settings, service="mailer", handlers={MAIL.name: handler})
     finally:
         ledger.close()
 

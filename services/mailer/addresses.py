@@ -14,7 +14,7 @@ from email.headerregistry import Address, HeaderRegistry
 
 from shared import mailaddr
 from shared.errors import PermanentJobError
-from shared.messages import MailParams
+from shared.jobtypes.mail import MailParams
 
 # A display name must not look like an address of its own ("ceo@bank.com" <x@evil.com>).
 _ADDRESS_LIKE = re.compile(r"[@<>]")

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from services.mailer.addresses import Recipients, check_header_value
-from shared.messages import MailParams
+from shared.jobtypes.mail import MailParams
 
 MESSAGE_ID_DOMAIN = "jobsuite"
 _OCTET_STREAM = ("application", "octet-stream")

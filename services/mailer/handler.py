@@ -26,8 +26,11 @@ from services.mailer.smtp import SmtpSender
 from shared.blobs import output_key
 from shared.config import Settings
 from shared.errors import ConfigError, DecodeError, JobError, PermanentJobError, TransientJobError
+from shared.jobtypes import MAIL
+from shared.jobtypes.mail import MailLimits, MailParams
+from shared.jobtypes.models import parse_params
 from shared.log import get_logger
-from shared.messages import Job, MailParams, parse_params
+from shared.messages import Job
 
 REPORT_NAME = "sent.json"
 log = get_logger(__name__)
@@ -36,8 +39,7 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class MailConfig:
     sender: Address  # MAIL_FROM: fixed by configuration, never taken from a job
-    max_recipients: int = 50
-    max_mail_bytes: int = 25 * 1024 * 1024
+    limits: MailLimits  # MAX_RECIPIENTS, MAX_MAIL_BYTES, as the gateway checks them
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailConfig:
@@ -45,7 +47,7 @@ class MailConfig:
             sender = parse_address(settings.mail_from, "MAIL_FROM")
         except JobError as e:
             raise ConfigError(str(e)) from None
-        return cls(sender, settings.max_recipients, settings.max_mail_bytes)
+        return cls(sender, MAIL.limits(settings))
 
 
 def mail_job(
@@ -58,7 +60,7 @@ def mail_job(
 ) -> list[str]:
     """Send the mail of `job` unless the ledger says it was sent; return the report's key."""
     params = _parse(job)
-    recipients = recipients_of(params, config.max_recipients)
+    recipients = recipients_of(params, config.limits.max_recipients)
     check_header_value(params.subject, "subject")
     done = _lookup(ledger, job.id)
     if done is not None:
@@ -71,7 +73,7 @@ def mail_job(
         sender=config.sender,
         message_id=message_id_for(job.id),
         date=job.submitted_at,
-        attachments=load_attachments(keys, blobs, config.max_mail_bytes, params.body_bytes),
+        attachments=load_attachments(keys, blobs, config.limits.max_bytes, params.body_bytes),
     )
     record = _send_once(job.id, message, config.sender, recipients, sender, ledger)
     log.info(

@@ -8,6 +8,7 @@ from services.renderer.fonts import register_fonts
 from services.renderer.handler import render_job
 from services.renderer.limits import RenderLimits
 from shared.config import settings_or_exit
+from shared.jobtypes import RENDER
 from shared.log import configure_logging
 from shared.pillow import use_pixel_limit
 from shared.worker import run_worker
@@ -18,8 +19,8 @@ def main() -> int:
     configure_logging("renderer", settings.log_level, settings.log_format)
     use_pixel_limit(settings.max_image_pixels)
     register_fonts()  # a missing or broken font file fails at start, not on the first job
-    handler = partial(render_job, limits=RenderLimits.from_settings(settings))
-    return run_worker(settings, service="renderer", handlers={"render": handler})
+    handlers = {RENDER.name: partial(render_job, limits=RenderLimits.from_settings(settings))}
+    return run_worker(settings, service="renderer", handlers=handlers)
 
 
 if __name__ == "__main__":

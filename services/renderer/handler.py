@@ -18,7 +18,9 @@ from services.renderer.templates.invoice import render_invoice
 from services.renderer.templates.report import render_report
 from shared.blobs import BlobWriter, output_key
 from shared.errors import DecodeError, PermanentJobError
-from shared.messages import Job, RenderParams, parse_params
+from shared.jobtypes.models import parse_params
+from shared.jobtypes.render import RenderParams
+from shared.messages import Job
 
 TEMPLATES: dict[str, Template] = {
     "document": render_document,

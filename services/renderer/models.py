@@ -1,32 +1,16 @@
-"""Pieces of template data shared by several templates, and turning schema errors into
-PermanentJobErrors that name the field (`data.blocks.2.table.rows.0: …`)."""
+"""Template data validated by the renderer: schema errors become PermanentJobErrors that name
+the field (`data.blocks.2.table.rows.0: …`). The models are in shared/jobtypes/render_data.py,
+where the gateway checks the same data at submission."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-)
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import PermanentJobError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-Text = Annotated[str, Field(max_length=100_000)]
-Line = Annotated[str, Field(min_length=1, max_length=500)]
-# A table cell: text, a number (right-aligned) or a boolean; null prints as an empty cell.
-Cell = str | StrictBool | StrictInt | StrictFloat | None
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def parse_data(model: type[ModelT], data: Any, template: str) -> ModelT:

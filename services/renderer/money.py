@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from shared.errors import PermanentJobError
-from shared.messages import InvoiceItem
+from shared.jobtypes.render_data import InvoiceItem
 
 CENT = Decimal("0.01")
 # Inputs have up to 18 significant digits (shared.messages.Decimal): products and sums need

@@ -5,43 +5,20 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, model_validator
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph, Table, TableStyle
 
 from services.renderer.limits import RenderLimits
-from services.renderer.models import Cell, Strict
 from services.renderer.styles import GRID, HEADER_FILL, ZEBRA_FILL, Styles
 from services.renderer.text import clean, para
+from shared.jobtypes.render_data import Cell, TableData
 
 _PADDING = 6  # points left and right in every cell
 
 
-class TableData(Strict):
-    header: list[str] = Field(default_factory=list)
-    rows: list[list[Cell]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _rectangular(self) -> TableData:
-        if not self.header and not self.rows:
-            raise ValueError("a table needs a header, rows or both")
-        width = len(self.header) if self.header else len(self.rows[0])
-        if width == 0:
-            raise ValueError("a table needs at least one column")
-        for index, row in enumerate(self.rows):
-            if len(row) != width:
-                raise ValueError(
-                    f"rows.{index} has {len(row)} cells where the table has {width} columns"
-                )
-        return self
-
-    @property
-    def columns(self) -> int:
-        return len(self.header) if self.header else len(self.rows[0])
-
-    def check(self, limits: RenderLimits, where: str) -> None:
-        limits.check_table(len(self.rows), self.columns, where)
+def check_table(table: TableData, limits: RenderLimits, where: str) -> None:
+    limits.check_table(len(table.rows), table.columns, where)
 
 
 def cell_text(value: Cell) -> str:

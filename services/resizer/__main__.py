@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.resizer.handler import ResizeLimits, resize_job
+from services.resizer.handler import resize_job
 from shared.config import settings_or_exit
+from shared.jobtypes import RESIZE
 from shared.log import configure_logging
 from shared.pillow import use_pixel_limit
 from shared.worker import run_worker
@@ -15,8 +16,8 @@ def main() -> int:
     settings = settings_or_exit()
     configure_logging("resizer", settings.log_level, settings.log_format)
     use_pixel_limit(settings.max_image_pixels)
-    handler = partial(resize_job, limits=ResizeLimits.from_settings(settings))
-    return run_worker(settings, service="resizer", handlers={"resize": handler})
+    handlers = {RESIZE.name: partial(resize_job, limits=RESIZE.limits(settings))}
+    return run_worker(settings, service="resizer", handlers=handlers)
 
 
 if __name__ == "__main__":

@@ -18,28 +18,17 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from services.resizer import imaging
 from services.resizer.imaging import OutputFormat, Target
 from shared.blobs import BlobWriter, output_key
-from shared.config import Settings
 from shared.errors import BlobError, DecodeError, PermanentJobError
-from shared.messages import Job, ResizeParams, parse_params
+from shared.jobtypes import RESIZE, ParamsRefused
+from shared.jobtypes.models import parse_params
+from shared.jobtypes.resize import ResizeLimits, ResizeParams
+from shared.messages import Job
 
 # An allow-list: every other Pillow plugin stays out of reach of untrusted bytes.
 ALLOWED_FORMATS = ["JPEG", "PNG", "WEBP", "GIF"]
 UNSUPPORTED = "input is not a supported image (JPEG, PNG, WebP, GIF)"
 # EXIF orientations 5-8 turn the picture a quarter: stored width is displayed height.
 _QUARTER_TURNS = {5, 6, 7, 8}
-
-
-@dataclass(frozen=True)
-class ResizeLimits:
-    max_image_pixels: int
-    max_output_side: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ResizeLimits:
-        return cls(
-            max_image_pixels=settings.max_image_pixels,
-            max_output_side=settings.max_output_side,
-        )
 
 
 @dataclass(frozen=True)
@@ -54,9 +43,10 @@ def resize_job(job: Job, blobs: BlobWriter, limits: ResizeLimits) -> list[str]:
     """Read job.inputs[0] from the blob store, write one output per requested size under
     outputs/<job.id>/, return the output keys in the order of params.boxes()."""
     params = _parse(job)
-    absurd = params.absurd_side(limits.max_output_side)
-    if absurd is not None:
-        raise PermanentJobError(f"invalid params: {absurd[0]}: {absurd[1]}")
+    try:
+        RESIZE.check(params, limits)
+    except ParamsRefused as e:
+        raise PermanentJobError(f"invalid params: {e}", kind="invalid_params") from e
     data = _read_input(job, blobs)
     decoded = _decode(data, params, limits)
     fmt = params.format or imaging.default_format(decoded.source_format)
@@ -74,18 +64,20 @@ def _parse(job: Job) -> ResizeParams:
     try:
         return parse_params(ResizeParams, job.params)
     except DecodeError as e:
-        raise PermanentJobError(str(e)) from e
+        raise PermanentJobError(str(e), kind="invalid_params") from e
 
 
 def _read_input(job: Job, blobs: BlobWriter) -> bytes:
     if len(job.inputs) != 1:
-        raise PermanentJobError(f"a resize job takes exactly one input, got {len(job.inputs)}")
+        raise PermanentJobError(
+            f"a resize job takes exactly one input, got {len(job.inputs)}", kind="invalid_input"
+        )
     try:
         data = blobs.read_bytes(job.inputs[0])
     except BlobError as e:
-        raise PermanentJobError(f"cannot read the input: {e}") from e
+        raise PermanentJobError(f"cannot read the input: {e}", kind="invalid_input") from e
     if not data:
-        raise PermanentJobError("input file is empty")
+        raise PermanentJobError("input file is empty", kind="invalid_input")
     return data
 
 
@@ -127,7 +119,8 @@ def _check_pixels(size: tuple[int, int], limits: ResizeLimits) -> None:
     if pixels > limits.max_image_pixels:
         raise PermanentJobError(
             f"input image is {width}x{height} = {pixels} pixels, "
-            f"over the limit of {limits.max_image_pixels} pixels"
+            f"over the limit of {limits.max_image_pixels} pixels",
+            kind="limit_exceeded",
         )
 
 
@@ -136,14 +129,16 @@ def _check_sides(targets: list[Target], limits: ResizeLimits) -> None:
         if max(target.size) > limits.max_output_side:
             raise PermanentJobError(
                 f"output size {target.width}x{target.height} is absurd: "
-                f"a side may be at most {limits.max_output_side} pixels"
+                f"a side may be at most {limits.max_output_side} pixels",
+                kind="limit_exceeded",
             )
         # Two sides within the limit can still make an output larger than any input may be
         # (a 1x1 GIF stretched to 10000x10000 is 300 MB of pixels).
         if target.width * target.height > limits.max_image_pixels:
             raise PermanentJobError(
                 f"output size {target.width}x{target.height} is absurd: at most "
-                f"{limits.max_image_pixels} pixels in one output (MAX_IMAGE_PIXELS)"
+                f"{limits.max_image_pixels} pixels in one output (MAX_IMAGE_PIXELS)",
+                kind="limit_exceeded",
             )
 
 
@@ -170,11 +165,13 @@ def _bad_input_is_permanent() -> Iterator[None]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             yield
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise PermanentJobError(f"input image is too large: {e}") from e
+        raise PermanentJobError(f"input image is too large: {e}", kind="limit_exceeded") from e
     except UnidentifiedImageError as e:  # before OSError, its base class
-        raise PermanentJobError(UNSUPPORTED) from e
+        raise PermanentJobError(UNSUPPORTED, kind="invalid_input") from e
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
-        raise PermanentJobError(f"input image is truncated or corrupt: {e}") from e
+        raise PermanentJobError(
+            f"input image is truncated or corrupt: {e}", kind="invalid_input"
+        ) from e
 
 
 class _StrictReader(io.BytesIO):

@@ -23,9 +23,10 @@ Approach = Callable[[Path, Path], None]
 
 def handler(source: Path, folder: Path) -> Approach:
     """The resizer's handler on a real folder blob store; a new job (and output) each time."""
-    from services.resizer.handler import ResizeLimits, resize_job
+    from services.resizer.handler import resize_job
     from shared.blobs import FolderBlobStore, input_key
     from shared.config import Settings
+    from shared.jobtypes.resize import ResizeLimits
     from shared.messages import Job
 
     store = FolderBlobStore(folder / "blobs")

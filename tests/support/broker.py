@@ -17,7 +17,8 @@ from typing import Any
 import pika
 
 from shared.config import Settings
-from shared.messages import JOB_TYPES, Job, encode
+from shared.jobtypes import JOB_TYPE_NAMES
+from shared.messages import Job, encode
 from shared.topology import Names, declare_topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -112,7 +113,7 @@ class TestBroker:
         except pika.exceptions.AMQPError:  # a test restarted the broker under it
             self.connection = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
             ch = self.connection.channel()
-        queues = [self.names.task_queue(t) for t in JOB_TYPES]
+        queues = [self.names.task_queue(t) for t in JOB_TYPE_NAMES]
         queues += [self.names.retry_queue(d) for d in self.settings.retry_delays_ms]
         queues += [self.names.dead_queue, self.names.audit_dead_queue]
         queues += [self.names.audit_events_queue]

@@ -13,24 +13,38 @@ import pytest
 from PIL import Image
 
 from services.gateway import strictjson
+from services.gateway.checks import (
+    Limits,
+    check_follow_up,
+    check_params,
+    limits_of,
+    parse_follow_up,
+    refused_as_422,
+)
 from services.gateway.idempotency import Claim, SubmissionLedger, fingerprint
 from services.gateway.rejections import Rejected
-from services.gateway.requests import (
-    MailLimits,
-    MailRequest,
-    check_follow_up,
-    check_mail,
-    parse_follow_up,
-    parse_size,
-)
 from services.gateway.uploads import check_image, sniff, store_image
 from shared.blobs import FolderBlobStore
+from shared.config import Settings
+from shared.jobtypes import MAIL
+from shared.jobtypes.mail import CheckedMailParams
+from shared.jobtypes.resize import Size, parse_sizes
 from shared.mailaddr import check_header_value, check_recipient_count, parse_address
 from shared.messages import FollowUp
 from shared.pillow import use_pixel_limit
 from tests.security.make_corpus import png_bomb
 
-LIMITS = MailLimits(max_recipients=10, max_bytes=1000)
+LIMITS = limits_of(Settings(max_recipients=10, max_mail_bytes=1000))
+
+
+def parse_size(text: str, index: int) -> Size:
+    """One `sizes` form value at position `index`, as the gateway reads it."""
+    with refused_as_422():
+        return parse_sizes(["1x1"] * index + [text])[index]
+
+
+def check_mail(params: CheckedMailParams, limits: Limits) -> None:
+    check_params(MAIL, params, limits)
 
 
 @pytest.mark.parametrize(
@@ -201,9 +215,11 @@ def test_a_then_form_field_with_nan_is_refused_naming_then() -> None:
 
 
 def test_text_and_html_over_the_whole_mails_limit_are_refused_naming_the_field() -> None:
-    fits = MailRequest(to=["a@b.c"], subject="s", text="é" * 250, html="x" * 500)  # 1000 bytes
+    fits = CheckedMailParams(
+        to=["a@b.c"], subject="s", text="é" * 250, html="x" * 500
+    )  # 1000 bytes
     check_mail(fits, LIMITS)
-    over = MailRequest(to=["a@b.c"], subject="s", html="x" * 1001)
+    over = CheckedMailParams(to=["a@b.c"], subject="s", html="x" * 1001)
     with pytest.raises(Rejected) as refused:
         check_mail(over, LIMITS)
     assert (refused.value.field, refused.value.kind) == ("html", "too_large")

@@ -6,7 +6,7 @@ import pytest
 
 from services.mailer.addresses import Recipients, check_header_value, parse_address, recipients_of
 from shared.errors import PermanentJobError
-from shared.messages import MailParams
+from shared.jobtypes.mail import MailParams
 
 
 def params(**fields: object) -> MailParams:

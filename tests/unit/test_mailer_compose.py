@@ -13,7 +13,8 @@ import pytest
 from services.mailer.addresses import parse_address, recipients_of
 from services.mailer.compose import Attachment, compose, message_id_for, mime_type_of
 from shared.errors import PermanentJobError
-from shared.messages import MailParams, new_id
+from shared.jobtypes.mail import MailParams
+from shared.messages import new_id
 
 SENDER = Address("Jobsuite", "jobs", "example.com")
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

@@ -19,9 +19,12 @@ from services.mailer.smtp import Refusals
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
 from shared.errors import ConfigError, JobError, PermanentJobError, TransientJobError
+from shared.jobtypes.mail import MailLimits
 from shared.messages import Job, new_id
 
-CONFIG = MailConfig(Address("Jobs", "jobs", "example.com"), max_recipients=5, max_mail_bytes=1000)
+CONFIG = MailConfig(
+    Address("Jobs", "jobs", "example.com"), MailLimits(max_recipients=5, max_bytes=1000)
+)
 
 
 @dataclass

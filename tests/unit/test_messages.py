@@ -5,15 +5,15 @@ import json
 import pytest
 
 from shared.errors import DecodeError
+from shared.jobtypes.models import parse_params
+from shared.jobtypes.resize import ResizeParams
 from shared.messages import (
     Event,
     Job,
-    ResizeParams,
     decode_event,
     decode_job,
     encode,
     follow_up_id,
-    parse_params,
 )
 
 

@@ -11,7 +11,7 @@ from services.renderer.handler import render_job
 from services.renderer.limits import RenderLimits
 from shared.blobs import FolderBlobStore
 from shared.config import Settings
-from shared.messages import RenderParams
+from shared.jobtypes.render import RenderParams
 from tests.support.pdfs import open_pdf, text_of
 from tests.support.rendering import rejected, render, render_job_with
 

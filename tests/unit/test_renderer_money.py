@@ -15,7 +15,7 @@ from services.renderer.money import (
     to_cents,
 )
 from shared.errors import PermanentJobError
-from shared.messages import InvoiceItem
+from shared.jobtypes.render_data import InvoiceItem
 
 
 def item(quantity: str, unit_price: str, vat_rate: str = "0") -> InvoiceItem:

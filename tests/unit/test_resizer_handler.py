@@ -13,11 +13,12 @@ from PIL.JpegImagePlugin import JpegImageFile
 from PIL.PngImagePlugin import PngInfo
 
 from services.resizer import imaging
-from services.resizer.handler import UNSUPPORTED, ResizeLimits, resize_job
+from services.resizer.handler import UNSUPPORTED, resize_job
 from services.resizer.imaging import Target
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
 from shared.errors import PermanentJobError
+from shared.jobtypes.resize import ResizeLimits
 from shared.messages import Job
 from tests.unit import images
 

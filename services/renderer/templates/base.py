@@ -13,7 +13,7 @@ from services.renderer.pages import PageDecor, PageSetup
 from services.renderer.styles import Styles
 from shared.blobs import BlobReader
 from shared.errors import PermanentJobError
-from shared.messages import RenderParams
+from shared.jobtypes.render import RenderParams
 
 
 @dataclass

@@ -16,13 +16,13 @@ from services.renderer.fonts import REGULAR
 from services.renderer.images import InputImage, image_flowable
 from services.renderer.models import parse_data
 from services.renderer.pages import PageDecor
-from services.renderer.tables import table_flowable
+from services.renderer.tables import check_table, table_flowable
 from services.renderer.templates.base import RenderContext, Rendered
 from services.renderer.templates.contact_sheet import contact_sheet
-from services.renderer.templates.document_data import Block, DocumentData
 from services.renderer.text import para, paragraphs
 from shared.errors import PermanentJobError
-from shared.messages import RenderParams
+from shared.jobtypes.render import RenderParams
+from shared.jobtypes.render_data import Block, DocumentData
 
 CONTACT_SHEET = Block(images="all")
 FILE_NAME = "document.pdf"
@@ -63,7 +63,7 @@ def _check_limits(blocks: list[Block], ctx: RenderContext) -> None:
     placed = 0
     for index, block in enumerate(blocks):
         if block.table is not None:
-            block.table.check(ctx.limits, f"data.blocks.{index}.table")
+            check_table(block.table, ctx.limits, f"data.blocks.{index}.table")
         if block.image is not None:
             placed += 1
         elif block.images is not None:

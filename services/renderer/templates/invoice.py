@@ -1,6 +1,6 @@
 """The `invoice` template: parties, dates, line items, VAT per rate and the total due.
 
-The data is `InvoiceData` from shared/messages.py; the sums come from `money.py`.
+The data is `InvoiceData` from shared/jobtypes/render_data.py; the sums come from `money.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from services.renderer.styles import GRID, HEADER_FILL, Styles
 from services.renderer.templates.base import RenderContext, Rendered
 from services.renderer.text import para
 from shared.errors import PermanentJobError
-from shared.messages import InvoiceData, Party, RenderParams
+from shared.jobtypes.render import RenderParams
+from shared.jobtypes.render_data import InvoiceData, Party
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ITEM_SHARES = (0.06, 0.40, 0.10, 0.16, 0.09, 0.19)  # #, description, qty, price, VAT, amount

@@ -8,36 +8,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from reportlab.platypus import Flowable, Spacer
 
-from services.renderer.models import Line, Strict, Text, parse_data
+from services.renderer.models import parse_data
 from services.renderer.pages import PageDecor
-from services.renderer.tables import TableData, table_flowable
+from services.renderer.tables import check_table, table_flowable
 from services.renderer.templates.base import RenderContext, Rendered
 from services.renderer.text import para, paragraphs
-from shared.messages import RenderParams
+from shared.jobtypes.render import RenderParams
+from shared.jobtypes.render_data import ReportData
 
 FILE_NAME = "report.pdf"
-
-
-class Section(Strict):
-    heading: Line
-    text: Text = ""
-    table: TableData | None = None
-
-
-class ReportData(Strict):
-    title: Line | None = None
-    subtitle: Line | None = None
-    sections: list[Section] = Field(min_length=1)
 
 
 def render_report(params: RenderParams, ctx: RenderContext) -> Rendered:
     data = parse_data(ReportData, params.data, "report")
     for index, section in enumerate(data.sections):
         if section.table is not None:
-            section.table.check(ctx.limits, f"data.sections.{index}.table")
+            check_table(section.table, ctx.limits, f"data.sections.{index}.table")
     s = ctx.styles
     title = params.title or data.title or "Report"
     story: list[Flowable] = [para(title, s.title)]
