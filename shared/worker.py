@@ -29,7 +29,7 @@ from functools import partial
 from types import FrameType
 
 from shared.amqp import Connection, Delivery, compute_backoff, connect
-from shared.blobs import BlobWriter, FolderBlobStore
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.errors import (
     BlobError,
@@ -52,7 +52,7 @@ from shared.timelimit import (
 from shared.topology import Names
 from shared.worker_session import WorkerSession
 
-Handler = Callable[[Job, BlobWriter], list[str]]
+Handler = Callable[[Job, BlobStore], list[str]]
 """A pure function: a job in (its inputs in the blob store), the keys of its outputs out."""
 
 log = get_logger(__name__)
@@ -67,14 +67,14 @@ class Worker:
         service: str,
         job_type: str,
         handler: Handler,
-        blobs: FolderBlobStore | None = None,
+        blobs: BlobStore | None = None,
         instance: str | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.job_type = job_type
         self.handler = handler
-        self.blobs = blobs or FolderBlobStore(settings.blob_dir)
+        self.blobs = blobs or open_blob_store(settings)
         self.source = EventSource(service, instance or instance_name())
         self.names = Names(settings.namespace)
         self._stopping = threading.Event()

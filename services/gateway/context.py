@@ -12,7 +12,7 @@ from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.requests import MailLimits
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.events import EventSource, instance_name
 from shared.topology import Names
@@ -29,7 +29,7 @@ def connection_name(settings: Settings, instance: str) -> str:
 @dataclass
 class Gateway:
     settings: Settings
-    blobs: FolderBlobStore
+    blobs: BlobStore
     ledger: SubmissionLedger
     publisher: JobPublisher
     audit: AuditClient
@@ -40,7 +40,7 @@ class Gateway:
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
         instance = instance_name()
-        blobs = FolderBlobStore(settings.blob_dir)
+        blobs = open_blob_store(settings)
         ledger = SubmissionLedger(settings.gateway_db_path)
         publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
         audit = AuditClient(settings.audit_url)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from services.gateway.idempotency import SubmissionLedger
 from services.gateway.rejections import Rejected
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore
 from shared.errors import BlobError
 from shared.messages import JobRecord
 
@@ -54,7 +54,7 @@ class AuditClient:
 @dataclass(frozen=True)
 class JobLookup:
     audit: AuditClient
-    blobs: FolderBlobStore
+    blobs: BlobStore
     ledger: SubmissionLedger
 
     def record(self, job_id: str) -> JobRecord:

@@ -28,7 +28,6 @@ def main() -> int:
     smtp = SmtpConfig.from_settings(settings)
     if smtp.user and not smtp.starttls:
         log.warning("smtp_login_without_starttls", host=smtp.host, port=smtp.port)
-    # The runner hands every handler its FolderBlobStore, which is also a MailBlobs.
     handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
     try:
         return run_worker(settings, service="mailer", job_type="mail", handler=handler)

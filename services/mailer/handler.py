@@ -19,11 +19,11 @@ from services.mailer.addresses import (
     parse_address,
     recipients_of,
 )
-from services.mailer.attachments import MailBlobs, attachment_keys, load_attachments
+from services.mailer.attachments import attachment_keys, load_attachments
 from services.mailer.compose import compose, message_id_for
 from services.mailer.ledger import LedgerError, SentLedger, SentRecord
 from services.mailer.smtp import SmtpSender
-from shared.blobs import output_key
+from shared.blobs import BlobStore, output_key
 from shared.config import Settings
 from shared.errors import ConfigError, DecodeError, JobError, PermanentJobError, TransientJobError
 from shared.log import get_logger
@@ -50,7 +50,7 @@ class MailConfig:
 
 def mail_job(
     job: Job,
-    blobs: MailBlobs,
+    blobs: BlobStore,
     *,
     config: MailConfig,
     sender: SmtpSender,
@@ -134,6 +134,6 @@ def _lookup(ledger: SentLedger, job_id: str) -> SentRecord | None:
         raise TransientJobError(str(e), kind="ledger") from e
 
 
-def _write_report(blobs: MailBlobs, record: SentRecord) -> str:
+def _write_report(blobs: BlobStore, record: SentRecord) -> str:
     key = output_key(record.job_id, REPORT_NAME)
     return blobs.write_bytes(key, json.dumps(record.report(), indent=2).encode())

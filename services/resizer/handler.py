@@ -17,7 +17,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from services.resizer import imaging
 from services.resizer.imaging import OutputFormat, Target
-from shared.blobs import BlobWriter, output_key
+from shared.blobs import BlobStore, output_key
 from shared.config import Settings
 from shared.errors import BlobError, DecodeError, PermanentJobError
 from shared.messages import Job, ResizeParams, parse_params
@@ -50,7 +50,7 @@ class _Decoded:
     targets: list[Target]
 
 
-def resize_job(job: Job, blobs: BlobWriter, limits: ResizeLimits) -> list[str]:
+def resize_job(job: Job, blobs: BlobStore, limits: ResizeLimits) -> list[str]:
     """Read job.inputs[0] from the blob store, write one output per requested size under
     outputs/<job.id>/, return the output keys in the order of params.boxes()."""
     params = _parse(job)
@@ -77,7 +77,7 @@ def _parse(job: Job) -> ResizeParams:
         raise PermanentJobError(str(e)) from e
 
 
-def _read_input(job: Job, blobs: BlobWriter) -> bytes:
+def _read_input(job: Job, blobs: BlobStore) -> bytes:
     if len(job.inputs) != 1:
         raise PermanentJobError(f"a resize job takes exactly one input, got {len(job.inputs)}")
     try:
@@ -148,7 +148,7 @@ def _check_sides(targets: list[Target], limits: ResizeLimits) -> None:
 
 
 def _write(
-    blobs: BlobWriter,
+    blobs: BlobStore,
     key: str,
     decoded: _Decoded,
     target: Target,
@@ -157,7 +157,7 @@ def _write(
 ) -> None:
     out = imaging.render(decoded.image, target, fmt)
     icc = imaging.icc_for(out.mode, decoded.icc)
-    with blobs.open_for_write(key) as f:  # atomic: a crash leaves no half file under `key`
+    with blobs.open_write(key) as f:  # atomic: a crash leaves no half file under `key`
         imaging.save(out, f, fmt, quality, icc)
 
 

@@ -148,7 +148,7 @@ class Suite:
         assert stray == [], f"files written outside the blob store: {stray}"
         tokens = [p for p in self.root.rglob(f"*{TRAVERSAL_TOKEN}*") if p.is_file()]
         tokens += list(Path("/tmp").glob(f"*{TRAVERSAL_TOKEN}*"))
-        outside = [p for p in tokens if not p.resolve().is_relative_to(self.blobs.root)]
+        outside = [p for p in tokens if not p.resolve().is_relative_to(self.settings.blob_dir)]
         assert outside == [], f"a hostile name escaped the blob store: {outside}"
 
     def _census(self) -> set[Path]:
