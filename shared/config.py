@@ -30,6 +30,8 @@ class Settings:
     amqp_heartbeat_s: int = 30
     namespace: str = ""
     blob_dir: Path = Path("var/blobs")
+    # Shared state (idempotency keys, accepted jobs, the sent-mail ledger): SQLite files here.
+    state_dir: Path = Path("var/state")
     smtp_host: str = "localhost"
     smtp_port: int = 1025
     smtp_user: str = ""
@@ -105,6 +107,7 @@ class Settings:
             amqp_heartbeat_s=reader.get("AMQP_HEARTBEAT", _positive_int, default.amqp_heartbeat_s),
             namespace=reader.get("JOBSUITE_NAMESPACE", _namespace, default.namespace),
             blob_dir=reader.get("BLOB_DIR", Path, default.blob_dir),
+            state_dir=reader.get("STATE_DIR", Path, default.state_dir),
             smtp_host=reader.get("SMTP_HOST", str, default.smtp_host),
             smtp_port=reader.get("SMTP_PORT", _port, default.smtp_port),
             smtp_user=reader.get("SMTP_USER", str, default.smtp_user),
