@@ -65,7 +65,6 @@ class Settings:
     mailsink_smtp_port: int = 1025
     mailsink_http_port: int = 8025
     mailsink_dir: Path = Path("var/mail")
-    mailer_ledger: Path = Path("var/mailer/sent.sqlite3")
     max_recipients: int = 50
     # Seconds for the mailer's SMTP connect and each command; a timeout is a passing fault.
     smtp_timeout_s: int = 30
@@ -83,19 +82,12 @@ class Settings:
     # Threads that each own one confirmed publishing connection of the gateway (one confirm
     # at a time each: more threads, more jobs in flight).
     gateway_publishers: int = 16
-    # Idempotency keys and accepted job ids; empty: <BLOB_DIR>/.gateway/gateway.sqlite3, which
-    # gateway replicas share with the blob store.
-    gateway_db: Path | None = None
     # The RabbitMQ management HTTP API; empty: http://<AMQP host>:15672 with the AMQP credentials.
     management_url: str = ""
 
     @property
     def max_attempts(self) -> int:
         return len(self.retry_delays_ms) + 1
-
-    @property
-    def gateway_db_path(self) -> Path:
-        return self.gateway_db or self.blob_dir / ".gateway" / "gateway.sqlite3"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -146,7 +138,6 @@ class Settings:
             mailsink_smtp_port=reader.get("MAILSINK_SMTP_PORT", _port, default.mailsink_smtp_port),
             mailsink_http_port=reader.get("MAILSINK_HTTP_PORT", _port, default.mailsink_http_port),
             mailsink_dir=reader.get("MAILSINK_DIR", Path, default.mailsink_dir),
-            mailer_ledger=reader.get("MAILER_LEDGER", Path, default.mailer_ledger),
             max_recipients=reader.get("MAX_RECIPIENTS", _positive_int, default.max_recipients),
             smtp_timeout_s=reader.get("SMTP_TIMEOUT", _positive_int, default.smtp_timeout_s),
             max_mail_bytes=reader.get("MAX_MAIL_BYTES", _positive_int, default.max_mail_bytes),
@@ -159,7 +150,6 @@ class Settings:
             gateway_publishers=reader.get(
                 "GATEWAY_PUBLISHERS", _positive_int, default.gateway_publishers
             ),
-            gateway_db=reader.get("GATEWAY_DB", _optional_path, default.gateway_db),
             management_url=reader.get("MANAGEMENT_URL", str, default.management_url),
         )
 
@@ -204,10 +194,6 @@ def _port(raw: str) -> int:
     if value > 65535:
         raise ValueError("must be a port number (1-65535)")
     return value
-
-
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw) if raw else None
 
 
 def _bool(raw: str) -> bool:

@@ -30,6 +30,7 @@ def settings(rabbitmq: str, tmp_path: Path) -> Settings:
         amqp_url=rabbitmq,
         namespace=unique_namespace(),
         blob_dir=tmp_path / "blobs",
+        state_dir=tmp_path / "state",
         retry_delays_ms=(200, 400),
         max_deliveries=3,
         amqp_heartbeat_s=10,

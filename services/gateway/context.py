@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.gateway.idempotency import SubmissionLedger
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.requests import MailLimits
 from services.gateway.status import AuditClient, JobLookup
@@ -15,6 +14,7 @@ from services.gateway.submit import Submitter
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.events import EventSource, instance_name
+from shared.state import SubmissionLedger, open_submissions
 from shared.topology import Names
 
 SERVICE = "gateway"
@@ -41,7 +41,7 @@ class Gateway:
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
         instance = instance_name()
         blobs = open_blob_store(settings)
-        ledger = SubmissionLedger(settings.gateway_db_path)
+        ledger = open_submissions(settings)
         publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
         audit = AuditClient(settings.audit_url)
         submitter = Submitter(

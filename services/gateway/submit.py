@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.gateway.idempotency import Claim, Reservation, SubmissionLedger
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
@@ -19,6 +18,7 @@ from shared.errors import BrokerError, PublishInDoubt, PublishNacked
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import ErrorInfo, Event, Job, decode_job, encode, new_id
+from shared.state import Claim, Reservation, SubmissionLedger
 from shared.topology import Names
 
 log = get_logger(__name__)

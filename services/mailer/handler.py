@@ -21,13 +21,20 @@ from services.mailer.addresses import (
 )
 from services.mailer.attachments import attachment_keys, load_attachments
 from services.mailer.compose import compose, message_id_for
-from services.mailer.ledger import LedgerError, SentLedger, SentRecord
 from services.mailer.smtp import SmtpSender
 from shared.blobs import BlobStore, output_key
 from shared.config import Settings
-from shared.errors import ConfigError, DecodeError, JobError, PermanentJobError, TransientJobError
+from shared.errors import (
+    ConfigError,
+    DecodeError,
+    JobError,
+    PermanentJobError,
+    StateError,
+    TransientJobError,
+)
 from shared.log import get_logger
 from shared.messages import Job, MailParams, parse_params
+from shared.state import SentLedger, SentRecord
 
 REPORT_NAME = "sent.json"
 log = get_logger(__name__)
@@ -112,7 +119,7 @@ def _send_once(
         )
         try:
             ledger.record(record)
-        except LedgerError as e:
+        except StateError as e:
             # The mail is out: failing the job now would only send it again. The runner's
             # manifest still stops a plain redelivery; say loudly that the ledger missed it.
             log.error("ledger_write_failed_after_send", error=str(e))
@@ -129,7 +136,7 @@ def _parse(job: Job) -> MailParams:
 def _lookup(ledger: SentLedger, job_id: str) -> SentRecord | None:
     try:
         return ledger.lookup(job_id)
-    except LedgerError as e:
+    except StateError as e:
         # Without the ledger we cannot know whether it was sent: wait rather than risk a copy.
         raise TransientJobError(str(e), kind="ledger") from e
 

@@ -23,11 +23,10 @@ WINDOW = 16
 def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, ServiceProcess]]:
     sink = start_mailsink(ns.spawn, ns.folder / "mail")
     audit = start_audit(ns.spawn, ns.settings, ns.folder / "audit")
-    ledger = str(ns.folder / "sent.sqlite3")
     workers = {
         "resizer": ns.spawn("services.resizer"),
         "renderer": ns.spawn("services.renderer"),
-        "mailer": ns.spawn("services.mailer", MAILER_LEDGER=ledger, **sink.env()),
+        "mailer": ns.spawn("services.mailer", **sink.env()),
     }
     for worker in workers.values():
         worker.wait_logged("consuming")

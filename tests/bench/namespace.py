@@ -30,6 +30,7 @@ def bench_namespace(prefix: str = "bench") -> Iterator[BenchNamespace]:
             amqp_url=AMQP_URL,
             namespace=unique_namespace(prefix),
             blob_dir=folder / "blobs",
+            state_dir=folder / "state",
             log_format="json",
         )
         broker = TestBroker(settings)

@@ -24,7 +24,7 @@ def test_resize_then_render_then_mail_delivers_a_contact_sheet(
     workers = [
         spawn("services.resizer"),
         spawn("services.renderer"),
-        spawn("services.mailer", MAILER_LEDGER=str(tmp_path / "sent.sqlite3"), **sink.env()),
+        spawn("services.mailer", **sink.env()),
     ]
     for worker in workers:
         worker.wait_logged("consuming")

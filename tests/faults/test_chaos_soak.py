@@ -92,11 +92,10 @@ def test_chaos_soak_loses_nothing_and_sends_no_mail_twice(
     audit = start_audit(spawn, settings, tmp_path / "audit")
     sink = start_mailsink(spawn, tmp_path / "mail")
     gateway = start_gateway(spawn, settings, audit_url=audit.url)
-    ledger = {"MAILER_LEDGER": str(tmp_path / "sent.sqlite3"), **sink.env()}
     pool = WorkerPool(
         spawn,
         {"services.resizer": 2, "services.renderer": 2, "services.mailer": 2},
-        env={"services.mailer": ledger},
+        env={"services.mailer": sink.env()},
     )
     pool.start()
     started = time.monotonic()

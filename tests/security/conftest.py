@@ -9,8 +9,8 @@ Two traps run beside the services:
 - a fake `gs` first on their PATH, which records its call: Pillow's EPS plugin runs `gs` to
   decode, so a file under it means some service handed untrusted bytes to Ghostscript;
 - a file census of the sandbox the services write into, and of /tmp: after each case, a file
-  outside the blob store (and the sink's, the ledger's and the logs' own places), or any file
-  named after the corpus's traversal token outside the blob store, fails the case.
+  outside the blob store (and the sink's, the shared state's and the logs' own places), or
+  any file named after the corpus's traversal token outside the blob store, fails the case.
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ def suite(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         amqp_url=rabbitmq,
         namespace=unique_namespace("sec"),
         blob_dir=root / "store" / "blobs",
+        state_dir=root / "store" / "state",
         retry_delays_ms=(200, 400),
         max_deliveries=3,
         amqp_heartbeat_s=10,
@@ -189,7 +190,7 @@ def suite(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     settings = replace(settings, max_image_pixels=int(LIMITS["MAX_IMAGE_PIXELS"]))
     gs_log = _fake_gs(root / "trap")
     env = {**LIMITS, "PATH": trapped_path(gs_log.parent)}
-    logs, mail, ledger = root / "logs", root / "mail", root / "mailer" / "sent.sqlite3"
+    logs, mail = root / "logs", root / "mail"
     logs.mkdir()
     broker = TestBroker(settings)
     broker.declare()
@@ -199,12 +200,12 @@ def suite(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         workers = {
             "resizer": spawn("services.resizer", **env),
             "renderer": spawn("services.renderer", **env),
-            "mailer": spawn("services.mailer", MAILER_LEDGER=str(ledger), **sink.env(), **env),
+            "mailer": spawn("services.mailer", **sink.env(), **env),
         }
         gateway = start_gateway(spawn, settings, **env)
         for worker in workers.values():
             worker.wait_logged("consuming")
-        allowed = [settings.blob_dir, mail, logs, ledger.parent]
+        allowed = [settings.blob_dir, mail, logs, settings.state_dir]
         yield Suite(root, settings, broker, gateway, sink, workers, gs_log, allowed)
     finally:
         spawn.stop_all()

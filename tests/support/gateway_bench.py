@@ -123,6 +123,7 @@ def measure(design: str, jobs: int, clients: int) -> float:
             AMQP_URL=AMQP_URL,
             JOBSUITE_NAMESPACE=namespace,
             BLOB_DIR=tmp,
+            STATE_DIR=str(Path(tmp) / "state"),
             GATEWAY_PORT=str(port),
             GATEWAY_PUBLISHERS=design.removeprefix("pool-") if design.startswith("pool-") else "1",
         )

@@ -23,6 +23,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         AMQP_HEARTBEAT=str(settings.amqp_heartbeat_s),
         JOBSUITE_NAMESPACE=settings.namespace,
         BLOB_DIR=str(settings.blob_dir),
+        STATE_DIR=str(settings.state_dir),
         RETRY_DELAYS_MS=",".join(str(d) for d in settings.retry_delays_ms),
         MAX_DELIVERIES=str(settings.max_deliveries),
         TASK_QUEUE_MAX_LENGTH=str(settings.task_queue_max_length),

@@ -78,7 +78,7 @@ def test_the_smtp_password_is_not_shown_in_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"SMTP_PASSWORD": "hunter2"}))
 
 
-def test_gateway_settings_are_read_and_the_database_defaults_beside_the_blobs() -> None:
+def test_gateway_settings_are_read_and_the_state_has_a_folder_of_its_own() -> None:
     s = Settings.from_env(
         {
             "BLOB_DIR": "/data/blobs",
@@ -89,8 +89,8 @@ def test_gateway_settings_are_read_and_the_database_defaults_beside_the_blobs() 
     )
     assert (s.gateway_host, s.gateway_publishers) == ("127.0.0.1", 2)
     assert s.management_url == "http://rabbit:15672"
-    assert s.gateway_db_path == Path("/data/blobs/.gateway/gateway.sqlite3")
-    assert Settings.from_env({"GATEWAY_DB": "/tmp/g.db"}).gateway_db_path == Path("/tmp/g.db")
+    assert s.state_dir == Path("var/state")
+    assert Settings.from_env({"STATE_DIR": "/data/state"}).state_dir == Path("/data/state")
     with pytest.raises(ConfigError, match=r"^GATEWAY_PUBLISHERS must be a positive integer"):
         Settings.from_env({"GATEWAY_PUBLISHERS": "0"})
 

@@ -57,7 +57,12 @@ def blob_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
-    settings = replace(Settings(), blob_dir=blob_dir, audit_url="http://127.0.0.1:9")
+    settings = replace(
+        Settings(),
+        blob_dir=blob_dir,
+        state_dir=blob_dir.parent / "state",
+        audit_url="http://127.0.0.1:9",
+    )
     with TestClient(create_app(settings, publisher=publisher)) as client:
         yield client
 
