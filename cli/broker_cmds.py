@@ -24,7 +24,7 @@ from rich.table import Table
 
 from cli.common import console, err_console, fail, readable_errors, settings
 from shared.amqp import Channel, Connection, connect_once
-from shared.blobs import FolderBlobStore, input_key
+from shared.blobs import input_key, open_blob_store
 from shared.config import Settings
 from shared.errors import BrokerError, JobsuiteError
 from shared.events import EventSource, instance_name
@@ -232,7 +232,7 @@ def enqueue(
     names = Names(s.namespace)
     job = Job(type="resize", params=params)
     key = input_key(job.id, "input" + file.suffix.lower())
-    with FolderBlobStore(s.blob_dir).open_for_write(key) as out, file.open("rb") as src:
+    with open_blob_store(s).open_write(key) as out, file.open("rb") as src:
         shutil.copyfileobj(src, out)
     job = job.model_copy(update={"inputs": [key]})
 

@@ -47,6 +47,11 @@ class BlobError(JobsuiteError):
     """A blob key is invalid or a blob is missing."""
 
 
+class StateError(JobsuiteError):
+    """The shared state (`shared/state`: idempotency keys, accepted jobs, the sent-mail
+    ledger) cannot be opened, read or written."""
+
+
 class BrokerError(JobsuiteError):
     """Something went wrong talking to RabbitMQ."""
 

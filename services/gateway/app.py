@@ -6,7 +6,6 @@ this module wires them to the gateway's parts and to the error handlers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +18,9 @@ from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
 from shared.config import Settings
+from shared.log import get_logger
 
+log = get_logger(__name__)
 DESCRIPTION = """Submit image-resize, PDF-render and e-mail jobs; follow them; fetch results.
 
 A submission answers **202** with the job's id only after RabbitMQ confirmed the job;
@@ -61,7 +62,9 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     def readyz(gateway: GatewayDep) -> Health | JSONResponse:
         """Whether the gateway serves requests: started, and its blob store writable."""
         broker = "connected" if gateway.publisher.connected else gateway.publisher.last_error
-        if not os.access(gateway.blobs.root, os.W_OK):
+        unwritable = gateway.blobs.check_writable()
+        if unwritable is not None:
+            log.warning("blob_store_not_writable", reason=unwritable)
             return JSONResponse({"status": "blob store not writable", "broker": broker}, 503)
         return Health(status="ready", broker=broker)
 

@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.gateway.checks import Limits, limits_of
-from services.gateway.idempotency import SubmissionLedger
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.events import EventSource, instance_name
+from shared.state import SubmissionLedger, open_submissions
 from shared.topology import Names
 
 SERVICE = "gateway"
@@ -29,7 +29,7 @@ def connection_name(settings: Settings, instance: str) -> str:
 @dataclass
 class Gateway:
     settings: Settings
-    blobs: FolderBlobStore
+    blobs: BlobStore
     ledger: SubmissionLedger
     publisher: JobPublisher
     audit: AuditClient
@@ -40,8 +40,8 @@ class Gateway:
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
         instance = instance_name()
-        blobs = FolderBlobStore(settings.blob_dir)
-        ledger = SubmissionLedger(settings.state_dir / "gateway.sqlite3")
+        blobs = open_blob_store(settings)
+        ledger = open_submissions(settings)
         publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
         audit = AuditClient(settings.audit_url)
         submitter = Submitter(

@@ -1,70 +1,15 @@
-"""The gateway's own small memory, in SQLite: Idempotency-Key reservations and accepted jobs.
+"""Idempotency-Key: what makes two requests "the same request".
 
-A key is reserved (with the request's fingerprint and the new job id) before the job is
-published, confirmed after, released when publishing failed. When the broker may or may not
-have the job (sent, never confirmed), the reservation keeps the job itself: a retry with the
-same key publishes that job again, under its id, and consumers run a job id once. The same
-key with the same fingerprint answers the first job id; with another fingerprint it is a
-conflict. Keys expire after a day, like Stripe's. Accepted jobs (id, type, time) let
-`GET /jobs/{id}` answer "submitted" before the audit service has caught up with the job.
-
-The database lives beside the blob store by default, so gateway replicas share it; every
-call opens its own short transaction, so threads and processes may use it at once.
+The key's reservations live in the shared state (`shared/state/submissions.py`); here is the
+gateway's own part: how long a key may be, and a request's fingerprint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
-import time
-from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
-from pathlib import Path
 
-KEY_TTL_S = 24 * 3600
 MAX_KEY_LENGTH = 255
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    in_doubt_job TEXT
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created);
-CREATE TABLE IF NOT EXISTS accepted_jobs (
-    id TEXT PRIMARY KEY,
-    type TEXT NOT NULL,
-    submitted_at TEXT NOT NULL
-);
-"""
-
-
-class Claim(Enum):
-    NEW = "new"  # the key is ours: go on and publish
-    REPLAY = "replay"  # the same request was accepted before: answer its job id
-    CONFLICT = "conflict"  # the key was used for a different request
-    IN_PROGRESS = "in_progress"  # the same request is being published right now
-    IN_DOUBT = "in_doubt"  # sent before but never confirmed: publish `Reservation.job` again
-
-
-@dataclass(frozen=True)
-class Reservation:
-    claim: Claim
-    job_id: str
-    job: str | None = None  # the encoded job, for IN_DOUBT
-
-
-@dataclass(frozen=True)
-class AcceptedJob:
-    id: str
-    type: str
-    submitted_at: datetime
 
 
 def fingerprint(route: str, *parts: bytes | str | dict[str, object]) -> str:
@@ -75,96 +20,3 @@ def fingerprint(route: str, *parts: bytes | str | dict[str, object]) -> str:
             part = json.dumps(part, sort_keys=True, separators=(",", ":"), default=str)
         digest.update(b"\x00" + (part.encode() if isinstance(part, str) else part))
     return digest.hexdigest()
-
-
-class SubmissionLedger:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(idempotency_keys)")}
-            if "in_doubt_job" not in columns:  # a database from before that column
-                self._db.execute("ALTER TABLE idempotency_keys ADD COLUMN in_doubt_job TEXT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation:
-        now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "DELETE FROM idempotency_keys WHERE created < ?", (now - KEY_TTL_S,)
-                )
-                inserted = self._db.execute(
-                    "INSERT OR IGNORE INTO idempotency_keys (key, fingerprint, job_id, created)"
-                    " VALUES (?, ?, ?, ?)",
-                    (key, fingerprint, job_id, now),
-                ).rowcount
-                row = self._db.execute(
-                    "SELECT fingerprint, job_id, done, in_doubt_job FROM idempotency_keys"
-                    " WHERE key = ?",
-                    (key,),
-                ).fetchone()
-            finally:
-                self._db.execute("COMMIT")
-        if inserted:
-            return Reservation(Claim.NEW, job_id)
-        earlier_fingerprint, earlier_id, done, in_doubt_job = row
-        if earlier_fingerprint != fingerprint:
-            return Reservation(Claim.CONFLICT, earlier_id)
-        if done:
-            return Reservation(Claim.REPLAY, earlier_id)
-        if in_doubt_job is not None:
-            return Reservation(Claim.IN_DOUBT, earlier_id, in_doubt_job)
-        return Reservation(Claim.IN_PROGRESS, earlier_id)
-
-    def release(self, key: str, job_id: str) -> None:
-        """Publishing failed: the key may be used again."""
-        with self._lock:
-            self._db.execute(
-                "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?", (key, job_id)
-            )
-
-    def in_doubt(self, key: str, job_id: str, job: str) -> None:
-        """The job was sent but not confirmed: keep it, so the key's retry sends it again."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE idempotency_keys SET in_doubt_job = ? WHERE key = ? AND job_id = ?",
-                (job, key, job_id),
-            )
-
-    def accepted(self, job_id: str, job_type: str, submitted_at: datetime, key: str | None) -> None:
-        """The broker confirmed the job: remember it, and finish its key's reservation."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at)"
-                    " VALUES (?, ?, ?)",
-                    (job_id, job_type, submitted_at.isoformat()),
-                )
-                if key is not None:
-                    self._db.execute(
-                        "UPDATE idempotency_keys SET done = 1, in_doubt_job = NULL"
-                        " WHERE key = ? AND job_id = ?",
-                        (key, job_id),
-                    )
-            finally:
-                self._db.execute("COMMIT")
-
-    def find(self, job_id: str) -> AcceptedJob | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, type, submitted_at FROM accepted_jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]))

@@ -6,11 +6,13 @@ import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.gateway.context import Gateway, GatewayDep
+from services.gateway.downloads import blob_download
 from services.gateway.rejections import Rejected
+from shared.errors import BlobError
 from shared.ids import UUID_PATTERN
 from shared.messages import JobRecord
 
@@ -49,7 +51,7 @@ def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
         409: {"description": "the job has not finished successfully"},
     },
 )
-def job_result(gateway: GatewayDep, job_id: JobIdPath) -> FileResponse | Outputs:
+def job_result(gateway: GatewayDep, job_id: JobIdPath) -> StreamingResponse | Outputs:
     """The job's output file, or a list of links when it made several."""
     keys = _finished_outputs(gateway, job_id)
     if len(keys) == 1:
@@ -68,10 +70,10 @@ def job_result(gateway: GatewayDep, job_id: JobIdPath) -> FileResponse | Outputs
 
 @router.get(
     "/jobs/{job_id}/result/{name}",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={404: {"description": "no such output"}},
 )
-def job_result_file(gateway: GatewayDep, job_id: JobIdPath, name: str) -> FileResponse:
+def job_result_file(gateway: GatewayDep, job_id: JobIdPath, name: str) -> StreamingResponse:
     """One output file of a finished job, by the name the result list gives."""
     for key in _finished_outputs(gateway, job_id):
         if _name(job_id, key) == name:
@@ -100,8 +102,10 @@ def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _file(gateway: Gateway, key: str) -> FileResponse:
-    path = gateway.blobs.path(key)
-    if not path.is_file():
-        raise Rejected(404, "output_missing", f"output {key} is listed but gone from the store")
-    return FileResponse(path, media_type=_content_type(key), filename=path.name)
+def _file(gateway: Gateway, key: str) -> StreamingResponse:
+    try:
+        return blob_download(gateway.blobs, key, _content_type(key))
+    except BlobError:
+        raise Rejected(
+            404, "output_missing", f"output {key} is listed but gone from the store"
+        ) from None

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import httpx
 from pydantic import ValidationError
 
-from services.gateway.idempotency import SubmissionLedger
 from services.gateway.rejections import Rejected
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore
 from shared.errors import BlobError
 from shared.messages import JobRecord
+from shared.state import SubmissionLedger
 
 AUDIT_TIMEOUT_S = 3.0
 RETRY_AFTER_S = "5"
@@ -54,7 +54,7 @@ class AuditClient:
 @dataclass(frozen=True)
 class JobLookup:
     audit: AuditClient
-    blobs: FolderBlobStore
+    blobs: BlobStore
     ledger: SubmissionLedger
 
     def record(self, job_id: str) -> JobRecord:

@@ -9,17 +9,16 @@ so its inputs stay, the 503 says so, and the key's retry sends the same job agai
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
-from services.gateway.idempotency import Claim, Reservation, SubmissionLedger
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore
 from shared.errors import BrokerError, PublishInDoubt, PublishNacked
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import ErrorInfo, Event, Job, decode_job, encode, new_id
+from shared.state import Claim, Reservation, SubmissionLedger
 from shared.topology import Names
 
 log = get_logger(__name__)
@@ -45,7 +44,7 @@ class Submitter:
         self,
         names: Names,
         publisher: JobPublisher,
-        blobs: FolderBlobStore,
+        blobs: BlobStore,
         ledger: SubmissionLedger,
         source: EventSource,
     ) -> None:
@@ -131,10 +130,7 @@ class Submitter:
         )
 
     def discard_inputs(self, job_id: str) -> None:
-        prefix = f"inputs/{job_id}"
-        self.blobs.delete_prefix(prefix)
-        with contextlib.suppress(OSError):
-            self.blobs.path(prefix).rmdir()
+        self.blobs.delete_prefix(f"inputs/{job_id}")
 
     def rejected(self, job_type: str, kind: str, message: str) -> None:
         """Tell the audit log about a refused submission (best effort, not waited for)."""

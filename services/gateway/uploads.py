@@ -15,7 +15,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from services.gateway.rejections import Rejected
-from shared.blobs import FolderBlobStore, input_key
+from shared.blobs import BlobStore, input_key
 
 CHUNK = 1024 * 1024
 ALLOWED = "JPEG, PNG, WebP or GIF"
@@ -75,7 +75,7 @@ def _too_many_pixels(max_pixels: int) -> Rejected:
 
 
 def store_image(
-    file: BinaryIO, blobs: FolderBlobStore, job_id: str, *, max_bytes: int, max_pixels: int
+    file: BinaryIO, blobs: BlobStore, job_id: str, *, max_bytes: int, max_pixels: int
 ) -> StoredUpload:
     """Check the upload and copy it to `inputs/<job id>/input.<ext>`; nothing is left in
     the store when it is refused."""
@@ -83,10 +83,10 @@ def store_image(
     key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
     digest = hashlib.sha256()
     size = 0
-    with blobs.open_for_write(key) as out:
+    with blobs.open_write(key) as out:
         while chunk := file.read(CHUNK):
             size += len(chunk)
-            if size > max_bytes:  # open_for_write removes its temp file on the way out
+            if size > max_bytes:  # open_write keeps nothing of it
                 raise Rejected(413, "too_large", too_large_message(max_bytes))
             digest.update(chunk)
             out.write(chunk)

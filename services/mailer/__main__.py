@@ -6,12 +6,12 @@ import sys
 from functools import partial
 
 from services.mailer.handler import MailConfig, mail_job
-from services.mailer.ledger import LedgerError, SqliteLedger
 from services.mailer.smtp import SmtpConfig, SmtplibSender
 from shared.config import settings_or_exit
-from shared.errors import ConfigError
+from shared.errors import ConfigError, StateError
 from shared.jobtypes import MAIL
 from shared.log import configure_logging, get_logger
+from shared.state import open_sent_mail
 from shared.worker import run_worker
 
 log = get_logger("services.mailer")
@@ -22,14 +22,13 @@ def main() -> int:
     configure_logging("mailer", settings.log_level, settings.log_format)
     try:
         config = MailConfig.from_settings(settings)
-        ledger = SqliteLedger.open(settings.state_dir / "sent-mail.sqlite3")
-    except (ConfigError, LedgerError) as e:
+        ledger = open_sent_mail(settings)
+    except (ConfigError, StateError) as e:
         print(f"jobsuite: configuration error: {e}", file=sys.stderr)
         return 2
     smtp = SmtpConfig.from_settings(settings)
     if smtp.user and not smtp.starttls:
         log.warning("smtp_login_without_starttls", host=smtp.host, port=smtp.port)
-    # The runner hands every handler its FolderBlobStore, which is also a MailBlobs.
     handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
     try:
         return run_worker(settings, service="mailer", handlers={MAIL.name: handler})

@@ -12,20 +12,13 @@ back-off budget on a typo, and the way to mail a job's outputs when it finishes 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Protocol
 
 from services.mailer.compose import Attachment
-from shared.blobs import BlobReader, BlobWriter, manifest_key
+from shared.blobs import BlobStore, manifest_key
 from shared.errors import BlobError, PermanentJobError, TransientJobError
 
 
-class MailBlobs(BlobWriter, Protocol):
-    """What the mailer needs of the blob store (FolderBlobStore is one)."""
-
-    def read_manifest(self, job_id: str) -> list[str] | None: ...
-
-
-def attachment_keys(inputs: list[str], job_ids: list[str], blobs: MailBlobs) -> list[str]:
+def attachment_keys(inputs: list[str], job_ids: list[str], blobs: BlobStore) -> list[str]:
     keys = list(inputs)
     for job_id in job_ids:
         keys.extend(_outputs_of(job_id, blobs))
@@ -33,7 +26,7 @@ def attachment_keys(inputs: list[str], job_ids: list[str], blobs: MailBlobs) -> 
 
 
 def load_attachments(
-    keys: list[str], blobs: BlobReader, max_bytes: int, body_bytes: int = 0
+    keys: list[str], blobs: BlobStore, max_bytes: int, body_bytes: int = 0
 ) -> list[Attachment]:
     """Read every blob, refusing before reading when they and the mail's text and html
     (`body_bytes`) add up to more than `max_bytes` (MAX_MAIL_BYTES)."""
@@ -48,7 +41,7 @@ def load_attachments(
     return [Attachment(name, _read(key, blobs)) for name, key in zip(names, keys, strict=True)]
 
 
-def _outputs_of(job_id: str, blobs: MailBlobs) -> list[str]:
+def _outputs_of(job_id: str, blobs: BlobStore) -> list[str]:
     try:
         manifest_key(job_id)
     except BlobError:
@@ -70,20 +63,16 @@ def _outputs_of(job_id: str, blobs: MailBlobs) -> list[str]:
     return outputs
 
 
-def _size(key: str, blobs: BlobReader) -> int:
+def _size(key: str, blobs: BlobStore) -> int:
     try:
-        return blobs.path(key).stat().st_size
+        return blobs.size(key)
     except BlobError as e:
         raise PermanentJobError(f"attachment {key!r}: {e}", kind="missing_attachment") from e
-    except FileNotFoundError:
-        raise PermanentJobError(
-            f"attachment {key!r} does not exist", kind="missing_attachment"
-        ) from None
     except OSError as e:
         raise TransientJobError(f"cannot read attachment {key!r}: {e}") from e
 
 
-def _read(key: str, blobs: BlobReader) -> bytes:
+def _read(key: str, blobs: BlobStore) -> bytes:
     try:
         return blobs.read_bytes(key)
     except BlobError as e:

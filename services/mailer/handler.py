@@ -19,18 +19,25 @@ from services.mailer.addresses import (
     parse_address,
     recipients_of,
 )
-from services.mailer.attachments import MailBlobs, attachment_keys, load_attachments
+from services.mailer.attachments import attachment_keys, load_attachments
 from services.mailer.compose import compose, message_id_for
-from services.mailer.ledger import LedgerError, SentLedger, SentRecord
 from services.mailer.smtp import SmtpSender
-from shared.blobs import output_key
+from shared.blobs import BlobStore, output_key
 from shared.config import Settings
-from shared.errors import ConfigError, DecodeError, JobError, PermanentJobError, TransientJobError
+from shared.errors import (
+    ConfigError,
+    DecodeError,
+    JobError,
+    PermanentJobError,
+    StateError,
+    TransientJobError,
+)
 from shared.jobtypes import MAIL
 from shared.jobtypes.mail import MailLimits, MailParams
 from shared.jobtypes.models import parse_params
 from shared.log import get_logger
 from shared.messages import Job
+from shared.state import SentLedger, SentRecord
 
 REPORT_NAME = "sent.json"
 log = get_logger(__name__)
@@ -52,7 +59,7 @@ class MailConfig:
 
 def mail_job(
     job: Job,
-    blobs: MailBlobs,
+    blobs: BlobStore,
     *,
     config: MailConfig,
     sender: SmtpSender,
@@ -114,7 +121,7 @@ def _send_once(
         )
         try:
             ledger.record(record)
-        except LedgerError as e:
+        except StateError as e:
             # The mail is out: failing the job now would only send it again. The runner's
             # manifest still stops a plain redelivery; say loudly that the ledger missed it.
             log.error("ledger_write_failed_after_send", error=str(e))
@@ -131,11 +138,11 @@ def _parse(job: Job) -> MailParams:
 def _lookup(ledger: SentLedger, job_id: str) -> SentRecord | None:
     try:
         return ledger.lookup(job_id)
-    except LedgerError as e:
+    except StateError as e:
         # Without the ledger we cannot know whether it was sent: wait rather than risk a copy.
         raise TransientJobError(str(e), kind="ledger") from e
 
 
-def _write_report(blobs: MailBlobs, record: SentRecord) -> str:
+def _write_report(blobs: BlobStore, record: SentRecord) -> str:
     key = output_key(record.job_id, REPORT_NAME)
     return blobs.write_bytes(key, json.dumps(record.report(), indent=2).encode())

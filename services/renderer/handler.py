@@ -16,7 +16,7 @@ from services.renderer.templates.base import RenderContext, Template
 from services.renderer.templates.document import render_document
 from services.renderer.templates.invoice import render_invoice
 from services.renderer.templates.report import render_report
-from shared.blobs import BlobWriter, output_key
+from shared.blobs import BlobStore, output_key
 from shared.errors import DecodeError, PermanentJobError
 from shared.jobtypes.models import parse_params
 from shared.jobtypes.render import RenderParams
@@ -29,7 +29,7 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-def render_job(job: Job, blobs: BlobWriter, limits: RenderLimits) -> list[str]:
+def render_job(job: Job, blobs: BlobStore, limits: RenderLimits) -> list[str]:
     """Write outputs/<job.id>/<name>.pdf and return its key."""
     params = _parse(job)
     check_coverage(params.model_dump(include={"title", "author", "subject", "data"}), "params")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from reportlab.platypus import Image as ImageFlowable
 
-from shared.blobs import BlobReader
+from shared.blobs import BlobStore
 from shared.errors import BlobError, PermanentJobError
 
 ALLOWED_FORMATS = ["JPEG", "PNG", "WEBP", "GIF"]
@@ -40,7 +40,7 @@ class InputImage:
         return self.key.rsplit("/", 1)[-1]
 
 
-def load_image(blobs: BlobReader, key: str, max_pixels: int) -> InputImage:
+def load_image(blobs: BlobStore, key: str, max_pixels: int) -> InputImage:
     try:
         raw = blobs.read_bytes(key)
     except BlobError as e:

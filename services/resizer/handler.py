@@ -17,7 +17,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from services.resizer import imaging
 from services.resizer.imaging import OutputFormat, Target
-from shared.blobs import BlobWriter, output_key
+from shared.blobs import BlobStore, output_key
 from shared.errors import BlobError, DecodeError, PermanentJobError
 from shared.jobtypes import RESIZE, ParamsRefused
 from shared.jobtypes.models import parse_params
@@ -39,7 +39,7 @@ class _Decoded:
     targets: list[Target]
 
 
-def resize_job(job: Job, blobs: BlobWriter, limits: ResizeLimits) -> list[str]:
+def resize_job(job: Job, blobs: BlobStore, limits: ResizeLimits) -> list[str]:
     """Read job.inputs[0] from the blob store, write one output per requested size under
     outputs/<job.id>/, return the output keys in the order of params.boxes()."""
     params = _parse(job)
@@ -67,7 +67,7 @@ def _parse(job: Job) -> ResizeParams:
         raise PermanentJobError(str(e), kind="invalid_params") from e
 
 
-def _read_input(job: Job, blobs: BlobWriter) -> bytes:
+def _read_input(job: Job, blobs: BlobStore) -> bytes:
     if len(job.inputs) != 1:
         raise PermanentJobError(
             f"a resize job takes exactly one input, got {len(job.inputs)}", kind="invalid_input"
@@ -143,7 +143,7 @@ def _check_sides(targets: list[Target], limits: ResizeLimits) -> None:
 
 
 def _write(
-    blobs: BlobWriter,
+    blobs: BlobStore,
     key: str,
     decoded: _Decoded,
     target: Target,
@@ -152,7 +152,7 @@ def _write(
 ) -> None:
     out = imaging.render(decoded.image, target, fmt)
     icc = imaging.icc_for(out.mode, decoded.icc)
-    with blobs.open_for_write(key) as f:  # atomic: a crash leaves no half file under `key`
+    with blobs.open_write(key) as f:  # atomic: a crash leaves no half file under `key`
         imaging.save(out, f, fmt, quality, icc)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from shared.blobs import BlobWriter, FolderBlobStore
+from shared.blobs import BlobStore
 from shared.errors import (
     BlobError,
     BrokerUnavailable,
@@ -29,7 +29,7 @@ from shared.worker.bridge import Bridge
 from shared.worker.job_thread import JobTimeLimitExceeded, RunningJob
 from shared.worker.settle import Settler
 
-Handler = Callable[[Job, BlobWriter], list[str]]
+Handler = Callable[[Job, BlobStore], list[str]]
 """A pure function: a job in (its inputs in the blob store), the keys of its outputs out."""
 
 log = get_logger("shared.worker")
@@ -41,7 +41,7 @@ class JobCourse:
     thread of the connection its delivery came from (to settle it there, and nowhere else)."""
 
     handler: Handler
-    blobs: FolderBlobStore
+    blobs: BlobStore
     bridge: Bridge
     settler: Settler
 
@@ -83,7 +83,7 @@ class JobCourse:
             )
 
 
-def run_handler_once(job: Job, handler: Handler, blobs: FolderBlobStore) -> list[str]:
+def run_handler_once(job: Job, handler: Handler, blobs: BlobStore) -> list[str]:
     """The job's outputs: recalled from its manifest when an earlier delivery finished it,
     else made by the handler and then recorded (the manifest, written last)."""
     try:
@@ -98,7 +98,7 @@ def run_handler_once(job: Job, handler: Handler, blobs: FolderBlobStore) -> list
     return outputs
 
 
-def outputs_recorded(job: Job, blobs: FolderBlobStore) -> bool:
+def outputs_recorded(job: Job, blobs: BlobStore) -> bool:
     """Whether an earlier delivery of `job` finished (its manifest exists)."""
     try:
         return blobs.read_manifest(job.id) is not None

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from types import FrameType
 
 from shared.amqp import Connection, compute_backoff, connect
-from shared.blobs import FolderBlobStore
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.errors import BrokerUnavailable
 from shared.events import EventSource, instance_name
@@ -46,14 +46,14 @@ class Worker:
         *,
         service: str,
         handlers: Mapping[str, Handler],
-        blobs: FolderBlobStore | None = None,
+        blobs: BlobStore | None = None,
         instance: str | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker serves at least one job type")
         self.settings = settings
         self.service = service
-        self.blobs = blobs or FolderBlobStore(settings.blob_dir)
+        self.blobs = blobs or open_blob_store(settings)
         self.source = EventSource(service, instance or instance_name())
         self.names = Names(settings.namespace)
         self.bindings = [

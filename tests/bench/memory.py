@@ -26,7 +26,7 @@ def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, ServiceProcess]]:
     workers = {
         "resizer": ns.spawn("services.resizer"),
         "renderer": ns.spawn("services.renderer"),
-        "mailer": ns.spawn("services.mailer", STATE_DIR=str(ns.folder), **sink.env()),
+        "mailer": ns.spawn("services.mailer", **sink.env()),
     }
     for worker in workers.values():
         worker.wait_logged("consuming")

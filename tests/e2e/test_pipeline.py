@@ -24,7 +24,7 @@ def test_resize_then_render_then_mail_delivers_a_contact_sheet(
     workers = [
         spawn("services.resizer"),
         spawn("services.renderer"),
-        spawn("services.mailer", STATE_DIR=str(tmp_path), **sink.env()),
+        spawn("services.mailer", **sink.env()),
     ]
     for worker in workers:
         worker.wait_logged("consuming")
@@ -47,7 +47,7 @@ def test_resize_then_render_then_mail_delivers_a_contact_sheet(
         },
     )
     key = input_key(job.id, "photo.jpg")
-    with blobs.open_for_write(key) as f:
+    with blobs.open_write(key) as f:
         Image.radial_gradient("L").resize((1200, 900)).convert("RGB").save(f, "JPEG")
     broker.publish_job(job.model_copy(update={"inputs": [key]}))
 

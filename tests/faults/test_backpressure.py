@@ -72,7 +72,7 @@ def test_a_follow_up_refused_by_a_full_queue_is_published_again_later(
         then={"type": "render", "params": {"template": "document", "title": "thumb"}},
     )
     key = input_key(job.id, "photo.png")
-    with FolderBlobStore(settings.blob_dir).open_for_write(key) as f:
+    with FolderBlobStore(settings.blob_dir).open_write(key) as f:
         Image.new("RGB", (640, 480), "teal").save(f, "PNG")
     broker.publish_job(job.model_copy(update={"inputs": [key]}))
 

@@ -22,7 +22,6 @@ from PIL import Image
 
 from services.audit.readmodel import DB_NAME, recorded_head
 from services.audit.verify import verify
-from shared.blobs import FolderBlobStore
 from shared.config import Settings
 from tests.conftest import SpawnFn
 from tests.support.audit import AuditService, start_audit
@@ -93,11 +92,10 @@ def test_chaos_soak_loses_nothing_and_sends_no_mail_twice(
     audit = start_audit(spawn, settings, tmp_path / "audit")
     sink = start_mailsink(spawn, tmp_path / "mail")
     gateway = start_gateway(spawn, settings, audit_url=audit.url)
-    ledger = {"STATE_DIR": str(tmp_path), **sink.env()}
     pool = WorkerPool(
         spawn,
         {"services.resizer": 2, "services.renderer": 2, "services.mailer": 2},
-        env={"services.mailer": ledger},
+        env={"services.mailer": sink.env()},
     )
     pool.start()
     started = time.monotonic()
@@ -122,7 +120,7 @@ def test_chaos_soak_loses_nothing_and_sends_no_mail_twice(
     stats = audit.get("/stats").json()
     assert stats["by_status"] == {"succeeded": expected}, stats
     records = {s.id: job_record(audit, s.id) for s in submitted}
-    check_outputs(submitted, records, FolderBlobStore(settings.blob_dir))
+    check_outputs(submitted, records, settings.blob_dir)
     mails, mails_duplicated = check_mails(sink, submitted, stats)
     report = verify(audit.audit_dir, recorded_head=recorded_head(audit.audit_dir / DB_NAME))
     assert report.ok, report.problem
@@ -178,18 +176,18 @@ def count_redeliveries(audit: AuditService) -> int:
 
 
 def check_outputs(
-    submitted: list[Submitted], records: dict[str, dict[str, Any]], blobs: FolderBlobStore
+    submitted: list[Submitted], records: dict[str, dict[str, Any]], blob_dir: Path
 ) -> None:
     for job in submitted:
         outputs = records[job.id]["outputs"]
         assert outputs, (job, records[job.id])
         if job.type == "resize":
             (key,) = outputs
-            with Image.open(blobs.path(key)) as image:
+            with Image.open(blob_dir / key) as image:
                 assert image.width == THUMB_WIDTH, (job, key)
         elif job.type == "render":
             (key,) = outputs
-            assert f"soak {job.n}" in text_of(open_pdf(blobs.path(key).read_bytes()))
+            assert f"soak {job.n}" in text_of(open_pdf((blob_dir / key).read_bytes()))
 
 
 def check_mails(

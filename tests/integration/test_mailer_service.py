@@ -32,7 +32,6 @@ def start_mailer(spawn: SpawnFn, tmp_path: Path, smtp_port: int) -> ServiceProce
         SMTP_PORT=str(smtp_port),
         SMTP_TIMEOUT="5",
         MAIL_FROM="Jobsuite <jobs@example.com>",
-        STATE_DIR=str(tmp_path / "mailer"),
     )
     mailer.wait_logged("consuming")
     return mailer

@@ -9,8 +9,8 @@ Two traps run beside the services:
 - a fake `gs` first on their PATH, which records its call: Pillow's EPS plugin runs `gs` to
   decode, so a file under it means some service handed untrusted bytes to Ghostscript;
 - a file census of the sandbox the services write into, and of /tmp: after each case, a file
-  outside the blob store (and the sink's, the ledger's and the logs' own places), or any file
-  named after the corpus's traversal token outside the blob store, fails the case.
+  outside the blob store (and the sink's, the shared state's and the logs' own places), or
+  any file named after the corpus's traversal token outside the blob store, fails the case.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class Suite:
         assert stray == [], f"files written outside the blob store: {stray}"
         tokens = [p for p in self.root.rglob(f"*{TRAVERSAL_TOKEN}*") if p.is_file()]
         tokens += list(Path("/tmp").glob(f"*{TRAVERSAL_TOKEN}*"))
-        outside = [p for p in tokens if not p.resolve().is_relative_to(self.blobs.root)]
+        outside = [p for p in tokens if not p.resolve().is_relative_to(self.settings.blob_dir)]
         assert outside == [], f"a hostile name escaped the blob store: {outside}"
 
     def _census(self) -> set[Path]:

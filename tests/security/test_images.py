@@ -67,7 +67,7 @@ def test_the_corpus_stays_small() -> None:
 
 
 def _inputs_stored(suite: Suite) -> int:
-    folder = suite.blobs.root / "inputs"
+    folder = suite.settings.blob_dir / "inputs"
     return len(list(folder.iterdir())) if folder.exists() else 0
 
 

@@ -215,6 +215,6 @@ def test_oversize_bodies_are_refused_with_413(
         response = http.post("/jobs/resize", files=files, data={"width": "8"})
     assert response.status_code == 413, response.text
     assert f"larger than {MAX_UPLOAD_BYTES} bytes" in response.json()["detail"]
-    assert not any((suite.blobs.root / "inputs").glob("*/.tmp-*"))  # no half-copied upload
+    assert not any((suite.settings.blob_dir / "inputs").glob("*/.tmp-*"))  # no half-copied upload
     _good_upload(suite, events)
     suite.check_after_case()

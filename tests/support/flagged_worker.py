@@ -4,7 +4,7 @@ Deleting the blob "fixes the cause", so a replay of the dead job then succeeds."
 
 from __future__ import annotations
 
-from shared.blobs import BlobWriter
+from shared.blobs import BlobStore
 from shared.config import settings_or_exit
 from shared.errors import PermanentJobError
 from shared.log import configure_logging
@@ -13,7 +13,7 @@ from shared.worker import run_worker
 from tests.support.scripted_worker import scripted_handler
 
 
-def flagged_handler(job: Job, blobs: BlobWriter) -> list[str]:
+def flagged_handler(job: Job, blobs: BlobStore) -> list[str]:
     flag = job.params.get("fail_while")
     if isinstance(flag, str) and blobs.exists(flag):
         raise PermanentJobError(f"{flag} is set", kind="flagged")

@@ -5,16 +5,17 @@ the integration tests exercise every delivery guarantee without image work in th
 
 params: `sleep` (seconds, one uninterruptible call), `busy` (seconds of Python-level work
 that a time limit can interrupt), `fail` ("permanent" | "transient" | "crash"), `fail_until`
-(raise TransientJobError while attempt < it). Each run appends the instance to
-`<BLOB_DIR>/runs/<job id>` so tests can count how often the handler really ran.
+(raise TransientJobError while attempt < it). Each run stores its instance in the blob store
+under `runs/<job id>/<time>-<random>` so tests can count how often the handler really ran.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 
-from shared.blobs import BlobWriter, output_key
+from shared.blobs import BlobStore, open_blob_store, output_key
 from shared.config import Settings, settings_or_exit
 from shared.errors import PermanentJobError, TransientJobError
 from shared.events import instance_name
@@ -33,15 +34,15 @@ def scripted_job(**params: object) -> Job:
 
 def handler_runs(settings: Settings, job_id: str) -> list[str]:
     """The instance of every run of the handler for `job_id`, in order."""
-    path = settings.blob_dir / "runs" / job_id
-    return path.read_text().splitlines() if path.exists() else []
+    blobs = open_blob_store(settings)
+    return [blobs.read_bytes(key).decode() for key in blobs.list(f"runs/{job_id}")]
 
 
-def scripted_handler(job: Job, blobs: BlobWriter) -> list[str]:
-    runs = blobs.path(f"runs/{job.id}")
-    runs.parent.mkdir(parents=True, exist_ok=True)
-    with runs.open("a") as f:
-        f.write(instance_name() + "\n")
+def scripted_handler(job: Job, blobs: BlobStore) -> list[str]:
+    # One blob per run, named by the time (sorted: in order) and a random part (two runs at
+    # once never share one), written whole before the job goes on.
+    run = f"runs/{job.id}/{time.time_ns()}-{uuid.uuid4().hex}"
+    blobs.write_bytes(run, instance_name().encode())
     log.info("scripted_job_running", params=job.params)
     time.sleep(float(job.params.get("sleep", 0)))
     busy_until = time.monotonic() + float(job.params.get("busy", 0))

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+import os
+from pathlib import Path, PurePath
 
 import pytest
 
-from shared.blobs import FolderBlobStore, input_key, output_key, validate_key
+from shared.blobs import (
+    BlobStore,
+    FolderBlobStore,
+    input_key,
+    open_blob_store,
+    output_key,
+    validate_key,
+)
+from shared.config import Settings
 from shared.errors import BlobError
 
 
@@ -17,7 +27,7 @@ def test_unsafe_keys_are_refused(key: str) -> None:
 def test_write_is_atomic_and_leaves_no_temp_file_on_failure(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path)
     key = output_key("j1", "a.bin")
-    with pytest.raises(RuntimeError), store.open_for_write(key) as f:
+    with pytest.raises(RuntimeError), store.open_write(key) as f:
         f.write(b"half")
         raise RuntimeError("writer died")
     assert not store.exists(key)
@@ -44,7 +54,108 @@ def test_a_torn_manifest_reads_as_unfinished_so_the_job_runs_again(tmp_path: Pat
     # Manifests skip fsync: after a power cut one may be empty or cut short.
     store = FolderBlobStore(tmp_path)
     store.write_manifest("j1", ["outputs/j1/a.png"])
-    store.path("outputs/j1/manifest.json").write_bytes(b'{"outpu')
+    (tmp_path / "outputs/j1/manifest.json").write_bytes(b'{"outpu')
     assert store.read_manifest("j1") is None
-    store.path("outputs/j1/manifest.json").write_bytes(b"")
+    (tmp_path / "outputs/j1/manifest.json").write_bytes(b"")
     assert store.read_manifest("j1") is None
+
+
+def test_open_read_streams_a_blob_and_closes_it(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    data = bytes(range(256)) * 1000
+    key = store.write_bytes(output_key("j1", "a.bin"), data)
+    with store.open_read(key) as f:
+        assert f.read(10) == data[:10]
+        assert f.read() == data[10:]
+    assert f.closed
+    with pytest.raises(BlobError, match="does not exist"), store.open_read(output_key("j1", "b")):
+        pass
+
+
+def test_size_is_the_blobs_length_and_a_folder_is_no_blob(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    key = store.write_bytes(output_key("j1", "a.bin"), b"12345")
+    assert store.size(key) == 5
+    for not_a_blob in (output_key("j1", "b.bin"), "outputs/j1", "outputs/j1/a.bin/c"):
+        assert not store.exists(not_a_blob)
+        with pytest.raises(BlobError, match="does not exist"):
+            store.size(not_a_blob)
+        with pytest.raises(BlobError, match="does not exist"):
+            store.read_bytes(not_a_blob)
+
+
+def test_delete_prefix_removes_the_blobs_and_the_folders_it_emptied(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    store.write_bytes("outputs/j1/a.png", b"a")
+    store.write_bytes("outputs/j1/small/b.png", b"b")
+    kept = store.write_bytes("outputs/j2/c.png", b"c")
+    store.delete_prefix("outputs/j1")
+    assert store.list("outputs/j1") == []
+    assert not (tmp_path / "outputs" / "j1").exists()
+    assert store.list("outputs") == [kept]
+    store.delete_prefix("outputs/j9")  # nothing there: nothing to do
+
+
+def test_delete_prefix_leaves_a_write_in_progress_to_finish(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    store.write_bytes("inputs/j1/a.png", b"a")
+    with store.open_write("inputs/j1/b.png") as f:
+        store.delete_prefix("inputs/j1")
+        f.write(b"b")
+    assert store.list("inputs/j1") == ["inputs/j1/b.png"]
+
+
+def test_check_writable_says_why_a_store_takes_no_writes(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    assert store.check_writable() is None
+    (tmp_path / "blobs").rmdir()
+    reason = store.check_writable()
+    assert reason is not None and "not writable" in reason
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_check_writable_refuses_a_read_only_folder(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    (tmp_path / "blobs").chmod(0o555)
+    try:
+        assert store.check_writable() is not None
+    finally:
+        (tmp_path / "blobs").chmod(0o755)
+
+
+def test_the_folder_store_is_the_interface_and_hands_out_no_local_path(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    public = {name for name in dir(FolderBlobStore) if not name.startswith("_")}
+    assert public == {name for name in dir(BlobStore) if not name.startswith("_")}
+    for name in public:
+        assert "Path" not in str(inspect.signature(getattr(FolderBlobStore, name))), name
+    key = store.write_bytes(output_key("j1", "a.png"), b"a")
+    store.write_manifest("j1", [key])
+    with store.open_read(key) as f:
+        handed_out = [f, store.read_bytes(key), store.size(key), store.list("outputs")]
+    handed_out += [store.read_manifest("j1"), store.check_writable(), store.exists(key)]
+    assert not any(isinstance(value, PurePath) for value in handed_out)
+    assert not any(isinstance(k, PurePath) for k in store.list("outputs"))
+
+
+@pytest.mark.parametrize("method", ["exists", "size", "read_bytes", "list", "delete_prefix"])
+def test_every_method_checks_its_key(tmp_path: Path, method: str) -> None:
+    with pytest.raises(BlobError, match="invalid blob key"):
+        getattr(FolderBlobStore(tmp_path / "blobs"), method)("../escape")
+
+
+def test_open_read_and_open_write_check_their_key(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    with pytest.raises(BlobError, match="invalid blob key"), store.open_write("../escape"):
+        pass
+    with pytest.raises(BlobError, match="invalid blob key"), store.open_read("/etc/passwd"):
+        pass
+    with pytest.raises(BlobError, match="invalid blob key"):
+        store.write_manifest("../j1", [])
+    assert list(tmp_path.iterdir()) == [tmp_path / "blobs"]
+
+
+def test_the_store_of_the_settings_is_the_blob_folder(tmp_path: Path) -> None:
+    store = open_blob_store(Settings(blob_dir=tmp_path / "blobs"))
+    key = store.write_bytes(input_key("j1", "a.png"), b"a")
+    assert (tmp_path / "blobs" / key).read_bytes() == b"a"

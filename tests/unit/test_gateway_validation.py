@@ -1,12 +1,10 @@
 """The gateway's pure checks: mail addresses and headers, image sniffing, sizes, follow-ups,
-idempotency fingerprints and the ledger."""
+idempotency fingerprints."""
 
 from __future__ import annotations
 
 import io
 import json
-import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from services.gateway.checks import (
     parse_follow_up,
     refused_as_422,
 )
-from services.gateway.idempotency import Claim, SubmissionLedger, fingerprint
+from services.gateway.idempotency import fingerprint
 from services.gateway.rejections import Rejected
 from services.gateway.uploads import check_image, sniff, store_image
 from shared.blobs import FolderBlobStore
@@ -234,45 +232,3 @@ def test_fingerprints_differ_with_any_part_and_ignore_key_order() -> None:
     assert fingerprint("render", {"a": 1, "b": 2}) == fingerprint("render", {"b": 2, "a": 1})
     assert fingerprint("render", {"a": 1}) != fingerprint("mail", {"a": 1})
     assert fingerprint("resize", {"a": 1}, "sha-1") != fingerprint("resize", {"a": 1}, "sha-2")
-
-
-def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> None:
-    ledger = SubmissionLedger(tmp_path / "db" / "gateway.sqlite3")
-    assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
-    assert ledger.reserve("k", "fp", "job-2").claim is Claim.IN_PROGRESS
-    ledger.accepted("job-1", "render", datetime.now(UTC), "k")
-    replay = ledger.reserve("k", "fp", "job-3")
-    assert (replay.claim, replay.job_id) == (Claim.REPLAY, "job-1")
-    assert ledger.reserve("k", "other", "job-4").claim is Claim.CONFLICT
-    assert ledger.reserve("k2", "fp", "job-5").claim is Claim.NEW
-    ledger.release("k2", "job-5")
-    assert ledger.reserve("k2", "fp", "job-6").claim is Claim.NEW
-    found = ledger.find("job-1")
-    assert found is not None and found.type == "render"
-    assert ledger.find("job-9") is None
-
-
-def test_the_ledger_keeps_a_job_in_doubt_for_its_key_until_accepted(tmp_path: Path) -> None:
-    ledger = SubmissionLedger(tmp_path / "gateway.sqlite3")
-    assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
-    ledger.in_doubt("k", "job-1", '{"id": "job-1"}')
-    retry = ledger.reserve("k", "fp", "job-2")
-    assert (retry.claim, retry.job_id, retry.job) == (Claim.IN_DOUBT, "job-1", '{"id": "job-1"}')
-    assert ledger.reserve("k", "other", "job-3").claim is Claim.CONFLICT
-    ledger.accepted("job-1", "render", datetime.now(UTC), "k")
-    assert ledger.reserve("k", "fp", "job-4").claim is Claim.REPLAY
-
-
-def test_the_ledger_opens_a_database_from_before_jobs_in_doubt(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.sqlite3"
-    with sqlite3.connect(path) as old:
-        old.execute(
-            "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
-            " job_id TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)"
-        )
-        old.execute("INSERT INTO idempotency_keys VALUES ('k', 'fp', 'job-1', 1, 1e12)")
-    ledger = SubmissionLedger(path)
-    assert ledger.reserve("k", "fp", "job-2").claim is Claim.REPLAY
-    assert ledger.reserve("k2", "fp", "job-3").claim is Claim.NEW
-    ledger.in_doubt("k2", "job-3", "{}")
-    assert ledger.reserve("k2", "fp", "job-4").claim is Claim.IN_DOUBT

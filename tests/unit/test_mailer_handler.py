@@ -14,13 +14,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.mailer.handler import MailConfig, mail_job
-from services.mailer.ledger import LedgerError, SentRecord, SqliteLedger
 from services.mailer.smtp import Refusals
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
-from shared.errors import ConfigError, JobError, PermanentJobError, TransientJobError
+from shared.errors import ConfigError, JobError, PermanentJobError, StateError, TransientJobError
 from shared.jobtypes.mail import MailLimits
 from shared.messages import Job, new_id
+from shared.state.sent_mail import SentRecord, SqliteSentLedger
 
 CONFIG = MailConfig(
     Address("Jobs", "jobs", "example.com"), MailLimits(max_recipients=5, max_bytes=1000)
@@ -59,16 +59,16 @@ class FakeSender:
         return self.refused
 
 
-class RecordingLedger(SqliteLedger):
+class RecordingLedger(SqliteSentLedger):
     def __init__(self, path: Path, calls: list[str], fail_writes: bool = False) -> None:
-        super().__init__(SqliteLedger.open(path)._db)
+        super().__init__(SqliteSentLedger.open(path)._db)
         self.calls = calls
         self.fail_writes = fail_writes
 
     def record(self, entry: SentRecord) -> None:
         self.calls.append("ledger")
         if self.fail_writes:
-            raise LedgerError("disk full")
+            raise StateError("disk full")
         super().record(entry)
 
 

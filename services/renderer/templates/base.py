@@ -11,7 +11,7 @@ from services.renderer.images import InputImage, load_image
 from services.renderer.limits import RenderLimits
 from services.renderer.pages import PageDecor, PageSetup
 from services.renderer.styles import Styles
-from shared.blobs import BlobReader
+from shared.blobs import BlobStore
 from shared.errors import PermanentJobError
 from shared.jobtypes.render import RenderParams
 
@@ -20,7 +20,7 @@ from shared.jobtypes.render import RenderParams
 class RenderContext:
     job_id: str
     inputs: list[str]
-    blobs: BlobReader
+    blobs: BlobStore
     limits: RenderLimits
     page: PageSetup
     styles: Styles

@@ -1,0 +1,71 @@
+"""`BlobStore`: the one interface through which every service reaches blobs.
+
+Large data lives in the store, messages carry only keys (the claim check). The interface
+streams and never hands out a local path, so a folder today and an object store later are
+interchangeable without a change to any service.
+
+Guarantees every store gives:
+- every key is checked with `validate_key` before use: a bad key is a BlobError;
+- a write is atomic: the blob appears under its key whole, or not at all (a writer that fails
+  or crashes leaves nothing under the key, and a reader never sees half a blob);
+- the manifest of a job (`outputs/<job id>/manifest.json`) is written last: its presence means
+  every output it lists is complete;
+- errors: BlobError for a bad key or a missing blob; OSError for a store that fails (disk
+  full, permissions, the network), which callers treat as a passing fault.
+"""
+
+from __future__ import annotations
+
+import builtins
+from contextlib import AbstractContextManager
+from typing import IO, Protocol
+
+
+class BlobStore(Protocol):
+    def exists(self, key: str) -> bool:
+        """Whether a whole blob is stored under `key`."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The blob's length in bytes; BlobError when it does not exist."""
+        ...
+
+    def open_read(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        """A binary file object to read the blob from, closed at the end of the block;
+        BlobError when it does not exist."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole blob; BlobError when it does not exist."""
+        ...
+
+    def open_write(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        """A binary file object to write; what was written appears under `key` only when the
+        block ends cleanly (replacing any earlier blob), and nothing does otherwise."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Store `data` under `key` atomically, durably; return `key`."""
+        ...
+
+    def list(self, prefix: str) -> builtins.list[str]:
+        """The keys under a folder-like prefix such as `outputs/<job id>`, sorted; writes in
+        progress are not listed."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every blob under the prefix (and, in a folder, the folders it emptied)."""
+        ...
+
+    def read_manifest(self, job_id: str) -> builtins.list[str] | None:
+        """The outputs of a finished run of the job, or None: never finished, or its manifest
+        did not survive a power cut (the job then simply runs again)."""
+        ...
+
+    def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
+        """Record the job's outputs as complete; call it after every output is written."""
+        ...
+
+    def check_writable(self) -> str | None:
+        """None when the store takes writes, else why not (for a readiness check)."""
+        ...

@@ -1,0 +1,109 @@
+"""SQLite plumbing of the state stores: one database file per store, under STATE_DIR.
+
+`open_database` makes the folder, connects in autocommit mode (every transaction explicit),
+waits on a busy database rather than failing at once, turns on WAL (readers never block the
+writer), sets the store's `synchronous` level, and brings the schema up to date.
+
+Schema versions live in `PRAGMA user_version`: migration N (counting from 1) takes a database
+from version N-1 to N. They run in one `BEGIN IMMEDIATE` transaction that reads the version
+again under the write lock, so processes opening the same new file at once apply each
+migration exactly once, and a failed migration leaves the database as it was. A database
+written before versions were kept (version 0, tables present) goes through every migration,
+so each is written to be a no-op where that older code had done its work already
+(`CREATE ... IF NOT EXISTS`, a column added only when it is missing).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from shared.errors import StateError
+
+Migration = Callable[[sqlite3.Connection], None]
+Synchronous = Literal["NORMAL", "FULL"]
+
+
+def statements(*sql: str) -> Migration:
+    """A migration made of plain SQL statements, run one by one inside the migration's
+    transaction (`executescript` would commit it halfway)."""
+
+    def apply(db: sqlite3.Connection) -> None:
+        for statement in sql:
+            db.execute(statement)
+
+    return apply
+
+
+def open_database(
+    path: Path,
+    *,
+    migrations: Sequence[Migration],
+    synchronous: Synchronous,
+    busy_timeout_s: float,
+    what: str,
+) -> sqlite3.Connection:
+    """A connection to the database at `path`, its schema at the newest version. StateError
+    ("cannot open <what> <path>: …") when that fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            migrate(db, migrations)
+        except BaseException:
+            db.close()
+            raise
+    except (sqlite3.Error, OSError, StateError) as e:
+        raise StateError(f"cannot open {what} {path}: {e}") from e
+    return db
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    """Apply the migrations the database has not had yet; StateError when its version is
+    newer than `migrations` know (an older release opening a newer database)."""
+    if schema_version(db) == len(migrations):
+        return  # the common case: no write lock taken
+    with write_transaction(db):
+        version = schema_version(db)
+        if version > len(migrations):
+            raise StateError(
+                f"its schema version {version} is newer than this release knows ({len(migrations)})"
+            )
+        for migration in migrations[version:]:
+            migration(db)
+        # PRAGMA takes no parameters; the value is an int we computed.
+        db.execute(f"PRAGMA user_version = {len(migrations)}")
+
+
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """`BEGIN IMMEDIATE` (the write lock at once, waiting while another writer holds it),
+    then COMMIT when the block ends cleanly, ROLLBACK when it does not."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+@contextmanager
+def state_errors(doing: str) -> Iterator[None]:
+    """SQLite's errors as StateError("cannot <doing>: …"), so callers know no SQLite."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StateError(f"cannot {doing}: {e}") from e

@@ -1,0 +1,52 @@
+"""A result download streams from the blob store with the headers FileResponse sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.testclient import TestClient
+
+from services.gateway.downloads import blob_download, content_disposition
+from shared.blobs import FolderBlobStore, output_key
+from shared.errors import BlobError
+
+HEADERS = ("content-type", "content-length", "content-disposition")
+
+
+@pytest.mark.parametrize(
+    ("key", "media_type"),
+    [
+        ("outputs/j1/invoice.pdf", "application/pdf"),
+        ("outputs/j1/notes.txt", "text/plain"),
+        ("outputs/j1/a/200x100.png", "image/png"),
+    ],
+)
+def test_a_download_has_the_headers_and_bytes_of_a_file_response(
+    tmp_path: Path, key: str, media_type: str
+) -> None:
+    blobs = FolderBlobStore(tmp_path)
+    data = bytes(range(256)) * 4096  # several chunks
+    blobs.write_bytes(key, data)
+    app = FastAPI()
+    app.get("/streamed")(lambda: blob_download(blobs, key, media_type))
+    name = key.rsplit("/", 1)[-1]
+    app.get("/file")(lambda: FileResponse(tmp_path / key, media_type=media_type, filename=name))
+    with TestClient(app) as http:
+        streamed, file = http.get("/streamed"), http.get("/file")
+    assert streamed.content == file.content == data
+    assert [streamed.headers[h] for h in HEADERS] == [file.headers[h] for h in HEADERS]
+
+
+@pytest.mark.parametrize("name", ["invoice.pdf", "Rechnung Nr 7.pdf", "résumé.pdf", "счёт.pdf"])
+def test_the_file_name_is_given_as_file_response_gives_it(tmp_path: Path, name: str) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    expected = FileResponse(tmp_path / "f", filename=name).headers["content-disposition"]
+    assert content_disposition(name) == expected
+
+
+def test_a_missing_blob_is_a_blob_error_before_any_response(tmp_path: Path) -> None:
+    with pytest.raises(BlobError, match="does not exist"):
+        blob_download(FolderBlobStore(tmp_path), output_key("j1", "gone.pdf"), "application/pdf")
