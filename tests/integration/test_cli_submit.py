@@ -61,7 +61,8 @@ def test_submit_render_and_mail_send_their_bodies(
     cli: CliRunner, broker: TestBroker, tmp_path: Path
 ) -> None:
     data = tmp_path / "data.json"
-    data.write_text(json.dumps({"title": "Q3", "paragraphs": ["All good."]}))
+    # Valid document data: the gateway checks every template's data since the groundwork.
+    data.write_text(json.dumps({"title": "Q3", "blocks": ["All good."]}))
     html = tmp_path / "body.html"
     html.write_text("<p>see attached</p>")
     render = cli.invoke(
@@ -126,7 +127,10 @@ def test_wait_reports_the_outcome_and_fails_with_the_job(
             return (200, {"id": job_id, "type": "render", "status": "failed", "error": error})
 
     audit.routes = FailEverything(original)
-    result = cli.invoke(app, ["submit", "render", "--template", "report", "--wait"])
+    data = tmp_path / "report.json"  # valid report data: the gateway checks it
+    data.write_text(json.dumps({"sections": [{"heading": "Summary"}]}))
+    submit = ["submit", "render", "--template", "report", "--data", str(data), "--wait"]
+    result = cli.invoke(app, submit)
     assert result.exit_code == 1, result.output
     assert "failed: template: no such template field" in result.stderr
 
