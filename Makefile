@@ -35,7 +35,7 @@ unit: $(STAMP)
 ## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ## compose-test: docker-compose.yml with four resizers on a real Docker engine (installs
 ## Docker when missing; builds stand-in base images unless PYTHON_IMAGE and RABBITMQ_IMAGE are set)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pika
 
+from benchmarks.namespace import bench_namespace
+from benchmarks.stats import Figure, Section
 from shared.messages import Job, encode
-from tests.bench.namespace import bench_namespace
-from tests.bench.stats import Figure, Section
 from tests.support.broker import AMQP_URL, TestBroker
 from tests.support.processes import ROOT, service_env
 
@@ -110,7 +110,7 @@ def raw_pika(broker: TestBroker, jobs: int) -> float:
     queue = broker.names.task_queue("resize")
     _fill(broker, queue, jobs, _jobs_raw(broker))
     env = service_env(broker.settings)
-    procs = [_start(["-m", "tests.bench.raw_pika_worker"], env) for _ in range(2)]
+    procs = [_start(["-m", "benchmarks.raw_pika_worker"], env) for _ in range(2)]
     try:
         return _drain_rate(broker, queue, jobs, procs)
     finally:
@@ -118,7 +118,7 @@ def raw_pika(broker: TestBroker, jobs: int) -> float:
 
 
 def celery(broker: TestBroker, jobs: int) -> float:
-    from tests.bench.celery_app import make_app, queue_name
+    from benchmarks.celery_app import make_app, queue_name
 
     namespace = broker.settings.namespace
     queue = queue_name(namespace)
@@ -126,7 +126,7 @@ def celery(broker: TestBroker, jobs: int) -> float:
     try:
         with app.producer_or_acquire() as producer:
             _fill(broker, queue, jobs, lambda _i: app.send_task("noop", producer=producer))
-        args = ["-m", "celery", "-A", "tests.bench.celery_app", "worker", "-c", "2"]
+        args = ["-m", "celery", "-A", "benchmarks.celery_app", "worker", "-c", "2"]
         args += ["-P", "prefork", "-Q", queue, "--loglevel", "WARNING"]
         args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         procs = [_start(args, service_env(broker.settings))]

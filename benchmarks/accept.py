@@ -1,5 +1,5 @@
 """Gateway accept rate: small render jobs POSTed to the real gateway process by concurrent
-HTTP clients (tests/support/gateway_bench.py), against the gateway's publisher alone in this
+HTTP clients (benchmarks/gateway_bench.py), against the gateway's publisher alone in this
 process (no HTTP) and a plain pika publisher, one confirmed publish per message, on the
 same broker and the same kind of queue (quorum `jobs.render`)."""
 
@@ -9,13 +9,13 @@ import sys
 import time
 from collections.abc import Callable
 
+from benchmarks.gateway_bench import measure_direct, post_many
+from benchmarks.namespace import bench_namespace
+from benchmarks.procmem import cpu_seconds
+from benchmarks.stats import Figure, Section, anchored
 from shared.config import Settings
 from shared.messages import Job
-from tests.bench.namespace import bench_namespace
-from tests.bench.procmem import cpu_seconds
-from tests.bench.stats import Figure, Section, anchored
 from tests.support.gateway import start_gateway
-from tests.support.gateway_bench import measure_direct, post_many
 
 BODY = {"template": "document"}
 WARM_UP = 50

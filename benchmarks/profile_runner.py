@@ -1,7 +1,7 @@
 """Where the runner's time goes: one jobsuite worker draining no-op jobs under py-spy
 (all threads, idle time included), summarised as the share of samples per function.
 
-    .venv/bin/python -m tests.bench.profile_runner [jobs]
+    .venv/bin/python -m benchmarks.profile_runner [jobs]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from tests.bench.overhead import _drain_rate, _fill, _jobs_raw, _stop, run_once
+from benchmarks.overhead import _drain_rate, _fill, _jobs_raw, _stop, run_once
 from tests.support.broker import TestBroker
 from tests.support.processes import ROOT, service_env
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.bench.load import mail_request, render_request, resize_request, run_load
-from tests.bench.namespace import BenchNamespace, bench_namespace
-from tests.bench.procmem import rss_mb
-from tests.bench.stats import Table
+from benchmarks.load import mail_request, render_request, resize_request, run_load
+from benchmarks.namespace import BenchNamespace, bench_namespace
+from benchmarks.procmem import rss_mb
+from benchmarks.stats import Table
 from tests.support.audit import start_audit
 from tests.support.gateway import start_gateway
 from tests.support.mailsink import start_mailsink

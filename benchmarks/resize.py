@@ -1,6 +1,6 @@
 """Resize: a 4000x3000 JPEG (and the same picture as a PNG) to an 800 px wide JPEG q85 through
 the resizer's handler, against naive Pillow and pyvips `thumbnail`. Each approach runs in a
-process of its own per round (tests/bench/resize_probe.py), rounds interleaved, so the peak
+process of its own per round (benchmarks/resize_probe.py), rounds interleaved, so the peak
 RSS (VmHWM) it reports is its own."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.bench.stats import Figure, Section, anchored
+from benchmarks.stats import Figure, Section, anchored
 from tests.support.processes import ROOT
 
 SIZE = (4000, 3000)
@@ -42,7 +42,7 @@ def make_inputs(folder: Path) -> list[Path]:
 
 def probe(approach: str, source: Path, images: int) -> dict[str, Any]:
     """Run one approach in a fresh process: {"ms": [...], "base_mb": …, "peak_mb": …}."""
-    command = [sys.executable, "-m", "tests.bench.resize_probe", approach, str(source)]
+    command = [sys.executable, "-m", "benchmarks.resize_probe", approach, str(source)]
     out = subprocess.run(
         [*command, str(images)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
     )

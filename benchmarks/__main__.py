@@ -1,4 +1,4 @@
-"""`make bench` or `python -m tests.bench [jobs] [runs] [--only resize,pdf]`: the sections'
+"""`make bench` or `python -m benchmarks [jobs] [runs] [--only resize,pdf]`: the sections'
 tables to stdout and to bench-results.md. Every section by default; see --help for sizes."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from benchmarks.accept import accept_section
+from benchmarks.e2e_resize import e2e_section
+from benchmarks.memory import memory_section
+from benchmarks.overhead import overhead_section
+from benchmarks.pdf import pdf_section
+from benchmarks.profile_runner import profile_table
+from benchmarks.resize import resize_section
+from benchmarks.stats import header
 from shared.log import configure_logging
-from tests.bench.accept import accept_section
-from tests.bench.e2e_resize import e2e_section
-from tests.bench.memory import memory_section
-from tests.bench.overhead import overhead_section
-from tests.bench.pdf import pdf_section
-from tests.bench.profile_runner import profile_table
-from tests.bench.resize import resize_section
-from tests.bench.stats import header
 
 Run = Callable[[argparse.Namespace], str]
 SECTIONS: dict[str, Run] = {
@@ -32,7 +32,7 @@ SECTIONS: dict[str, Run] = {
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("jobs", nargs="?", type=int, default=1000, help="overhead: jobs per run")
     p.add_argument("runs", nargs="?", type=int, default=3, help="interleaved runs per figure")
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")

@@ -4,7 +4,7 @@ decoration), with and without ASCII85 (reportlab's default, which the renderer t
 One process, contenders interleaved document by document; wall and CPU time (CPU time is
 steadier on a busy machine).
 
-    .venv/bin/python -m tests.bench.pdf [runs]
+    .venv/bin/python -m benchmarks.pdf [runs]
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Table
 
+from benchmarks.stats import Figure, Section, anchored
 from services.renderer.handler import render_job
 from services.renderer.limits import RenderLimits
 from shared.blobs import FolderBlobStore
 from shared.messages import Job
-from tests.bench.stats import Figure, Section, anchored
 
 WORDS = [
     "lorem",

@@ -1,17 +1,17 @@
 """End-to-end resize through the gateway, 1 against 2 resizer processes: a gateway and the
 resizers as real processes in a fresh namespace per run; small JPEGs POSTed with a bounded
-number in flight (tests/bench/load.py); jobs/s and latency from POST to `job.succeeded`."""
+number in flight (benchmarks/load.py); jobs/s and latency from POST to `job.succeeded`."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 
+from benchmarks.load import LoadResult, resize_request, run_load
+from benchmarks.namespace import bench_namespace
+from benchmarks.procmem import cpu_seconds
+from benchmarks.stats import Figure, Section, anchored
 from cli.bench_cmds import sample_image
-from tests.bench.load import LoadResult, resize_request, run_load
-from tests.bench.namespace import bench_namespace
-from tests.bench.procmem import cpu_seconds
-from tests.bench.stats import Figure, Section, anchored
 from tests.support.gateway import start_gateway
 
 PERCENTILES = (50, 95, 99)
