@@ -9,52 +9,77 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from benchmarks.trees import Tree
+
 
 @dataclass
 class Figure:
     """One measured quantity: every run's value, reported as median (min-max). Its ratio is
-    taken against `anchor` when set, else against the first figure of its section."""
+    taken against `anchor` when set, else against the first figure of its section.
+    `baseline` is the same quantity measured in the baseline tree, in the same runs."""
 
     what: str
     unit: str
     samples: list[float] = field(default_factory=list)
     higher_is_better: bool = True
     anchor: Figure | None = None
+    baseline: Figure | None = None
+
+    def of(self, tree: Tree) -> Figure:
+        """Where a run in `tree` adds its sample: this figure, or its baseline twin."""
+        if not tree.is_baseline:
+            return self
+        if self.baseline is None:
+            self.baseline = Figure(tree.named(self.what), self.unit, [], self.higher_is_better)
+        return self.baseline
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    @property
+    def low(self) -> float:
+        return min(self.samples)
+
+    @property
+    def high(self) -> float:
+        return max(self.samples)
+
     def cell(self) -> str:
-        lo, hi = min(self.samples), max(self.samples)
-        return f"{_num(self.median)} ({_num(lo)}-{_num(hi)})"
+        return f"{num(self.median)} ({num(self.low)}-{num(self.high)})"
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 @dataclass
 class Table:
-    """A titled Markdown table with notes under it."""
+    """A titled Markdown table with notes under it; `figures` are the measurements behind its
+    rows that have a baseline twin (for the change table)."""
 
     title: str
     columns: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |"]
-        lines.append("|" + "---|" * len(self.columns))
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        lines += ["", *(f"- {n}" for n in self.notes)] if self.notes else []
-        return "\n".join(lines) + "\n"
+        lines = [f"### {self.title}", ""]
+        if self.rows:
+            lines.append("| " + " | ".join(self.columns) + " |")
+            lines.append("|" + "---|" * len(self.columns))
+            lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+            lines.append("")
+        lines += [f"- {n}" for n in self.notes]
+        return "\n".join(lines).rstrip("\n") + "\n"
 
 
 @dataclass
 class Section:
-    """A group of interleaved figures; the first is the baseline of the ratio column (unless a
-    figure names its own anchor)."""
+    """A group of interleaved figures; the first is the anchor of the ratio column (unless a
+    figure names its own). A figure measured in the baseline too is followed by its
+    "(baseline)" row, whose ratio is taken against the baseline's twin of the anchor."""
 
     title: str
     figures: list[Figure]
@@ -63,11 +88,18 @@ class Section:
     def markdown(self) -> str:
         rows = []
         for f in self.figures:
-            base = f.anchor or self.figures[0]
-            ratio = f.median / base.median if base.median else float("nan")
-            rows.append([f.what, f.cell(), f.unit, f"{ratio:.2f}x"])
+            anchor = f.anchor or self.figures[0]
+            rows.append(_row(f, anchor))
+            if f.baseline and f.baseline.samples:
+                twin = anchor.baseline
+                rows.append(_row(f.baseline, twin if twin and twin.samples else anchor))
         columns = ["contender", "median (min-max)", "unit", "ratio"]
         return Table(self.title, columns, rows, self.notes).markdown()
+
+
+def _row(figure: Figure, anchor: Figure) -> list[str]:
+    ratio = figure.median / anchor.median if anchor.median else float("nan")
+    return [figure.what, figure.cell(), figure.unit, f"{ratio:.2f}x"]
 
 
 def cpu_model() -> str:
@@ -91,15 +123,22 @@ def rabbitmq_version() -> str:
         return "unknown (rabbitmqctl not available)"
 
 
-def header() -> str:
+def header(baseline: str = "") -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
+    text = (
         "## jobsuite benchmarks\n\n"
         f"- date: {now}\n- machine: {os.cpu_count()} cores, {cpu_model()}\n"
         f"- RabbitMQ {rabbitmq_version()}, Python {platform.python_version()}\n"
         "- each cell: median (min-max) of the runs; contenders interleaved run by run; "
         "ratio = median / first row's median\n"
     )
+    if baseline:
+        text += (
+            f'- baseline: {baseline}; a "(baseline)" row is the same jobsuite figure measured'
+            " by the baseline tree's own code (its processes start in that tree), interleaved"
+            " with this tree's run by run; its ratio is against the baseline's own first row\n"
+        )
+    return text
 
 
 def anchored(figures: list[Figure]) -> list[Figure]:
