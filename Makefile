@@ -32,7 +32,8 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: runner overhead, resize, end to end, accept rate, PDF, memory against their anchors
-## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections
+## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections;
+## BENCH_BASELINE=<git ref or checkout> measures that tree too (docs/performance.md)
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

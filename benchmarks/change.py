@@ -42,7 +42,8 @@ class Change:
 
     def row(self) -> list[str]:
         verdict = "**yes**" if self.flagged else "no"
-        direction = "worse" if self.worse_pct > 0 else "better" if self.worse_pct < 0 else "same"
+        shown = round(self.worse_pct, 1)  # as printed: +0.0 % is the same, not worse
+        direction = "worse" if shown > 0 else "better" if shown < 0 else "same"
         return [
             f"{self.section}: {self.figure.what}",
             self.figure.unit,

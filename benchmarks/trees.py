@@ -189,9 +189,13 @@ def _worktree(ref: str) -> Iterator[tuple[Path, str]]:
         raise SystemExit(f"baseline {ref!r}: neither a directory nor a commit here") from None
     folder = Path(tempfile.mkdtemp(prefix="jobsuite-baseline-"))
     root = folder / "tree"
-    _git("worktree", "add", "--detach", str(root), commit)
     try:
+        _git("worktree", "add", "--detach", str(root), commit)
         yield root.resolve(), _head(root)
     finally:
-        _git("worktree", "remove", "--force", str(root))
+        try:
+            if root.exists():
+                _git("worktree", "remove", "--force", str(root))
+        except SystemExit as e:  # the run's own outcome matters more; prune cleans up later
+            print(f"{e} (`git worktree prune` removes its record)", file=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
