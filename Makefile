@@ -32,10 +32,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: runner overhead, resize, end to end, accept rate, PDF, memory against their anchors
-## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections
+## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections;
+## BENCH_BASELINE=<git ref or checkout> measures that tree too (docs/performance.md)
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ## compose-test: docker-compose.yml with four resizers on a real Docker engine (installs
 ## Docker when missing; builds stand-in base images unless PYTHON_IMAGE and RABBITMQ_IMAGE are set)

@@ -4,7 +4,7 @@ pika connections are not thread-safe, so request threads never touch one. A smal
 publisher threads each owns one connection with a confirm channel; request threads hand
 them a batch of messages through a queue and wait on a Future. Each thread has one confirm
 in flight at a time, so the pool size (GATEWAY_PUBLISHERS) sets how many jobs are confirmed
-in parallel. Measured (`python -m tests.support.gateway_bench`) against one connection per
+in parallel. Measured (`python -m benchmarks.gateway_bench`) against one connection per
 request thread: as many accepted jobs/s over HTTP within the noise, with a bounded number of
 connections that answer heartbeats while idle and reconnect in the background.
 

@@ -39,14 +39,19 @@ class ServiceProcess:
     """One running service; stdout (JSON log lines) goes to a file next to the test's data."""
 
     def __init__(
-        self, module: str, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()
+        self,
+        module: str,
+        env: dict[str, str],
+        log_path: Path,
+        args: tuple[str, ...] = (),
+        cwd: Path = ROOT,
     ) -> None:
         self.module = module
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            cwd=ROOT,
+            cwd=cwd,  # `python -m` imports the packages of the tree it starts in
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -105,11 +110,13 @@ class ServiceProcess:
 
 
 class Spawner:
-    """Starts services of one namespace as processes, logs beside each other; `stop_all`."""
+    """Starts services of one namespace as processes, logs beside each other; `stop_all`.
+    `cwd` is the source tree they run from (the benchmarks start another checkout's)."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, settings: Settings, log_dir: Path, cwd: Path = ROOT) -> None:
         self.settings = settings
         self.log_dir = log_dir
+        self.cwd = cwd
         self.started: list[ServiceProcess] = []
 
     def __call__(
@@ -117,7 +124,7 @@ class Spawner:
     ) -> ServiceProcess:
         s = settings_override or self.settings
         log_path = self.log_dir / f"{module.rsplit('.', 1)[-1]}-{len(self.started)}.log"
-        proc = ServiceProcess(module, service_env(s, **env), log_path, args)
+        proc = ServiceProcess(module, service_env(s, **env), log_path, args, self.cwd)
         self.started.append(proc)
         return proc
 

@@ -1,16 +1,17 @@
 """Memory: resident set (VmRSS) of every service process, idle, after N jobs of each type
 through the gateway and after a second N: gateway, resizer, renderer, mailer (mailing a real
-aiosmtpd sink, services.mailsink) and audit (recording every event), one namespace."""
+aiosmtpd sink, services.mailsink) and audit (recording every event), one namespace per tree."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from tests.bench.load import mail_request, render_request, resize_request, run_load
-from tests.bench.namespace import BenchNamespace, bench_namespace
-from tests.bench.procmem import rss_mb
-from tests.bench.stats import Table
+from benchmarks.load import mail_request, render_request, resize_request, run_load
+from benchmarks.namespace import BenchNamespace, bench_namespace
+from benchmarks.procmem import rss_mb
+from benchmarks.stats import Figure, Table
+from benchmarks.trees import Tree, Trees
 from tests.support.audit import start_audit
 from tests.support.gateway import start_gateway
 from tests.support.mailsink import start_mailsink
@@ -42,9 +43,10 @@ def _settled(ns: BenchNamespace, services: dict[str, ServiceProcess]) -> dict[st
     return {name: rss_mb(p.pid) for name, p in services.items()}
 
 
-def memory_section(jobs: int) -> Table:
+def _readings(tree: Tree, jobs: int) -> list[dict[str, float]]:
+    """RSS per service of `tree`: idle, after one round of jobs, after a second."""
     submits = [resize_request(), render_request(), mail_request()]
-    with bench_namespace() as ns:
+    with bench_namespace(tree) as ns:
         url, services = _start_all(ns)
         watcher = ns.broker.events()
         readings = [_settled(ns, services)]
@@ -53,17 +55,38 @@ def memory_section(jobs: int) -> Table:
             run_load(url, watcher, submits, jobs * len(submits), WINDOW).check()
             readings.append(_settled(ns, services))
             took = time.perf_counter() - started
-            print(f"  memory: {jobs} x 3 jobs in {took:.0f} s", file=sys.stderr, flush=True)
-    rows = []
-    for name in services:
-        idle, first, second = (r[name] for r in readings)
-        growth = f"{second - first:+.1f} MiB ({(second - first) / first:+.1%})"
-        rows.append([name, f"{idle:.1f}", f"{first:.1f}", f"{second:.1f}", growth])
+            what = tree.named(f"{jobs} x 3 jobs")
+            print(f"  memory: {what} in {took:.0f} s", file=sys.stderr, flush=True)
+    return readings
+
+
+def memory_section(trees: Trees, jobs: int) -> Table:
+    readings = {tree: _readings(tree, jobs) for tree in trees.in_turn(0)}
     columns = ["service", "idle MiB", f"after {jobs:,}", f"after {2 * jobs:,}", "growth"]
+    rows: list[list[str]] = []
+    figures: list[Figure] = []
+    for name in readings[trees.current][0]:
+        trio = [_mb(f"{name}, {c.removesuffix(' MiB')}") for c in columns[1:4]]
+        for tree, series in readings.items():
+            for figure, reading in zip(trio, series, strict=True):
+                figure.of(tree).samples.append(reading[name])
+        rows += [_row(tree.named(name), [f.of(tree) for f in trio]) for tree in readings]
+        figures += trio
     notes = [
         f"{jobs:,} jobs of each type per round (resize a 640x480 JPEG to 160 px, a one-page"
         f" render, a text mail) through the gateway, at most {WINDOW} in flight: the gateway"
         f" and the audit see {3 * jobs:,} jobs a round, each worker {jobs:,}",
-        f"VmRSS read once the audit's queue is empty, plus {SETTLE_S:.0f} s; one run",
+        f"VmRSS read once the audit's queue is empty, plus {SETTLE_S:.0f} s; one run"
+        + (" per tree, one tree after the other" if trees.baseline else ""),
     ]
-    return Table("Memory: RSS of each service process", columns, rows, notes)
+    return Table("Memory: RSS of each service process", columns, rows, notes, figures)
+
+
+def _row(name: str, trio: list[Figure]) -> list[str]:
+    idle, first, second = (f.median for f in trio)
+    growth = f"{second - first:+.1f} MiB ({(second - first) / first:+.1%})"
+    return [name, f"{idle:.1f}", f"{first:.1f}", f"{second:.1f}", growth]
+
+
+def _mb(what: str) -> Figure:
+    return Figure(what, "MiB", higher_is_better=False)

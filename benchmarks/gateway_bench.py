@@ -1,6 +1,6 @@
 """How many small render jobs per second the gateway accepts, per publisher design.
 
-    .venv/bin/python -m tests.support.gateway_bench [--jobs 3000] [--clients 32]
+    .venv/bin/python -m benchmarks.gateway_bench [--jobs 3000] [--clients 32]
 
 For each design a gateway process runs in a fresh namespace on the local RabbitMQ; client
 threads (httpx, one client each) POST `{"template": "document"}` to /jobs/render as fast as
@@ -133,7 +133,7 @@ def measure(design: str, jobs: int, clients: int) -> float:
             GATEWAY_PORT=str(port),
             GATEWAY_PUBLISHERS=design.removeprefix("pool-") if design.startswith("pool-") else "1",
         )
-        command = [sys.executable, "-m", "tests.support.gateway_bench", "--serve", design]
+        command = [sys.executable, "-m", "benchmarks.gateway_bench", "--serve", design]
         server = subprocess.Popen(command, cwd=ROOT, env=env)
         broker = TestBroker(settings)
         try:

@@ -1,6 +1,6 @@
 """One resize approach in a process of its own, so its peak RSS is its own:
 
-    python -m tests.bench.resize_probe handler|pillow|pyvips INPUT IMAGES
+    python -m benchmarks.resize_probe handler|pillow|pyvips INPUT IMAGES
 
 Reads INPUT, makes an 800 px wide JPEG q85 from it once to warm up and then IMAGES times,
 and prints JSON: ms per image, RSS after the imports (MiB) and the process's peak RSS."""
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from tests.bench.procmem import peak_rss_mb, rss_mb
+from benchmarks.procmem import peak_rss_mb, rss_mb
 
 WIDTH = 800
 QUALITY = 85

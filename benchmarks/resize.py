@@ -1,13 +1,12 @@
 """Resize: a 4000x3000 JPEG (and the same picture as a PNG) to an 800 px wide JPEG q85 through
-the resizer's handler, against naive Pillow and pyvips `thumbnail`. Each approach runs in a
-process of its own per round (tests/bench/resize_probe.py), rounds interleaved, so the peak
-RSS (VmHWM) it reports is its own."""
+the resizer's handler (of each tree), against naive Pillow and pyvips `thumbnail`. Each
+approach runs in a process of its own per round (benchmarks/resize_probe.py, the tree's own
+probe for its handler), rounds interleaved, so the peak RSS (VmHWM) it reports is its own."""
 
 from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -15,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from tests.bench.stats import Figure, Section, anchored
-from tests.support.processes import ROOT
+from benchmarks.stats import Figure, Section, anchored
+from benchmarks.trees import CURRENT, Tree, Trees
 
 SIZE = (4000, 3000)
 APPROACHES = {
@@ -40,13 +39,10 @@ def make_inputs(folder: Path) -> list[Path]:
     return [jpeg, png]
 
 
-def probe(approach: str, source: Path, images: int) -> dict[str, Any]:
-    """Run one approach in a fresh process: {"ms": [...], "base_mb": …, "peak_mb": …}."""
-    command = [sys.executable, "-m", "tests.bench.resize_probe", approach, str(source)]
-    out = subprocess.run(
-        [*command, str(images)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
-    )
-    return dict(json.loads(out.stdout))
+def probe(tree: Tree, module: str, approach: str, source: Path, images: int) -> dict[str, Any]:
+    """Run one approach in a fresh process of `tree`'s probe `module`:
+    {"ms": [...], "base_mb": …, "peak_mb": …}."""
+    return dict(json.loads(tree.output(module, approach, str(source), str(images))))
 
 
 def _kind(source: Path) -> str:
@@ -57,8 +53,9 @@ def _lower(what: str, unit: str) -> Figure:
     return Figure(what, unit, higher_is_better=False)
 
 
-def resize_section(runs: int, images: int) -> Section:
-    base: dict[str, list[float]] = {a: [] for a in APPROACHES}
+def resize_section(trees: Trees, runs: int, images: int) -> Section:
+    probes = trees.find("resize probe", lambda t: t.bench_module("resize_probe"))
+    base: dict[str, list[float]] = {CURRENT.named(a): [] for a in APPROACHES}
     groups: list[list[Figure]] = []
     with TemporaryDirectory() as tmp:
         inputs = make_inputs(Path(tmp))
@@ -67,17 +64,21 @@ def resize_section(runs: int, images: int) -> Section:
             kind = _kind(source)
             for unit in ("ms/image", "MiB peak RSS"):
                 groups.append([_lower(f"{kind}: {w}", unit) for w in APPROACHES.values()])
-        for _ in range(runs):
+        for run in range(runs):
             for i, source in enumerate(inputs):
                 for j, approach in enumerate(APPROACHES):
-                    result = probe(approach, source, images)
-                    groups[2 * i][j].samples += result["ms"]
-                    groups[2 * i + 1][j].samples.append(result["peak_mb"])
-                    base[approach].append(result["base_mb"])
-                    ms = statistics.median(result["ms"])
-                    peak = result["peak_mb"]
-                    line = f"  resize {_kind(source)} {approach}: {ms:.0f} ms, {peak:.0f} MiB peak"
-                    print(line, file=sys.stderr, flush=True)
+                    # only the handler is jobsuite's: the others are the same in every tree
+                    own = approach == "handler"
+                    for tree, module in probes.in_turn(run) if own else [(CURRENT, probes.here)]:
+                        result = probe(tree, module, approach, source, images)
+                        groups[2 * i][j].of(tree).samples += result["ms"]
+                        groups[2 * i + 1][j].of(tree).samples.append(result["peak_mb"])
+                        base.setdefault(tree.named(approach), []).append(result["base_mb"])
+                        ms = statistics.median(result["ms"])
+                        peak = result["peak_mb"]
+                        what = tree.named(f"{_kind(source)} {approach}")
+                        line = f"  resize {what}: {ms:.0f} ms, {peak:.0f} MiB peak"
+                        print(line, file=sys.stderr, flush=True)
     notes = [
         f"inputs {SIZE[0]}x{SIZE[1]}: {', '.join(sizes)} (gradients + noise); output 800 px wide"
         f" JPEG q85 from both; {images} images per process after one warm-up, {runs} processes"
@@ -87,5 +88,6 @@ def resize_section(runs: int, images: int) -> Section:
         + ", ".join(f"{a} {statistics.median(v):.0f} MiB" for a, v in base.items()),
         "ratio = median / the handler's median for the same input (below 1 = the other is"
         " faster or smaller); pyvips uses its own thread pool (both cores)",
+        *probes.notes,
     ]
     return Section("Resize 4000x3000 to 800 px", [f for g in groups for f in anchored(g)], notes)

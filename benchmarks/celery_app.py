@@ -1,6 +1,6 @@
 """The Celery anchor: a no-op task on its own quorum queue of the bench namespace.
 
-JOBSUITE_NAMESPACE=… celery -A tests.bench.celery_app worker -c 2 -P prefork …
+JOBSUITE_NAMESPACE=… celery -A benchmarks.celery_app worker -c 2 -P prefork …
 """
 
 from __future__ import annotations

@@ -1,17 +1,19 @@
 """End-to-end resize through the gateway, 1 against 2 resizer processes: a gateway and the
-resizers as real processes in a fresh namespace per run; small JPEGs POSTed with a bounded
-number in flight (tests/bench/load.py); jobs/s and latency from POST to `job.succeeded`."""
+resizers as real processes (of each tree) in a fresh namespace per run; small JPEGs POSTed
+with a bounded number in flight (benchmarks/load.py); jobs/s and latency from POST to
+`job.succeeded`."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 
+from benchmarks.load import LoadResult, resize_request, run_load
+from benchmarks.namespace import bench_namespace
+from benchmarks.procmem import cpu_seconds
+from benchmarks.stats import Figure, Section, anchored
+from benchmarks.trees import Tree, Trees
 from cli.bench_cmds import sample_image
-from tests.bench.load import LoadResult, resize_request, run_load
-from tests.bench.namespace import bench_namespace
-from tests.bench.procmem import cpu_seconds
-from tests.bench.stats import Figure, Section, anchored
 from tests.support.gateway import start_gateway
 
 PERCENTILES = (50, 95, 99)
@@ -28,8 +30,8 @@ class Run:
     resizer_cpu_ms: float  # per job, all resizers together
 
 
-def one_run(resizers: int, jobs: int, window: int) -> Run:
-    with bench_namespace() as ns:
+def one_run(tree: Tree, resizers: int, jobs: int, window: int) -> Run:
+    with bench_namespace(tree) as ns:
         workers = [ns.spawn("services.resizer") for _ in range(resizers)]
         gateway = start_gateway(ns.spawn, ns.settings)
         for worker in workers:
@@ -50,23 +52,25 @@ def _pair(what: str, unit: str, higher_is_better: bool = False) -> list[Figure]:
     return anchored([Figure(f"{n} resizer(s): {what}", unit, [], higher_is_better) for n in COUNTS])
 
 
-def e2e_section(runs: int, jobs: int, window: int) -> Section:
+def e2e_section(trees: Trees, runs: int, jobs: int, window: int) -> Section:
     rates = _pair("throughput", "jobs/s", higher_is_better=True)
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
     gateway_cpu, resizer_cpu = (
         _pair("gateway CPU per job", "ms"),
         _pair("resizer CPU per job", "ms"),
     )
-    for _ in range(runs):
+    for turn in range(runs):
         for i, n in enumerate(COUNTS):
-            run = one_run(n, jobs, window)
-            rates[i].samples.append(run.load.rate())
-            for pct, figures in latency.items():
-                figures[i].samples.append(run.load.latency_ms(pct))
-            gateway_cpu[i].samples.append(run.gateway_cpu_ms)
-            resizer_cpu[i].samples.append(run.resizer_cpu_ms)
-            line = f"  e2e {n} resizer(s): {run.load.rate():.1f} jobs/s"
-            print(f"{line}, p50 {run.load.latency_ms(50):.0f} ms", file=sys.stderr, flush=True)
+            for tree in trees.in_turn(turn):
+                run = one_run(tree, n, jobs, window)
+                rates[i].of(tree).samples.append(run.load.rate())
+                for pct, figures in latency.items():
+                    figures[i].of(tree).samples.append(run.load.latency_ms(pct))
+                gateway_cpu[i].of(tree).samples.append(run.gateway_cpu_ms)
+                resizer_cpu[i].of(tree).samples.append(run.resizer_cpu_ms)
+                line = tree.named(f"  e2e {n} resizer(s)") + f": {run.load.rate():.1f} jobs/s"
+                p50 = run.load.latency_ms(50)
+                print(f"{line}, p50 {p50:.0f} ms", file=sys.stderr, flush=True)
     notes = [
         f"{jobs} jobs per run ({IMAGE[0]}x{IMAGE[1]} JPEG, {IMAGE_KIB} KiB, to 160 px wide)"
         f" after {WARM_UP} to warm up, at most {window} in flight; {runs} runs per setting,"

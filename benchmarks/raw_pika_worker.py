@@ -1,6 +1,6 @@
 """The anchor for runner overhead: plain pika, prefetch 1, manual ack, a no-op per message.
 
-JOBSUITE_NAMESPACE=… python -m tests.bench.raw_pika_worker
+JOBSUITE_NAMESPACE=… python -m benchmarks.raw_pika_worker
 """
 
 from __future__ import annotations

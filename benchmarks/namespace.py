@@ -1,5 +1,6 @@
 """One benchmark run's own namespace on the local RabbitMQ and its own folder (blobs, logs):
-services started in it are stopped, then the namespace is deleted, whatever happens."""
+services started in it (from the tree given) are stopped, then the namespace is deleted,
+whatever happens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from benchmarks.trees import CURRENT, Tree
 from shared.config import Settings
 from tests.support.broker import AMQP_URL, TestBroker, unique_namespace
 from tests.support.processes import Spawner
@@ -23,7 +25,7 @@ class BenchNamespace:
 
 
 @contextmanager
-def bench_namespace(prefix: str = "bench") -> Iterator[BenchNamespace]:
+def bench_namespace(tree: Tree = CURRENT, prefix: str = "bench") -> Iterator[BenchNamespace]:
     with TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = Settings(
@@ -34,7 +36,7 @@ def bench_namespace(prefix: str = "bench") -> Iterator[BenchNamespace]:
             log_format="json",
         )
         broker = TestBroker(settings)
-        spawn = Spawner(settings, folder)
+        spawn = tree.spawner(settings, folder)
         try:
             broker.declare()
             yield BenchNamespace(settings, broker, spawn, folder)

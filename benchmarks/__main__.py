@@ -1,0 +1,84 @@
+"""`make bench` or `python -m benchmarks [jobs] [runs] [--only resize,pdf] [--baseline REF]`:
+the sections' tables to stdout and to bench-results.md (progress to stderr). Every section by
+default; see --help for sizes. With a baseline (BENCH_BASELINE: a git ref or a checkout
+directory) every jobsuite figure is measured in both trees in the same run, and a last table
+gives the change against the baseline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from benchmarks.accept import accept_section
+from benchmarks.change import LIMIT_PCT, change_table
+from benchmarks.e2e_resize import e2e_section
+from benchmarks.memory import memory_section
+from benchmarks.overhead import overhead_section
+from benchmarks.pdf import pdf_section
+from benchmarks.profile_runner import profile_table
+from benchmarks.resize import resize_section
+from benchmarks.stats import Section, Table, header
+from benchmarks.trees import Trees, open_trees
+from shared.log import configure_logging
+
+Run = Callable[[argparse.Namespace, Trees], Section | Table]
+SECTIONS: dict[str, Run] = {
+    "overhead": lambda a, t: overhead_section(t, a.jobs, a.runs),
+    "profile": lambda a, t: profile_table(t, a.jobs // 2),
+    "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
+    "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
+    "accept": lambda a, t: accept_section(t, a.runs, a.accept_jobs, a.accept_clients),
+    "pdf": lambda a, t: pdf_section(t, a.runs, a.pdf_docs),
+    "memory": lambda a, t: memory_section(t, a.memory_jobs),
+}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("jobs", nargs="?", type=int, default=1000, help="overhead: jobs per run")
+    p.add_argument("runs", nargs="?", type=int, default=3, help="interleaved runs per figure")
+    p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    p.add_argument("--resize-images", type=int, default=3, help="images per probe process")
+    p.add_argument("--e2e-jobs", type=int, default=300, help="jobs per end-to-end run")
+    p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
+    p.add_argument("--accept-jobs", type=int, default=2000, help="jobs per accept-rate run")
+    p.add_argument("--accept-clients", type=int, default=32, help="HTTP client threads")
+    p.add_argument("--pdf-docs", type=int, default=3, help="documents per probe process")
+    p.add_argument("--memory-jobs", type=int, default=1000, help="jobs of each type per round")
+    p.add_argument(
+        "--baseline",
+        default=os.environ.get("BENCH_BASELINE", ""),
+        help="a git ref or a checkout directory to measure beside this tree"
+        " (default: $BENCH_BASELINE); adds a change table flagging figures over"
+        f" {LIMIT_PCT:g} %% worse beyond the spread",
+    )
+    args = p.parse_args(argv)
+    unknown = set(args.only.split(",")) - SECTIONS.keys()
+    if unknown:
+        p.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    with redirect_stdout(sys.stderr):  # log lines to stderr: stdout is the table
+        configure_logging("bench", "warning", "json")
+    with open_trees(args.baseline) as trees:
+        parts: dict[str, Section | Table] = {}
+        for name in args.only.split(","):
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            parts[name] = SECTIONS[name](args, trees)
+    texts = [header(trees.described), *(part.markdown() for part in parts.values())]
+    if trees.baseline:
+        texts.append(change_table(parts).markdown())
+    text = "\n".join(texts)
+    print(text)
+    Path("bench-results.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Gateway accept rate: small render jobs POSTed to the real gateway process (of each tree) by
+concurrent HTTP clients (benchmarks/gateway_bench.py), against the gateway's publisher alone
+(no HTTP; the tree's own gateway_bench in a process of its own) and a plain pika publisher,
+one confirmed publish per message, on the same broker and the same kind of queue (quorum
+`jobs.render`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from benchmarks.gateway_bench import post_many
+from benchmarks.namespace import bench_namespace
+from benchmarks.procmem import cpu_seconds
+from benchmarks.stats import Figure, Section, anchored
+from benchmarks.trees import Tree, Trees
+from shared.config import Settings
+from shared.messages import Job
+from tests.support.gateway import start_gateway
+
+BODY = {"template": "document"}
+WARM_UP = 50
+GATEWAY_BENCH = ("benchmarks.gateway_bench", "tests.support.gateway_bench")  # new, old place
+
+
+def through_gateway(tree: Tree, jobs: int, clients: int, cpu: tuple[Figure, Figure]) -> float:
+    """Accepted jobs/s of `tree`'s gateway; CPU ms per accepted job of the gateway and of this
+    (client) process go to `cpu`."""
+    with bench_namespace(tree) as ns:
+        gateway = start_gateway(ns.spawn, ns.settings)
+        post_many(gateway.url, WARM_UP, clients)
+        pid = gateway.process.pid
+        before = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        accepted = post_many(gateway.url, jobs, clients)
+        after = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        if not accepted:
+            raise RuntimeError(
+                f"the gateway accepted none of {jobs} jobs:\n{gateway.process.tail()}"
+            )
+        for figure, start, end in zip(cpu, before, after, strict=False):
+            figure.of(tree).samples.append((end - start) * 1000 / accepted)
+        return accepted / (after[2] - before[2])
+
+
+def plain_pika(jobs: int) -> float:
+    """One thread, one channel in confirm mode: publish, wait for the confirm, next."""
+    with bench_namespace() as ns:
+        for _ in range(WARM_UP):
+            ns.broker.publish_job(Job(type="render", params=BODY))
+        started = time.perf_counter()
+        for _ in range(jobs):
+            ns.broker.publish_job(Job(type="render", params=BODY))
+        return jobs / (time.perf_counter() - started)
+
+
+def publisher_alone(tree: Tree, module: str, jobs: int, clients: int) -> float:
+    """`tree`'s gateway_bench --direct: its Publisher in a process of its own, read from the
+    Markdown row it prints (`| pool-16 | 885 |`)."""
+    design = f"pool-{Settings().gateway_publishers}"
+    args = ["--direct", "--designs", design, "--jobs", str(jobs), "--clients", str(clients)]
+    for line in tree.output(module, *args).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] == design:
+            return float(cells[1])
+    raise RuntimeError(f"{module} in {tree.root} printed no rate for {design}")
+
+
+def _record(figure: Figure, rate: float) -> None:
+    figure.samples.append(rate)
+    print(f"  accept {figure.what}: {rate:.0f}/s", file=sys.stderr, flush=True)
+
+
+def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
+    tools = trees.find("gateway_bench", lambda t: t.module(*GATEWAY_BENCH))
+    publishers = Settings().gateway_publishers
+    cpu = (
+        Figure("gateway process: CPU per accepted job", "ms", higher_is_better=False),
+        Figure("HTTP client (bench process): CPU per accepted job", "ms", higher_is_better=False),
+    )
+    anchored(list(cpu))
+    gateway = Figure(f"gateway, HTTP POST /jobs/render ({clients} client threads)", "jobs/s")
+    alone = Figure(f"gateway's publisher alone, no HTTP ({clients} threads)", "jobs/s")
+    pika = Figure("plain pika, 1 thread, one confirmed publish per message", "jobs/s")
+    for run in range(runs):
+        for tree in trees.in_turn(run):
+            _record(gateway.of(tree), through_gateway(tree, jobs, clients, cpu))
+        for tree, module in tools.in_turn(run):
+            _record(alone.of(tree), publisher_alone(tree, module, jobs, clients))
+        _record(pika, plain_pika(jobs))
+    notes = [
+        f"{jobs} jobs per run after {WARM_UP} to warm up, {runs} runs per contender,"
+        " interleaved, each in a fresh namespace",
+        "the gateway publishes two confirmed messages per job (the job and its job.submitted"
+        f" event) from a pool of {publishers} publisher connections"
+        " (GATEWAY_PUBLISHERS) and logs a line per job; plain pika publishes the job only",
+        "CPU per job x jobs/s / 1000 = cores busy: the gateway is one uvicorn process (one"
+        " core at most for Python code) and the client threads share this process's GIL",
+        *tools.notes,
+    ]
+    if trees.baseline:
+        notes.append(
+            f"the publisher alone runs a pool of {publishers} (this tree's GATEWAY_PUBLISHERS"
+            " default) in both trees; each tree's gateway runs with its own default"
+        )
+    return Section("Gateway accept rate", [gateway, alone, pika, *cpu], notes)

@@ -1,0 +1,82 @@
+"""Queue-draining contenders (the runner overhead, the profile): fill a queue of a fresh
+namespace with no-op jobs, start the workers, time how fast they empty it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+import pika
+
+from benchmarks.namespace import bench_namespace
+from shared.messages import Job, encode
+from tests.support.broker import TestBroker
+
+Contender = Callable[[TestBroker, int], float]
+SCRIPTED_WORKER = "tests.support.scripted_worker"  # the real runner; empty params = a no-op
+_POLL_S = 0.02
+_TIMEOUT_S = 300.0
+
+
+def run_once(contender: Contender, jobs: int) -> float:
+    """One contender in a fresh namespace and blob folder, deleted afterwards."""
+    with bench_namespace() as ns:
+        return contender(ns.broker, jobs)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def fill(broker: TestBroker, queue: str, jobs: int, publish: Callable[[int], None]) -> None:
+    for i in range(jobs):
+        publish(i)
+    broker.wait_until(lambda: broker.depth(queue) >= jobs, 60, f"{jobs} jobs in {queue}")
+
+
+def fill_noop_jobs(broker: TestBroker, jobs: int) -> str:
+    """`jobs` resize jobs with empty params in the namespace's resize queue; its name."""
+    queue = broker.names.task_queue("resize")
+    fill(broker, queue, jobs, _jobs_raw(broker))
+    return queue
+
+
+def drain_rate(
+    broker: TestBroker, queue: str, jobs: int, procs: list[subprocess.Popen[bytes]]
+) -> float:
+    """Jobs/s from the moment a fifth of the queue is gone until it is empty."""
+    deadline = time.monotonic() + _TIMEOUT_S
+    mark = jobs - jobs // 5
+    t0, left_at_t0 = 0.0, 0
+    while True:
+        depth = broker.depth(queue)
+        now = time.perf_counter()
+        if not t0 and depth <= mark:
+            t0, left_at_t0 = now, depth
+        if depth == 0:
+            return left_at_t0 / (now - t0) if t0 and now > t0 else float("nan")
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"a worker of {queue} exited early")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{queue} not drained within {_TIMEOUT_S}s ({depth} left)")
+        broker.connection.sleep(_POLL_S)
+
+
+def _jobs_raw(broker: TestBroker) -> Callable[[int], None]:
+    """Publish job bodies without a confirm each (the fill is not what is measured)."""
+    channel = broker.connection.channel()
+    props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, type="resize")
+
+    def publish(_i: int) -> None:
+        job = Job(type="resize", params={})
+        channel.basic_publish(broker.names.jobs_exchange, "resize", encode(job), props)
+
+    return publish
