@@ -20,10 +20,13 @@ from benchmarks.trees import Tree, Trees
 from tests.support.broker import TestBroker
 from tests.support.processes import service_env
 
-# Functions whose inclusive share says where a job's time goes (names of this tree's runner;
-# a baseline whose functions are named otherwise shows them as absent).
+# Functions whose inclusive share says where a job's time goes: names of this tree's runner,
+# and of the runner before the groundwork (`_process`, `_outputs_of`), so a baseline of
+# either shows; a function a tree does not have is absent from its column.
 WATCHED = {
+    "perform": "job thread, whole job",
     "_process": "job thread, whole job",
+    "run_handler_once": "handler + manifest (blob files)",
     "_outputs_of": "handler + manifest (blob files)",
     "call": "job thread waiting on the I/O thread (IoBridge.call)",
     "publish_event": "publish an event and wait for its confirm",

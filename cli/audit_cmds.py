@@ -17,7 +17,7 @@ from rich.table import Table
 
 from cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
-from shared.errors import JobsuiteError
+from shared.errors import AuditUnavailable
 from shared.messages import JobStatus
 
 audit_app = typer.Typer(
@@ -120,10 +120,6 @@ def jobs(
     console.print(table)
     if page.get("next_cursor"):
         err_console.print(f"[dim]more: --cursor {page['next_cursor']}[/]", highlight=False)
-
-
-class AuditUnavailable(JobsuiteError):
-    """The audit read API could not be reached or did not answer properly."""
 
 
 def audit_get(s: Settings, path: str, params: dict[str, Any] | None = None) -> Any:

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import console, fail, readable_errors
-from cli.gateway_client import TERMINAL, Gateway, GatewayError, describe
+from cli.gateway_client import TERMINAL, GatewayClient, GatewayError, describe
 
 _POLL_S = 0.05
 BENCH_TYPES = ("resize", "render")
@@ -63,13 +63,13 @@ def sample_image(size: tuple[int, int] = (1600, 1200)) -> bytes:
     return buffer.getvalue()
 
 
-def _submitter(kind: str, file: Path | None, width: int) -> Callable[[Gateway], Any]:
+def _submitter(kind: str, file: Path | None, width: int) -> Callable[[GatewayClient], Any]:
     if kind == "resize":
         data = file.read_bytes() if file else sample_image()
         name = file.name if file else "bench.jpg"
         form = {"width": str(width)}
 
-        def resize(gw: Gateway) -> Any:
+        def resize(gw: GatewayClient) -> Any:
             files = {"file": (name, data, "application/octet-stream")}
             return gw.call("POST", "/jobs/resize", files=files, data=form)
 
@@ -87,7 +87,7 @@ def _latency(record: dict[str, Any], client_s: float) -> float:
     return (finished - submitted).total_seconds()
 
 
-def _one_job(gw: Gateway, submit: Callable[[Gateway], Any], timeout: float) -> Outcome:
+def _one_job(gw: GatewayClient, submit: Callable[[GatewayClient], Any], timeout: float) -> Outcome:
     started = time.monotonic()
     response = submit(gw)
     if response.status_code != 202:
@@ -106,8 +106,8 @@ def _one_job(gw: Gateway, submit: Callable[[Gateway], Any], timeout: float) -> O
 
 
 def run_load(
-    gw: Gateway,
-    submit: Callable[[Gateway], Any],
+    gw: GatewayClient,
+    submit: Callable[[GatewayClient], Any],
     jobs: int,
     concurrency: int,
     timeout: float,
@@ -171,7 +171,7 @@ def bench(
         raise fail(f"--type must be one of {', '.join(BENCH_TYPES)}, not {type!r}", 2)
     if file is not None and not file.is_file():
         raise fail(f"no such file: {file}", 2)
-    gw = Gateway(gateway)
+    gw = GatewayClient(gateway)
     submit = _submitter(type, file, width)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.audit_cmds import AuditUnavailable, audit_get
+from cli.audit_cmds import audit_get
 from cli.common import console, err_console, fail, readable_errors, settings
 from shared.amqp import Channel, Delivery, connect_once
 from shared.config import Settings
-from shared.errors import BrokerError
+from shared.errors import AuditUnavailable, BrokerError
 from shared.events import EventSource, instance_name
 from shared.messages import encode, utc_now
 from shared.topology import Names, declare_topology

@@ -26,7 +26,7 @@ class GatewayError(JobsuiteError):
     """The gateway could not be reached or refused the request."""
 
 
-class Gateway:
+class GatewayClient:
     def __init__(self, url: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
         self.url = (url or settings().gateway_url).rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=60, transport=transport)
@@ -125,7 +125,7 @@ def describe(response: httpx.Response) -> str:
     return f"the gateway answered {response.status_code}: {detail}{hint}"
 
 
-def wait(gw: Gateway, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+def wait(gw: GatewayClient, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     pending, done = list(ids), {}
     noted = False

@@ -18,7 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.common import console, err_console, fail, readable_errors
-from cli.gateway_client import Gateway, wait
+from cli.gateway_client import GatewayClient, wait
 from shared.jobtypes import JobTypeSpec
 from shared.jobtypes.spec import CliOption
 
@@ -56,7 +56,7 @@ def submit_command(spec: JobTypeSpec[Any, Any]) -> Callable[..., None]:
 
     def command(**given: Any) -> None:
         request = _request_fields(spec, given)
-        gw = Gateway(given["gateway"])
+        gw = GatewayClient(given["gateway"])
         if spec.upload is not None:
             _submit_uploads(spec, gw, given, request)
         else:
@@ -128,7 +128,7 @@ def _read(option: CliOption, value: Any) -> Any:
 
 
 def _submit_json(
-    spec: JobTypeSpec[Any, Any], gw: Gateway, given: dict[str, Any], body: dict[str, Any]
+    spec: JobTypeSpec[Any, Any], gw: GatewayClient, given: dict[str, Any], body: dict[str, Any]
 ) -> None:
     response = gw.submit(f"/jobs/{spec.name}", given["idempotency_key"], json=body)
     job_id = response.json()["id"]
@@ -138,7 +138,7 @@ def _submit_json(
 
 
 def _submit_uploads(
-    spec: JobTypeSpec[Any, Any], gw: Gateway, given: dict[str, Any], fields: dict[str, Any]
+    spec: JobTypeSpec[Any, Any], gw: GatewayClient, given: dict[str, Any], fields: dict[str, Any]
 ) -> None:
     files: list[Path] = given["files"]
     key = given["idempotency_key"]
@@ -177,7 +177,7 @@ def _form_text(value: Any) -> str | list[str]:
     return [str(v) for v in value] if isinstance(value, list) else str(value)
 
 
-def wait_and_report(gw: Gateway, ids: list[str], timeout: float) -> None:
+def wait_and_report(gw: GatewayClient, ids: list[str], timeout: float) -> None:
     """Wait for each job's outcome, print it, and exit 1 when any failed."""
     records = wait(gw, ids, timeout)
     failed = 0

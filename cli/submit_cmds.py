@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, readable_errors
-from cli.gateway_client import Gateway, expect_ok, save
+from cli.gateway_client import GatewayClient, expect_ok, save
 from cli.job_commands import GatewayOpt, submit_command
 from shared.jobtypes import JOB_TYPES
 
@@ -38,7 +38,7 @@ def status(
     gateway: GatewayOpt = None,
 ) -> None:
     """Where a job stands: status, attempts, timestamps, error, outputs."""
-    record = Gateway(gateway).call("GET", f"/jobs/{job_id}", 200).json()
+    record = GatewayClient(gateway).call("GET", f"/jobs/{job_id}", 200).json()
     if as_json:
         console.print_json(json.dumps(record))
         return
@@ -63,7 +63,7 @@ def result(
     gateway: GatewayOpt = None,
 ) -> None:
     """Download a finished job's output(s)."""
-    gw = Gateway(gateway)
+    gw = GatewayClient(gateway)
     # Kept as text: a Path would drop the trailing "/" that says "a folder".
     into_folder = output.endswith(("/", "\\")) or Path(output).is_dir()
     folder = Path(output)

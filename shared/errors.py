@@ -52,6 +52,10 @@ class StateError(JobsuiteError):
     ledger) cannot be opened, read or written."""
 
 
+class AuditUnavailable(JobsuiteError):
+    """The audit service's read API could not be reached or did not answer usefully."""
+
+
 class BrokerError(JobsuiteError):
     """Something went wrong talking to RabbitMQ."""
 

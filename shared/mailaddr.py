@@ -1,6 +1,6 @@
 """E-mail header values and addresses, checked once for every part that builds mail.
 
-Used by the gateway (to refuse a bad mail job with 422) and meant for the mailer (to refuse
+Used by the gateway (to refuse a bad mail job with 422) and by the mailer (to refuse
 it again before any SMTP). The rules are deliberately narrower than RFC 5322: one address
 per entry, `user@host` or `Name <user@host>`, no CR/LF anywhere, so nothing a client sends
 can add a header or smuggle a second recipient into one entry.
@@ -22,7 +22,7 @@ _NAMED = re.compile(r'(?P<name>"(?:[^"\\]|\\.)*"|[^<>"]*?)\s*<(?P<addr>[^<>]*)>'
 # A plain display name must not look like (part of) another address or a group, and no
 # display name, quoted or not, may look like an address ("ceo@bank.com" <x@evil.com>).
 _NAME_SEPARATORS = re.compile(r"[,;:@<>]")
-_ADDRESS_LIKE = re.compile(r"[@<>]")
+ADDRESS_LIKE = re.compile(r"[@<>]")
 MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit
 MAX_DISPLAY_NAME = 200
 ONE_ADDRESS = "must be one e-mail address: user@host or Name <user@host>"
@@ -46,7 +46,7 @@ def parse_address(value: str) -> tuple[str, str]:
         name, addr = named["name"].strip(), named["addr"].strip()
         if not name.startswith('"') and _NAME_SEPARATORS.search(name):
             raise ValueError(ONE_ADDRESS)
-        if _ADDRESS_LIKE.search(name.strip('"')) or len(name) > MAX_DISPLAY_NAME:
+        if ADDRESS_LIKE.search(name.strip('"')) or len(name) > MAX_DISPLAY_NAME:
             raise ValueError("has a display name that looks like an address or is too long")
     else:
         name, addr = "", text

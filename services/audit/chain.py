@@ -15,13 +15,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared.errors import JobsuiteError
+
 GENESIS = "0" * 64
 SOURCES = ("events", "dead")
 _FIELDS = frozenset({"seq", "prev", "recorded_at", "source", "event", "hash"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class BadRecord(ValueError):
+class BadRecord(JobsuiteError):
     """A line is not an intact audit record; the message says what is wrong with it."""
 
 

@@ -18,7 +18,7 @@ from services.audit.deadletters import dead_event, read_dead_letter
 from services.audit.recorder import Recorder
 from shared.amqp import Connection, Delivery, compute_backoff, connect
 from shared.config import Settings
-from shared.errors import BrokerUnavailable, DecodeError
+from shared.errors import BrokerUnavailable, DecodeError, JobsuiteError
 from shared.log import get_logger
 from shared.messages import Event, decode_event
 from shared.topology import Names, declare_topology
@@ -39,7 +39,7 @@ def _note(cancelled: list[str], queue: str) -> Callable[[], None]:
     return lambda: cancelled.append(queue)
 
 
-class RecordingFailed(Exception):
+class RecordingFailed(JobsuiteError):
     """The disk or the read model refused a batch; nothing of it was acked."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from services.audit.chain import Record
@@ -19,21 +19,17 @@ from services.audit.segments import AuditLog
 from services.audit.verify import LOG_DIRNAME
 from shared.config import Settings
 from shared.log import get_logger
-from shared.messages import Event
+from shared.messages import Event, utc_now
 
 log = get_logger("audit.record")
 _CATCH_UP_CHUNK = 500
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Recorder:
     def __init__(
         self, audit_log: AuditLog, model: ReadModel, clock: Callable[[], datetime] = utc_now
     ) -> None:
-        self.log = audit_log
+        self.audit_log = audit_log
         self.model = model
         self.clock = clock
 
@@ -47,9 +43,9 @@ class Recorder:
     def catch_up(self) -> int:
         """Apply log records the read model has not seen yet (after a crash, or a rebuild)."""
         applied = 0
-        if self.model.head_seq >= self.log.head_seq:
+        if self.model.head_seq >= self.audit_log.head_seq:
             return applied
-        for chunk in iter_chunks(self.log.records(self.model.head_seq), _CATCH_UP_CHUNK):
+        for chunk in iter_chunks(self.audit_log.records(self.model.head_seq), _CATCH_UP_CHUNK):
             self.model.apply(chunk)
             applied += len(chunk)
         if applied:
@@ -68,7 +64,7 @@ class Recorder:
                 continue
             known.add(event.event_id)
             fresh.append((source, event.model_dump(mode="json", exclude_none=True)))
-        records = self.log.append(fresh, timestamp(self.clock()))
+        records = self.audit_log.append(fresh, timestamp(self.clock()))
         self.model.apply(records)
         for r in records:
             _log_record(r)
@@ -80,10 +76,10 @@ class Recorder:
         jobs = self.model.prune(cutoff)
         if jobs:
             log.info("read_model_pruned", jobs=jobs, older_than=timestamp(cutoff))
-        self.log.prune(cutoff.timestamp())
+        self.audit_log.prune(cutoff.timestamp())
 
     def close(self) -> None:
-        self.log.close()
+        self.audit_log.close()
         self.model.close()
 
 

@@ -95,12 +95,12 @@ def _run_locked(settings: Settings) -> int:
         "audit_ready",
         port=settings.audit_port,
         audit_dir=str(settings.audit_dir),
-        head_seq=recorder.log.head_seq,
+        head_seq=recorder.audit_log.head_seq,
     )
     try:
         consumer.run()
     finally:
         api.stop()
         recorder.close()
-    log.info("audit_stopped", head_seq=recorder.log.head_seq)
+    log.info("audit_stopped", head_seq=recorder.audit_log.head_seq)
     return 0

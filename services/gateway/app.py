@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     app = FastAPI(title="jobsuite gateway", description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
-    rejections.install(app, gateway.submitter.rejected)
+    rejections.install(app, gateway.submitter.publish_rejection)
     app.include_router(submit_routes.router)
     app.include_router(job_routes.router)
 

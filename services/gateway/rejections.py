@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from shared.errors import JobsuiteError
 from shared.jobtypes import JOB_TYPE_NAMES
 
 OnRejected = Callable[[str, str, str], None]
@@ -32,7 +33,7 @@ _KINDS = {
 }
 
 
-class Rejected(Exception):
+class Rejected(JobsuiteError):
     """A request the gateway refuses, with its status code and a reason for people."""
 
     def __init__(

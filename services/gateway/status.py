@@ -15,16 +15,12 @@ from pydantic import ValidationError
 
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
-from shared.errors import BlobError
+from shared.errors import AuditUnavailable, BlobError
 from shared.messages import JobRecord
 from shared.state import SubmissionLedger
 
 AUDIT_TIMEOUT_S = 3.0
 RETRY_AFTER_S = "5"
-
-
-class AuditUnavailable(Exception):
-    """The audit read API did not answer usefully."""
 
 
 class AuditClient:

@@ -132,7 +132,7 @@ class Submitter:
     def discard_inputs(self, job_id: str) -> None:
         self.blobs.delete_prefix(f"inputs/{job_id}")
 
-    def rejected(self, job_type: str, kind: str, message: str) -> None:
+    def publish_rejection(self, job_type: str, kind: str, message: str) -> None:
         """Tell the audit log about a refused submission (best effort, not waited for)."""
         log.info("job_rejected", type=job_type, kind=kind, reason=message)
         event = Event(

@@ -8,7 +8,6 @@ never from the raw job text, so a job cannot add recipients or headers of its ow
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from email.headerregistry import Address, HeaderRegistry
 
@@ -16,10 +15,6 @@ from shared import mailaddr
 from shared.errors import PermanentJobError
 from shared.jobtypes.mail import MailParams
 
-# A display name must not look like an address of its own ("ceo@bank.com" <x@evil.com>).
-_ADDRESS_LIKE = re.compile(r"[@<>]")
-_MAX_ADDRESS = 254  # RFC 5321 path limit
-_MAX_DISPLAY_NAME = 200
 _registry = HeaderRegistry()
 
 
@@ -40,7 +35,7 @@ class Recipients:
         return unique
 
 
-def check_header_value(value: str, field: str) -> str:
+def header_value(value: str, field: str) -> str:
     """Return `value` if it cannot break out of its header line, else refuse the job."""
     bad = mailaddr.LINE_BREAKING.search(value)
     if bad:
@@ -51,9 +46,9 @@ def check_header_value(value: str, field: str) -> str:
     return value
 
 
-def parse_address(entry: str, field: str) -> Address:
+def mail_address(entry: str, field: str) -> Address:
     """Exactly one plain address (`a@x.com` or `Name <a@x.com>`), else PermanentJobError."""
-    check_header_value(entry, field)
+    header_value(entry, field)
     try:
         mailaddr.parse_address(entry)
     except ValueError as e:
@@ -69,11 +64,15 @@ def parse_address(entry: str, field: str) -> Address:
     if defects or any(group.display_name is not None for group in groups):
         raise _invalid(field, entry, "is not a single well-formed address")
     address = addresses[0]
-    if not address.username or not address.domain or _ADDRESS_LIKE.search(address.username):
+    like_an_address = mailaddr.ADDRESS_LIKE.search
+    if not address.username or not address.domain or like_an_address(address.username):
         raise _invalid(field, entry, "is not a complete address (name@domain)")
-    if len(address.addr_spec) > _MAX_ADDRESS:
-        raise _invalid(field, entry, f"is longer than {_MAX_ADDRESS} characters")
-    if _ADDRESS_LIKE.search(address.display_name) or len(address.display_name) > _MAX_DISPLAY_NAME:
+    if len(address.addr_spec) > mailaddr.MAX_ADDRESS_LENGTH:
+        raise _invalid(field, entry, f"is longer than {mailaddr.MAX_ADDRESS_LENGTH} characters")
+    if (
+        like_an_address(address.display_name)
+        or len(address.display_name) > mailaddr.MAX_DISPLAY_NAME
+    ):
         raise _invalid(field, entry, "has a display name that looks like an address or is too long")
     return address
 
@@ -86,9 +85,9 @@ def recipients_of(params: MailParams, max_recipients: int) -> Recipients:
             kind="too_many_recipients",
         )
     return Recipients(
-        to=tuple(parse_address(entry, "to") for entry in params.to),
-        cc=tuple(parse_address(entry, "cc") for entry in params.cc),
-        bcc=tuple(parse_address(entry, "bcc") for entry in params.bcc),
+        to=tuple(mail_address(entry, "to") for entry in params.to),
+        cc=tuple(mail_address(entry, "cc") for entry in params.cc),
+        bcc=tuple(mail_address(entry, "bcc") for entry in params.bcc),
     )
 
 

@@ -12,7 +12,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from services.mailer.addresses import Recipients, check_header_value
+from services.mailer.addresses import Recipients, header_value
 from shared.jobtypes.mail import MailParams
 
 MESSAGE_ID_DOMAIN = "jobsuite"
@@ -63,7 +63,7 @@ def compose(
     message["To"] = recipients.to
     if recipients.cc:
         message["Cc"] = recipients.cc
-    message["Subject"] = check_header_value(params.subject, "subject")
+    message["Subject"] = header_value(params.subject, "subject")
     message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies, please

@@ -15,8 +15,8 @@ from email.message import EmailMessage
 
 from services.mailer.addresses import (
     Recipients,
-    check_header_value,
-    parse_address,
+    header_value,
+    mail_address,
     recipients_of,
 )
 from services.mailer.attachments import attachment_keys, load_attachments
@@ -51,7 +51,7 @@ class MailConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> MailConfig:
         try:
-            sender = parse_address(settings.mail_from, "MAIL_FROM")
+            sender = mail_address(settings.mail_from, "MAIL_FROM")
         except JobError as e:
             raise ConfigError(str(e)) from None
         return cls(sender, MAIL.limits(settings))
@@ -68,7 +68,7 @@ def mail_job(
     """Send the mail of `job` unless the ledger says it was sent; return the report's key."""
     params = _parse(job)
     recipients = recipients_of(params, config.limits.max_recipients)
-    check_header_value(params.subject, "subject")
+    header_value(params.subject, "subject")
     done = _lookup(ledger, job.id)
     if done is not None:
         log.info("mail_already_sent_ledger_hit", message_id=done.message_id, sent_at=done.sent_at)

@@ -19,12 +19,13 @@ from reportlab.pdfgen.canvas import Canvas
 from services.renderer.fonts import REGULAR
 from services.renderer.styles import GRID, MUTED
 from services.renderer.text import clean
+from shared.errors import JobsuiteError
 
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
 _DECOR_SIZE = 8
 
 
-class PageLimitReached(Exception):
+class PageLimitReached(JobsuiteError):
     """Raised from inside reportlab's build; the caller turns it into a PermanentJobError."""
 
 

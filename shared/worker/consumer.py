@@ -111,7 +111,7 @@ class Consumer:
         context = contextvars.copy_context()
         context.run(bind_job, self.service, job.id, job.type, job.attempt)
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
-        self.binding.job_thread.start(running, self.course)
+        self.binding.job_thread.start(running, self.course.perform)
 
     def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:
         log.error(refusal.log_event, **refusal.log_fields)

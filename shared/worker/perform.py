@@ -45,7 +45,8 @@ class JobCourse:
     bridge: Bridge
     settler: Settler
 
-    def __call__(self, running: RunningJob) -> None:
+    def perform(self, running: RunningJob) -> None:
+        """On the job thread: the job from `job.started` to its settling."""
         job, delivery, started = running.job, running.delivery, running.started
         settler = self.settler
         outcome = "abandoned"

@@ -10,10 +10,10 @@ import pytest
 
 from services.audit.queries import Queries
 from services.audit.readmodel import DB_NAME
-from services.audit.recorder import Recorder, rebuild, utc_now
+from services.audit.recorder import Recorder, rebuild
 from services.audit.verify import verify
 from shared.config import Settings
-from shared.messages import Event
+from shared.messages import Event, utc_now
 from tests.support.audit import make_event, new_job_id
 
 
@@ -70,7 +70,7 @@ def test_a_crash_between_log_and_read_model_is_caught_up_and_not_recorded_twice(
     job_id = new_job_id()
     life = a_job_life(job_id)
     # The log got the batch, the process died before the read model (and the ack).
-    recorder.log.append([("events", e.model_dump(mode="json")) for e in life], "t")
+    recorder.audit_log.append([("events", e.model_dump(mode="json")) for e in life], "t")
     recorder.close()
 
     again = Recorder.open(settings)

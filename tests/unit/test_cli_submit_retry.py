@@ -9,7 +9,7 @@ import io
 import httpx
 import pytest
 
-from cli.gateway_client import SUBMIT_ATTEMPTS, Gateway, GatewayError
+from cli.gateway_client import SUBMIT_ATTEMPTS, GatewayClient, GatewayError
 
 IN_DOUBT = "RabbitMQ did not confirm job 1b2c (blocked); it may have been queued all the same"
 
@@ -37,8 +37,8 @@ def refused(status: int, detail: str, retry_after: str | None = "5") -> httpx.Re
     return httpx.Response(status, json={"detail": detail}, headers=headers)
 
 
-def client(script: ScriptedGateway) -> Gateway:
-    return Gateway("http://gateway.test", transport=httpx.MockTransport(script))
+def client(script: ScriptedGateway) -> GatewayClient:
+    return GatewayClient("http://gateway.test", transport=httpx.MockTransport(script))
 
 
 def test_a_job_in_doubt_is_sent_again_under_the_same_key_with_the_whole_file() -> None:

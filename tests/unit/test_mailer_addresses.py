@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.mailer.addresses import Recipients, check_header_value, parse_address, recipients_of
+from services.mailer.addresses import Recipients, header_value, mail_address, recipients_of
 from shared.errors import PermanentJobError
 from shared.jobtypes.mail import MailParams
 
@@ -26,7 +26,7 @@ def params(**fields: object) -> MailParams:
     ],
 )
 def test_one_address_per_entry_is_accepted(entry: str, display_name: str, addr_spec: str) -> None:
-    address = parse_address(entry, "to")
+    address = mail_address(entry, "to")
     assert (address.display_name, address.addr_spec) == (display_name, addr_spec)
 
 
@@ -49,7 +49,7 @@ def test_one_address_per_entry_is_accepted(entry: str, display_name: str, addr_s
 )
 def test_anything_but_exactly_one_address_is_refused(entry: str) -> None:
     with pytest.raises(PermanentJobError) as refused:
-        parse_address(entry, "to")
+        mail_address(entry, "to")
     assert refused.value.kind == "invalid_address"
 
 
@@ -64,7 +64,7 @@ def test_anything_but_exactly_one_address_is_refused(entry: str) -> None:
 )
 def test_display_name_tricks_are_refused(entry: str) -> None:
     with pytest.raises(PermanentJobError) as refused:
-        parse_address(entry, "cc")
+        mail_address(entry, "cc")
     assert refused.value.kind == "invalid_address"
 
 
@@ -91,12 +91,12 @@ def test_line_breaks_in_any_recipient_field_are_header_injection(field: str, ent
 @pytest.mark.parametrize("subject", ["Hi\r\nBcc: victim@y.com", "Hi\nX-Evil: 1", "Hi\rthere"])
 def test_line_breaks_in_the_subject_are_header_injection(subject: str) -> None:
     with pytest.raises(PermanentJobError) as refused:
-        check_header_value(subject, "subject")
+        header_value(subject, "subject")
     assert refused.value.kind == "header_injection"
 
 
 def test_a_tab_and_non_ascii_text_are_fine_in_a_header_value() -> None:
-    assert check_header_value("Rechnung\tNr. 7 für Müller", "subject")
+    assert header_value("Rechnung\tNr. 7 für Müller", "subject")
 
 
 def test_more_recipients_than_the_limit_over_to_cc_and_bcc_are_refused() -> None:

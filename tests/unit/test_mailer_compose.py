@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.mailer.addresses import parse_address, recipients_of
+from services.mailer.addresses import mail_address, recipients_of
 from services.mailer.compose import Attachment, compose, message_id_for, mime_type_of
 from shared.errors import PermanentJobError
 from shared.jobtypes.mail import MailParams
@@ -141,7 +141,7 @@ def test_a_non_ascii_subject_and_names_are_encoded_not_raw() -> None:
     message = compose(
         params,
         recipients_of(params, 50),
-        sender=parse_address("Büro <office@example.com>", "MAIL_FROM"),
+        sender=mail_address("Büro <office@example.com>", "MAIL_FROM"),
         message_id=message_id_for(new_id()),
         date=WHEN,
         attachments=[],
