@@ -1,6 +1,6 @@
 """Accepting a job: its inputs are already in the blob store; publish it, or leave nothing.
 
-Order (DESIGN.md, delivery guarantee 1): inputs stored → Idempotency-Key reserved → job
+Order (docs/design.md, delivery guarantee 1): inputs stored → Idempotency-Key reserved → job
 published with confirm + mandatory → `job.submitted` event → 202. Any refusal on the way
 deletes the job's stored inputs and releases the key, so nothing half-done stays behind;
 except when the job was sent but never confirmed (PublishInDoubt): the broker may hold it,

@@ -25,7 +25,7 @@ class BlockedWatch:
     connection the moment it is blocked, so a publish waiting for its confirm fails now."""
 
     def __init__(self, impl: Any, *, drop: bool) -> None:
-        self._impl = impl
+        self._connection = impl
         self._drop = drop
         self.reason: str | None = None
 
@@ -43,9 +43,9 @@ class BlockedWatch:
     def _on_blocked(self, _connection: Any, frame: Any) -> None:
         self.reason = str(getattr(frame.method, "reason", "") or "a resource alarm")
         log.warning("broker_blocks_publishing", reason=self.reason, dropping=self._drop)
-        if self._drop and self._impl.is_open:
+        if self._drop and self._connection.is_open:
             why = f"the broker blocks publishing: {self.reason}"
-            pika_private.terminate_stream(self._impl, pe.ConnectionBlockedTimeout(why))
+            pika_private.terminate_stream(self._connection, pe.ConnectionBlockedTimeout(why))
 
     def _on_unblocked(self, _connection: Any, _frame: Any) -> None:
         log.info("broker_unblocks_publishing", reason=self.reason)

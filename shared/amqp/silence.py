@@ -32,7 +32,7 @@ class SilenceWatch:
     def __init__(self, impl: Any, heartbeat_s: int) -> None:
         # pika's SelectConnection under the BlockingConnection: its byte count and I/O loop
         # are what pika's own HeartbeatChecker uses.
-        self._impl = impl
+        self._connection = impl
         self._heartbeat_s = heartbeat_s
         self._tick_s = heartbeat_s / 4
         self._seen = impl.bytes_received
@@ -47,14 +47,14 @@ class SilenceWatch:
             impl.ioloop.call_later(watch._tick_s, watch._check)
 
     def _check(self) -> None:
-        if not self._impl.is_open:
+        if not self._connection.is_open:
             return
         now = time.monotonic()
-        if self._impl.bytes_received != self._seen:
-            self._seen, self._heard_at = self._impl.bytes_received, now
+        if self._connection.bytes_received != self._seen:
+            self._seen, self._heard_at = self._connection.bytes_received, now
         elif (silent_s := now - self._heard_at) > SILENT_HEARTBEATS_LIMIT * self._heartbeat_s:
             log.warning("broker_silent", silent_s=round(silent_s, 1), heartbeat_s=self._heartbeat_s)
             why = f"nothing from the broker for {silent_s:.1f}s (heartbeat {self._heartbeat_s}s)"
-            pika_private.terminate_stream(self._impl, pe.AMQPHeartbeatTimeout(why))
+            pika_private.terminate_stream(self._connection, pe.AMQPHeartbeatTimeout(why))
             return
-        self._impl.ioloop.call_later(self._tick_s, self._check)
+        self._connection.ioloop.call_later(self._tick_s, self._check)

@@ -1,4 +1,4 @@
-"""A resize job published by a plain pika script in the DESIGN.md format, done by the real
+"""A resize job published by a plain pika script in the docs/design.md format, done by the real
 resizer service: the outputs are checked pixel by pixel, the events on the wire."""
 
 from __future__ import annotations

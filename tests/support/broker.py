@@ -1,7 +1,7 @@
 """Test-side access to the real RabbitMQ: publish jobs, watch events, inspect and clean up.
 
 Deliberately plain pika (not `shared.amqp`): the tests check the suite against the wire
-format in DESIGN.md, the way a user's own script would talk to it.
+format in docs/design.md ("Messages"), the way a user's own script would talk to it.
 """
 
 from __future__ import annotations

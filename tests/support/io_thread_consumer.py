@@ -1,5 +1,5 @@
 """A deliberately wrong consumer: it does each job inside `on_message`, on the connection's own
-thread, the mistake the worker runner exists to avoid (DESIGN.md, delivery guarantee 2).
+thread, the mistake the worker runner exists to avoid (docs/design.md, delivery guarantee 2).
 
 While the job runs nothing pumps the connection, so no heartbeat goes out; with a job longer
 than the heartbeat timeout the broker closes the connection and takes the job back. Raw pika
