@@ -19,7 +19,10 @@ def main() -> int:
     configure_logging("renderer", settings.log_level, settings.log_format)
     use_pixel_limit(settings.max_image_pixels)
     register_fonts()  # a missing or broken font file fails at start, not on the first job
-    handlers = {RENDER.name: partial(render_job, limits=RenderLimits.from_settings(settings))}
+    # Each job type this service runs, bound to its handler: one line each.
+    handlers = {
+        RENDER.name: partial(render_job, limits=RenderLimits.from_settings(settings)),
+    }
     return run_worker(settings, service="renderer", handlers=handlers)
 
 

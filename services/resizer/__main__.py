@@ -1,4 +1,4 @@
-"""`python -m services.resizer`: resize images from the `jobs.resize` queue."""
+"""`python -m services.resizer`: the image jobs (`resize`), from their task queues."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ def main() -> int:
     settings = settings_or_exit()
     configure_logging("resizer", settings.log_level, settings.log_format)
     use_pixel_limit(settings.max_image_pixels)
-    handlers = {RESIZE.name: partial(resize_job, limits=RESIZE.limits(settings))}
+    # Each job type this service runs, bound to its handler: one line each.
+    handlers = {
+        RESIZE.name: partial(resize_job, limits=RESIZE.limits(settings)),
+    }
     return run_worker(settings, service="resizer", handlers=handlers)
 
 
