@@ -7,7 +7,6 @@ tests/integration/test_job_time_limit.py."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
@@ -213,17 +211,6 @@ def test_a_thread_that_ignores_its_interruption_ends_the_process(
         assert exits == [70]
     finally:
         release.set()
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging replaces the root handlers: give pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
 
 
 @pytest.mark.usefixtures("restore_logging")
