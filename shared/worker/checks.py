@@ -9,7 +9,7 @@ recorded (only its settling was lost; it goes on, to succeed at once).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared.amqp import Delivery
@@ -26,7 +26,7 @@ class Refusal:
     # Set for a decodable job: a `job.failed` event of this kind goes out before the reject.
     job: Job | None = None
     failure_kind: str | None = None
-    failure: str = field(default="")
+    failure: str = ""
 
 
 def check_delivery(

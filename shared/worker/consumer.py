@@ -18,7 +18,7 @@ from functools import partial
 
 from shared.amqp import Channel, Delivery
 from shared.config import Settings
-from shared.errors import BrokerUnavailable
+from shared.errors import BrokerUnavailable, PublishNacked
 from shared.exit_codes import EXIT_JOB_STUCK
 from shared.log import bind_job, get_logger
 from shared.worker.checks import Refusal, check_delivery
@@ -53,7 +53,6 @@ class Consumer:
         self.settings = settings
         self.channel = channel
         self.course = course
-        self.settler = course.settler
         self.service = service
         self.clock = clock
         self.queue = course.settler.names.task_queue(binding.job_type)
@@ -65,6 +64,12 @@ class Consumer:
 
     def subscribe(self) -> None:
         self.channel.set_prefetch(1)
+        if self.binding.job_thread.interrupted is not None:
+            # The last connection's job was interrupted and its thread has not ended: no
+            # job until it has (watch_time_limit resumes).
+            self.paused = True
+            log.warning("waiting_for_interrupted_job_thread", queue=self.queue)
+            return
         self._consume()
         log.info("consuming", queue=self.queue)
 
@@ -86,7 +91,7 @@ class Consumer:
         """Raise BrokerUnavailable when the broker cancelled the consumer or closed a channel."""
         if self.cancelled_by_broker:
             raise BrokerUnavailable("the broker cancelled the consumer (queue deleted?)")
-        if not (self.channel.is_open and self.settler.channel.is_open):
+        if not (self.channel.is_open and self.course.settler.channel.is_open):
             raise BrokerUnavailable("a channel was closed by the broker")
 
     @property
@@ -116,9 +121,15 @@ class Consumer:
     def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:
         log.error(refusal.log_event, **refusal.log_fields)
         if refusal.job is not None and refusal.failure_kind is not None:
-            self.settler.refuse(refusal.job, delivery, refusal.failure_kind, refusal.failure)
-        else:
-            delivery.channel.reject(delivery)
+            try:
+                self.course.settler.refuse(
+                    refusal.job, delivery, refusal.failure_kind, refusal.failure
+                )
+                return
+            except PublishNacked as e:
+                # Dead-lettered all the same: audit.dead records the dead letter.
+                log.error("job_failed_event_refused", job_id=refusal.job.id, error=str(e))
+        delivery.channel.reject(delivery)
 
     # --- the time limit -------------------------------------------------------------------
 
@@ -126,14 +137,17 @@ class Consumer:
         """Settle a job over its limit, interrupt its thread, and take no other job until
         that thread has ended (or end the process if it will not)."""
         job_thread = self.binding.job_thread
-        running = job_thread.in_hand
-        if running is None:
+        now = self.clock()
+        if (interrupted := job_thread.interrupted) is not None:
+            if interrupted.stuck(now):
+                log.critical("job_thread_stuck_exiting", job_id=interrupted.job.id)
+                os._exit(EXIT_JOB_STUCK)
             return
-        if running.done.is_set():
-            if self.paused and not job_thread.interrupted_thread_running:
+        running = job_thread.in_hand
+        if running is None or running.done.is_set():
+            if self.paused:
                 self._resume()
             return
-        now = self.clock()
         if running.over_limit(now):
             running.timed_out = True
             limit = self.settings.job_time_limit
@@ -143,10 +157,13 @@ class Consumer:
             # taken its delivery back already.
             if running.delivery.channel is self.channel:
                 why = f"still running after {limit} s (JOB_TIME_LIMIT)"
-                settle = partial(self.settler.retry, running.job, running.delivery, "time_limit")
+                settle = partial(
+                    self.course.settler.retry, running.job, running.delivery, "time_limit"
+                )
                 running.context.copy().run(settle, why, running.started)
             job_thread.interrupt(running)
         elif running.stuck(now):
+            # Timed out before its thread took it, behind a job that will not end.
             log.critical("job_thread_stuck_exiting", job_id=running.job.id)
             os._exit(EXIT_JOB_STUCK)
 

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.amqp import Delivery
+from shared.log import get_logger
 from shared.messages import Job
 
+log = get_logger("shared.worker")
 # How long a timed-out thread gets to notice the interruption before the process ends.
 MAX_STUCK_GRACE_S = 30.0
 
@@ -50,11 +52,16 @@ class RunningJob:
     thread_id: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
     # Set on the I/O thread once the limit has settled the job; the job thread's own
-    # outcome, arriving later, is then discarded.
+    # outcome, arriving later, is then discarded (and a job not started yet never runs).
     timed_out: bool = False
+    # Set on the I/O thread when the job thread's own outcome is being settled: from then on
+    # the limit has nothing left to settle.
+    settling: bool = False
 
     def over_limit(self, now: float) -> bool:
-        return not self.timed_out and not self.done.is_set() and now - self.started > self.limit_s
+        if self.timed_out or self.settling or self.done.is_set():
+            return False
+        return now - self.started > self.limit_s
 
     def stuck(self, now: float) -> bool:
         """Timed out, interrupted, and still not let go within the grace."""
@@ -67,34 +74,39 @@ Work = Callable[[RunningJob], None]
 
 class JobThread:
     """Runs one worker's jobs of one type, one at a time, on a long-lived thread; replaces
-    the thread after a time-limit interruption. Called from the I/O thread only."""
+    the thread after a time-limit interruption. It outlives connections, so one job of the
+    type at a time holds across reconnects too. Called from the I/O thread only; no job may
+    start while an interrupted thread lives (the consumer takes none meanwhile)."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._thread: _Thread | None = None
         self._retiring: _Thread | None = None
+        self._interrupted: RunningJob | None = None
         self.in_hand: RunningJob | None = None
 
     def start(self, running: RunningJob, work: Work) -> None:
         """Run `work(running)` on the thread, once the job before it has ended."""
+        assert self.interrupted is None, "a job started beside an interrupted one"
         self.in_hand = running
         if self._thread is None:
             self._thread = _Thread(self._name)
         self._thread.put(running, work)
 
     @property
-    def interrupted_thread_running(self) -> bool:
-        """True while a thread interrupted for its time limit has not ended yet."""
+    def interrupted(self) -> RunningJob | None:
+        """The job interrupted for its time limit, while its thread has not ended."""
         if self._retiring is not None and not self._retiring.is_alive():
-            self._retiring = None
-        return self._retiring is not None
+            self._retiring, self._interrupted = None, None
+        return self._interrupted
 
     def interrupt(self, running: RunningJob) -> None:
-        """Raise JobTimeLimitExceeded in the thread running `running` (once it has started)
-        and retire that thread: the next job gets a new one."""
-        if self._thread is None or running.thread_id is None:
+        """Raise JobTimeLimitExceeded in the thread running `running` (if it has started and
+        not ended) and retire that thread: the next job gets a new one."""
+        if self._thread is None or running.thread_id is None or running.done.is_set():
             return
         self._retiring, self._thread = self._thread, None
+        self._interrupted = running
         self._retiring.retire()
         _raise_in(running.thread_id)
 
@@ -109,6 +121,7 @@ class _Thread(threading.Thread):
     def __init__(self, name: str) -> None:
         super().__init__(name=name, daemon=True)
         self._inbox: queue.SimpleQueue[tuple[RunningJob, Work] | None] = queue.SimpleQueue()
+        self._retired = False
         self.start()
 
     def put(self, running: RunningJob, work: Work) -> None:
@@ -116,26 +129,34 @@ class _Thread(threading.Thread):
 
     def retire(self) -> None:
         """End after the jobs handed over so far."""
+        self._retired = True
         self._inbox.put(None)
 
     def run(self) -> None:
+        running: RunningJob | None = None
         while True:
             try:
                 handed = self._inbox.get()
                 if handed is None:
                     return
-                self._run(*handed)
+                running, work = handed
+                running.thread_id = threading.get_ident()
+                running.started = time.monotonic()
+                try:
+                    running.context.run(work, running)
+                finally:
+                    running.done.set()
+            except Exception:
+                # A bug in the job's course: its delivery stays unsettled (the broker takes
+                # it back with the connection); this thread goes on with the next job.
+                log.exception("job_thread_error")
             except JobTimeLimitExceeded:
-                pass  # it came after the job's own code was done
-
-    @staticmethod
-    def _run(running: RunningJob, work: Work) -> None:
-        running.thread_id = threading.get_ident()
-        running.started = time.monotonic()
-        try:
-            running.context.run(work, running)
-        finally:
-            running.done.set()
+                # It came after the job's own code was done (perform() catches it while the
+                # job runs), maybe after the None that ends the thread was taken.
+                if running is not None:
+                    running.done.set()
+                if self._retired:
+                    return
 
 
 def _raise_in(thread_id: int) -> bool:

@@ -49,6 +49,9 @@ class JobCourse:
         """On the job thread: the job from `job.started` to its settling."""
         job, delivery, started = running.job, running.delivery, running.started
         settler = self.settler
+        if running.timed_out:  # settled by its time limit while it waited for this thread
+            log.warning("job_not_run_timed_out_while_waiting")
+            return
         outcome = "abandoned"
         try:
             started_event = settler.source.about("job.started", job)
@@ -112,6 +115,7 @@ def _unless_timed_out(running: RunningJob, settle: Callable[[], str]) -> str:
     if running.timed_out:
         log.warning("late_outcome_discarded", job_id=running.job.id)
         return "timed_out"
+    running.settling = True
     return settle()
 
 

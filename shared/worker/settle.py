@@ -24,6 +24,9 @@ log = get_logger("shared.worker")
 class ConfirmChannel(Protocol):
     """What settling needs of a channel opened with confirms (shared.amqp.Channel)."""
 
+    @property
+    def is_open(self) -> bool: ...
+
     def publish_nowait(
         self,
         exchange: str,

@@ -6,6 +6,7 @@ tests/integration/test_job_time_limit.py."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -25,7 +26,7 @@ from shared.topology import Names
 from shared.worker import consumer as consumer_module
 from shared.worker.bridge import IoBridge
 from shared.worker.consumer import Binding, Consumer
-from shared.worker.job_thread import JobThread
+from shared.worker.job_thread import JobThread, RunningJob, _raise_in
 from shared.worker.perform import Handler, JobCourse
 from shared.worker.settle import Settler
 from tests.support.stub_channel import IoThread, StubChannel
@@ -191,18 +192,19 @@ def test_a_job_over_its_time_limit_is_retried_interrupted_and_the_next_gets_a_ne
 def test_a_thread_that_ignores_its_interruption_ends_the_process(
     rigs: list[Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = threading.Event()
+    release, running = threading.Event(), threading.Event()
     exits: list[int] = []
     monkeypatch.setattr(consumer_module.os, "_exit", exits.append)
 
     def blocks(job: Job, blobs: Any) -> list[str]:
+        running.set()
         release.wait(10)  # one C call: the interruption waits for it to return
         return []
 
     rig = rig_for(rigs, tmp_path, blocks)
     try:
         rig.deliver(Job(type="resize"))
-        rig.settle_until(lambda: rig.job_thread.in_hand is not None)
+        rig.settle_until(running.is_set)
         rig.skew = LIMIT_S + 1
         rig.settle_until(rig.settled(1))
         assert exits == []
@@ -235,3 +237,98 @@ def test_what_the_io_thread_logs_for_a_job_carries_the_job_id(
     assert by_event["job_retrying"]["job_id"] == retried.id
     assert by_event["job_failed"]["job_id"] == failed.id
     assert by_event["job_failed"]["service"] == "tester"
+
+
+def test_after_an_interruption_a_new_connection_takes_no_job_until_the_thread_has_ended(
+    rigs: list[Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, running = threading.Event(), threading.Event()
+    exits: list[int] = []
+    monkeypatch.setattr(consumer_module.os, "_exit", exits.append)
+
+    def blocks(job: Job, blobs: Any) -> list[str]:
+        running.set()
+        release.wait(10)  # one C call: the interruption waits for it to return
+        return []
+
+    rig = rig_for(rigs, tmp_path, blocks)
+    try:
+        rig.deliver(Job(type="resize"))
+        rig.settle_until(running.is_set)
+        rig.skew = LIMIT_S + 1
+        rig.settle_until(rig.settled(1))
+        # The connection is lost; the next one's consumer shares the job thread.
+        again = StubChannel()
+        reconnected = Consumer(
+            rig.consumer.binding,
+            settings=rig.consumer.settings,
+            channel=again,  # type: ignore[arg-type]
+            course=rig.consumer.course,
+            service="tester",
+            clock=lambda: time.monotonic() + rig.skew,
+        )
+        reconnected.subscribe()
+        assert not again.consuming and reconnected.paused
+        rig.skew = LIMIT_S + LIMIT_S + 1  # the interrupted thread is stuck past its grace
+        reconnected.watch_time_limit()
+        assert exits == [70]
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while not again.consuming:  # its thread has ended: the new connection takes jobs
+        assert time.monotonic() < deadline
+        reconnected.watch_time_limit()
+        time.sleep(0.002)
+
+
+def test_a_job_settled_by_its_limit_while_it_waited_never_runs(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    release = threading.Event()
+
+    def records(job: Job, blobs: Any) -> list[str]:
+        ran.append(job.id)
+        release.wait(10)
+        return []
+
+    rig = rig_for(rigs, tmp_path, records)
+    first, waiting = Job(type="resize"), Job(type="resize")
+    rig.deliver(first)
+    rig.settle_until(lambda: ran == [first.id])
+    rig.deliver(waiting)  # as after a reconnect: queued behind the first, on the same thread
+    rig.skew = LIMIT_S + 1
+    rig.consumer.watch_time_limit()  # the waiting job is over its limit: retried, not run
+    release.set()
+    rig.skew = 0
+    rig.settle_until(rig.settled(2))
+    rig.settle_until(
+        lambda: rig.job_thread.in_hand is not None and rig.job_thread.in_hand.done.is_set()
+    )
+    assert ran == [first.id]
+    assert "job.retrying" in rig.channel.events()
+
+
+def test_a_late_interruption_ends_a_retired_thread_instead_of_hanging_it() -> None:
+    job_thread = JobThread("tester-resize")
+    context = contextvars.copy_context()
+    running = RunningJob(Job(type="resize"), None, 5, context)  # type: ignore[arg-type]
+    job_thread.start(running, lambda r: None)
+    assert running.done.wait(5)
+    job_thread.interrupt(running)  # the job ended first: nothing to interrupt
+    assert job_thread.interrupted is None
+    thread = job_thread._thread
+    assert thread is not None
+    thread.retire()
+    _raise_in(thread.ident or 0)  # as if the interruption had landed just after the job
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_job_being_settled_is_not_over_its_limit() -> None:
+    context = contextvars.copy_context()
+    running = RunningJob(Job(type="resize"), None, 5, context)  # type: ignore[arg-type]
+    later = time.monotonic() + 60
+    assert running.over_limit(later)
+    running.settling = True
+    assert not running.over_limit(later)
