@@ -49,6 +49,7 @@ compose-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy shared
 
 format: $(STAMP)
 	$(BIN)/ruff format .

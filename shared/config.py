@@ -10,51 +10,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import Field, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shared import config_parsers as parse
+from shared.config_fields import declared, setting
 from shared.errors import ConfigError
+from shared.exit_codes import EXIT_CONFIG
 
 T = TypeVar("T")
 
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-@dataclass(frozen=True)
-class Declared:
-    """What a Settings field carries besides its default."""
-
-    env: str
-    parse: Callable[[str], Any]
-    doc: str
-    # The default as the docs show it, when the plain value would mislead.
-    shown: str | None
-    # The default from_env uses instead, when it depends on where the service runs.
-    default_from: Callable[[], Any] | None
-
-
-def setting(
-    env: str,
-    default: T,
-    parse: Callable[[str], T],
-    doc: str,
-    *,
-    shown: str | None = None,
-    default_from: Callable[[], T] | None = None,
-    secret: bool = False,
-) -> T:
-    """Declare one setting: the variable `env` parsed by `parse`, else `default`; `doc` is its
-    line in the docs. A `secret` is kept out of the repr (and so out of logs)."""
-    declared = Declared(env, parse, doc, shown, default_from)
-    return field(default=default, repr=not secret, metadata={"setting": declared})
-
-
-def declared(f: Field[Any]) -> Declared:
-    return f.metadata["setting"]  # type: ignore[no-any-return]
 
 
 def _console_on_a_terminal() -> str:
@@ -263,6 +232,9 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        for name, instead in _REMOVED.items():
+            if name in env:
+                raise ConfigError(f"{name} is no longer read: {instead}")
         settings = cls(**{f.name: _read(f, env) for f in fields(cls)})
         _check_state_dir(settings)
         return settings
@@ -277,6 +249,13 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{d.env} {e}, got {raw!r}") from None
+
+
+# Variables of earlier releases that would now be ignored without a word.
+_REMOVED = {
+    "GATEWAY_DB": "the idempotency keys live in STATE_DIR/submissions.sqlite3",
+    "MAILER_LEDGER": "the sent-mail ledger lives in STATE_DIR/sent-mail.sqlite3",
+}
 
 
 def env_name(field_name: str) -> str:
@@ -302,5 +281,10 @@ def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
     try:
         return Settings.from_env(environ)
     except ConfigError as e:
-        print(f"jobsuite: configuration error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(config_error(e)) from None
+
+
+def config_error(error: Exception) -> int:
+    """Say on one line why a service cannot start with its configuration; its exit code."""
+    print(f"jobsuite: configuration error: {error}", file=sys.stderr)
+    return EXIT_CONFIG

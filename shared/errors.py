@@ -2,7 +2,7 @@
 
 Handlers raise `PermanentJobError` (bad input: retrying cannot help) or `TransientJobError`
 (a passing fault: retry with back-off). Everything pika raises is turned into a `BrokerError`
-inside `shared/amqp.py`, so no other module needs to know pika's exceptions.
+inside `shared/amqp/` (errors.py), so no other module needs to know pika's exceptions.
 """
 
 from __future__ import annotations

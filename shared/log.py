@@ -1,11 +1,13 @@
 """structlog set-up: JSON lines in containers, a console renderer on a terminal.
 
 Everything logged while a job runs carries `job_id`, `type`, `attempt` and `service`, bound
-through contextvars by `bind_job`. pika's standard-library logs go through the same renderer.
+through contextvars in the job's own context (`job_context`). pika's standard-library logs
+go through the same renderer.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from typing import Any
@@ -72,9 +74,13 @@ def bind_job(service: str, job_id: str, job_type: str, attempt: int) -> None:
     )
 
 
-def unbind_job(service: str) -> None:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(service=service)
+def job_context(service: str, job_id: str, job_type: str, attempt: int) -> contextvars.Context:
+    """A context of its own for one job, its fields bound: whatever runs in it (the job
+    thread, and calls it hands to the I/O thread in copies of it) logs them; nothing else
+    does, so no job's fields leak into the next."""
+    context = contextvars.copy_context()
+    context.run(bind_job, service, job_id, job_type, attempt)
+    return context
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -17,7 +17,7 @@ from shared.ids import UUID_PATTERN, follow_up_id, new_id
 from shared.jobtypes import JobTypeName
 from shared.jobtypes.models import Strict, first_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 EventName = Literal[
     "job.submitted",
     "job.rejected",

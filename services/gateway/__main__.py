@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import uvicorn
 
 from services.gateway.app import create_app
-from shared.config import settings_or_exit
+from shared.config import config_error, settings_or_exit
 from shared.errors import StateError
 from shared.log import configure_logging, get_logger
 from shared.pillow import use_pixel_limit
@@ -22,8 +20,7 @@ def main() -> int:
     try:
         app = create_app(settings)
     except StateError as e:  # STATE_DIR not writable, a database too new: as the mailer does
-        print(f"jobsuite: configuration error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     log.info("gateway_listening", host=settings.gateway_host, port=settings.gateway_port)
     # log_config=None: uvicorn's own lines go through our structlog set-up; one line per
     # accepted or rejected job replaces the access log.

@@ -24,7 +24,9 @@ log = get_logger(__name__)
 DESCRIPTION = """Submit image-resize, PDF-render and e-mail jobs; follow them; fetch results.
 
 A submission answers **202** with the job's id only after RabbitMQ confirmed the job;
-**503** (with `Retry-After`) when it cannot take it, and then nothing is kept."""
+**503** (with `Retry-After`) when it cannot take it: nothing is kept, unless the job was sent
+but never confirmed (`publish_in_doubt`), when a retry with the same `Idempotency-Key` sends
+that very job again."""
 
 
 class Health(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated
 
-from fastapi import APIRouter, Path
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from services.gateway.context import Gateway, GatewayDep
@@ -18,6 +18,10 @@ from shared.messages import JobRecord
 
 router = APIRouter(tags=["jobs"])
 JobIdPath = Annotated[str, Path(pattern=UUID_PATTERN, description="the id the submission gave")]
+RangeHeader = Annotated[
+    str | None,
+    Header(alias="range", description="one byte range, e.g. bytes=1000- to resume a download"),
+]
 FAILED = {"failed", "dead"}
 
 
@@ -51,11 +55,13 @@ def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
         409: {"description": "the job has not finished successfully"},
     },
 )
-def job_result(gateway: GatewayDep, job_id: JobIdPath) -> StreamingResponse | Outputs:
+def job_result(
+    gateway: GatewayDep, job_id: JobIdPath, range_header: RangeHeader = None
+) -> Response | Outputs:
     """The job's output file, or a list of links when it made several."""
     keys = _finished_outputs(gateway, job_id)
     if len(keys) == 1:
-        return _file(gateway, keys[0])
+        return _file(gateway, keys[0], range_header)
     outputs = [
         Output(
             name=_name(job_id, key),
@@ -73,11 +79,13 @@ def job_result(gateway: GatewayDep, job_id: JobIdPath) -> StreamingResponse | Ou
     response_class=StreamingResponse,
     responses={404: {"description": "no such output"}},
 )
-def job_result_file(gateway: GatewayDep, job_id: JobIdPath, name: str) -> StreamingResponse:
+def job_result_file(
+    gateway: GatewayDep, job_id: JobIdPath, name: str, range_header: RangeHeader = None
+) -> Response:
     """One output file of a finished job, by the name the result list gives."""
     for key in _finished_outputs(gateway, job_id):
         if _name(job_id, key) == name:
-            return _file(gateway, key)
+            return _file(gateway, key, range_header)
     raise Rejected(404, "unknown_output", f"job {job_id} has no output named {name!r}")
 
 
@@ -102,9 +110,9 @@ def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _file(gateway: Gateway, key: str) -> StreamingResponse:
+def _file(gateway: Gateway, key: str, range_header: str | None) -> Response:
     try:
-        return blob_download(gateway.blobs, key, _content_type(key))
+        return blob_download(gateway.blobs, key, _content_type(key), range_header)
     except BlobError:
         raise Rejected(
             404, "output_missing", f"output {key} is listed but gone from the store"

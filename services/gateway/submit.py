@@ -16,8 +16,9 @@ from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
 from shared.errors import BrokerError, PublishInDoubt, PublishNacked
 from shared.events import EventSource
+from shared.ids import new_id
 from shared.log import get_logger
-from shared.messages import ErrorInfo, Event, Job, decode_job, encode, new_id
+from shared.messages import ErrorInfo, Event, Job, decode_job, encode
 from shared.state import Claim, Reservation, SubmissionLedger
 from shared.topology import Names
 

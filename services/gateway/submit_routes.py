@@ -9,7 +9,7 @@ and `then`, or, for a type that takes an upload, a multipart form (services/gate
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Response
+from fastapi import APIRouter, Form, Header, Response, UploadFile
 from pydantic import BaseModel, create_model
 
 from services.gateway.checks import check_follow_up, check_params, job_params, parse_follow_up
@@ -77,10 +77,11 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         body: body_model,  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
     ) -> JobAccepted:
+        then: FollowUp | None = body.then  # type: ignore[attr-defined]
         check_params(spec, body, gateway.limits)
-        check_follow_up(body.then, gateway.limits)
-        job = Job(type=spec.name, params=job_params(body), then=body.then)
-        what = fingerprint(spec.name, job.params, _dump(body.then))
+        check_follow_up(then, gateway.limits)
+        job = Job(type=spec.name, params=job_params(body), then=then)
+        what = fingerprint(spec.name, job.params, _dump(then))
         return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
 
     return submit
@@ -92,18 +93,20 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
     def submit(
         gateway: GatewayDep,
         response: Response,
-        form: Annotated[form_type, Form()],  # type: ignore[valid-type]
+        form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
     ) -> JobAccepted:
+        upload: UploadFile = form.file  # type: ignore[attr-defined]
+        then_text: str | None = form.then  # type: ignore[attr-defined]
         params = params_from_form(spec, form)
         check_params(spec, params, gateway.limits)
-        follow_up = parse_follow_up(form.then)
+        follow_up = parse_follow_up(then_text)
         check_follow_up(follow_up, gateway.limits)
         job_id = new_id()
         settings = gateway.settings
         try:
             stored = store_image(
-                form.file.file,
+                upload.file,
                 gateway.blobs,
                 job_id,
                 max_bytes=settings.max_upload_bytes,

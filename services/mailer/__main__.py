@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 
 from services.mailer.handler import MailConfig, mail_job
 from services.mailer.smtp import SmtpConfig, SmtplibSender
-from shared.config import settings_or_exit
+from shared.config import config_error, settings_or_exit
 from shared.errors import ConfigError, StateError
 from shared.jobtypes import MAIL
 from shared.log import configure_logging, get_logger
@@ -24,8 +23,7 @@ def main() -> int:
         config = MailConfig.from_settings(settings)
         ledger = open_sent_mail(settings)
     except (ConfigError, StateError) as e:
-        print(f"jobsuite: configuration error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     smtp = SmtpConfig.from_settings(settings)
     if smtp.user and not smtp.starttls:
         log.warning("smtp_login_without_starttls", host=smtp.host, port=smtp.port)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import PermanentJobError
+from shared.jobtypes.models import first_error
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -17,11 +18,7 @@ def parse_data(model: type[ModelT], data: Any, template: str) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        errors = e.errors()
-        first = errors[0]
-        where = ".".join(["data", *(str(p) for p in first["loc"])])
-        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {e.error_count() - 1} more errors)" if e.error_count() > 1 else ""
         raise PermanentJobError(
-            f"invalid {template} data: {where}: {message}{more}", kind="invalid_data"
+            f"invalid {template} data: {first_error(e, 'data')}{more}", kind="invalid_data"
         ) from None

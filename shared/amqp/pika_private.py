@@ -4,7 +4,8 @@ pika's BlockingConnection has no public way to track publisher confirms without 
 each one, to end a connection without a closing handshake, or to reach the I/O loop's
 timers; its own asynchronous adapter underneath (`_impl`) has all three. What is used here
 has been stable through pika 1.x (checked against 1.3 and 1.4.4); the tests that exercise
-it (`tests/unit/test_amqp_*.py`, the network-fault and alarm tests) fail first if it moves.
+it (tests/unit/test_amqp_silence.py, the worker and gateway tests against the real broker,
+the network-fault and alarm tests) fail first if it moves.
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def first_error(e: ValidationError) -> str:
-    """`where: what` of a validation error's first complaint, for one-line messages."""
-    err = e.errors()[0]
+def first_error(e: ValidationError, *prefix: str) -> str:
+    """`where: what` of a validation error's first complaint, for one-line messages; `where`
+    starts with `prefix` (e.g. "data") when the model validated part of something larger."""
+    err = e.errors(include_url=False, include_input=False)[0]
     message = err["msg"].removeprefix("Value error, ")
-    where = ".".join(str(p) for p in err["loc"])
+    where = ".".join([*prefix, *(str(p) for p in err["loc"])])
     return f"{where}: {message}" if where else message
 
 

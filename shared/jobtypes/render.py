@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from shared.jobtypes.models import Strict
+from shared.jobtypes.models import Strict, first_error
 from shared.jobtypes.render_data import TEMPLATE_DATA
 from shared.jobtypes.spec import CliOption, JobTypeSpec, no_limits, nothing_to_check
 
@@ -36,9 +36,7 @@ class CheckedRenderParams(RenderParams):
             try:
                 model.model_validate(data)
             except ValidationError as e:
-                first = e.errors(include_url=False, include_input=False)[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+                raise ValueError(first_error(e)) from None
         return data
 
 

@@ -59,6 +59,7 @@ class ResizeLimits:
 
 def check_sides(params: ResizeParams, limits: ResizeLimits) -> None:
     """Refuse a requested side over MAX_OUTPUT_SIDE before any pixel is decoded."""
+    sides: list[tuple[tuple[str | int, ...], int | None]]
     if params.sizes:
         sides = [
             (("sizes", i, name), getattr(box, name))

@@ -3,8 +3,10 @@
 The topology declares a queue `jobs.<name>` per declaration; the gateway builds
 `POST /jobs/<name>` from it (a JSON body, or a multipart form when the job takes an upload);
 the CLI builds `jobsuite submit <name>` from its options; workers validate a job's params with
-its model, and the gateway and the worker both enforce its limits with its `check`. The
-service that runs it binds its handler to it in its own `__main__`.
+its model. The gateway enforces its limits with its `check` before it accepts a job; a
+handler may call the same `check` again for a job put straight on the queue (the resizer
+does; the mailer's own checks go further, counting attachments too). The service that runs
+it binds its handler to it in its own `__main__`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ LimitsT = TypeVar("LimitsT")
 
 class ParamsRefused(JobsuiteError):
     """Params that fit their model but not the limits: the gateway answers 422 naming
-    `field`, the worker fails the job (`kind` in both)."""
+    `field` with `kind`; a handler that checks again fails the job."""
 
     def __init__(self, field: Sequence[str | int], message: str, kind: str) -> None:
         super().__init__(message)
@@ -78,7 +80,7 @@ class JobTypeSpec(Generic[ParamsT, LimitsT]):
     summary: str  # one line for the API docs, the CLI's help and docs
     params: type[ParamsT]  # what a job's params must be: workers validate with it
     limits: Callable[[Settings], LimitsT]  # its limits, read from the settings
-    # Raises ParamsRefused when params go over a limit; the gateway and the worker both call it.
+    # Raises ParamsRefused when params go over a limit; the gateway calls it, a handler may.
     check: Callable[[ParamsT, LimitsT], None]
     # What the gateway accepts (stricter than `params` where a worker's own checks would
     # refuse later with more detail, e.g. mail addresses): by default `params`.

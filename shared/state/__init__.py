@@ -11,8 +11,12 @@ that picks an implementation: no code outside this package knows which one it ho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from shared.config import Settings
+from shared.log import get_logger
 from shared.state.sent_mail import SentLedger, SentRecord, SqliteSentLedger
+from shared.state.sqlite import adopt_legacy_file
 from shared.state.submissions import (
     KEY_TTL_S,
     AcceptedJob,
@@ -24,6 +28,8 @@ from shared.state.submissions import (
 
 __all__ = [
     "KEY_TTL_S",
+    "LEGACY_SENT_MAIL",
+    "LEGACY_SUBMISSIONS",
     "SENT_MAIL_FILE",
     "SUBMISSIONS_FILE",
     "AcceptedJob",
@@ -38,13 +44,27 @@ __all__ = [
 
 SUBMISSIONS_FILE = "submissions.sqlite3"
 SENT_MAIL_FILE = "sent-mail.sqlite3"
+# Where releases before STATE_DIR kept these by default: taken over once, on first start, so
+# an upgrade keeps the day's Idempotency-Keys and, above all, what was mailed already.
+LEGACY_SUBMISSIONS = Path(".gateway") / "gateway.sqlite3"  # under BLOB_DIR
+LEGACY_SENT_MAIL = Path("var/mailer/sent.sqlite3")
+log = get_logger(__name__)
 
 
 def open_submissions(settings: Settings) -> SubmissionLedger:
     """The gateway's submissions store; StateError when it cannot be opened."""
-    return SqliteSubmissionLedger.open(settings.state_dir / SUBMISSIONS_FILE)
+    path = settings.state_dir / SUBMISSIONS_FILE
+    _adopt(settings.blob_dir / LEGACY_SUBMISSIONS, path)
+    return SqliteSubmissionLedger.open(path)
 
 
 def open_sent_mail(settings: Settings) -> SentLedger:
     """The mailer's sent-mail ledger; StateError when it cannot be opened."""
-    return SqliteSentLedger.open(settings.state_dir / SENT_MAIL_FILE)
+    path = settings.state_dir / SENT_MAIL_FILE
+    _adopt(LEGACY_SENT_MAIL, path)
+    return SqliteSentLedger.open(path)
+
+
+def _adopt(legacy: Path, path: Path) -> None:
+    if adopt_legacy_file(legacy, path):
+        log.warning("state_moved", old=str(legacy), new=str(path), note="the old file stays")

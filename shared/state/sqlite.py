@@ -65,6 +65,24 @@ def open_database(
     return db
 
 
+def adopt_legacy_file(legacy: Path, path: Path) -> bool:
+    """Copy the database at `legacy` (where an earlier release kept it) to `path`, once:
+    only when `path` does not exist yet and `legacy` does. SQLite's online backup copies a
+    consistent state even while an old process still writes it. True when it copied."""
+    if path.exists() or not legacy.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".adopting")
+    try:
+        with sqlite3.connect(legacy) as source, sqlite3.connect(partial) as target:
+            source.backup(target)
+        partial.replace(path)  # whole or not at all, should two processes race here
+    except (sqlite3.Error, OSError) as e:
+        partial.unlink(missing_ok=True)
+        raise StateError(f"cannot copy {legacy} to {path}: {e}") from e
+    return True
+
+
 def schema_version(db: sqlite3.Connection) -> int:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     return int(version)

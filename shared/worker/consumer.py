@@ -9,7 +9,6 @@ until that thread has ended (or the process ends, if it will not).
 
 from __future__ import annotations
 
-import contextvars
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from shared.amqp import Channel, Delivery
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishNacked
 from shared.exit_codes import EXIT_JOB_STUCK
-from shared.log import bind_job, get_logger
+from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery
 from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse, outputs_recorded
@@ -113,8 +112,7 @@ class Consumer:
             self._refuse(delivery, verdict)
             return
         job = verdict
-        context = contextvars.copy_context()
-        context.run(bind_job, self.service, job.id, job.type, job.attempt)
+        context = job_context(self.service, job.id, job.type, job.attempt)
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
         self.binding.job_thread.start(running, self.course.perform)
 

@@ -9,7 +9,8 @@ import pytest
 
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
-from shared.messages import Job, new_id
+from shared.ids import new_id
+from shared.messages import Job
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.mailsink import MailSink, start_mailsink

@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from shared.config import Settings
-from shared.messages import FollowUp, Job, follow_up_id
+from shared.ids import follow_up_id
+from shared.messages import FollowUp, Job
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.pdfs import flat_text, image_xobjects, open_pdf

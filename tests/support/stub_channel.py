@@ -125,18 +125,6 @@ class StubChannel:
         return [p.event for p in self.published if p.message_type.startswith("job.")]
 
 
-class DirectBridge:
-    """The I/O bridge without an I/O thread: calls run at once, one at a time."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.failure = None
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        with self._lock:
-            return fn()
-
-
 class IoThread:
     """Stands in for a connection's I/O thread: runs what is handed to it, in order
     (`call_threadsafe`, as `shared.amqp.Connection` offers)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from fastapi.responses import FileResponse
 from fastapi.testclient import TestClient
 
@@ -50,3 +50,40 @@ def test_the_file_name_is_given_as_file_response_gives_it(tmp_path: Path, name: 
 def test_a_missing_blob_is_a_blob_error_before_any_response(tmp_path: Path) -> None:
     with pytest.raises(BlobError, match="does not exist"):
         blob_download(FolderBlobStore(tmp_path), output_key("j1", "gone.pdf"), "application/pdf")
+
+
+@pytest.mark.parametrize(
+    "asked",
+    ["bytes=0-99", "bytes=1000-", "bytes=-500", "bytes=4000-999999", "bytes=1048575-1048575"],
+)
+def test_one_byte_range_is_served_as_file_response_serves_it(tmp_path: Path, asked: str) -> None:
+    key = "outputs/j1/big.bin"
+    blobs = FolderBlobStore(tmp_path)
+    data = bytes(range(256)) * 4096
+    blobs.write_bytes(key, data)
+    app = FastAPI()
+
+    @app.get("/streamed")
+    def streamed_route(range: str | None = Header(default=None)) -> object:
+        return blob_download(blobs, key, "application/octet-stream", range)
+
+    app.get("/file")(lambda: FileResponse(tmp_path / key))
+    with TestClient(app) as http:
+        streamed = http.get("/streamed", headers={"range": asked})
+        file = http.get("/file", headers={"range": asked})
+    assert streamed.status_code == file.status_code == 206
+    assert streamed.content == file.content
+    for header in ("content-range", "content-length", "accept-ranges"):
+        assert streamed.headers[header] == file.headers[header], header
+
+
+@pytest.mark.parametrize(("asked", "status"), [("bytes=5000000-", 416), ("bytes=0-1,5-6", 200)])
+def test_a_range_past_the_end_is_416_and_several_ranges_get_the_whole_file(
+    tmp_path: Path, asked: str, status: int
+) -> None:
+    blobs = FolderBlobStore(tmp_path)
+    blobs.write_bytes("outputs/j1/a.bin", b"x" * 1000)
+    response = blob_download(blobs, "outputs/j1/a.bin", "application/octet-stream", asked)
+    assert response.status_code == status
+    if status == 416:
+        assert response.headers["content-range"] == "bytes */1000"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared.log import bind_job, configure_logging, get_logger, unbind_job
+from shared.log import bind_job, configure_logging, get_logger, job_context
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -20,10 +20,9 @@ def test_every_line_logged_during_a_job_carries_its_context(
 ) -> None:
     configure_logging("resizer", "info", "json")
     log = get_logger("test")
-    bind_job("resizer", "job-1", "resize", 2)
-    log.info("inside_the_job", extra_field=1)
-    logging.getLogger("pika.adapters").warning("stdlib %s", "line")
-    unbind_job("resizer")
+    context = job_context("resizer", "job-1", "resize", 2)
+    context.run(log.info, "inside_the_job", extra_field=1)
+    context.run(logging.getLogger("pika.adapters").warning, "stdlib %s", "line")
     log.info("between_jobs")
 
     inside, stdlib, between = lines(capsys)

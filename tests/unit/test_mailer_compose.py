@@ -13,8 +13,8 @@ import pytest
 from services.mailer.addresses import mail_address, recipients_of
 from services.mailer.compose import Attachment, compose, message_id_for, mime_type_of
 from shared.errors import PermanentJobError
+from shared.ids import new_id
 from shared.jobtypes.mail import MailParams
-from shared.messages import new_id
 
 SENDER = Address("Jobsuite", "jobs", "example.com")
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

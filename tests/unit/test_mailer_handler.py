@@ -18,8 +18,9 @@ from services.mailer.smtp import Refusals
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
 from shared.errors import ConfigError, JobError, PermanentJobError, StateError, TransientJobError
+from shared.ids import new_id
 from shared.jobtypes.mail import MailLimits
-from shared.messages import Job, new_id
+from shared.messages import Job
 from shared.state.sent_mail import SentRecord, SqliteSentLedger
 
 CONFIG = MailConfig(

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from shared.errors import DecodeError
+from shared.ids import follow_up_id
 from shared.jobtypes.models import parse_params
 from shared.jobtypes.resize import ResizeParams
 from shared.messages import (
@@ -13,7 +14,6 @@ from shared.messages import (
     decode_event,
     decode_job,
     encode,
-    follow_up_id,
 )
 
 

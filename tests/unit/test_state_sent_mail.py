@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import StateError
-from shared.messages import new_id
+from shared.ids import new_id
 from shared.state import open_sent_mail
 from shared.state.sent_mail import SentRecord, SqliteSentLedger
 
