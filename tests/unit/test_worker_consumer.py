@@ -189,12 +189,25 @@ def test_a_job_over_its_time_limit_is_retried_interrupted_and_the_next_gets_a_ne
     assert rig.channel.events().count("job.succeeded") == 1
 
 
-def test_a_thread_that_ignores_its_interruption_ends_the_process(
-    rigs: list[Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    release, running = threading.Event(), threading.Event()
-    exits: list[int] = []
-    monkeypatch.setattr(consumer_module.os, "_exit", exits.append)
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The exit codes the consumer ended the process with (it does not, here)."""
+    codes: list[int] = []
+    monkeypatch.setattr(consumer_module.os, "_exit", codes.append)
+    return codes
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Lets a blocked handler (below) return at last."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def timed_out_in_a_c_call(rigs: list[Rig], tmp_path: Path, release: threading.Event) -> Rig:
+    """A rig whose job sits in one C call past its limit: settled, interrupted, not ended."""
+    running = threading.Event()
 
     def blocks(job: Job, blobs: Any) -> list[str]:
         running.set()
@@ -202,17 +215,21 @@ def test_a_thread_that_ignores_its_interruption_ends_the_process(
         return []
 
     rig = rig_for(rigs, tmp_path, blocks)
-    try:
-        rig.deliver(Job(type="resize"))
-        rig.settle_until(running.is_set)
-        rig.skew = LIMIT_S + 1
-        rig.settle_until(rig.settled(1))
-        assert exits == []
-        rig.skew = LIMIT_S + LIMIT_S + 1  # past the limit and the grace after it
-        rig.consumer.watch_time_limit()
-        assert exits == [70]
-    finally:
-        release.set()
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(running.is_set)
+    rig.skew = LIMIT_S + 1
+    rig.settle_until(rig.settled(1))
+    return rig
+
+
+def test_a_thread_that_ignores_its_interruption_ends_the_process(
+    rigs: list[Rig], tmp_path: Path, exits: list[int], release: threading.Event
+) -> None:
+    rig = timed_out_in_a_c_call(rigs, tmp_path, release)
+    assert exits == []
+    rig.skew = LIMIT_S + LIMIT_S + 1  # past the limit and the grace after it
+    rig.consumer.watch_time_limit()
+    assert exits == [70]
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -240,40 +257,25 @@ def test_what_the_io_thread_logs_for_a_job_carries_the_job_id(
 
 
 def test_after_an_interruption_a_new_connection_takes_no_job_until_the_thread_has_ended(
-    rigs: list[Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rigs: list[Rig], tmp_path: Path, exits: list[int], release: threading.Event
 ) -> None:
-    release, running = threading.Event(), threading.Event()
-    exits: list[int] = []
-    monkeypatch.setattr(consumer_module.os, "_exit", exits.append)
-
-    def blocks(job: Job, blobs: Any) -> list[str]:
-        running.set()
-        release.wait(10)  # one C call: the interruption waits for it to return
-        return []
-
-    rig = rig_for(rigs, tmp_path, blocks)
-    try:
-        rig.deliver(Job(type="resize"))
-        rig.settle_until(running.is_set)
-        rig.skew = LIMIT_S + 1
-        rig.settle_until(rig.settled(1))
-        # The connection is lost; the next one's consumer shares the job thread.
-        again = StubChannel()
-        reconnected = Consumer(
-            rig.consumer.binding,
-            settings=rig.consumer.settings,
-            channel=again,  # type: ignore[arg-type]
-            course=rig.consumer.course,
-            service="tester",
-            clock=lambda: time.monotonic() + rig.skew,
-        )
-        reconnected.subscribe()
-        assert not again.consuming and reconnected.paused
-        rig.skew = LIMIT_S + LIMIT_S + 1  # the interrupted thread is stuck past its grace
-        reconnected.watch_time_limit()
-        assert exits == [70]
-    finally:
-        release.set()
+    rig = timed_out_in_a_c_call(rigs, tmp_path, release)
+    # The connection is lost; the next one's consumer shares the job thread.
+    again = StubChannel()
+    reconnected = Consumer(
+        rig.consumer.binding,
+        settings=rig.consumer.settings,
+        channel=again,  # type: ignore[arg-type]
+        course=rig.consumer.course,
+        service="tester",
+        clock=lambda: time.monotonic() + rig.skew,
+    )
+    reconnected.subscribe()
+    assert not again.consuming and reconnected.paused
+    rig.skew = LIMIT_S + LIMIT_S + 1  # the interrupted thread is stuck past its grace
+    reconnected.watch_time_limit()
+    assert exits == [70]
+    release.set()
     deadline = time.monotonic() + 5
     while not again.consuming:  # its thread has ended: the new connection takes jobs
         assert time.monotonic() < deadline
