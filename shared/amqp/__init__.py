@@ -18,7 +18,6 @@ from shared.amqp.connection import (
     WhenBlocked,
     connect,
     connect_once,
-    safe_url,
 )
 
 __all__ = [
@@ -31,5 +30,4 @@ __all__ = [
     "compute_backoff",
     "connect",
     "connect_once",
-    "safe_url",
 ]

@@ -95,7 +95,7 @@ def connect_once(
     settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
 ) -> Connection:
     """One connection attempt; `when_blocked` says what a broker alarm does to it."""
-    with broker_errors(f"connect to {safe_url(settings.amqp_url)}"):
+    with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
         raw = pika.BlockingConnection(connection_parameters(settings, name, when_blocked))
     # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
     # is not mistaken for a dead one.
@@ -134,7 +134,7 @@ def _sleep_unless(
         sleep(min(left, 0.2))
 
 
-def safe_url(url: str) -> str:
+def _safe_url(url: str) -> str:
     """The AMQP URL without its password, for messages."""
     params = pika.URLParameters(url)
     return f"amqp://{params.host}:{params.port}{params.virtual_host and '/' + params.virtual_host}"

@@ -138,8 +138,7 @@ class Consumer:
         now = self.clock()
         if (interrupted := job_thread.interrupted) is not None:
             if interrupted.stuck(now):
-                log.critical("job_thread_stuck_exiting", job_id=interrupted.job.id)
-                os._exit(EXIT_JOB_STUCK)
+                _exit_stuck(interrupted)
             return
         running = job_thread.in_hand
         if running is None or running.done.is_set():
@@ -160,10 +159,8 @@ class Consumer:
                 )
                 running.context.copy().run(settle, why, running.started)
             job_thread.interrupt(running)
-        elif running.stuck(now):
-            # Timed out before its thread took it, behind a job that will not end.
-            log.critical("job_thread_stuck_exiting", job_id=running.job.id)
-            os._exit(EXIT_JOB_STUCK)
+        elif running.stuck(now):  # timed out before its thread took it, behind a stuck job
+            _exit_stuck(running)
 
     def _pause(self) -> None:
         self.stop_taking()
@@ -173,3 +170,10 @@ class Consumer:
         self.paused = False
         self._consume()
         log.info("consuming_again")
+
+
+def _exit_stuck(running: RunningJob) -> None:
+    """A job thread that ignores its interruption ends with its process; the supervisor
+    (compose, shared.respawn) starts the worker again."""
+    log.critical("job_thread_stuck_exiting", job_id=running.job.id)
+    os._exit(EXIT_JOB_STUCK)

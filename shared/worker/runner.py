@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from types import FrameType
 
-from shared.amqp import Connection, compute_backoff, connect
+from shared.amqp import Channel, Connection, compute_backoff, connect
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.errors import BrokerUnavailable
@@ -119,7 +119,14 @@ class Worker:
     def _serve(self, connection: Connection) -> None:
         bridge = IoBridge(connection)
         try:
-            consumers = [self._open(connection, bridge, binding) for binding in self.bindings]
+            # One confirm channel per job type (a nack must reach its own job's settling);
+            # the topology is declared once per connection, on the first.
+            publishers = [connection.channel(confirm=True) for _ in self.bindings]
+            declare_topology(publishers[0], self.settings)
+            consumers = [
+                self._open(connection, bridge, binding, publisher)
+                for binding, publisher in zip(self.bindings, publishers, strict=True)
+            ]
             while not self._stopping.is_set():
                 connection.pump(PUMP_S)
                 self._look_around(bridge, consumers)
@@ -127,9 +134,9 @@ class Worker:
         finally:
             bridge.close()
 
-    def _open(self, connection: Connection, bridge: IoBridge, binding: Binding) -> Consumer:
-        publisher = connection.channel(confirm=True)
-        declare_topology(publisher, self.settings)
+    def _open(
+        self, connection: Connection, bridge: IoBridge, binding: Binding, publisher: Channel
+    ) -> Consumer:
         settler = Settler(publisher, self.names, self.source, self.settings)
         consumer = Consumer(
             binding,
