@@ -289,7 +289,8 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     try:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{d.env} {e}, got {raw!r}") from None
+        got = f", got {raw!r}" if f.repr else ""  # a secret's value stays out of the error
+        raise ConfigError(f"{d.env} {e}{got}") from None
 
 
 # Variables of earlier releases that would now be ignored without a word.
