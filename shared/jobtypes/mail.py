@@ -100,16 +100,16 @@ def check_mail(params: MailParams, limits: MailLimits) -> None:
 
 
 def check_attachments(job_ids: list[str], limit: int) -> None:
-    """At most `limit` ids, each once: a listed id would be attached once per listing."""
-    if len(job_ids) > limit:
-        message = f"{len(job_ids)} attachments, over the limit of {limit} (MAX_ATTACHMENTS)"
-        raise ParamsRefused(("attachments",), message, "too_many_attachments")
+    """Each id once (a listed id would be attached once per listing), at most `limit`."""
     first: dict[str, int] = {}
     for index, job_id in enumerate(job_ids):
         seen = first.setdefault(job_id.lower(), index)
         if seen != index:
             message = f"job {job_id!r} is listed twice (at {seen} and {index}): list each once"
             raise ParamsRefused(("attachments", index), message, "duplicate_attachment")
+    if len(job_ids) > limit:
+        message = f"{len(job_ids)} attachments, over the limit of {limit} (MAX_ATTACHMENTS)"
+        raise ParamsRefused(("attachments",), message, "too_many_attachments")
 
 
 def check_recipients_allowed(params: MailParams, limits: MailLimits) -> None:

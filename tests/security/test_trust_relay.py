@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.ids import follow_up_id
+from shared.ids import follow_up_id, new_id
 from shared.limits import MAX_FOLLOW_UPS
 from shared.messages import FollowUp, Job
 from tests.security.conftest import GOOD_RECIPIENT, SINK_AUTH, Suite
@@ -176,25 +176,37 @@ def test_duplicate_attachment_ids_are_422_at_the_gateway_naming_the_id(
     thousands = suite.http.post("/jobs/mail", json=mail("relay-2000", attachments=[done] * 2000))
     assert thousands.status_code == 422, thousands.text
     (error,) = thousands.json()["detail"]
-    assert error["type"] == "too_many_attachments"
-    assert "2000 attachments, over the limit of 20 (MAX_ATTACHMENTS)" in error["msg"]
+    assert error["loc"] == ["body", "attachments", 1]
+    assert error["type"] == "duplicate_attachment" and done in error["msg"]
+    distinct = [new_id() for _ in range(21)]
+    too_many = suite.http.post("/jobs/mail", json=mail("relay-21", attachments=distinct))
+    assert too_many.status_code == 422, too_many.text
+    (error,) = too_many.json()["detail"]
+    assert error["loc"] == ["body", "attachments"] and error["type"] == "too_many_attachments"
+    assert "21 attachments, over the limit of 20 (MAX_ATTACHMENTS)" in error["msg"]
     good_mail_goes_out(suite, events)
-    assert not {"relay-dup", "relay-2000"} & set(subjects(suite))
+    assert not {"relay-dup", "relay-2000", "relay-21"} & set(subjects(suite))
 
 
 @pytest.mark.parametrize(
-    ("copies", "kind", "says"),
+    ("case", "kind", "says"),
     [
-        (2, "duplicate_attachment", "is listed twice (at 0 and 1)"),
-        (2000, "too_many_attachments", "2000 attachments, over the limit of 20"),
+        ("twice", "duplicate_attachment", "is listed twice (at 0 and 1)"),
+        ("2000-copies", "duplicate_attachment", "is listed twice (at 0 and 1)"),
+        ("21-ids", "too_many_attachments", "21 attachments, over the limit of 20"),
     ],
 )
-def test_duplicate_attachment_ids_straight_on_the_queue_are_refused(
-    suite: Suite, events: EventWatcher, copies: int, kind: str, says: str
+def test_duplicate_or_too_many_attachment_ids_straight_on_the_queue_are_refused(
+    suite: Suite, events: EventWatcher, case: str, kind: str, says: str
 ) -> None:
     done = finished_render(suite, events)
-    subject = f"relay-queue-attach-{copies}"
-    job = Job(type="mail", params=mail(subject, attachments=[done] * copies))
+    ids = {
+        "twice": [done, done],
+        "2000-copies": [done] * 2000,
+        "21-ids": [done, *(new_id() for _ in range(20))],
+    }[case]
+    subject = f"relay-queue-attach-{case}"
+    job = Job(type="mail", params=mail(subject, attachments=ids))
     event = suite.publish_with_good_job(events, job)
     assert event["event"] == "job.failed", event
     assert event["error"]["kind"] == kind

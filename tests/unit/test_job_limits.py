@@ -60,12 +60,17 @@ def test_too_many_recipients_in_the_job_or_in_a_follow_up() -> None:
 
 
 def test_attachments_over_the_limit_or_listed_twice_are_refused() -> None:
-    many = refused(Job(type="mail", params=mail(attachments=[JOB_A, JOB_B, JOB_A.upper()])))
+    three = [JOB_A, JOB_B, JOB_B.replace("2", "3")]
+    many = refused(Job(type="mail", params=mail(attachments=three)))
     assert many.kind == "too_many_attachments"
     assert "3 attachments, over the limit of 2 (MAX_ATTACHMENTS)" in str(many)
     twice = refused(Job(type="mail", params=mail(attachments=[JOB_A, JOB_A])))
     assert twice.kind == "duplicate_attachment" and twice.field == ("attachments", 1)
     assert f"job '{JOB_A}' is listed twice (at 0 and 1)" in str(twice)
+    upper = refused(Job(type="mail", params=mail(attachments=[JOB_A, JOB_B, JOB_A.upper()])))
+    assert upper.kind == "duplicate_attachment" and upper.field == ("attachments", 2)
+    thousands = refused(Job(type="mail", params=mail(attachments=[JOB_A] * 2000)))
+    assert thousands.kind == "duplicate_attachment"  # named before it is counted
 
 
 def test_a_recipient_outside_the_allowed_domains_is_refused_naming_it() -> None:
