@@ -19,6 +19,7 @@ from shared import config_parsers as parse
 from shared.config_fields import declared, setting
 from shared.errors import ConfigError
 from shared.exit_codes import EXIT_CONFIG
+from shared.mailpolicy import RESERVED_TEST_DOMAINS
 
 T = TypeVar("T")
 
@@ -97,6 +98,15 @@ class Settings:
         Path,
         "SQLite files of the shared state (idempotency keys, the mailer's send-once ledger);"
         " never inside BLOB_DIR or AUDIT_DIR",
+    )
+
+    # Access.
+    auth_disabled: bool = setting(
+        "AUTH_DISABLED",
+        False,
+        parse.boolean,
+        "turn every credential check off (gateway, audit, mail view): only for a trusted"
+        " single-user machine; logged as a warning",
     )
 
     # Logging.
@@ -182,6 +192,23 @@ class Settings:
         "bytes of one mail's text, html and attachments together, before encoding (text and"
         " html over it are a 422 at the gateway)",
     )
+    max_attachments: int = setting(
+        "MAX_ATTACHMENTS",
+        20,
+        parse.positive_int,
+        "job ids in one mail's `attachments` (each id listed once; the files they bring are"
+        " bounded by MAX_MAIL_BYTES)",
+    )
+    mail_allowed_domains: tuple[str, ...] = setting(
+        "MAIL_ALLOWED_DOMAINS",
+        RESERVED_TEST_DOMAINS,
+        parse.mail_domains,
+        "recipient domains mail may go to, comma-separated: `example.com` (exactly it),"
+        " `*.example.com` (every name under it, not itself), `*` (any domain), an IP address"
+        " (only listed ones); unset or empty: the reserved test names only",
+        shown="`example`, `example.com`, `example.net`, `example.org`, `test`, `invalid`,"
+        " `localhost`, each with every name under it",
+    )
 
     # The mail sink (a test mail server; it keeps off the network unless told).
     mailsink_host: str = setting(
@@ -201,6 +228,20 @@ class Settings:
         "`CODE[:TIMES[:STAGE]]`: the sink answers CODE to the next TIMES transactions (every"
         " one when TIMES is left out) at MAIL, RCPT or DATA (the default), like Mailpit's"
         " chaos mode",
+    )
+    mailsink_chaos_api: bool = setting(
+        "MAILSINK_CHAOS_API",
+        False,
+        parse.boolean,
+        "serve `/chaos` (set a fault over HTTP); off, it is a 404",
+    )
+    mailsink_ui_auth: str = setting(
+        "MAILSINK_UI_AUTH",
+        "",
+        parse.user_password,
+        "`user:password`: HTTP Basic on every page and API route of the sink but `/healthz`,"
+        " as Mailpit's MP_UI_AUTH (compose sets it); empty: open, the sink listens on loopback",
+        secret=True,
     )
 
     # The audit service.
@@ -248,7 +289,8 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     try:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{d.env} {e}, got {raw!r}") from None
+        got = f", got {raw!r}" if f.repr else ""  # a secret's value stays out of the error
+        raise ConfigError(f"{d.env} {e}{got}") from None
 
 
 # Variables of earlier releases that would now be ignored without a word.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from shared import mailpolicy
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -90,3 +92,19 @@ def chaos_spec(raw: str) -> str:
             "transaction (CODE 4xx or 5xx, STAGE mail, rcpt or data)"
         )
     return raw.lower()
+
+
+def mail_domains(raw: str) -> tuple[str, ...]:
+    try:
+        return mailpolicy.parse_entries(raw)
+    except ValueError as e:
+        why = f"must list domains, *.domain or IP addresses, comma-separated: {e}"
+        raise ValueError(why) from None
+
+
+def user_password(raw: str) -> str:
+    """ "" (off) or `user:password`, both parts non-empty; the user holds no colon."""
+    user, colon, password = raw.partition(":")
+    if raw and not (user and colon and password):
+        raise ValueError("must be user:password (both non-empty), or empty for none")
+    return raw

@@ -1,31 +1,25 @@
 """What the gateway checks of a submission beyond its params model: its job type's limits,
 and each follow-up (`then`) with its own job type's declaration, so a bad follow-up is
-refused now rather than failing later in a worker. Every refusal is a 422 naming the field.
+refused now rather than failing later in a worker. Every refusal is a 422 naming the field;
+then, last, the job type's policy (mail recipients in MAIL_ALLOWED_DOMAINS): a 403.
+
+Workers check the same limits, policy and chain depth again (shared/limits.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from services.gateway import strictjson
-from services.gateway.rejections import field_error, validation_error
-from shared.config import Settings
-from shared.jobtypes import JOB_TYPES, JobTypeSpec, ParamsRefused, job_type
+from services.gateway.rejections import Rejected, field_error, validation_error
+from shared.jobtypes import JobTypeSpec, ParamsRefused, job_type
+from shared.limits import Limits, check_depth
 from shared.messages import FollowUp
-
-MAX_FOLLOW_UPS = 5
-Limits = Mapping[str, Any]
-"""Each job type's limits (`JobTypeSpec.limits`), by its name."""
-
-
-def limits_of(settings: Settings) -> Limits:
-    """Every job type's limits, read once when the gateway starts."""
-    return {spec.name: spec.limits(settings) for spec in JOB_TYPES}
 
 
 @contextmanager
@@ -51,12 +45,10 @@ def job_params(request: BaseModel) -> dict[str, Any]:
 
 def check_follow_up(then: FollowUp | None, limits: Limits) -> None:
     """Validate each follow-up's params with its job type's request model and limits."""
+    with refused_as_422():
+        check_depth(then)
     where: tuple[str, ...] = ("then",)
-    depth = 0
     while then is not None:
-        depth += 1
-        if depth > MAX_FOLLOW_UPS:
-            raise field_error(where, f"at most {MAX_FOLLOW_UPS} follow-up jobs in a chain")
         spec = job_type(then.type)
         try:
             params = spec.request_model.model_validate(then.params)
@@ -64,6 +56,26 @@ def check_follow_up(then: FollowUp | None, limits: Limits) -> None:
             raise validation_error(e, "body", *where, "params") from None
         check_params(spec, params, limits, *where, "params")
         then, where = then.then, (*where, "then")
+
+
+def check_policy(
+    spec: JobTypeSpec[Any, Any], params: BaseModel, then: FollowUp | None, limits: Limits
+) -> None:
+    """The job's and each follow-up's policy (mail to a domain not allowed): a 403 naming the
+    field and the address. Runs last, after the 422s and ownership's 404s, so a refusal here
+    says nothing about a job the client may not see."""
+    where: tuple[str, ...] = ()
+    try:
+        spec.check_policy(params, limits[spec.name])
+        where = ("then",)
+        while then is not None:
+            follow_up = job_type(then.type)
+            model = follow_up.request_model.model_validate(then.params)  # checked: valid
+            follow_up.check_policy(model, limits[follow_up.name])
+            then, where = then.then, (*where, "then")
+    except ParamsRefused as e:
+        field = ".".join(str(part) for part in (*where, *(("params",) if where else ()), *e.field))
+        raise Rejected(403, e.kind, f"{field}: {e.message}") from None
 
 
 def parse_follow_up(text: str | None) -> FollowUp | None:

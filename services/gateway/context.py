@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.gateway.checks import Limits, limits_of
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.events import EventSource, instance_name
+from shared.limits import Limits, limits_of
 from shared.state import SubmissionLedger, open_submissions
 from shared.topology import Names
 

@@ -12,7 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Header, Response, UploadFile
 from pydantic import BaseModel, create_model
 
-from services.gateway.checks import check_follow_up, check_params, job_params, parse_follow_up
+from services.gateway.checks import (
+    check_follow_up,
+    check_params,
+    check_policy,
+    job_params,
+    parse_follow_up,
+)
 from services.gateway.context import GatewayDep
 from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
@@ -36,6 +42,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 _ACCEPTED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "a mail recipient outside MAIL_ALLOWED_DOMAINS"},
     409: {"description": "Idempotency-Key used for a different request"},
     413: {"description": "upload over MAX_UPLOAD_BYTES"},
     503: {"description": "the broker cannot take the job now (see Retry-After)"},
@@ -80,6 +87,8 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         then: FollowUp | None = body.then  # type: ignore[attr-defined]
         check_params(spec, body, gateway.limits)
         check_follow_up(then, gateway.limits)
+        # Ownership of attachments (404) goes here, before the policy's 403.
+        check_policy(spec, body, then, gateway.limits)
         job = Job(type=spec.name, params=job_params(body), then=then)
         what = fingerprint(spec.name, job.params, _dump(then))
         return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
@@ -102,6 +111,8 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         check_params(spec, params, gateway.limits)
         follow_up = parse_follow_up(then_text)
         check_follow_up(follow_up, gateway.limits)
+        # Ownership of attachments (404) goes here, before the policy's 403.
+        check_policy(spec, params, follow_up, gateway.limits)
         job_id = new_id()
         settings = gateway.settings
         try:

@@ -13,7 +13,7 @@ from email.headerregistry import Address, HeaderRegistry
 
 from shared import mailaddr
 from shared.errors import PermanentJobError
-from shared.jobtypes.mail import MailParams
+from shared.jobtypes.mail import MailLimits, MailParams
 
 _registry = HeaderRegistry()
 
@@ -89,6 +89,18 @@ def recipients_of(params: MailParams, max_recipients: int) -> Recipients:
         cc=tuple(mail_address(entry, "cc") for entry in params.cc),
         bcc=tuple(mail_address(entry, "bcc") for entry in params.bcc),
     )
+
+
+def allowed_only(recipients: Recipients, limits: MailLimits) -> None:
+    """Refuse the job when an address SMTP would be given is outside MAIL_ALLOWED_DOMAINS."""
+    refused = limits.allowed.first_refused(recipients.envelope())
+    if refused is not None:
+        domain = refused.rpartition("@")[2]
+        raise PermanentJobError(
+            f"mail to {refused} is not allowed: its domain {domain} is "
+            f"{limits.allowed.describe()}; nothing was sent",
+            kind="recipient_not_allowed",
+        )
 
 
 def _invalid(field: str, entry: str, why: str) -> PermanentJobError:

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 
 from services.mailer.addresses import (
     Recipients,
+    allowed_only,
     header_value,
     mail_address,
     recipients_of,
@@ -46,7 +47,9 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class MailConfig:
     sender: Address  # MAIL_FROM: fixed by configuration, never taken from a job
-    limits: MailLimits  # MAX_RECIPIENTS, MAX_MAIL_BYTES, as the gateway checks them
+    # MAX_RECIPIENTS, MAX_MAIL_BYTES, MAX_ATTACHMENTS, MAIL_ALLOWED_DOMAINS, as the gateway
+    # checks them
+    limits: MailLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailConfig:
@@ -68,6 +71,9 @@ def mail_job(
     """Send the mail of `job` unless the ledger says it was sent; return the report's key."""
     params = _parse(job)
     recipients = recipients_of(params, config.limits.max_recipients)
+    # The runner refused the job already if a recipient is not allowed (shared/limits.py);
+    # this is the check on the very addresses handed to SMTP.
+    allowed_only(recipients, config.limits)
     header_value(params.subject, "subject")
     done = _lookup(ledger, job.id)
     if done is not None:

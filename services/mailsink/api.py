@@ -1,7 +1,9 @@
 """The sink's read-only HTTP view (plus the chaos hook), on FastAPI.
 
 Endpoints are plain `def`s: FastAPI runs them on worker threads, so reading the Maildir
-never holds up the SMTP server on the event loop.
+never holds up the SMTP server on the event loop. With credentials (MAILSINK_UI_AUTH) every
+route but `/healthz` asks for them (auth.py). `/chaos` exists only with MAILSINK_CHAOS_API:
+anyone who can reach it can make the sink refuse mail.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.mailsink import page, views
+from services.mailsink.auth import BasicAuth, Credentials
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 
@@ -33,8 +36,16 @@ class ChaosRequest(BaseModel):
     on: Stage = "data"
 
 
-def create_app(store: MailStore, chaos: Chaos) -> FastAPI:
+def create_app(
+    store: MailStore,
+    chaos: Chaos,
+    *,
+    credentials: Credentials | None = None,
+    chaos_api: bool = False,
+) -> FastAPI:
     app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
+    if credentials is not None:
+        app.add_middleware(BasicAuth, credentials=credentials)
 
     def stored(key: str) -> Stored:
         found = store.get(key)
@@ -75,6 +86,12 @@ def create_app(store: MailStore, chaos: Chaos) -> FastAPI:
         summaries = [views.summary(s) for s in store.newest_first()]
         return HTMLResponse(page.messages_page(summaries), headers=_LOCKED_DOWN)
 
+    if chaos_api:
+        _chaos_routes(app, chaos)
+    return app
+
+
+def _chaos_routes(app: FastAPI, chaos: Chaos) -> None:
     @app.get("/chaos")
     def get_chaos() -> dict[str, object]:
         return chaos.state()
@@ -88,5 +105,3 @@ def create_app(store: MailStore, chaos: Chaos) -> FastAPI:
     def clear_chaos() -> dict[str, object]:
         chaos.clear()
         return chaos.state()
-
-    return app

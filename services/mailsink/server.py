@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 
 from services.mailsink.api import create_app
+from services.mailsink.auth import credentials_from
 from services.mailsink.chaos import Chaos, ChaosRule
 from services.mailsink.smtp import SinkHandler, start_smtp_server
 from services.mailsink.store import MailStore
@@ -51,9 +52,9 @@ class MailSink:
         smtp = await start_smtp_server(
             handler, s.mailsink_host, s.mailsink_smtp_port, 2 * s.max_mail_bytes
         )
-        config = uvicorn.Config(
-            create_app(store, chaos), log_config=None, access_log=False, lifespan="off"
-        )
+        credentials = credentials_from(s)
+        app = create_app(store, chaos, credentials=credentials, chaos_api=s.mailsink_chaos_api)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = uvicorn.Server(config)
         log.info(
             "mailsink_started",
@@ -62,6 +63,8 @@ class MailSink:
             maildir=str(store.root),
             messages=len(store),
             chaos=chaos.state(),
+            chaos_api=s.mailsink_chaos_api,
+            ui_auth=credentials is not None,
         )
         try:
             if not self._stop_requested:

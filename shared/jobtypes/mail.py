@@ -11,7 +11,13 @@ from shared.config import Settings
 from shared.ids import is_job_id
 from shared.jobtypes.models import Strict
 from shared.jobtypes.spec import CliOption, JobTypeSpec, ParamsRefused
-from shared.mailaddr import check_header_value, check_recipient_count, validate_address
+from shared.mailaddr import (
+    check_header_value,
+    check_recipient_count,
+    parse_address,
+    validate_address,
+)
+from shared.mailpolicy import RESERVED_ONLY, DomainPolicy
 
 
 class MailParams(Strict):
@@ -63,18 +69,27 @@ class CheckedMailParams(MailParams):
 class MailLimits:
     max_recipients: int  # MAX_RECIPIENTS: to, cc and bcc together
     max_bytes: int  # MAX_MAIL_BYTES: text, html and attachments together
+    max_attachments: int = 20  # MAX_ATTACHMENTS: job ids in `attachments`
+    allowed: DomainPolicy = RESERVED_ONLY  # MAIL_ALLOWED_DOMAINS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailLimits:
-        return cls(settings.max_recipients, settings.max_mail_bytes)
+        return cls(
+            settings.max_recipients,
+            settings.max_mail_bytes,
+            settings.max_attachments,
+            DomainPolicy(settings.mail_allowed_domains),
+        )
 
 
 def check_mail(params: MailParams, limits: MailLimits) -> None:
-    """Too many recipients, or text and html over the size of a whole mail."""
+    """Too many recipients or attachments, an attachment listed twice, or text and html over
+    the size of a whole mail."""
     try:
         check_recipient_count(limits.max_recipients, params.to, params.cc, params.bcc)
     except ValueError as e:
         raise ParamsRefused(("to",), str(e), "too_many_recipients") from None
+    check_attachments(params.attachments, limits.max_attachments)
     if params.body_bytes > limits.max_bytes:  # the mailer would refuse it, later
         field = "text" if params.text else "html"
         message = (
@@ -82,6 +97,37 @@ def check_mail(params: MailParams, limits: MailLimits) -> None:
             f"{limits.max_bytes} for a whole mail (MAX_MAIL_BYTES)"
         )
         raise ParamsRefused((field,), message, "too_large")
+
+
+def check_attachments(job_ids: list[str], limit: int) -> None:
+    """Each id once (a listed id would be attached once per listing), at most `limit`."""
+    first: dict[str, int] = {}
+    for index, job_id in enumerate(job_ids):
+        seen = first.setdefault(job_id.lower(), index)
+        if seen != index:
+            message = f"job {job_id!r} is listed twice (at {seen} and {index}): list each once"
+            raise ParamsRefused(("attachments", index), message, "duplicate_attachment")
+    if len(job_ids) > limit:
+        message = f"{len(job_ids)} attachments, over the limit of {limit} (MAX_ATTACHMENTS)"
+        raise ParamsRefused(("attachments",), message, "too_many_attachments")
+
+
+def check_recipients_allowed(params: MailParams, limits: MailLimits) -> None:
+    """Every recipient (to, cc, bcc) in a domain MAIL_ALLOWED_DOMAINS allows. An entry that
+    is not one address is left to the address checks, which refuse it on their own."""
+    for field in ("to", "cc", "bcc"):
+        for index, entry in enumerate(getattr(params, field)):
+            try:
+                _, address = parse_address(entry)
+            except ValueError:
+                continue
+            if not limits.allowed.allows(address):
+                domain = address.rpartition("@")[2]
+                message = (
+                    f"mail to {address} is not allowed: its domain {domain} is "
+                    f"{limits.allowed.describe()}"
+                )
+                raise ParamsRefused((field, index), message, "recipient_not_allowed")
 
 
 MAIL: JobTypeSpec[MailParams, MailLimits] = JobTypeSpec(
@@ -92,6 +138,7 @@ MAIL: JobTypeSpec[MailParams, MailLimits] = JobTypeSpec(
     request=CheckedMailParams,
     limits=MailLimits.from_settings,
     check=check_mail,
+    policy=check_recipients_allowed,
     cli=(
         CliOption("--to", "to", "a recipient: repeat for several", many=True, required=True),
         CliOption("--subject", "subject", "the subject line", required=True),

@@ -3,10 +3,11 @@
 The topology declares a queue `jobs.<name>` per declaration; the gateway builds
 `POST /jobs/<name>` from it (a JSON body, or a multipart form when the job takes an upload);
 the CLI builds `jobsuite submit <name>` from its options; workers validate a job's params with
-its model. The gateway enforces its limits with its `check` before it accepts a job; a
-handler may call the same `check` again for a job put straight on the queue (the resizer
-does; the mailer's own checks go further, counting attachments too). The service that runs
-it binds its handler to it in its own `__main__`.
+its model. The gateway enforces its limits with its `check` (and its `policy`) before it
+accepts a job, and every worker runs the same two on each job it takes, and on every
+follow-up in its `then` (shared/limits.py), so a job put straight on the queue gets no further
+than one sent through the gateway. The service that runs it binds its handler to it in its
+own `__main__`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ class ParamsRefused(JobsuiteError):
     def __str__(self) -> str:
         where = ".".join(str(part) for part in self.field)
         return f"{where}: {self.message}" if where else self.message
+
+
+def no_limits(_settings: Settings) -> None:
+    """For a job type whose params have no limits beyond their model."""
+    return None
+
+
+def nothing_to_check(_params: BaseModel, _limits: object) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,8 @@ class JobTypeSpec(Generic[ParamsT, LimitsT]):
     summary: str  # one line for the API docs, the CLI's help and docs
     params: type[ParamsT]  # what a job's params must be: workers validate with it
     limits: Callable[[Settings], LimitsT]  # its limits, read from the settings
-    # Raises ParamsRefused when params go over a limit; the gateway calls it, a handler may.
+    # Raises ParamsRefused when params go over a limit: the gateway calls it (422), and every
+    # worker before it takes a job (shared/limits.py), for the job and each follow-up.
     check: Callable[[ParamsT, LimitsT], None]
     # What the gateway accepts (stricter than `params` where a worker's own checks would
     # refuse later with more detail, e.g. mail addresses): by default `params`.
@@ -88,6 +99,10 @@ class JobTypeSpec(Generic[ParamsT, LimitsT]):
     upload: Upload | None = None  # None: the params come as a JSON body
     form: Mapping[str, FormField] = field(default_factory=dict)
     cli: tuple[CliOption, ...] = ()
+    # Raises ParamsRefused when params ask for what this deployment forbids (mail to a domain
+    # outside MAIL_ALLOWED_DOMAINS): the gateway answers 403, after every other check (the
+    # 422s, then ownership's 404s); workers refuse the job as they do for `check`.
+    policy: Callable[[ParamsT, LimitsT], None] = nothing_to_check
 
     @property
     def request_model(self) -> type[BaseModel]:
@@ -98,11 +113,7 @@ class JobTypeSpec(Generic[ParamsT, LimitsT]):
         assert isinstance(request, self.params)
         self.check(request, limits)
 
-
-def no_limits(_settings: Settings) -> None:
-    """For a job type whose params have no limits beyond their model."""
-    return None
-
-
-def nothing_to_check(_params: BaseModel, _limits: object) -> None:
-    return None
+    def check_policy(self, request: BaseModel, limits: Any) -> None:
+        """`policy` for a request model."""
+        assert isinstance(request, self.params)
+        self.policy(request, limits)

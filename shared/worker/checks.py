@@ -3,7 +3,10 @@
 A message that is not a job of this worker's type is dead-lettered at once, never requeued
 (it would come back forever). A job the broker delivered `MAX_DELIVERIES` times without it
 ever being settled killed its worker each time: it is refused too, unless its outputs are
-recorded (only its settling was lost; it goes on, to succeed at once).
+recorded (only its settling was lost; it goes on, to succeed at once). A job the gateway
+would have refused (over a limit, a follow-up chain too deep, mail to a domain not allowed:
+`shared/limits.py`) is refused with a `job.failed` of the limit's kind, never run, under the
+same exception.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 from shared.amqp import Delivery
 from shared.errors import DecodeError
+from shared.jobtypes import ParamsRefused
+from shared.limits import Limits, check_job
 from shared.messages import Job, decode_job
 
 
@@ -30,7 +35,11 @@ class Refusal:
 
 
 def check_delivery(
-    delivery: Delivery, job_type: str, max_deliveries: int, finished: Callable[[Job], bool]
+    delivery: Delivery,
+    job_type: str,
+    max_deliveries: int,
+    finished: Callable[[Job], bool],
+    limits: Limits,
 ) -> Job | Refusal:
     """The job to run, or why the delivery is refused."""
     try:
@@ -52,4 +61,15 @@ def check_delivery(
             failure_kind="delivery_limit",
             failure=message,
         )
+    try:
+        check_job(job, limits)
+    except ParamsRefused as e:
+        if not finished(job):  # done before the limits changed: it only succeeds again
+            return Refusal(
+                "job_over_limits_refused",
+                {"job_id": job.id, "kind": e.kind, "error": str(e)},
+                job=job,
+                failure_kind=e.kind,
+                failure=str(e),
+            )
     return job

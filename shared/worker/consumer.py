@@ -19,6 +19,7 @@ from shared.amqp import Channel, Delivery
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishNacked
 from shared.exit_codes import EXIT_JOB_STUCK
+from shared.limits import limits_of
 from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery
 from shared.worker.job_thread import JobThread, RunningJob
@@ -54,6 +55,7 @@ class Consumer:
         self.course = course
         self.service = service
         self.clock = clock
+        self.limits = limits_of(settings)  # what the gateway checks, checked again
         self.queue = course.settler.names.task_queue(binding.job_type)
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
@@ -107,6 +109,7 @@ class Consumer:
             self.binding.job_type,
             self.settings.max_deliveries,
             lambda job: outputs_recorded(job, self.course.blobs),
+            self.limits,
         )
         if isinstance(verdict, Refusal):
             self._refuse(delivery, verdict)

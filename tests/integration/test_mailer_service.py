@@ -23,7 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(255, -1, -1)) * 16
 
 @pytest.fixture
 def sink(spawn: SpawnFn, tmp_path: Path) -> MailSink:
-    return start_mailsink(spawn, tmp_path / "mail")
+    return start_mailsink(spawn, tmp_path / "mail", chaos_api=True)
 
 
 def start_mailer(spawn: SpawnFn, tmp_path: Path, smtp_port: int) -> ServiceProcess:

@@ -17,7 +17,7 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 
 @pytest.fixture
 def sink(spawn: SpawnFn, tmp_path: Path) -> MailSink:
-    return start_mailsink(spawn, tmp_path / "mail")
+    return start_mailsink(spawn, tmp_path / "mail", chaos_api=True)
 
 
 def mail(message_id: str, subject: str = "Report") -> EmailMessage:
@@ -71,7 +71,7 @@ def test_chaos_451_twice_then_the_mail_is_accepted(sink: MailSink) -> None:
 
 
 def test_chaos_from_the_environment_lasts_until_cleared(spawn: SpawnFn, tmp_path: Path) -> None:
-    sink = start_mailsink(spawn, tmp_path / "mail", MAILSINK_CHAOS="550::rcpt")
+    sink = start_mailsink(spawn, tmp_path / "mail", chaos_api=True, MAILSINK_CHAOS="550::rcpt")
     for i in range(2):
         with pytest.raises(smtplib.SMTPRecipientsRefused):
             send(sink, mail(f"<env{i}@test>"))

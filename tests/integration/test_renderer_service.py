@@ -87,7 +87,9 @@ def test_resize_then_contact_sheet_then_mail_in_one_submission(
         then=FollowUp(
             type="render",
             params={"template": "document", "title": "Your thumbnails"},
-            then=FollowUp(type="mail", params={"to": ["a@example.org"], "subject": "x"}),
+            then=FollowUp(
+                type="mail", params={"to": ["a@example.org"], "subject": "x", "text": "x"}
+            ),
         ),
     )
     key = f"inputs/{resize.id}/photo.jpg"

@@ -326,7 +326,8 @@ def test_follow_up_job_is_published_with_the_outputs_as_inputs(
 ) -> None:
     events = broker.events()
     start_workers(spawn)
-    j = Job(type="resize", params={}, then={"type": "mail", "params": {"subject": "hi"}})
+    mail = {"to": ["ann@example.org"], "subject": "hi", "text": "x"}
+    j = Job(type="resize", params={}, then={"type": "mail", "params": mail})
     broker.publish_job(j)
     events.wait_for(j.id, "job.succeeded")
 
@@ -336,7 +337,7 @@ def test_follow_up_job_is_published_with_the_outputs_as_inputs(
     follow = Job.model_validate_json(body)
     assert follow.parent_id == j.id and props.message_id == follow.id
     assert follow.inputs == [f"outputs/{j.id}/result.txt"]
-    assert follow.params == {"subject": "hi"}
+    assert follow.params == mail
     submitted = events.of(follow.id, "job.submitted")
     assert submitted and submitted[0]["parent_id"] == j.id
 

@@ -43,6 +43,8 @@ MAX_UPLOAD_BYTES = int(LIMITS["MAX_UPLOAD_BYTES"])
 # Every hostile name in corpus/names/ carries it, so a file it created can be found anywhere.
 TRAVERSAL_TOKEN = "pwned-jobsuite-corpus"
 GOOD_RECIPIENT = "ann@example.org"
+# The mail view asks for these, as compose's does (MAILSINK_UI_AUTH); the helpers send them.
+SINK_AUTH = ("mailview", "corpus-view-secret")
 FAKE_GS = """#!/bin/sh
 echo "$@" >> "{log}"
 exit 1
@@ -196,7 +198,7 @@ def suite(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     broker.declare()
     spawn = Spawner(settings, logs)
     try:
-        sink = start_mailsink(spawn, mail)
+        sink = start_mailsink(spawn, mail, ui_auth=SINK_AUTH)
         workers = {
             "resizer": spawn("services.resizer", **env),
             "renderer": spawn("services.renderer", **env),

@@ -44,7 +44,7 @@ CASES: dict[str, MailCase] = {
     "to-two-angle-addresses": MailCase(("to", 0), "invalid_address", ONE_ADDRESS),
     "cc-crlf-header": MailCase(("cc", 0), "header_injection", INJECTION),
     "bcc-list-in-one-entry": MailCase(("bcc", 0), "invalid_address", ONE_ADDRESS),
-    "too-many-recipients": MailCase(("to",), "too_many_recipients", "over the limit of 50"),
+    "too-many-recipients": MailCase(("to",), "too_many_recipients", "at most 50 (MAX_RECIPIENTS)"),
     "attachments-path-traversal": MailCase(("attachments", 0), "missing_attachment", NOT_A_JOB),
     "attachments-absolute-path": MailCase(("attachments", 0), "missing_attachment", NOT_A_JOB),
     "attachments-nul-byte": MailCase(("attachments", 0), "missing_attachment", NOT_A_JOB),

@@ -2,7 +2,10 @@
 
     sink = start_mailsink(spawn, tmp_path / "mail")          # waits until it serves
     sink.smtp_port, sink.http_port, sink.url, sink.maildir
-    sink.set_chaos(451, times=2, on="data"); sink.clear_chaos()
+    sink = start_mailsink(spawn, tmp_path / "mail", chaos_api=True)
+    sink.set_chaos(451, times=2, on="data"); sink.clear_chaos()   # only with chaos_api
+    sink = start_mailsink(spawn, tmp_path / "mail", ui_auth=("user", "secret"))
+    sink.get(path) sends those credentials; sink.get(path, auth=None) sends none
     sink.wait_for_messages(1)  -> list of summaries (GET /messages), newest first
     sink.message(id), sink.raw(id), sink.attachment(id, name) -> httpx.Response
     sink.maildir_files()        -> the message files on disk
@@ -35,6 +38,7 @@ class MailSink:
     smtp_port: int
     http_port: int
     maildir: Path
+    auth: tuple[str, str] | None = None  # MAILSINK_UI_AUTH, sent with every request
 
     @property
     def url(self) -> str:
@@ -43,8 +47,14 @@ class MailSink:
     def env(self) -> dict[str, str]:
         return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port)}
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10)
+    def get(self, path: str, auth: tuple[str, str] | bool | None = True) -> httpx.Response:
+        """GET `path` with the sink's credentials (`auth=True`), others, or none (None)."""
+        return httpx.get(self.url + path, auth=self._auth(auth), timeout=10)
+
+    def _auth(self, auth: tuple[str, str] | bool | None) -> tuple[str, str] | None:
+        if auth is True:
+            return self.auth
+        return auth or None
 
     def messages(self) -> list[dict[str, Any]]:
         response = self.get("/messages")
@@ -68,10 +78,11 @@ class MailSink:
         body: dict[str, Any] = {"code": code, "on": on}
         if times is not None:
             body["times"] = times
-        httpx.post(self.url + "/chaos", json=body, timeout=10).raise_for_status()
+        auth = self._auth(True)
+        httpx.post(self.url + "/chaos", json=body, auth=auth, timeout=10).raise_for_status()
 
     def clear_chaos(self) -> None:
-        httpx.delete(self.url + "/chaos", timeout=10).raise_for_status()
+        httpx.delete(self.url + "/chaos", auth=self._auth(True), timeout=10).raise_for_status()
 
     def wait_for_messages(self, count: int, timeout: float = 15) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -86,8 +97,21 @@ class MailSink:
         return sorted(p for sub in ("new", "cur") for p in (self.maildir / sub).glob("*"))
 
 
-def start_mailsink(spawn: SpawnFn, maildir: Path, attempts: int = 3, **env: str) -> MailSink:
-    """Start the sink on free ports and wait for /healthz; retry if a port was taken meanwhile."""
+def start_mailsink(
+    spawn: SpawnFn,
+    maildir: Path,
+    attempts: int = 3,
+    *,
+    chaos_api: bool = False,
+    ui_auth: tuple[str, str] | None = None,
+    **env: str,
+) -> MailSink:
+    """Start the sink on free ports and wait for /healthz; retry if a port was taken meanwhile.
+    `chaos_api` serves /chaos (MAILSINK_CHAOS_API); `ui_auth` asks for HTTP Basic."""
+    if chaos_api:
+        env["MAILSINK_CHAOS_API"] = "true"
+    if ui_auth is not None:
+        env["MAILSINK_UI_AUTH"] = ":".join(ui_auth)
     last = ""
     for _ in range(attempts):
         smtp_port, http_port = free_port(), free_port()
@@ -99,7 +123,7 @@ def start_mailsink(spawn: SpawnFn, maildir: Path, attempts: int = 3, **env: str)
             MAILSINK_HOST="127.0.0.1",
             **env,
         )
-        sink = MailSink(process, smtp_port, http_port, maildir)
+        sink = MailSink(process, smtp_port, http_port, maildir, ui_auth)
         if _serving(sink):
             return sink
         last = process.tail()

@@ -12,10 +12,8 @@ from PIL import Image
 
 from services.gateway import strictjson
 from services.gateway.checks import (
-    Limits,
     check_follow_up,
     check_params,
-    limits_of,
     parse_follow_up,
     refused_as_422,
 )
@@ -27,6 +25,7 @@ from shared.config import Settings
 from shared.jobtypes import MAIL
 from shared.jobtypes.mail import CheckedMailParams
 from shared.jobtypes.resize import Size, parse_sizes
+from shared.limits import Limits, limits_of
 from shared.mailaddr import check_header_value, check_recipient_count, parse_address
 from shared.messages import FollowUp
 from shared.pillow import use_pixel_limit

@@ -287,3 +287,31 @@ def test_a_from_field_in_the_job_is_refused(mailer: Mailer) -> None:
     with pytest.raises(PermanentJobError) as refused:
         mailer.run(mail(**{"from": "ceo@example.com"}))
     assert refused.value.kind == "invalid_params"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"to": ["ann@example.com", "eve@gmail.com"]},
+        {"cc": ["Eve <eve@example.com.evil.net>"]},
+        {"bcc": ["root@127.0.0.1"]},
+    ],
+)
+def test_a_recipient_outside_the_allowed_domains_fails_the_job_before_any_smtp(
+    mailer: Mailer, params: dict[str, object]
+) -> None:
+    # The runner refuses such a job before the handler (shared/limits.py); the handler checks
+    # the very addresses it would hand to SMTP all the same.
+    with pytest.raises(PermanentJobError) as refused:
+        mailer.run(mail(**params))
+    assert refused.value.kind == "recipient_not_allowed"
+    assert "is not allowed" in str(refused.value) and "nothing was sent" in str(refused.value)
+    assert mailer.calls == []
+
+
+def test_allowed_domains_from_the_settings_reach_the_mailer(mailer: Mailer) -> None:
+    settings = Settings.from_env({"MAIL_ALLOWED_DOMAINS": "*.corp.io"})
+    config = MailConfig.from_settings(settings)
+    mailer.run(mail(to=["ann@eu.corp.io"]), config)
+    with pytest.raises(PermanentJobError, match=r"mail to ann@example\.com is not allowed"):
+        mailer.run(mail(), config)

@@ -1,4 +1,5 @@
-"""The sink's HTTP view: messages as JSON, raw, attachments, an escaped HTML page, chaos."""
+"""The sink's HTTP view: messages as JSON, raw, attachments, an escaped HTML page, chaos
+(only when MAILSINK_CHAOS_API is on), HTTP Basic (MAILSINK_UI_AUTH)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.mailsink.api import create_app
+from services.mailsink.auth import Credentials, credentials_from
 from services.mailsink.chaos import Chaos
 from services.mailsink.store import MailStore
+from shared.config import Settings
 
 PDF = b"%PDF-1.4\n" + bytes(range(256))
 
@@ -39,7 +42,7 @@ def chaos() -> Chaos:
 
 @pytest.fixture
 def client(store: MailStore, chaos: Chaos) -> TestClient:
-    return TestClient(create_app(store, chaos))
+    return TestClient(create_app(store, chaos, chaos_api=True))
 
 
 def test_messages_are_listed_with_their_summaries(client: TestClient, store: MailStore) -> None:
@@ -145,3 +148,70 @@ def test_chaos_is_set_read_and_cleared_over_http(client: TestClient, chaos: Chao
 )
 def test_a_bad_chaos_request_is_422(client: TestClient, body: dict[str, object]) -> None:
     assert client.post("/chaos", json=body).status_code == 422
+
+
+def test_without_the_chaos_api_every_chaos_route_is_404(store: MailStore, chaos: Chaos) -> None:
+    client = TestClient(create_app(store, chaos))
+    assert client.get("/chaos").status_code == 404
+    assert client.post("/chaos", json={"code": 451}).status_code in (404, 405)
+    assert client.delete("/chaos").status_code in (404, 405)
+    assert chaos.take() is None
+    assert client.get("/messages").status_code == 200
+
+
+CREDENTIALS = Credentials.parse("ops:s3cret:with-colon")
+
+
+@pytest.fixture
+def guarded(store: MailStore, chaos: Chaos) -> TestClient:
+    return TestClient(create_app(store, chaos, credentials=CREDENTIALS, chaos_api=True))
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/messages", "/messages/x", "/messages/x/raw", "/docs", "/openapi.json", "/chaos"]
+)
+def test_with_ui_auth_every_route_but_healthz_is_401_without_credentials(
+    guarded: TestClient, path: str
+) -> None:
+    refused = guarded.get(path)
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith('Basic realm="jobsuite mailsink"')
+    assert guarded.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        ("ops", "wrong"),
+        ("other", "s3cret:with-colon"),
+        ("ops", "s3cret"),
+        ("ops", "s3cret:with-colon2"),
+        ("", ""),
+    ],
+)
+def test_wrong_credentials_are_401(guarded: TestClient, auth: tuple[str, str]) -> None:
+    assert guarded.get("/messages", auth=auth).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer abc", "Basic", "Basic !!!", "Basic b3Bz", "Digest x", "basic"]
+)
+def test_malformed_authorization_is_401(guarded: TestClient, header: str) -> None:
+    assert guarded.get("/messages", headers={"Authorization": header}).status_code == 401
+
+
+def test_the_right_credentials_open_every_route(guarded: TestClient, store: MailStore) -> None:
+    key = store.deliver(mail()).key
+    auth = ("ops", "s3cret:with-colon")
+    assert guarded.get("/messages", auth=auth).json()[0]["id"] == key
+    assert guarded.get(f"/messages/{key}/raw", auth=auth).status_code == 200
+    assert guarded.get("/", auth=auth).status_code == 200
+    assert guarded.post("/chaos", json={"code": 451}, auth=auth).status_code == 200
+
+
+def test_credentials_come_from_the_setting_unless_auth_is_disabled() -> None:
+    assert credentials_from(Settings()) is None
+    on = Settings.from_env({"MAILSINK_UI_AUTH": "ops:pw"})
+    assert credentials_from(on) == Credentials(b"ops", b"pw")
+    off = Settings.from_env({"MAILSINK_UI_AUTH": "ops:pw", "AUTH_DISABLED": "true"})
+    assert credentials_from(off) is None
