@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -57,3 +58,22 @@ def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator
         with suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=folder)
         raise
+
+
+# A disk (or a quota) that is full: a passing fault of the machine, never of the job.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # SQLite's own "database or disk is full", which carries no errno
+
+
+def disk_full_cause(error: BaseException) -> BaseException | None:
+    """The full-disk error behind `error` (itself, or what it was raised from), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
