@@ -77,3 +77,9 @@ def disk_full_cause(error: BaseException) -> BaseException | None:
             return current
         current = current.__cause__ or current.__context__
     return None
+
+
+def describe_os_error(error: OSError) -> str:
+    """`ENOSPC (No space left on device)`: the cause by name, for logs and answers."""
+    name = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    return f"{name} ({error.strerror or error})"

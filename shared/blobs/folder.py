@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import os
 import stat
 import threading
@@ -25,7 +24,7 @@ from typing import IO
 from shared.blobs.keys import decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.blobs.nofollow import DIR_FLAGS, link_error, open_file, open_folder
 from shared.errors import BlobError, BlobLinkError
-from shared.files import TEMP_PREFIX, atomic_write_at
+from shared.files import TEMP_PREFIX, atomic_write_at, describe_os_error
 
 # What a key that is not a whole file raises: absent, a folder, or below a file.
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
@@ -165,12 +164,6 @@ class FolderBlobStore:
 
 class _ProbeDone(Exception):
     """Ends the probe's write before its rename, so the temp file is removed."""
-
-
-def describe_os_error(error: OSError) -> str:
-    """`ENOSPC (No space left on device)`: the cause by name, for logs and answers."""
-    name = errno.errorcode.get(error.errno or 0, "error")
-    return f"{name} ({error.strerror or error})"
 
 
 def _files(folder: int, prefix: str) -> Iterator[str]:

@@ -33,20 +33,29 @@ def full_folder(folder: Path) -> Iterator[int]:
         finally:
             folder.chmod(0o755)
         return
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
-    try:
-        _fill(folder)
+    with tmpfs(folder):
+        fill(folder)
         yield errno.ENOSPC
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str = "256k") -> Iterator[Path]:
+    """A small tmpfs mounted on `folder` for the block (root only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def make_room(folder: Path) -> None:
-    (folder / ".filler").unlink(missing_ok=True)
-
-
-def _fill(folder: Path) -> None:
+def fill(folder: Path) -> None:
+    """Write into `folder` until its file system says ENOSPC."""
     with contextlib.suppress(OSError), (folder / ".filler").open("wb") as f:
         while True:
             f.write(b"\0" * 4096)
             f.flush()
+
+
+def make_room(folder: Path) -> None:
+    (folder / ".filler").unlink(missing_ok=True)
