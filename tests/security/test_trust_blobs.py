@@ -147,7 +147,7 @@ def test_the_gateway_serves_no_manifest_or_output_that_is_a_link(
     suite.check_after_case()
 
 
-# --- full disks -------------------------------------------------------------------------
+# --- full disks, and a store whose `inputs` is itself a link -------------------------------
 
 
 @dataclass
@@ -265,3 +265,27 @@ def test_a_worker_on_a_full_disk_waits_past_its_retry_budget_then_succeeds(
         events.wait_for(job.id, "job.succeeded", timeout=30)
         assert store.read_manifest(job.id) is not None
     assert resizer.proc.poll() is None
+
+
+def test_with_inputs_itself_a_link_nothing_is_stored_or_read_outside(
+    own: Services, outside: Path, tmp_path: Path
+) -> None:
+    http = own.gateway.client()
+    job = Job(type="resize", params={"width": 16})  # type: ignore[arg-type]
+    (outside / job.id).mkdir()
+    (outside / job.id / "in.png").write_bytes(small_png())  # reachable only through the link
+    job = job.model_copy(update={"inputs": [input_key(job.id, "in.png")]})
+    (own.settings.blob_dir / "inputs").symlink_to(outside)
+    upload = http.post("/jobs/resize", files={"file": ("a.png", small_png())}, data={"width": "8"})
+    assert upload.status_code == 503, upload.text
+    assert upload.headers["Retry-After"] and LINK in upload.json()["detail"]
+    assert sorted(p.name for p in outside.iterdir()) == sorted([job.id, "shadow"])
+    events = own.broker.events()
+    resizer = own.spawn("services.resizer")
+    resizer.wait_logged("consuming")
+    own.broker.publish_job(job)
+    failed = events.wait_for(job.id, "job.failed")[0]
+    assert f"'inputs' in the blob store {LINK}" in failed["error"]["message"]
+    assert events.of(job.id, "job.retrying") == []
+    assert not (own.settings.blob_dir / "outputs" / job.id).exists()
+    assert http.get("/healthz").status_code == 200 and resizer.proc.poll() is None

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app
 from shared.config import Settings
-from shared.errors import StateError
+from shared.errors import PublishInDoubt, StateError
 from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher, png
@@ -83,6 +83,21 @@ def test_a_confirmed_job_is_a_202_even_when_recording_it_fails(
     assert response.json()["id"] == publisher.jobs[0]["id"]
     keyed = http.post("/jobs/mail", json=MAIL, headers={"Idempotency-Key": "m-1"})
     assert keyed.status_code == 202, keyed.text
+
+
+def test_an_in_doubt_job_whose_key_cannot_be_updated_is_still_a_503_naming_it(
+    http: TestClient, publisher: ScriptedPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object) -> None:
+        raise StateError("cannot keep a job in doubt: database or disk is full")
+
+    monkeypatch.setattr(SqliteSubmissionLedger, "in_doubt", disk_full)
+    publisher.failures.append(PublishInDoubt("sent, but not confirmed: blocked"))
+    response = http.post("/jobs/mail", json=MAIL, headers={"Idempotency-Key": "m-3"})
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    job_id = publisher.jobs[0]["id"]
+    assert f"did not confirm job {job_id}" in response.json()["detail"]
+    assert f"check GET /jobs/{job_id}" in response.json()["detail"]
 
 
 def test_a_key_that_cannot_be_reserved_is_a_503_before_anything_is_sent(
