@@ -114,7 +114,10 @@ class Settler:
             final = f"gave up after {job.attempt} attempts: {message}"
             return self.fail(job, delivery, kind, final, started)
         log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
-        return self._retry_after(job.next_attempt(), delivery, kind, message, delay, {})
+        # A count of waits for disk space goes along, so they stay bounded over the job's life.
+        waited = {DISK_FULL_RETRIES_HEADER: _disk_full_retries(delivery)}
+        carried = waited if DISK_FULL_RETRIES_HEADER in delivery.headers else {}
+        return self._retry_after(job, job.next_attempt(), delivery, kind, message, delay, carried)
 
     def wait_for_room(self, job: Job, delivery: Delivery, message: str, started: float) -> str:
         """The disk is full: the machine's fault, not the job's. Retry after the longest
@@ -127,20 +130,22 @@ class Settler:
         delay = max(self.settings.retry_delays_ms)
         log.warning("job_waiting_for_disk_space", error=message, retry_in_ms=delay, waited=waited)
         headers = {DISK_FULL_RETRIES_HEADER: waited + 1}
-        return self._retry_after(job, delivery, "disk_full", message, delay, headers)
+        return self._retry_after(job, job, delivery, "disk_full", message, delay, headers)
 
     def _retry_after(
         self,
         job: Job,
+        again: Job,
         delivery: Delivery,
         kind: str,
         message: str,
         delay: int,
         headers: dict[str, Any],
     ) -> str:
-        """Republish `job` to the back-off queue of `delay`, then ack."""
+        """Republish `again` (the job, or its next attempt) to the back-off queue of `delay`,
+        `job.retrying` about `job`, then ack."""
         self._publish_job(
-            job, self.names.retry_exchange, {**headers, RETRY_DELAY_HEADER: str(delay)}
+            again, self.names.retry_exchange, {**headers, RETRY_DELAY_HEADER: str(delay)}
         )
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()

@@ -69,7 +69,9 @@ def test_a_job_meeting_a_full_disk_waits_at_the_longest_step_without_an_attempt(
     assert again.exchange == NAMES.retry_exchange
     assert again.headers == {RETRY_DELAY_HEADER: "900", DISK_FULL_RETRIES_HEADER: 2}
     assert (again.job.id, again.job.attempt) == (job.id, 3)
-    assert decode_event(channel.published[1].body).error.kind == "disk_full"  # type: ignore[union-attr]
+    retrying = decode_event(channel.published[1].body)
+    assert retrying.error is not None and retrying.error.kind == "disk_full"
+    assert retrying.attempt == 3
 
 
 @pytest.mark.parametrize("count", [3, -1, "7", True])
@@ -82,8 +84,10 @@ def test_past_its_allowance_or_with_a_count_not_believed_it_retries_as_any_fault
     delivery = channel.deliver(job, headers={DISK_FULL_RETRIES_HEADER: count})
     settler(channel).wait_for_room(job, delivery, "the disk is full", time.monotonic())
     again = channel.published[0]
-    assert again.headers == {RETRY_DELAY_HEADER: "100"}
+    assert again.headers is not None and again.headers[RETRY_DELAY_HEADER] == "100"
+    assert again.headers[DISK_FULL_RETRIES_HEADER] >= 3  # carried on: no fresh allowance
     assert again.job.attempt == 2
+    assert decode_event(channel.published[1].body).attempt == 1
 
 
 @pytest.fixture
