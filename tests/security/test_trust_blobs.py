@@ -43,6 +43,15 @@ def outside(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def planted(suite: Suite) -> Iterator[Suite]:
+    """The session's suite; the links a case plants are removed after it."""
+    yield suite
+    for path in list(suite.settings.blob_dir.rglob("*")):
+        if path.is_symlink():
+            path.unlink()
+
+
 def untouched(outside: Path) -> bool:
     return [p.name for p in outside.iterdir()] == ["shadow"] and (
         outside / "shadow"
@@ -68,8 +77,9 @@ def no_secret_mailed(suite: Suite) -> bool:
 
 
 def test_a_linked_input_file_is_not_mailed(
-    suite: Suite, events: EventWatcher, outside: Path
+    planted: Suite, events: EventWatcher, outside: Path
 ) -> None:
+    suite = planted
     job = mail()
     folder = suite.settings.blob_dir / "inputs" / job.id
     folder.mkdir(parents=True)
@@ -82,8 +92,9 @@ def test_a_linked_input_file_is_not_mailed(
 
 
 def test_a_linked_input_folder_is_not_entered(
-    suite: Suite, events: EventWatcher, outside: Path
+    planted: Suite, events: EventWatcher, outside: Path
 ) -> None:
+    suite = planted
     job = mail()
     (suite.settings.blob_dir / "inputs").mkdir(parents=True, exist_ok=True)
     (suite.settings.blob_dir / "inputs" / job.id).symlink_to(outside)
@@ -96,8 +107,9 @@ def test_a_linked_input_folder_is_not_entered(
 
 
 def test_an_attachment_whose_manifest_lists_a_link_is_not_mailed(
-    suite: Suite, events: EventWatcher, outside: Path
+    planted: Suite, events: EventWatcher, outside: Path
 ) -> None:
+    suite = planted
     earlier = Job(type="resize").id
     store = suite.blobs
     folder = suite.settings.blob_dir / "outputs" / earlier
@@ -111,8 +123,9 @@ def test_an_attachment_whose_manifest_lists_a_link_is_not_mailed(
 
 
 def test_a_linked_output_folder_takes_no_resize_output(
-    suite: Suite, events: EventWatcher, outside: Path
+    planted: Suite, events: EventWatcher, outside: Path
 ) -> None:
+    suite = planted
     job = suite.job_with_input("resize", {"width": 16}, small_png(), "in.png")
     (suite.settings.blob_dir / "outputs").mkdir(parents=True, exist_ok=True)
     (suite.settings.blob_dir / "outputs" / job.id).symlink_to(outside)
@@ -126,8 +139,9 @@ def test_a_linked_output_folder_takes_no_resize_output(
 
 
 def test_the_gateway_serves_no_manifest_or_output_that_is_a_link(
-    suite: Suite, outside: Path
+    planted: Suite, outside: Path
 ) -> None:
+    suite = planted
     linked_manifest, linked_output = Job(type="resize").id, Job(type="resize").id
     blob_dir = suite.settings.blob_dir
     (blob_dir / "outputs" / linked_manifest).mkdir(parents=True)
