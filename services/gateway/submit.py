@@ -105,7 +105,7 @@ class Submitter:
         # fails (a 500 would make the client send it again: a second mail).
         try:
             self.ledger.accepted(job.id, job.type, job.submitted_at, key)
-        except StateError as e:
+        except Exception as e:  # anything at all: the job is queued either way
             log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
@@ -136,7 +136,7 @@ class Submitter:
     def _keep_in_doubt(self, key: str, job: Job) -> bool:
         try:
             self.ledger.in_doubt(key, job.id, encode(job).decode())
-        except StateError as e:
+        except Exception as e:  # the 503 naming the job must go out whatever fails here
             log.error("job_in_doubt_not_recorded", job_id=job.id, error=str(e))
             return False
         return True

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from shared.blobs.keys import decode_manifest, encode_manifest, manifest_key, validate_key
-from shared.blobs.nofollow import DIR_FLAGS, link_error, open_file, open_folder
+from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
 from shared.errors import BlobError, BlobLinkError
 from shared.files import TEMP_PREFIX, atomic_write_at, describe_os_error
 
@@ -66,8 +66,10 @@ class FolderBlobStore:
             raise _missing(key) from None
         if stat.S_ISLNK(found.st_mode):
             raise link_error(key)
-        if not stat.S_ISREG(found.st_mode):
-            raise _missing(key)
+        try:
+            check_regular(found, key)
+        except IsADirectoryError:
+            raise _missing(key) from None
         return found.st_size
 
     @contextmanager

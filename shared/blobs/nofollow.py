@@ -66,10 +66,21 @@ def open_file(folder: int, name: str, shown: str) -> int:
         if is_link(folder, name):
             raise link_error(shown) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        check_regular(os.fstat(fd), shown)
+    except BaseException:
         os.close(fd)
-        raise IsADirectoryError(f"{shown} is not a regular file")
+        raise
     return fd
+
+
+def check_regular(found: os.stat_result, shown: str) -> None:
+    """A blob is a regular file with one name: IsADirectoryError for anything else (a folder,
+    a FIFO, a device), BlobLinkError for a hard link (a second name of a file elsewhere)."""
+    if not stat.S_ISREG(found.st_mode):
+        raise IsADirectoryError(f"{shown} is not a regular file")
+    if found.st_nlink > 1:  # every blob is written as a new file and renamed: one name
+        raise BlobLinkError(f"{shown!r} in the blob store is a hard link (links are not followed)")
 
 
 def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> int:

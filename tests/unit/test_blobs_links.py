@@ -134,3 +134,15 @@ def test_the_root_itself_may_be_a_link_chosen_by_the_operator(tmp_path: Path) ->
     key = store.write_bytes(input_key("j1", "a.png"), b"a")
     assert store.read_bytes(key) == b"a"
     assert (tmp_path / "real" / key).read_bytes() == b"a"
+
+
+def test_a_hard_link_to_a_file_elsewhere_is_not_read(
+    store: FolderBlobStore, tmp_path: Path, secret: Path
+) -> None:
+    (tmp_path / "blobs/inputs/j1").mkdir(parents=True)
+    os.link(secret, tmp_path / "blobs/inputs/j1/input.png")
+    key = input_key("j1", "input.png")
+    with pytest.raises(BlobLinkError, match="is a hard link"):
+        store.read_bytes(key)
+    with pytest.raises(BlobLinkError, match="is a hard link"):
+        store.size(key)
