@@ -66,6 +66,14 @@ class Settings:
         "back-off steps for transient failures: milliseconds before attempt 2, 3, …;"
         " after the last, the job is dead-lettered",
     )
+    disk_full_retries: int = setting(
+        "DISK_FULL_RETRIES",
+        30,
+        parse.non_negative_int,
+        "retries of a job that met a full disk (ENOSPC, EDQUOT), each after the longest"
+        " RETRY_DELAYS_MS step and not counted against the job's attempts; past them it"
+        " retries as for any passing fault",
+    )
     max_deliveries: int = setting(
         "MAX_DELIVERIES",
         5,

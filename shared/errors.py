@@ -47,6 +47,11 @@ class BlobError(JobsuiteError):
     """A blob key is invalid or a blob is missing."""
 
 
+class BlobLinkError(BlobError):
+    """A path under the blob store is a symbolic link (or leads outside the store): never
+    followed, so nothing outside the store is read or written through it."""
+
+
 class StateError(JobsuiteError):
     """The shared state (`shared/state`: idempotency keys, accepted jobs, the sent-mail
     ledger) cannot be opened, read or written."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 TEMP_PREFIX = ".tmp-"
+# A new temp file, never an existing one, never through a link planted under its name.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def fsync_dir(directory: Path) -> None:
@@ -27,16 +30,56 @@ def atomic_write(final: Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
     block ends cleanly, and removed otherwise. `durable=False` skips both fsyncs, for files
     whose loss in a power cut costs only work done again, never data."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX, suffix=final.suffix)
+    folder = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with atomic_write_at(folder, final.name, durable=durable) as f:
+            yield f
+    finally:
+        os.close(folder)
+
+
+@contextmanager
+def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """`atomic_write` of `name` in the open folder `folder` (a descriptor): the temp file is
+    created exclusively and without following links, then renamed over `name` (a link found
+    there is replaced, never written through)."""
+    temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{os.path.splitext(name)[1]}"
+    fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, final)
+        os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
         if durable:
-            fsync_dir(final.parent)
+            os.fsync(folder)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder)
         raise
+
+
+# A disk (or a quota) that is full: a passing fault of the machine, never of the job.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # SQLite's own "database or disk is full", which carries no errno
+
+
+def disk_full_cause(error: BaseException) -> BaseException | None:
+    """The full-disk error behind `error` (itself, or what it was raised from), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_os_error(error: OSError) -> str:
+    """`ENOSPC (No space left on device)`: the cause by name, for logs and answers."""
+    name = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    return f"{name} ({error.strerror or error})"

@@ -19,6 +19,8 @@ from shared.jobtypes import JOB_TYPE_NAMES
 
 # Not "x-…": headers exchanges ignore x- headers when matching.
 RETRY_DELAY_HEADER = "jobsuite-retry-delay-ms"
+# How often a job has waited for room on a full disk (not counted as attempts; settle.py).
+DISK_FULL_RETRIES_HEADER = "jobsuite-disk-full-retries"
 
 
 class Declarer(Protocol):

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from services.gateway.context import Gateway, GatewayDep
 from services.gateway.downloads import blob_download
 from services.gateway.rejections import Rejected
-from shared.errors import BlobError
+from services.gateway.status import link_refused
+from shared.errors import BlobError, BlobLinkError
 from shared.ids import UUID_PATTERN
 from shared.messages import JobRecord
 
@@ -61,17 +62,26 @@ def job_result(
     """The job's output file, or a list of links when it made several."""
     keys = _finished_outputs(gateway, job_id)
     if len(keys) == 1:
-        return _file(gateway, keys[0], range_header)
+        return _file(gateway, job_id, keys[0], range_header)
     outputs = [
         Output(
             name=_name(job_id, key),
             url=f"/jobs/{job_id}/result/{_name(job_id, key)}",
-            size=gateway.blobs.size(key),
+            size=_size(gateway, job_id, key),
             content_type=_content_type(key),
         )
         for key in keys
     ]
     return Outputs(id=job_id, outputs=outputs)
+
+
+def _size(gateway: Gateway, job_id: str, key: str) -> int:
+    try:
+        return gateway.blobs.size(key)
+    except BlobLinkError as e:
+        raise link_refused(job_id, e) from None
+    except BlobError:
+        raise _gone(key) from None
 
 
 @router.get(
@@ -85,7 +95,7 @@ def job_result_file(
     """One output file of a finished job, by the name the result list gives."""
     for key in _finished_outputs(gateway, job_id):
         if _name(job_id, key) == name:
-            return _file(gateway, key, range_header)
+            return _file(gateway, job_id, key, range_header)
     raise Rejected(404, "unknown_output", f"job {job_id} has no output named {name!r}")
 
 
@@ -110,10 +120,14 @@ def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _file(gateway: Gateway, key: str, range_header: str | None) -> Response:
+def _file(gateway: Gateway, job_id: str, key: str, range_header: str | None) -> Response:
     try:
         return blob_download(gateway.blobs, key, _content_type(key), range_header)
+    except BlobLinkError as e:
+        raise link_refused(job_id, e) from None
     except BlobError:
-        raise Rejected(
-            404, "output_missing", f"output {key} is listed but gone from the store"
-        ) from None
+        raise _gone(key) from None
+
+
+def _gone(key: str) -> Rejected:
+    return Rejected(404, "output_missing", f"output {key} is listed but gone from the store")

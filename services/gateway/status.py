@@ -15,12 +15,20 @@ from pydantic import ValidationError
 
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
-from shared.errors import AuditUnavailable, BlobError
+from shared.errors import AuditUnavailable, BlobError, BlobLinkError
+from shared.log import get_logger
 from shared.messages import JobRecord
 from shared.state import SubmissionLedger
 
+log = get_logger(__name__)
 AUDIT_TIMEOUT_S = 3.0
 RETRY_AFTER_S = "5"
+
+
+def link_refused(job_id: str, error: BlobLinkError) -> Rejected:
+    """A 404 for a job whose manifest or output in the blob store is a symbolic link."""
+    log.warning("blob_link_not_served", job_id=job_id, error=str(error))
+    return Rejected(404, "output_missing", f"job {job_id}: {error}; it is not served")
 
 
 class AuditClient:
@@ -78,6 +86,8 @@ class JobLookup:
     def outputs(self, job_id: str) -> list[str] | None:
         try:
             return self.blobs.read_manifest(job_id)
+        except BlobLinkError as e:  # planted: never served, and never a 500
+            raise link_refused(job_id, e) from None
         except (BlobError, OSError, ValueError, KeyError):
             return None
 

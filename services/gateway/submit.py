@@ -4,7 +4,9 @@ Order (docs/design.md, delivery guarantee 1): inputs stored → Idempotency-Key 
 published with confirm + mandatory → `job.submitted` event → 202. Any refusal on the way
 deletes the job's stored inputs and releases the key, so nothing half-done stays behind;
 except when the job was sent but never confirmed (PublishInDoubt): the broker may hold it,
-so its inputs stay, the 503 says so, and the key's retry sends the same job again.
+so its inputs stay, the 503 says so, and the key's retry sends the same job again. Once the
+broker has confirmed the job the answer is 202, even when recording it afterwards fails (a
+full disk under STATE_DIR): that is logged, never a 500 that would make the client resend.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
-from shared.errors import BrokerError, PublishInDoubt, PublishNacked
+from shared.errors import BlobError, BrokerError, PublishInDoubt, PublishNacked, StateError
 from shared.events import EventSource
 from shared.ids import new_id
 from shared.log import get_logger
@@ -57,7 +59,18 @@ class Submitter:
 
     def submit(self, job: Job, fingerprint: str, key: str | None) -> Accepted:
         if key is not None:
-            reservation = self.ledger.reserve(key, fingerprint, job.id)
+            try:
+                reservation = self.ledger.reserve(key, fingerprint, job.id)
+            except StateError as e:  # its disk full, say: nothing sent yet, nothing kept
+                log.error("idempotency_key_not_reserved", job_id=job.id, error=str(e))
+                self.discard_inputs(job.id)
+                raise Rejected(
+                    503,
+                    "state_store_unavailable",
+                    f"the Idempotency-Key cannot be recorded ({e}); nothing was queued or"
+                    " kept, try again later",
+                    headers={"Retry-After": RETRY_AFTER_S},
+                ) from None
             if reservation.claim is not Claim.NEW:
                 self.discard_inputs(job.id)  # the earlier request's job is the one
                 return self._earlier(reservation, key)
@@ -75,7 +88,7 @@ class Submitter:
                 raise self._in_doubt(job, key, e) from None
             self.discard_inputs(job.id)
             if key is not None:
-                self.ledger.release(key, job.id)
+                self._forget_key(key, job.id)
             # reject-publish: a nack is how a full queue (TASK_QUEUE_MAX_LENGTH) says no.
             what = (
                 "the queue is full or the broker refused it"
@@ -88,16 +101,28 @@ class Submitter:
                 f"the job could not be queued ({what}: {e}); nothing was kept, try again later",
                 headers={"Retry-After": RETRY_AFTER_S},
             ) from None
-        self.ledger.accepted(job.id, job.type, job.submitted_at, key)
+        # Confirmed: the job is queued and will run, so from here the answer is 202 whatever
+        # fails (a 500 would make the client send it again: a second mail).
+        try:
+            self.ledger.accepted(job.id, job.type, job.submitted_at, key)
+        except Exception as e:  # anything at all: the job is queued either way
+            log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
+
+    def _forget_key(self, key: str, job_id: str) -> None:
+        try:
+            self.ledger.release(key, job_id)
+        except StateError as e:  # the key stays "in progress" until it expires
+            log.error("idempotency_key_not_released", job_id=job_id, error=str(e))
 
     def _in_doubt(self, job: Job, key: str | None, error: BrokerError) -> Rejected:
         """Sent, never confirmed: the broker may hold the job, so its inputs stay, and a retry
         with the same key sends this very job again (workers run a job id once)."""
-        if key is not None:
-            self.ledger.in_doubt(key, job.id, encode(job).decode())
+        if key is not None and self._keep_in_doubt(key, job):
             retry = "retry with the same Idempotency-Key and it runs at most once"
+        elif key is not None:
+            retry = f"check GET /jobs/{job.id} before submitting it again"
         else:
             retry = "submitting it again may run it twice (an Idempotency-Key prevents that)"
         return Rejected(
@@ -107,6 +132,14 @@ class Submitter:
             f" same, and GET /jobs/{job.id} will show it if so; {retry}",
             headers={"Retry-After": RETRY_AFTER_S},
         )
+
+    def _keep_in_doubt(self, key: str, job: Job) -> bool:
+        try:
+            self.ledger.in_doubt(key, job.id, encode(job).decode())
+        except Exception as e:  # the 503 naming the job must go out whatever fails here
+            log.error("job_in_doubt_not_recorded", job_id=job.id, error=str(e))
+            return False
+        return True
 
     def _earlier(self, reservation: Reservation, key: str) -> Accepted:
         """The key was used before: its job again, an error, or a second try at a job whose
@@ -131,7 +164,11 @@ class Submitter:
         )
 
     def discard_inputs(self, job_id: str) -> None:
-        self.blobs.delete_prefix(f"inputs/{job_id}")
+        """Best effort: an input left behind costs space, never a wrong answer."""
+        try:
+            self.blobs.delete_prefix(f"inputs/{job_id}")
+        except (OSError, BlobError) as e:
+            log.error("inputs_not_discarded", job_id=job_id, error=str(e))
 
     def publish_rejection(self, job_type: str, kind: str, message: str) -> None:
         """Tell the audit log about a refused submission (best effort, not waited for)."""

@@ -25,7 +25,8 @@ from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
 from services.gateway.rejections import Rejected
 from services.gateway.strictjson import StrictJSONRoute
 from services.gateway.submit import Accepted
-from services.gateway.uploads import store_image
+from services.gateway.uploads import store_image, upload_not_stored
+from shared.errors import BlobError
 from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
 from shared.messages import FollowUp, Job
@@ -45,7 +46,7 @@ _ACCEPTED_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "a mail recipient outside MAIL_ALLOWED_DOMAINS"},
     409: {"description": "Idempotency-Key used for a different request"},
     413: {"description": "upload over MAX_UPLOAD_BYTES"},
-    503: {"description": "the broker cannot take the job now (see Retry-After)"},
+    503: {"description": "the broker or the blob store cannot take the job now (see Retry-After)"},
 }
 _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ACCEPTED_RESPONSES,
@@ -123,10 +124,8 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 max_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_image_pixels,
             )
-        except OSError as e:  # the blob store is full or gone: our fault, not the client's
-            raise Rejected(
-                503, "blob_store_unavailable", f"cannot store the upload: {e.strerror or e}"
-            ) from e
+        except (OSError, BlobError) as e:  # the store is full, read-only, or has a planted link
+            raise upload_not_stored(e) from e
         job = Job(
             id=job_id,
             type=spec.name,

@@ -16,8 +16,13 @@ from PIL import Image
 
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore, input_key
+from shared.errors import BlobError
+from shared.files import describe_os_error
+from shared.log import get_logger
 
+log = get_logger(__name__)
 CHUNK = 1024 * 1024
+RETRY_AFTER_S = "30"  # a full disk takes a while to free
 ALLOWED = "JPEG, PNG, WebP or GIF"
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
@@ -91,6 +96,19 @@ def store_image(
             digest.update(chunk)
             out.write(chunk)
     return StoredUpload(key=key, size=size, sha256=digest.hexdigest(), format=fmt)
+
+
+def upload_not_stored(error: OSError | BlobError) -> Rejected:
+    """The 503 for an upload the blob store did not take, naming the cause (ENOSPC, EDQUOT,
+    EROFS, EACCES, a link); nothing of it is kept, and it can be sent again later."""
+    cause = describe_os_error(error) if isinstance(error, OSError) else str(error)
+    log.error("upload_not_stored", error=cause)
+    return Rejected(
+        503,
+        "blob_store_unavailable",
+        f"the upload cannot be stored: {cause}; nothing was kept, try again later",
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
 
 
 def too_large_message(max_bytes: int) -> str:

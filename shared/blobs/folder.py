@@ -1,9 +1,11 @@
 """The blob store as a folder shared by every service (a named volume under Docker).
 
-A key is a file under the folder. Every write goes to a temp file beside its final name,
-fsynced, then renamed (`shared/files.py`), so a reader never sees half a file and a crashed
-writer leaves nothing under the key. The folder itself never leaves this module: services get
-bytes and file objects, never a path.
+A key is a file under the folder. Every write goes to an exclusive temp file beside its final
+name, fsynced, then renamed (`shared/files.py`), so a reader never sees half a file and a
+crashed writer leaves nothing under the key. Nothing is reached through a symbolic link: every
+path is walked with `O_NOFOLLOW` from the root (`nofollow.py`), and a link met on the way is a
+BlobLinkError. The folder itself never leaves this module: services get bytes and file
+objects, never a path.
 """
 
 from __future__ import annotations
@@ -12,17 +14,24 @@ import builtins
 import contextlib
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
 from shared.blobs.keys import decode_manifest, encode_manifest, manifest_key, validate_key
-from shared.errors import BlobError
-from shared.files import TEMP_PREFIX, atomic_write
+from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
+from shared.errors import BlobError, BlobLinkError
+from shared.files import TEMP_PREFIX, atomic_write_at, describe_os_error
 
 # What a key that is not a whole file raises: absent, a folder, or below a file.
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+# `check_writable` writes a real file at most this often (readiness probes come every second
+# or so from each orchestrator); in between it answers what the last probe found.
+PROBE_INTERVAL_S = 1.0
+_PROBE_BYTES = b"\0" * 4096  # a whole block: a full disk refuses it even where 1 byte fits
 
 
 class FolderBlobStore:
@@ -31,32 +40,47 @@ class FolderBlobStore:
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
         self._root.mkdir(parents=True, exist_ok=True)
+        self._probe_lock = threading.Lock()
+        self._probed_at = -PROBE_INTERVAL_S
+        self._probe_found: str | None = None
 
     def __repr__(self) -> str:
         return f"FolderBlobStore({str(self._root)!r})"
 
-    def _file(self, key: str) -> Path:
-        return self._root / validate_key(key)
-
     def exists(self, key: str) -> bool:
-        return self._file(key).is_file()
+        validate_key(key)
+        try:
+            self.size(key)
+        except BlobLinkError:
+            raise
+        except BlobError:
+            return False
+        return True
 
     def size(self, key: str) -> int:
+        *folders, name = validate_key(key).split("/")
         try:
-            found = self._file(key).stat()
+            with open_folder(self._root, folders) as folder:
+                found = os.stat(name, dir_fd=folder, follow_symlinks=False)
         except _NOT_A_FILE:
             raise _missing(key) from None
-        if not stat.S_ISREG(found.st_mode):
-            raise _missing(key)
+        if stat.S_ISLNK(found.st_mode):
+            raise link_error(key)
+        try:
+            check_regular(found, key)
+        except IsADirectoryError:
+            raise _missing(key) from None
         return found.st_size
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        *folders, name = validate_key(key).split("/")
         try:
-            f = self._file(key).open("rb")
+            with open_folder(self._root, folders) as folder:
+                fd = open_file(folder, name, key)
         except _NOT_A_FILE:
             raise _missing(key) from None
-        with f:
+        with os.fdopen(fd, "rb") as f:
             yield f
 
     def read_bytes(self, key: str) -> bytes:
@@ -64,7 +88,16 @@ class FolderBlobStore:
             return f.read()
 
     def open_write(self, key: str) -> AbstractContextManager[IO[bytes]]:
-        return atomic_write(self._file(key))
+        return self._write(key, durable=True)
+
+    @contextmanager
+    def _write(self, key: str, *, durable: bool) -> Iterator[IO[bytes]]:
+        *folders, name = validate_key(key).split("/")
+        with (
+            open_folder(self._root, folders, create=True) as folder,
+            atomic_write_at(folder, name, durable=durable) as f,
+        ):
+            yield f
 
     def write_bytes(self, key: str, data: bytes) -> str:
         with self.open_write(key) as f:
@@ -72,44 +105,111 @@ class FolderBlobStore:
         return key
 
     def list(self, prefix: str) -> builtins.list[str]:
-        base = self._file(prefix)
-        if not base.is_dir():
+        """Regular files only: a link inside the prefix is neither listed nor followed."""
+        parts = validate_key(prefix).split("/")
+        try:
+            with open_folder(self._root, parts) as folder:
+                return sorted(_files(folder, prefix))
+        except _NOT_A_FILE:
             return []
-        return sorted(
-            p.relative_to(self._root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(TEMP_PREFIX)
-        )
 
     def delete_prefix(self, prefix: str) -> None:
-        base = self._file(prefix)
-        for key in reversed(self.list(prefix)):
-            (self._root / key).unlink(missing_ok=True)
-        if not base.is_dir():
+        """Links inside the prefix are removed as links; what they point at is untouched."""
+        *parents, name = validate_key(prefix).split("/")
+        try:
+            with open_folder(self._root, parents) as parent:
+                if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                    os.unlink(name, dir_fd=parent)
+                else:
+                    _remove_folder(parent, name)
+        except _NOT_A_FILE:
             return
-        # Deepest first; a folder still holding something (a write in progress) stays.
-        folders = sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for folder in [*folders, base]:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
 
     def read_manifest(self, job_id: str) -> builtins.list[str] | None:
         key = manifest_key(job_id)  # a bad job id is a BlobError, not "unfinished"
         try:
-            return decode_manifest(self.read_bytes(key))
+            data = self.read_bytes(key)
+        except BlobLinkError:
+            raise  # a planted manifest is not "unfinished": the job meets the link and dies
         except BlobError:
             return None
+        return decode_manifest(data)
 
     def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
         # Outputs are fsynced as they are written; the manifest only saves a second run, so a
         # power cut may lose or tear it (it then reads as unfinished) and it skips the fsyncs.
-        with atomic_write(self._file(manifest_key(job_id)), durable=False) as f:
+        with self._write(manifest_key(job_id), durable=False) as f:
             f.write(encode_manifest(outputs))
 
     def check_writable(self) -> str | None:
-        if os.access(self._root, os.W_OK):
-            return None
-        return f"the blob folder {self._root} is missing or not writable"
+        if not os.access(self._root, os.W_OK):
+            return f"the blob folder {self._root} is missing or not writable"
+        with self._probe_lock:
+            if time.monotonic() - self._probed_at >= PROBE_INTERVAL_S:
+                self._probe_found = self._probe()
+                self._probed_at = time.monotonic()
+            return self._probe_found
+
+    def _probe(self) -> str | None:
+        """Write, fsync and delete a small file: a full or read-only disk says so here."""
+        try:
+            with self._write(f"probe-{os.getpid()}-{threading.get_ident()}", durable=True) as f:
+                f.write(_PROBE_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
+                raise _ProbeDone
+        except _ProbeDone:
+            return None  # written and fsynced; the temp file is removed, never renamed
+        except OSError as e:
+            return f"the blob folder {self._root} is not writable: {describe_os_error(e)}"
+
+
+class _ProbeDone(Exception):
+    """Ends the probe's write before its rename, so the temp file is removed."""
+
+
+def _files(folder: int, prefix: str) -> Iterator[str]:
+    with os.scandir(folder) as entries:
+        found = [
+            (e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False))
+            for e in entries
+        ]
+    for name, is_file, is_dir in found:
+        if name.startswith(TEMP_PREFIX):
+            continue
+        if is_file:
+            yield f"{prefix}/{name}"
+        elif is_dir:
+            try:
+                child = os.open(name, DIR_FLAGS, dir_fd=folder)
+            except OSError:
+                continue  # gone, or swapped for a link, meanwhile
+            try:
+                yield from _files(child, f"{prefix}/{name}")
+            finally:
+                os.close(child)
+
+
+def _remove_folder(parent: int, name: str) -> None:
+    """Remove the blobs and links under `parent/name`, then the folders it emptied (a folder
+    still holding a write in progress stays)."""
+    try:
+        folder = os.open(name, DIR_FLAGS, dir_fd=parent)
+    except OSError:
+        return  # a plain file, gone, or not ours to walk into
+    try:
+        with os.scandir(folder) as entries:
+            found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for entry, is_dir in found:
+            if is_dir:
+                _remove_folder(folder, entry)
+            elif not entry.startswith(TEMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry, dir_fd=folder)
+    finally:
+        os.close(folder)
+    with contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=parent)
 
 
 def _missing(key: str) -> BlobError:

@@ -10,8 +10,12 @@ Guarantees every store gives:
   or crashes leaves nothing under the key, and a reader never sees half a blob);
 - the manifest of a job (`outputs/<job id>/manifest.json`) is written last: its presence means
   every output it lists is complete;
+- nothing is reached through a link: a key whose path holds a symbolic (or hard) link is a
+  BlobLinkError (a BlobError saying "is a symbolic link"), so nothing outside the store is
+  read or written;
 - errors: BlobError for a bad key or a missing blob; OSError for a store that fails (disk
-  full, permissions, the network), which callers treat as a passing fault.
+  full, permissions, the network), which callers treat as a passing fault (a full disk,
+  ENOSPC or EDQUOT, as one that lasts: see shared/worker/settle.py).
 """
 
 from __future__ import annotations
@@ -67,5 +71,6 @@ class BlobStore(Protocol):
         ...
 
     def check_writable(self) -> str | None:
-        """None when the store takes writes, else why not (for a readiness check)."""
+        """None when the store takes writes, else why not (for a readiness check): a real
+        write, so a full disk says so; cheap enough to call every second."""
         ...

@@ -1,10 +1,12 @@
 """A job's course on its job thread: `job.started`, the handler (once per job id), then
 settling through the I/O thread.
 
-The handler's outcome picks the settling: outputs -> succeed; PermanentJobError (or params
-that do not decode) -> fail; TransientJobError or any unexpected exception -> retry with
-back-off. A follow-up the broker refuses (its queue full) turns success into a retry: the
-outputs are kept, so the next attempt only publishes again.
+The handler's outcome picks the settling: outputs -> succeed; a full disk (ENOSPC, EDQUOT,
+however wrapped) -> wait for room, a long back-off not counted as an attempt; PermanentJobError
+(or params that do not decode), or a symbolic link met in the blob store -> fail;
+TransientJobError or any unexpected exception -> retry with back-off. A follow-up the broker
+refuses (its queue full) turns success into a retry: the outputs are kept, so the next
+attempt only publishes again.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from functools import partial
 from shared.blobs import BlobStore
 from shared.errors import (
     BlobError,
+    BlobLinkError,
     BrokerUnavailable,
     DecodeError,
     PermanentJobError,
     PublishNacked,
     TransientJobError,
 )
+from shared.files import disk_full_cause
 from shared.log import get_logger
 from shared.messages import Job
 from shared.worker.bridge import Bridge
@@ -60,14 +64,8 @@ class JobCourse:
             try:
                 outputs = run_handler_once(job, self.handler, self.blobs)
                 settle = partial(settler.succeed, job, delivery, outputs, started)
-            except (PermanentJobError, DecodeError) as e:
-                settle = partial(settler.fail, job, delivery, _kind(e), str(e), started)
-            except TransientJobError as e:
-                settle = partial(settler.retry, job, delivery, e.kind, str(e), started)
             except Exception as e:
-                log.exception("handler_crashed")
-                why = f"{type(e).__name__}: {e}"
-                settle = partial(settler.retry, job, delivery, "crash", why, started)
+                settle = settling_of(e, running, settler)
             try:
                 outcome = self.bridge.call(partial(_unless_timed_out, running, settle))
             except PublishNacked as e:
@@ -87,11 +85,30 @@ class JobCourse:
             )
 
 
+def settling_of(error: Exception, running: RunningJob, settler: Settler) -> Callable[[], str]:
+    """How a job whose handler raised `error` is settled. A full disk first, whatever it was
+    wrapped in: no job is to blame, so it waits for room (settle.py)."""
+    job, delivery, started = running.job, running.delivery, running.started
+    if (cause := disk_full_cause(error)) is not None:
+        return partial(settler.wait_for_room, job, delivery, f"the disk is full: {cause}", started)
+    if isinstance(error, BlobLinkError):  # planted to lead outside the store: never retried
+        return partial(settler.fail, job, delivery, "blob_link", str(error), started)
+    if isinstance(error, (PermanentJobError, DecodeError)):
+        return partial(settler.fail, job, delivery, _kind(error), str(error), started)
+    if isinstance(error, TransientJobError):
+        return partial(settler.retry, job, delivery, error.kind, str(error), started)
+    log.exception("handler_crashed")
+    why = f"{type(error).__name__}: {error}"
+    return partial(settler.retry, job, delivery, "crash", why, started)
+
+
 def run_handler_once(job: Job, handler: Handler, blobs: BlobStore) -> list[str]:
     """The job's outputs: recalled from its manifest when an earlier delivery finished it,
     else made by the handler and then recorded (the manifest, written last)."""
     try:
         done = blobs.read_manifest(job.id)
+    except BlobLinkError:
+        raise
     except (BlobError, OSError, ValueError) as e:
         raise TransientJobError(f"cannot read the output manifest: {e}") from e
     if done is not None:

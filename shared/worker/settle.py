@@ -16,7 +16,7 @@ from shared.config import Settings
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import Event, Job, encode
-from shared.topology import RETRY_DELAY_HEADER, Names, retry_delay_ms
+from shared.topology import DISK_FULL_RETRIES_HEADER, RETRY_DELAY_HEADER, Names, retry_delay_ms
 
 log = get_logger("shared.worker")
 
@@ -66,7 +66,7 @@ class Settler:
             message_type=event.event,
         )
 
-    def _publish_job(self, job: Job, exchange: str, headers: dict[str, str] | None = None) -> None:
+    def _publish_job(self, job: Job, exchange: str, headers: dict[str, Any] | None = None) -> None:
         body = encode(job)
         self.channel.publish_nowait(
             exchange, job.type, body, message_id=job.id, message_type=job.type, headers=headers
@@ -114,12 +114,52 @@ class Settler:
             final = f"gave up after {job.attempt} attempts: {message}"
             return self.fail(job, delivery, kind, final, started)
         log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
-        headers = {RETRY_DELAY_HEADER: str(delay)}
-        self._publish_job(job.next_attempt(), self.names.retry_exchange, headers)
+        # A count of waits for disk space goes along, so they stay bounded over the job's life.
+        waited = {DISK_FULL_RETRIES_HEADER: _disk_full_retries(delivery)}
+        carried = waited if DISK_FULL_RETRIES_HEADER in delivery.headers else {}
+        return self._retry_after(job, job.next_attempt(), delivery, kind, message, delay, carried)
+
+    def wait_for_room(self, job: Job, delivery: Delivery, message: str, started: float) -> str:
+        """The disk is full: the machine's fault, not the job's. Retry after the longest
+        back-off step without counting an attempt, up to DISK_FULL_RETRIES times (counted in
+        a header that dead-lettering keeps), so a full disk does not kill every job in a few
+        minutes; past that, retry as for any passing fault."""
+        waited = _disk_full_retries(delivery)
+        if waited >= self.settings.disk_full_retries:
+            return self.retry(job, delivery, "disk_full", message, started)
+        delay = max(self.settings.retry_delays_ms)
+        log.warning("job_waiting_for_disk_space", error=message, retry_in_ms=delay, waited=waited)
+        headers = {DISK_FULL_RETRIES_HEADER: waited + 1}
+        return self._retry_after(job, job, delivery, "disk_full", message, delay, headers)
+
+    def _retry_after(
+        self,
+        job: Job,
+        again: Job,
+        delivery: Delivery,
+        kind: str,
+        message: str,
+        delay: int,
+        headers: dict[str, Any],
+    ) -> str:
+        """Republish `again` (the job, or its next attempt) to the back-off queue of `delay`,
+        `job.retrying` about `job`, then ack."""
+        self._publish_job(
+            again, self.names.retry_exchange, {**headers, RETRY_DELAY_HEADER: str(delay)}
+        )
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
         return "retrying"
+
+
+def _disk_full_retries(delivery: Delivery) -> int:
+    """How often the job waited for disk space before; a count that is not a sane integer
+    (forged, or from elsewhere) counts as the whole allowance spent."""
+    count = delivery.headers.get(DISK_FULL_RETRIES_HEADER, 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        return 1 << 30
+    return count
 
 
 def _ms_since(started: float) -> float:

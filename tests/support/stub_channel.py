@@ -107,11 +107,19 @@ class StubChannel:
     def consuming(self) -> bool:
         return self._on_delivery is not None
 
-    def deliver(self, body: bytes | Job, *, delivery_count: int = 0) -> Delivery:
+    def deliver(
+        self,
+        body: bytes | Job,
+        *,
+        delivery_count: int = 0,
+        headers: dict[str, Any] | None = None,
+    ) -> Delivery:
         """Hand a message to the consumer, as the broker would (prefetch 1: one at a time)."""
         assert self._on_delivery is not None, "nobody consumes"
         raw = encode(body) if isinstance(body, Job) else body
-        headers = {"x-delivery-count": delivery_count} if delivery_count else {}
+        headers = dict(headers or {})
+        if delivery_count:
+            headers["x-delivery-count"] = delivery_count
         delivery = Delivery(self, self._next_tag, raw, None, headers, delivery_count > 0)
         self._next_tag += 1
         self._on_delivery(delivery)

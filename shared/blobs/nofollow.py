@@ -1,0 +1,110 @@
+"""Reaching files under the blob folder without ever following a symbolic link.
+
+A key is walked one folder at a time from a descriptor of the root: each folder is opened
+with `O_DIRECTORY | O_NOFOLLOW` relative to the one before (`dir_fd`), and the file last with
+`O_NOFOLLOW`, so a link planted anywhere on the way (`inputs` itself, `inputs/<id>`, the file)
+is met as a link and refused (BlobLinkError), never followed out of the store. Where
+`/proc/self/fd` exists the folder reached is also checked to lie under the root (a bind mount
+or a race cannot lead elsewhere). The root itself is the operator's choice and may be a link.
+
+Plain POSIX calls only (no `openat2`), so it works the same on Linux and macOS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.errors import BlobLinkError
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted under a key is opened without waiting for a writer, then refused.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_PROC_FD = Path("/proc/self/fd")
+
+
+def link_error(shown: str) -> BlobLinkError:
+    return BlobLinkError(f"{shown!r} in the blob store is a symbolic link (links are not followed)")
+
+
+def is_link(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+@contextmanager
+def open_folder(root: Path, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the folder `root/parts…`, closed at the end of the block. Missing
+    folders are FileNotFoundError, or made on the way with `create`; a link is BlobLinkError."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, part in enumerate(parts, 1):
+            child = _child_folder(fd, part, "/".join(parts[:depth]), create=create)
+            os.close(fd)
+            fd = child
+        if parts:
+            _check_inside(fd, root, "/".join(parts))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_file(folder: int, name: str, shown: str) -> int:
+    """A read descriptor of the regular file `name` in `folder`; a link is BlobLinkError,
+    anything else that is not a regular file is IsADirectoryError (no blob there)."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=folder)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        if is_link(folder, name):
+            raise link_error(shown) from None
+        raise
+    try:
+        check_regular(os.fstat(fd), shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_regular(found: os.stat_result, shown: str) -> None:
+    """A blob is a regular file with one name: IsADirectoryError for anything else (a folder,
+    a FIFO, a device), BlobLinkError for a hard link (a second name of a file elsewhere)."""
+    if not stat.S_ISREG(found.st_mode):
+        raise IsADirectoryError(f"{shown} is not a regular file")
+    if found.st_nlink > 1:  # every blob is written as a new file and renamed: one name
+        raise BlobLinkError(f"{shown!r} in the blob store is a hard link (links are not followed)")
+
+
+def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> int:
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=folder)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError:  # ELOOP (ENOTDIR, EMLINK elsewhere) for a link: say which
+        if is_link(folder, name):
+            raise link_error(shown) from None
+        raise
+    with contextlib.suppress(FileExistsError):  # another writer may make it first
+        os.mkdir(name, dir_fd=folder)
+    return _child_folder(folder, name, shown, create=False)  # re-opened: a link is refused
+
+
+def _check_inside(fd: int, root: Path, shown: str) -> None:
+    try:
+        reached = os.readlink(_PROC_FD / str(fd))
+    except OSError:
+        return  # no /proc: the O_NOFOLLOW walk is the guarantee
+    top = os.path.realpath(root)
+    if reached.endswith(" (deleted)"):  # removed meanwhile: as if it never was
+        raise FileNotFoundError(shown)
+    if reached != top and not reached.startswith(top.rstrip("/") + "/"):
+        raise BlobLinkError(f"{shown!r} leads outside the blob store (links are not followed)")
