@@ -72,6 +72,8 @@ def parse_follow_up(text: str | None) -> FollowUp | None:
         return None
     try:
         return FollowUp.model_validate(strictjson.loads(text))
+    except strictjson.BadJSONValue as e:
+        raise field_error(("then", *e.path), e.message, e.kind) from None
     except json.JSONDecodeError as e:
         raise field_error(("then",), f"not JSON: {e}") from None
     except ValidationError as e:

@@ -53,6 +53,21 @@ class Rejected(JobsuiteError):
         self.headers = headers
 
 
+class BodyRefused(HTTPException):
+    """A body refused while FastAPI reads it (services/gateway/strictbody.py). An
+    HTTPException because FastAPI lets only those out of its body parsing; answered like
+    `Rejected`: a 422 names its field in FastAPI's shape, another status says why."""
+
+    def __init__(
+        self, status: int, kind: str, message: str, *, field: Sequence[str | int] | None = None
+    ) -> None:
+        detail: Any = message
+        if field is not None:
+            detail = [{"loc": ["body", *field], "msg": message, "type": kind}]
+        super().__init__(status, detail)
+        self.kind = kind
+
+
 def validation_error(error: ValidationError, *prefix: str | int) -> RequestValidationError:
     """A pydantic error raised by our own parsing, answered like FastAPI's own 422."""
     return RequestValidationError(
@@ -117,5 +132,9 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if 400 <= exc.status_code < 500:
-            rejected_submission(request, _KINDS.get(exc.status_code, "refused"), str(exc.detail))
+            kind = getattr(exc, "kind", None) or _KINDS.get(exc.status_code, "refused")
+            detail = exc.detail
+            rejected_submission(
+                request, kind, _describe(detail) if isinstance(detail, list) else str(detail)
+            )
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)

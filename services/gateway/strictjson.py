@@ -5,16 +5,18 @@ would silently carry other data than was sent. Every way a body can fail to be J
 constants, invalid UTF-8, nesting too deep for the parser, integers too long to convert) is
 raised as `json.JSONDecodeError`, which FastAPI answers with a 422 naming the problem
 instead of a bare "There was an error parsing the body".
+
+Two more are refused with the place they are at (`BadJSONValue`, a `JSONDecodeError` too):
+a key given twice in one object (Python keeps the last, silently), and a lone surrogate
+(`"\\udfff"`), which parses but can be neither encoded as UTF-8 nor sent on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
+Path = tuple[str | int, ...]
 
 
 class _NotJSONNumber(ValueError):
@@ -27,6 +29,76 @@ def _refuse_constant(constant: str) -> Any:
     raise _NotJSONNumber(constant)
 
 
+class BadJSONValue(json.JSONDecodeError):
+    """Well-formed JSON we refuse: `kind` (`duplicate_key`, `lone_surrogate`) at `path`."""
+
+    def __init__(self, kind: str, message: str, path: Path) -> None:
+        super().__init__(message, "", 0)
+        self.kind = kind
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_SURROGATE = "a lone UTF-16 surrogate (such as \\udfff) is not text"
+
+
+class _Duplicated(dict[str, Any]):
+    """An object that had a key more than once (the walk in `_refuse_bad_values` reports it)."""
+
+    duplicate: str
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Duplicated(obj)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.duplicate = key
+            break
+        seen.add(key)
+    return marked
+
+
+def printable(text: str) -> str:
+    """Text safe to send back in an answer: surrogates as `\\udfff` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _refuse_bad_values(value: Any) -> None:
+    """Walk the parsed value (without recursion: nesting is as deep as the parser allows)."""
+    stack: list[tuple[Path, Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                raise BadJSONValue("lone_surrogate", _SURROGATE, path)
+        elif isinstance(item, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            if isinstance(item, _Duplicated):
+                key = printable(item.duplicate)
+                message = f"the key {key!r} is given more than once; give it once"
+                raise BadJSONValue("duplicate_key", message, (*path, key))
+            for k, v in item.items():
+                if _has_surrogate(k):
+                    raise BadJSONValue("lone_surrogate", _SURROGATE, (*path, printable(k)))
+                stack.append(((*path, k), v))
+
+
 def loads(data: bytes | str) -> Any:
     """`json.loads` that accepts only JSON; anything else is a `json.JSONDecodeError`."""
     if isinstance(data, bytes):
@@ -37,7 +109,7 @@ def loads(data: bytes | str) -> Any:
     else:
         text = data
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_object)
     except _NotJSONNumber as e:
         message = f"{e.constant} is not a JSON number"
         raise json.JSONDecodeError(message, text, max(text.find(e.constant), 0)) from None
@@ -48,22 +120,5 @@ def loads(data: bytes | str) -> Any:
     except ValueError as e:
         # Python refuses to convert integers of more than 4,300 digits (CVE-2020-10735).
         raise json.JSONDecodeError(f"number too long: {e}", text, 0) from None
-
-
-class _StrictJSONRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = loads(await self.body())
-        return self._json
-
-
-class StrictJSONRoute(APIRoute):
-    """A route whose JSON body is parsed by `loads` (FastAPI's custom route class hook)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def strict_json_handler(request: Request) -> Response:
-            return await handler(_StrictJSONRequest(request.scope, request.receive))
-
-        return strict_json_handler
+    _refuse_bad_values(value)
+    return value

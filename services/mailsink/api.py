@@ -16,11 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.mailsink import page, views
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
+from shared.http_guard import GuardPolicy, HttpGuard
 
 # Mail content is untrusted: nothing served from here may run script in the sink's origin.
 _LOCKED_DOWN = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none';"
+        " base-uri 'none'"
+    ),
 }
 MessageId = Annotated[str, Path(max_length=255)]
 
@@ -33,8 +37,10 @@ class ChaosRequest(BaseModel):
     on: Stage = "data"
 
 
-def create_app(store: MailStore, chaos: Chaos) -> FastAPI:
+def create_app(store: MailStore, chaos: Chaos, *, guard: GuardPolicy | None = None) -> FastAPI:
+    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
     app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
+    app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
 
     def stored(key: str) -> Stored:
         found = store.get(key)

@@ -18,6 +18,7 @@ from services.mailsink.chaos import Chaos, ChaosRule
 from services.mailsink.smtp import SinkHandler, start_smtp_server
 from services.mailsink.store import MailStore
 from shared.config import Settings
+from shared.http_guard import GuardPolicy
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -52,7 +53,10 @@ class MailSink:
             handler, s.mailsink_host, s.mailsink_smtp_port, 2 * s.max_mail_bytes
         )
         config = uvicorn.Config(
-            create_app(store, chaos), log_config=None, access_log=False, lifespan="off"
+            create_app(store, chaos, guard=GuardPolicy.of(s.allowed_hosts, s.cors_origins)),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._http = uvicorn.Server(config)
         log.info(
