@@ -41,7 +41,7 @@ STRICT_CSP = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; bas
 # goes and STRICT_CSP covers them too. Redoc builds its styles at run time ('unsafe-inline'
 # for styles only: no script) and parses in a blob: worker.
 DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net {hashes}; "
+    "default-src 'none'; script-src https://cdn.jsdelivr.net{hashes}; "
     "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
     "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
     "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; "
@@ -248,8 +248,8 @@ def _script_hashes(body: bytes) -> str:
     hashes = []
     for script in _INLINE_SCRIPT.findall(body):
         digest = base64.b64encode(hashlib.sha256(script).digest()).decode()
-        hashes.append(f"'sha256-{digest}'")
-    return " ".join(hashes)
+        hashes.append(f" 'sha256-{digest}'")
+    return "".join(hashes)
 
 
 def _printable(text: str) -> str:
