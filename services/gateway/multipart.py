@@ -2,7 +2,8 @@
 
 - a body that ends before its closing boundary (`--<boundary>--`): a truncated upload
   would otherwise be taken as complete when it ends between two parts;
-- a field given more than once: the model would silently take one of them;
+- a field given more than once, unless it takes a list (`sizes`): the model would silently
+  take one of them;
 - a field value that is not UTF-8: Starlette falls back to Latin-1, making other text.
 
 Each refusal is a `BodyRefused` naming the problem (400 for the body, 422 for a field).
@@ -55,7 +56,9 @@ async def read_form(
     max_files: int | float,
     max_fields: int | float,
     max_part_size: int,
+    repeatable: frozenset[str] = frozenset(),
 ) -> FormData:
+    """The form, read whole; `repeatable`: fields that may come more than once (lists)."""
     parser = _StrictParser(
         headers, stream, max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
     )
@@ -66,14 +69,14 @@ async def read_form(
     finally:
         await stream.aclose()
     try:
-        _check(parser, form)
+        _check(parser, form, repeatable)
     except BodyRefused:
         await form.close()
         raise
     return form
 
 
-def _check(parser: _StrictParser, form: FormData) -> None:
+def _check(parser: _StrictParser, form: FormData, repeatable: frozenset[str]) -> None:
     if not parser.closed:
         raise BodyRefused(
             400,
@@ -86,6 +89,6 @@ def _check(parser: _StrictParser, form: FormData) -> None:
         raise BodyRefused(422, "not_utf8", "the field's value is not UTF-8 text", field=(name,))
     counts = Counter(name for name, _ in form.multi_items())
     for name, count in counts.items():
-        if count > 1:
+        if count > 1 and name not in repeatable:
             message = f"the form field {name!r} is given {count} times; give it once"
             raise BodyRefused(422, "duplicate_field", message, field=(name,))

@@ -10,10 +10,11 @@ FastAPI lets those out of its body parsing, where any other error would become a
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from services.gateway import multipart, strictjson
@@ -21,6 +22,8 @@ from services.gateway.rejections import BodyRefused
 
 
 class _StrictRequest(Request):
+    repeatable: frozenset[str] = frozenset()  # form fields that may come more than once
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             try:
@@ -45,10 +48,25 @@ class _StrictRequest(Request):
                 max_files=max_files,
                 max_fields=max_fields,
                 max_part_size=max_part_size,
+                repeatable=self.repeatable,
             )
         return await super()._get_form(
             max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
         )
+
+
+def list_fields(model: type) -> frozenset[str]:
+    """The fields of a form model that take a list: those a form gives by repeating them."""
+    if not issubclass(model, BaseModel):
+        return frozenset()
+    return frozenset(
+        name for name, info in model.model_fields.items() if _takes_list(info.annotation)
+    )
+
+
+def _takes_list(annotation: Any) -> bool:
+    """`list[X]`, or a union with one (`list[str] | None`)."""
+    return any(get_origin(a) is list for a in (annotation, *get_args(annotation)))
 
 
 class StrictBodyRoute(APIRoute):
@@ -56,8 +74,12 @@ class StrictBodyRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        body = self.body_field.field_info.annotation if self.body_field else None
+        repeatable = list_fields(body) if isinstance(body, type) else frozenset()
 
         async def strict_body_handler(request: Request) -> Response:
-            return await handler(_StrictRequest(request.scope, request.receive))
+            strict = _StrictRequest(request.scope, request.receive)
+            strict.repeatable = repeatable
+            return await handler(strict)
 
         return strict_body_handler

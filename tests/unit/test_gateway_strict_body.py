@@ -221,3 +221,12 @@ def test_a_failure_before_publishing_frees_the_key_and_deletes_the_inputs(
     response = http.post("/jobs/resize", content=body, headers=key)
     assert response.status_code == 202, response.text  # the key was never reserved
     assert "Idempotent-Replayed" not in response.headers
+
+
+def test_a_field_that_takes_a_list_may_be_repeated(
+    http: TestClient, publisher: ScriptedPublisher
+) -> None:
+    body = part("sizes", b"4x4") + part("sizes", b"8") + part("file", png(), "a.png") + END
+    response = http.post("/jobs/resize", content=body, headers=MULTIPART)
+    assert response.status_code == 202, response.text
+    assert [s["width"] for s in publisher.jobs[0]["params"]["sizes"]] == [4, 8]
