@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.gateway import strictjson
 from services.gateway.rejections import field_error, validation_error
+from shared import strictjson
 from shared.config import Settings
 from shared.jobtypes import JOB_TYPES, JobTypeSpec, ParamsRefused, job_type
 from shared.messages import FollowUp

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 from starlette.datastructures import FormData, Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from services.gateway.rejections import BodyRefused
+from shared.strict_request import BodyRefused
 
 MEDIA_TYPE = "multipart/form-data"
 

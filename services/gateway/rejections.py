@@ -53,21 +53,6 @@ class Rejected(JobsuiteError):
         self.headers = headers
 
 
-class BodyRefused(HTTPException):
-    """A body refused while FastAPI reads it (services/gateway/strictbody.py). An
-    HTTPException because FastAPI lets only those out of its body parsing; answered like
-    `Rejected`: a 422 names its field in FastAPI's shape, another status says why."""
-
-    def __init__(
-        self, status: int, kind: str, message: str, *, field: Sequence[str | int] | None = None
-    ) -> None:
-        detail: Any = message
-        if field is not None:
-            detail = [{"loc": ["body", *field], "msg": message, "type": kind}]
-        super().__init__(status, detail)
-        self.kind = kind
-
-
 def validation_error(error: ValidationError, *prefix: str | int) -> RequestValidationError:
     """A pydantic error raised by our own parsing, answered like FastAPI's own 422."""
     return RequestValidationError(

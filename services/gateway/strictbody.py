@@ -1,36 +1,24 @@
-"""The gateway's submission routes read their bodies strictly (FastAPI's custom route class).
+"""The gateway's submission routes read their bodies strictly.
 
-JSON bodies through `strictjson.loads`; multipart forms through `multipart.read_form`. A
-refusal with a place (a duplicate key, a lone surrogate, a duplicate form field) or of a
-whole body (a truncated multipart body) is raised as `BodyRefused`, an HTTPException:
-FastAPI lets those out of its body parsing, where any other error would become a bare
-"There was an error parsing the body".
+JSON bodies as every service reads them (`shared/strict_request.py`: a duplicate key or a
+lone surrogate is a 422 naming its place); multipart forms through `multipart.read_form`
+(a truncated body is a 400; a field given twice or not UTF-8 a 422 naming it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from functools import cached_property
 from typing import Any, get_args, get_origin
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.datastructures import FormData
 
-from services.gateway import multipart, strictjson
-from services.gateway.rejections import BodyRefused
+from services.gateway import multipart
+from shared.strict_request import StrictJSONRequest, StrictJSONRoute
 
 
-class _StrictRequest(Request):
+class _StrictRequest(StrictJSONRequest):
     repeatable: frozenset[str] = frozenset()  # form fields that may come more than once
-
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            try:
-                self._json = strictjson.loads(await self.body())
-            except strictjson.BadJSONValue as e:
-                raise BodyRefused(422, e.kind, e.message, field=e.path) from None
-        return self._json
 
     async def _get_form(
         self,
@@ -69,17 +57,16 @@ def _takes_list(annotation: Any) -> bool:
     return any(get_origin(a) is list for a in (annotation, *get_args(annotation)))
 
 
-class StrictBodyRoute(APIRoute):
+class StrictBodyRoute(StrictJSONRoute):
     """A route whose JSON body or multipart form is read strictly (see the module's text)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    request_class = _StrictRequest
+
+    def prepare(self, request: StrictJSONRequest) -> None:
+        if isinstance(request, _StrictRequest):
+            request.repeatable = self._repeatable
+
+    @cached_property
+    def _repeatable(self) -> frozenset[str]:
         body = self.body_field.field_info.annotation if self.body_field else None
-        repeatable = list_fields(body) if isinstance(body, type) else frozenset()
-
-        async def strict_body_handler(request: Request) -> Response:
-            strict = _StrictRequest(request.scope, request.receive)
-            strict.repeatable = repeatable
-            return await handler(strict)
-
-        return strict_body_handler
+        return list_fields(body) if isinstance(body, type) else frozenset()

@@ -17,6 +17,7 @@ from services.mailsink import page, views
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 from shared.http_guard import GuardPolicy, HttpGuard
+from shared.strict_request import StrictJSONRoute
 
 # Mail content is untrusted: nothing served from here may run script in the sink's origin.
 _LOCKED_DOWN = {
@@ -41,6 +42,8 @@ def create_app(store: MailStore, chaos: Chaos, *, guard: GuardPolicy | None = No
     """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
     app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
     app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
+    # The chaos hook's JSON: a duplicate key or a lone surrogate is a 422, not a 500.
+    app.router.route_class = StrictJSONRoute
 
     def stored(key: str) -> Stored:
         found = store.get(key)

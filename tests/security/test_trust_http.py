@@ -338,3 +338,24 @@ def test_the_mail_view_answers_paths_that_are_not_utf8(suite: Suite, path: str) 
     response = suite.sink.get(path)
     assert response.status_code == 404, response.text
     sink_serves(suite)
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "kind"),
+    [
+        (b'{"code": 451, "on": "\\udfff"}', ["body", "on"], "lone_surrogate"),
+        (b'{"code": 451, "code": 550}', ["body", "code"], "duplicate_key"),
+        (b'{"code": 451, "on": "data\xff"}', ["body", 25], "json_invalid"),  # at the byte
+    ],
+    ids=["lone-surrogate", "duplicate-key", "not-utf8"],
+)
+def test_the_sinks_chaos_hook_refuses_bad_json_with_422(
+    suite: Suite, body: bytes, loc: list[Any], kind: str
+) -> None:
+    before = suite.sink.get("/chaos").json()
+    response = httpx.post(f"{suite.sink.url}/chaos", content=body, headers=JSON)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (loc, kind)
+    assert suite.sink.get("/chaos").json() == before
+    sink_serves(suite)

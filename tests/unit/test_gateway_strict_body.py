@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.gateway import strictjson, submit
+from services.gateway import submit
 from services.gateway.app import create_app
+from shared import strictjson
 from shared.config import Settings
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
