@@ -133,6 +133,25 @@ class Settings:
         default_from=_console_on_a_terminal,
     )
 
+    # Every HTTP service (gateway, audit read API, mail view): shared/http_guard.py.
+    allowed_hosts: tuple[str, ...] = setting(
+        "ALLOWED_HOSTS",
+        ("localhost", "127.0.0.1", "::1"),
+        parse.host_names,
+        "comma-separated host names the HTTP services answer (the `Host` header, port aside);"
+        " any other is 400 `host_not_allowed` (DNS rebinding). Compose adds the service names",
+        shown="`localhost,127.0.0.1,::1`",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "CORS_ORIGINS",
+        (),
+        parse.origins,
+        "comma-separated web origins (`https://app.example:8443`) whose pages may call the"
+        " HTTP services: their preflights are answered and their POSTs taken; no CORS for"
+        " any other origin, and its state-changing requests are 403 `origin_not_allowed`",
+        shown="empty (none)",
+    )
+
     # The gateway.
     gateway_host: str = setting(
         "GATEWAY_HOST",

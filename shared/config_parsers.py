@@ -108,3 +108,31 @@ def user_password(raw: str) -> str:
     if raw and not (user and colon and password):
         raise ValueError("must be user:password (both non-empty), or empty for none")
     return raw
+
+
+_HOST_NAME = re.compile(
+    r"^(\[[0-9a-f:.]+\]|[0-9a-f:]*:[0-9a-f:.]*|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?)$"
+)
+
+
+def host_names(raw: str) -> tuple[str, ...]:
+    """Comma-separated host names (no port); IPv6 with or without brackets."""
+    names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not names:
+        raise ValueError("must list at least one host name, e.g. localhost,127.0.0.1,::1")
+    bad = [n for n in names if not _HOST_NAME.match(n)]
+    if bad:
+        raise ValueError(f"must list host names without a port or scheme ({bad[0]!r} is not)")
+    return names
+
+
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:\d{1,5})?$")
+
+
+def origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated web origins, `scheme://host[:port]`."""
+    found = tuple(part.strip().lower().rstrip("/") for part in raw.split(",") if part.strip())
+    bad = [o for o in found if not _ORIGIN.match(o)]
+    if bad:
+        raise ValueError(f"must list origins like https://app.example:8443 ({bad[0]!r} is not)")
+    return found

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.audit.queries import Queries
+from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
 from shared.messages import Event, JobRecord, JobStatus
 
@@ -45,12 +46,19 @@ class Health(BaseModel):
     head_seq: int
 
 
-def create_app(queries: Queries, consuming: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(
+    queries: Queries,
+    consuming: Callable[[], bool] = lambda: True,
+    *,
+    guard: GuardPolicy | None = None,
+) -> FastAPI:
+    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
     app = FastAPI(
         title="jobsuite audit",
         version="1",
         description="The audit read model: every job's status and its event history.",
     )
+    app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
 
     @app.exception_handler(sqlite3.Error)
     async def read_model_unavailable(_request: Request, exc: sqlite3.Error) -> JSONResponse:

@@ -21,6 +21,7 @@ from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
 from shared.config import Settings
 from shared.events import instance_name
+from shared.http_guard import GuardPolicy
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -82,7 +83,10 @@ def _run_locked(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     consumer = AuditConsumer(settings, recorder, instance=instance_name(), stopping=stopping)
     try:
-        app = create_app(Queries(settings.audit_dir / DB_NAME), consumer.consuming.is_set)
+        guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
+        app = create_app(
+            Queries(settings.audit_dir / DB_NAME), consumer.consuming.is_set, guard=guard
+        )
         api = ApiThread(app, settings.audit_host, settings.audit_port)
         api.start()
     except (OSError, RuntimeError) as e:

@@ -18,6 +18,7 @@ from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
 from shared.config import Settings
+from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -34,6 +35,10 @@ class Health(BaseModel):
     broker: str
 
 
+def guard_policy(settings: Settings) -> GuardPolicy:
+    return GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
+
+
 def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> FastAPI:
     gateway = Gateway.build(settings, publisher)
 
@@ -48,6 +53,8 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     app = FastAPI(title="jobsuite gateway", description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    # Outermost: a foreign Host or Origin is refused before anything reads the request.
+    app.add_middleware(HttpGuard, policy=guard_policy(settings))
     rejections.install(app, gateway.submitter.publish_rejection)
     app.include_router(submit_routes.router)
     app.include_router(job_routes.router)

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.gateway import strictjson
 from services.gateway.rejections import Rejected, field_error, validation_error
+from shared import strictjson
 from shared.jobtypes import JobTypeSpec, ParamsRefused, job_type
 from shared.limits import Limits, check_depth
 from shared.messages import FollowUp
@@ -84,6 +84,8 @@ def parse_follow_up(text: str | None) -> FollowUp | None:
         return None
     try:
         return FollowUp.model_validate(strictjson.loads(text))
+    except strictjson.BadJSONValue as e:
+        raise field_error(("then", *e.path), e.message, e.kind) from None
     except json.JSONDecodeError as e:
         raise field_error(("then",), f"not JSON: {e}") from None
     except ValidationError as e:

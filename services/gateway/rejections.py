@@ -117,5 +117,9 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if 400 <= exc.status_code < 500:
-            rejected_submission(request, _KINDS.get(exc.status_code, "refused"), str(exc.detail))
+            kind = getattr(exc, "kind", None) or _KINDS.get(exc.status_code, "refused")
+            detail = exc.detail
+            rejected_submission(
+                request, kind, _describe(detail) if isinstance(detail, list) else str(detail)
+            )
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)

@@ -1,10 +1,11 @@
 """Accepting a job: its inputs are already in the blob store; publish it, or leave nothing.
 
-Order (docs/design.md, delivery guarantee 1): inputs stored → Idempotency-Key reserved → job
-published with confirm + mandatory → `job.submitted` event → 202. Any refusal on the way
-deletes the job's stored inputs and releases the key, so nothing half-done stays behind;
-except when the job was sent but never confirmed (PublishInDoubt): the broker may hold it,
-so its inputs stay, the 503 says so, and the key's retry sends the same job again. Once the
+Order (docs/design.md, delivery guarantee 1): inputs stored → job encoded → Idempotency-Key
+reserved → job published with confirm + mandatory → `job.submitted` event → 202. Any refusal
+on the way deletes the job's stored inputs and releases the key, so nothing half-done stays
+behind (a job that cannot even be encoded fails before its key is reserved); except when
+the job was sent but never confirmed (PublishInDoubt): the broker may hold it, so its
+inputs stay, the 503 says so, and the key's retry sends the same job again. Once the
 broker has confirmed the job the answer is 202, even when recording it afterwards fails (a
 full disk under STATE_DIR): that is logged, never a 500 that would make the client resend.
 """
@@ -58,30 +59,46 @@ class Submitter:
         self.source = source
 
     def submit(self, job: Job, fingerprint: str, key: str | None) -> Accepted:
-        if key is not None:
-            try:
-                reservation = self.ledger.reserve(key, fingerprint, job.id)
-            except StateError as e:  # its disk full, say: nothing sent yet, nothing kept
-                log.error("idempotency_key_not_reserved", job_id=job.id, error=str(e))
-                self.discard_inputs(job.id)
-                raise Rejected(
-                    503,
-                    "state_store_unavailable",
-                    f"the Idempotency-Key cannot be recorded ({e}); nothing was queued or"
-                    " kept, try again later",
-                    headers={"Retry-After": RETRY_AFTER_S},
-                ) from None
-            if reservation.claim is not Claim.NEW:
-                self.discard_inputs(job.id)  # the earlier request's job is the one
-                return self._earlier(reservation, key)
-        return self._publish(job, key)
-
-    def _publish(self, job: Job, key: str | None, *, was_in_doubt: bool = False) -> Accepted:
-        submitted = self.source.about("job.submitted", job)
         try:
-            self.publisher.publish(
-                [job_message(self.names, job), event_message(self.names, submitted)]
-            )
+            outgoing = self._messages(job)
+            reservation = None if key is None else self._reserve(key, fingerprint, job.id)
+        except BaseException:
+            self.discard_inputs(job.id)
+            raise
+        if key is not None and reservation is not None and reservation.claim is not Claim.NEW:
+            self.discard_inputs(job.id)  # the earlier request's job is the one
+            return self._earlier(reservation, key)
+        return self._publish(job, key, outgoing)
+
+    def _reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation:
+        try:
+            return self.ledger.reserve(key, fingerprint, job_id)
+        except StateError as e:  # its disk full, say: nothing sent yet, nothing kept
+            log.error("idempotency_key_not_reserved", job_id=job_id, error=str(e))
+            raise Rejected(
+                503,
+                "state_store_unavailable",
+                f"the Idempotency-Key cannot be recorded ({e}); nothing was queued or"
+                " kept, try again later",
+                headers={"Retry-After": RETRY_AFTER_S},
+            ) from None
+
+    def _messages(self, job: Job) -> list[Outgoing]:
+        """The job and its `job.submitted`, encoded before anything is reserved or sent: a
+        job that cannot be encoded fails here, with nothing to undo but its inputs."""
+        submitted = self.source.about("job.submitted", job)
+        return [job_message(self.names, job), event_message(self.names, submitted)]
+
+    def _publish(
+        self,
+        job: Job,
+        key: str | None,
+        outgoing: list[Outgoing] | None = None,
+        *,
+        was_in_doubt: bool = False,
+    ) -> Accepted:
+        try:
+            self.publisher.publish(outgoing or self._messages(job))
         except BrokerError as e:
             log.warning("job_not_queued", job_id=job.id, type=job.type, error=str(e))
             if was_in_doubt or isinstance(e, PublishInDoubt):

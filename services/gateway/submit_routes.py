@@ -23,7 +23,7 @@ from services.gateway.context import GatewayDep
 from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
 from services.gateway.rejections import Rejected
-from services.gateway.strictjson import StrictJSONRoute
+from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image, upload_not_stored
 from shared.errors import BlobError
@@ -31,8 +31,9 @@ from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
 from shared.messages import FollowUp, Job
 
-# Bodies are parsed as strict JSON: NaN, Infinity and the like are a 422 (strictjson.py).
-router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
+# Bodies are read strictly: NaN, duplicate keys, lone surrogates, a truncated or repeated
+# form field are refused with their place (strictbody.py).
+router = APIRouter(tags=["jobs"], route_class=StrictBodyRoute)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -126,14 +127,18 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             )
         except (OSError, BlobError) as e:  # the store is full, read-only, or has a planted link
             raise upload_not_stored(e) from e
-        job = Job(
-            id=job_id,
-            type=spec.name,
-            params=job_params(params),
-            inputs=[stored.key],
-            then=follow_up,
-        )
-        what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
+        try:
+            job = Job(
+                id=job_id,
+                type=spec.name,
+                params=job_params(params),
+                inputs=[stored.key],
+                then=follow_up,
+            )
+            what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
+        except BaseException:
+            gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
+            raise
         return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
 
     return submit

@@ -19,11 +19,16 @@ from services.mailsink import page, views
 from services.mailsink.auth import BasicAuth, Credentials
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
+from shared.http_guard import GuardPolicy, HttpGuard
+from shared.strict_request import StrictJSONRoute
 
 # Mail content is untrusted: nothing served from here may run script in the sink's origin.
 _LOCKED_DOWN = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none';"
+        " base-uri 'none'"
+    ),
 }
 MessageId = Annotated[str, Path(max_length=255)]
 
@@ -42,10 +47,16 @@ def create_app(
     *,
     credentials: Credentials | None = None,
     chaos_api: bool = False,
+    guard: GuardPolicy | None = None,
 ) -> FastAPI:
+    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
     app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
     if credentials is not None:
         app.add_middleware(BasicAuth, credentials=credentials)
+    # Added last, so outermost: a foreign Host or Origin is refused before anything else.
+    app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
+    # The chaos hook's JSON: a duplicate key or a lone surrogate is a 422, not a 500.
+    app.router.route_class = StrictJSONRoute
 
     def stored(key: str) -> Stored:
         found = store.get(key)

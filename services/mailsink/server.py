@@ -19,6 +19,7 @@ from services.mailsink.chaos import Chaos, ChaosRule
 from services.mailsink.smtp import SinkHandler, start_smtp_server
 from services.mailsink.store import MailStore
 from shared.config import Settings
+from shared.http_guard import GuardPolicy
 from shared.log import get_logger
 
 log = get_logger(__name__)
@@ -53,7 +54,13 @@ class MailSink:
             handler, s.mailsink_host, s.mailsink_smtp_port, 2 * s.max_mail_bytes
         )
         credentials = credentials_from(s)
-        app = create_app(store, chaos, credentials=credentials, chaos_api=s.mailsink_chaos_api)
+        app = create_app(
+            store,
+            chaos,
+            credentials=credentials,
+            chaos_api=s.mailsink_chaos_api,
+            guard=GuardPolicy.of(s.allowed_hosts, s.cors_origins),
+        )
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self._http = uvicorn.Server(config)
         log.info(

@@ -23,7 +23,10 @@ def recorder(tmp_path: Path) -> Recorder:
 
 @pytest.fixture
 def client(recorder: Recorder) -> TestClient:
-    return TestClient(create_app(Queries(recorder.model.path), consuming=lambda: True))
+    return TestClient(
+        create_app(Queries(recorder.model.path), consuming=lambda: True),
+        base_url="http://localhost",
+    )
 
 
 def record_dead_job(recorder: Recorder) -> str:
@@ -94,5 +97,5 @@ def test_stats_and_health(recorder: Recorder, client: TestClient) -> None:
 def test_an_unreadable_read_model_is_503_not_a_crash(tmp_path: Path) -> None:
     broken = tmp_path / DB_NAME
     broken.write_bytes(b"this is not sqlite" * 100)
-    client = TestClient(create_app(Queries(broken)))
+    client = TestClient(create_app(Queries(broken)), base_url="http://localhost")
     assert client.get("/stats").status_code == 503

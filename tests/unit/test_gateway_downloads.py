@@ -34,7 +34,7 @@ def test_a_download_has_the_headers_and_bytes_of_a_file_response(
     app.get("/streamed")(lambda: blob_download(blobs, key, media_type))
     name = key.rsplit("/", 1)[-1]
     app.get("/file")(lambda: FileResponse(tmp_path / key, media_type=media_type, filename=name))
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         streamed, file = http.get("/streamed"), http.get("/file")
     assert streamed.content == file.content == data
     assert [streamed.headers[h] for h in HEADERS] == [file.headers[h] for h in HEADERS]
@@ -68,7 +68,7 @@ def test_one_byte_range_is_served_as_file_response_serves_it(tmp_path: Path, ask
         return blob_download(blobs, key, "application/octet-stream", range)
 
     app.get("/file")(lambda: FileResponse(tmp_path / key))
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         streamed = http.get("/streamed", headers={"range": asked})
         file = http.get("/file", headers={"range": asked})
     assert streamed.status_code == file.status_code == 206

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from services.gateway import strictjson
 from services.gateway.checks import (
     check_follow_up,
     check_params,
@@ -20,6 +19,7 @@ from services.gateway.checks import (
 from services.gateway.idempotency import fingerprint
 from services.gateway.rejections import Rejected
 from services.gateway.uploads import check_image, sniff, store_image
+from shared import strictjson
 from shared.blobs import FolderBlobStore
 from shared.config import Settings
 from shared.jobtypes import MAIL

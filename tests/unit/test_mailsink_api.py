@@ -42,7 +42,7 @@ def chaos() -> Chaos:
 
 @pytest.fixture
 def client(store: MailStore, chaos: Chaos) -> TestClient:
-    return TestClient(create_app(store, chaos, chaos_api=True))
+    return TestClient(create_app(store, chaos, chaos_api=True), base_url="http://localhost")
 
 
 def test_messages_are_listed_with_their_summaries(client: TestClient, store: MailStore) -> None:
