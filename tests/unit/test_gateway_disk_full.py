@@ -40,7 +40,9 @@ def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
         state_dir=blob_dir.parent / "state",
         audit_url="http://127.0.0.1:9",
     )
-    with TestClient(create_app(settings, publisher=publisher)) as client:
+    with TestClient(
+        create_app(settings, publisher=publisher), base_url="http://localhost"
+    ) as client:
         yield client
 
 

@@ -51,7 +51,9 @@ def gateway(tmp_path: Path, **changes: Any) -> tuple[TestClient, KeepingPublishe
         **changes,
     )
     publisher = KeepingPublisher()
-    return TestClient(create_app(settings, publisher=publisher)), publisher
+    return TestClient(
+        create_app(settings, publisher=publisher), base_url="http://localhost"
+    ), publisher
 
 
 @pytest.fixture

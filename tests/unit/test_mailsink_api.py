@@ -151,7 +151,7 @@ def test_a_bad_chaos_request_is_422(client: TestClient, body: dict[str, object])
 
 
 def test_without_the_chaos_api_every_chaos_route_is_404(store: MailStore, chaos: Chaos) -> None:
-    client = TestClient(create_app(store, chaos))
+    client = TestClient(create_app(store, chaos), base_url="http://localhost")
     assert client.get("/chaos").status_code == 404
     assert client.post("/chaos", json={"code": 451}).status_code in (404, 405)
     assert client.delete("/chaos").status_code in (404, 405)
@@ -164,7 +164,10 @@ CREDENTIALS = Credentials.parse("ops:s3cret:with-colon")
 
 @pytest.fixture
 def guarded(store: MailStore, chaos: Chaos) -> TestClient:
-    return TestClient(create_app(store, chaos, credentials=CREDENTIALS, chaos_api=True))
+    return TestClient(
+        create_app(store, chaos, credentials=CREDENTIALS, chaos_api=True),
+        base_url="http://localhost",
+    )
 
 
 @pytest.mark.parametrize(
