@@ -21,6 +21,7 @@ from shared.errors import BrokerUnavailable, PublishNacked
 from shared.exit_codes import EXIT_JOB_STUCK
 from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery
+from shared.worker.claims import DeliveryBudget
 from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse, outputs_recorded
 
@@ -55,6 +56,7 @@ class Consumer:
         self.service = service
         self.clock = clock
         self.queue = course.settler.names.task_queue(binding.job_type)
+        self.budget = DeliveryBudget.of(settings)
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
         self.paused = False
@@ -105,7 +107,7 @@ class Consumer:
         verdict = check_delivery(
             delivery,
             self.binding.job_type,
-            self.settings.max_deliveries,
+            self.budget,
             lambda job: outputs_recorded(job, self.course.blobs),
         )
         if isinstance(verdict, Refusal):

@@ -126,7 +126,7 @@ def test_an_invoice_number_with_slashes_is_stored_under_the_job(store: FolderBlo
         ),
         (
             {"items": [{"description": "x", "quantity": 1.5, "unit_price": "1"}]},
-            'data.items.0.quantity: send a quantity as an integer or a decimal string',
+            "data.items.0.quantity: send a quantity as an integer or a decimal string",
         ),
         (
             {"items": [{"description": "x", "quantity": 1, "unit_price": 19.99}]},
