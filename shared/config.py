@@ -89,6 +89,14 @@ class Settings:
         " keep it below RabbitMQ's consumer_timeout and compose's stop grace period",
         shown="`300` (`100` in compose)",
     )
+    max_output_bytes: int = setting(
+        "MAX_OUTPUT_BYTES",
+        256 * 1024 * 1024,
+        parse.positive_int,
+        "bytes one job may write, all its outputs together; a job going over fails for good"
+        " and leaves no outputs",
+        shown="`268435456` (256 MiB)",
+    )
     task_queue_max_length: int = setting(
         "TASK_QUEUE_MAX_LENGTH",
         0,

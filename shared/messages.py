@@ -8,14 +8,14 @@ with its job type's model (`shared/jobtypes/`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from shared.errors import DecodeError
 from shared.ids import UUID_PATTERN, follow_up_id, new_id
 from shared.jobtypes import JobTypeName
-from shared.jobtypes.models import Strict, first_error
+from shared.jobtypes.models import Strict, first_error, of_json_type
 
 SCHEMA_VERSION: Literal[1] = 1
 EventName = Literal[
@@ -34,6 +34,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _from_iso_text(value: Any) -> Any:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# Strict models take a datetime only as an ISO 8601 string from JSON (never a number); in
+# Python (a record read back as a dict) the same string is parsed here.
+Timestamp = Annotated[datetime, BeforeValidator(_from_iso_text)]
+
+
 class FollowUp(Strict):
     type: JobTypeName
     params: dict[str, Any] = Field(default_factory=dict)
@@ -41,14 +50,14 @@ class FollowUp(Strict):
 
 
 class Job(Strict):
-    v: Literal[1] = SCHEMA_VERSION
+    v: Annotated[Literal[1], of_json_type(int)] = SCHEMA_VERSION
     id: str = Field(default_factory=new_id, pattern=UUID_PATTERN)
     type: JobTypeName
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: list[str] = Field(default_factory=list)
     then: FollowUp | None = None
     parent_id: str | None = None
-    submitted_at: datetime = Field(default_factory=utc_now)
+    submitted_at: Timestamp = Field(default_factory=utc_now)
     attempt: int = Field(default=1, ge=1)
 
     def follow_up(self, outputs: list[str]) -> Job | None:
@@ -74,14 +83,14 @@ class ErrorInfo(Strict):
 
 
 class Event(Strict):
-    v: Literal[1] = SCHEMA_VERSION
+    v: Annotated[Literal[1], of_json_type(int)] = SCHEMA_VERSION
     event_id: str = Field(default_factory=new_id)
     event: EventName
     job_id: str
     type: str
     service: str
     instance: str
-    at: datetime = Field(default_factory=utc_now)
+    at: Timestamp = Field(default_factory=utc_now)
     attempt: int = 1
     parent_id: str | None = None
     duration_ms: float | None = None

@@ -1,7 +1,9 @@
 """The multipart form of a job type that takes an upload: one field per params field (as its
 declaration reads it), the `file` itself, and `then` (a follow-up job as JSON).
 
-Unknown fields are an error (422 naming them), as in a JSON body.
+Unknown fields are an error (422 naming them), as in a JSON body. Form fields are text, so
+this model is the one lax model of the suite: it reads `width=800` as the integer 800 (and
+refuses `width=true`) before the type's strict params model validates the values.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def form_model(spec: JobTypeSpec[Any, Any]) -> type[BaseModel]:
     fields["then"] = (str | None, Field(default=None, description="a follow-up job as JSON"))
     return create_model(
         f"{spec.name.title()}Form",
-        __config__=ConfigDict(extra="forbid"),
+        # Not strict: text to numbers happens here, explicitly declared by each field's type.
+        __config__=ConfigDict(extra="forbid", strict=False),
         __doc__=f"`POST /jobs/{spec.name}`: the upload, its params, and optionally a follow-up.",
         **fields,
     )

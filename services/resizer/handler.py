@@ -101,7 +101,8 @@ def _decode(data: bytes, params: ResizeParams, limits: ResizeLimits) -> _Decoded
         im.load()
         icc = im.info.get("icc_profile")
         ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of the whole image
-        return _Decoded(imaging.normalise_mode(im), source_format, icc, targets)
+        image, icc = imaging.bounded_icc(imaging.normalise_mode(im), icc)
+        return _Decoded(image, source_format, icc, targets)
 
 
 def _turned(size: tuple[int, int]) -> tuple[int, int]:

@@ -5,10 +5,16 @@ Nothing here knows about jobs, blobs or errors; `handler.py` glues these to a jo
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import IO, Literal
 
 from PIL import Image
+
+try:
+    from PIL import ImageCms
+except ImportError:  # a Pillow built without LittleCMS: large profiles are only dropped
+    ImageCms = None  # type: ignore[assignment]
 
 Fit = Literal["contain", "cover", "exact"]
 OutputFormat = Literal["jpeg", "png", "webp"]
@@ -159,6 +165,34 @@ def _flatten_on_white(im: Image.Image) -> Image.Image:
     flat = Image.new(base, im.size, "white")
     flat.paste(im.convert(base), mask=im.getchannel("A"))
     return flat
+
+
+# The profile of an RGB or grey colour space (sRGB 3 KB, Display P3, Adobe RGB, ProPhoto,
+# Rec. 2020, a calibrated monitor's) is under 4 KB; only LUT-based device profiles (printers,
+# scanners) run to hundreds of KB or MB. Copied into every output, such a profile would
+# outweigh a thumbnail many times over (a 1 MB profile and 20 sizes wrote 20 MB).
+MAX_ICC_BYTES = 64 * 1024
+
+
+def bounded_icc(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """The image and the profile to copy into its outputs: a profile over MAX_ICC_BYTES is
+    not copied; RGB pixels are converted from it to sRGB (what untagged outputs are read as)
+    when LittleCMS can read it, so colours stay right; else it is dropped as it is."""
+    if icc is None or len(icc) <= MAX_ICC_BYTES:
+        return im, icc
+    return _to_srgb(im, icc), None
+
+
+def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
+    if ImageCms is None or im.mode not in ("RGB", "RGBA") or icc[16:20] != b"RGB ":
+        return im
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(im, source, srgb, outputMode=im.mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im  # not a profile LittleCMS can use: the pixels stay as they are
+    return converted if converted is not None else im
 
 
 def icc_for(mode: str, icc: bytes | None) -> bytes | None:

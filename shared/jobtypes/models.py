@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from shared.errors import DecodeError
 
@@ -12,9 +12,32 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Strict(BaseModel):
-    """Unknown fields are an error, and a validated model cannot change."""
+    """Unknown fields are an error, every value must have its declared JSON type (no
+    coercion: `"16"` and `true` are not integers), and a validated model cannot change.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Jobs, their params and template data are validated with these models at both ends: by
+    the gateway and again by the worker, for a job put straight on a queue. A field that
+    takes two forms says so in its type (`quantity`: an integer or a decimal string). The
+    gateway's multipart form is the one place values arrive as text: its own, lax model
+    (services/gateway/forms.py) turns them into numbers first.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+_JSON_NAMES = {int: "an integer", bool: "a boolean"}
+
+
+def of_json_type(kind: type[int] | type[bool]) -> BeforeValidator:
+    """For a Literal of integers or booleans: in Python 1 == 1.0 == True, so without this
+    `true` or `1.0` would pass for 1, and `1` for true, even in strict mode."""
+
+    def check(value: Any) -> Any:
+        if value is not None and type(value) is not kind:
+            raise ValueError(f"Input should be {_JSON_NAMES[kind]}")
+        return value
+
+    return BeforeValidator(check)
 
 
 def first_error(e: ValidationError, *prefix: str) -> str:

@@ -12,8 +12,9 @@ document:
   Each block holds exactly one kind. Images name the job's inputs by index or key. With no
   blocks and image inputs, the document is a contact sheet of all of them.
 invoice:
-    seller/buyer (name, address), items (description, quantity, unit_price, vat_rate as
-    decimal strings), currency, number, issue_date, due_date.
+    seller/buyer (name, address), items (description; quantity as an integer or a decimal
+    string; unit_price and vat_rate as decimal strings, vat_rate a fraction: "0.19" is 19 %),
+    currency, number, issue_date, due_date.
 report:
     {"title": "Q2 sales", "subtitle": "Region north",
      "sections": [{"heading": "Summary", "text": "Para one.\\n\\nPara two.",
@@ -22,26 +23,97 @@ report:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     Field,
     NonNegativeInt,
+    PlainValidator,
     StrictBool,
     StrictFloat,
     StrictInt,
+    WithJsonSchema,
     model_validator,
 )
 
-from shared.jobtypes.models import Strict
+from shared.jobtypes.models import Strict, of_json_type
 
 Text = Annotated[str, Field(max_length=100_000)]
 Line = Annotated[str, Field(min_length=1, max_length=500)]
 # A table cell: text, a number (right-aligned) or a boolean; null prints as an empty cell.
 Cell = str | StrictBool | StrictInt | StrictFloat | None
-Decimal = Annotated[str, Field(pattern=r"^-?\d{1,12}(\.\d{1,6})?$")]
-"""Money and rates travel as decimal strings, never floats."""
+
+
+_DECIMAL = re.compile(r"^-?\d{1,12}(\.\d{1,6})?$")
+_FRACTION = re.compile(r"^0(\.\d{1,6})?$")
+_DECIMAL_SCHEMA = {"type": "string", "pattern": _DECIMAL.pattern}
+
+
+def _no_json_number(value: Any) -> Any:
+    """A JSON number for money would be a float somewhere on its way: refuse it by name."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        example = value if isinstance(value, int) else f"{value:.2f}"
+        raise ValueError(f'send money as a decimal string such as "{example}", not a number')
+    return value
+
+
+Decimal = Annotated[str, Field(pattern=_DECIMAL.pattern), BeforeValidator(_no_json_number)]
+"""Money travels as a decimal string, never as a JSON number (floats lose cents)."""
+
+
+def _quantity(value: Any) -> int | str:
+    """A JSON integer (`2`) or a decimal string (`"1.5"`); a float or anything else is
+    refused with the form to use."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**12:
+        return value
+    if isinstance(value, str) and _DECIMAL.match(value):
+        return value
+    if isinstance(value, float):
+        raise ValueError(f'send a quantity as an integer or a decimal string such as "{value}"')
+    raise ValueError(
+        'must be an integer below 10^12 or a decimal string such as "1.5" (up to 12 digits'
+        " and 6 decimals)"
+    )
+
+
+Quantity = Annotated[
+    int | str,
+    PlainValidator(_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": -(10**12 - 1), "maximum": 10**12 - 1},
+                _DECIMAL_SCHEMA,
+            ],
+            "description": 'an integer, or a decimal string such as "1.5"',
+        }
+    ),
+]
+
+
+def _vat_rate(value: Any) -> str:
+    _no_json_number(value)
+    if not isinstance(value, str) or not _DECIMAL.match(value):
+        raise ValueError('must be a decimal string such as "0.19"')
+    if not _FRACTION.match(value):  # "19", "1", "-0.1": 0.19 was meant, or a typo
+        raise ValueError('a VAT rate is a fraction from 0 to below 1: send "0.19" for 19 %')
+    return value
+
+
+VatRate = Annotated[
+    str,
+    PlainValidator(_vat_rate),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _FRACTION.pattern,
+            "description": 'a fraction from 0 to below 1, as a decimal string: "0.19" is 19 %',
+        }
+    ),
+]
 
 
 class TableData(Strict):
@@ -94,7 +166,7 @@ class Block(Strict):
     images: Literal["all"] | list[ImageRef] | None = None
     columns: int = Field(default=3, ge=1, le=8)
     captions: bool = True
-    page_break: Literal[True] | None = None
+    page_break: Annotated[Literal[True] | None, of_json_type(bool)] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -133,9 +205,9 @@ class Party(Strict):
 
 class InvoiceItem(Strict):
     description: str = Field(min_length=1, max_length=500)
-    quantity: Decimal
+    quantity: Quantity
     unit_price: Decimal
-    vat_rate: Decimal = "0"
+    vat_rate: VatRate = "0"
 
 
 class InvoiceData(Strict):

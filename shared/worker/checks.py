@@ -3,10 +3,11 @@
 A message that is not a job of this worker's type is dead-lettered at once, never requeued
 (it would come back forever). A job the broker delivered `MAX_DELIVERIES` times without it
 ever being settled killed its worker each time: it is refused too, unless its outputs are
-recorded (only its settling was lost; it goes on, to succeed at once). A job the gateway
-would have refused (over a limit, a follow-up chain too deep, mail to a domain not allowed:
-`shared/limits.py`) is refused with a `job.failed` of the limit's kind, never run, under the
-same exception.
+recorded (only its settling was lost; it goes on, to succeed at once). Its delivery count
+and its attempt are taken only as far as they can be believed (`claims.py`). A job the
+gateway would have refused (over a limit, a follow-up chain too deep, mail to a domain not
+allowed: `shared/limits.py`) is refused with a `job.failed` of the limit's kind, never run,
+under the same exception.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.errors import DecodeError
 from shared.jobtypes import ParamsRefused
 from shared.limits import Limits, check_job
 from shared.messages import Job, decode_job
+from shared.worker.claims import DeliveryBudget, believed_attempt, believed_delivery_count
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,12 @@ class Refusal:
 def check_delivery(
     delivery: Delivery,
     job_type: str,
-    max_deliveries: int,
+    budget: DeliveryBudget,
     finished: Callable[[Job], bool],
     limits: Limits,
 ) -> Job | Refusal:
-    """The job to run, or why the delivery is refused."""
+    """The job to run (with the attempt it is believed to be at), or why the delivery is
+    refused."""
     try:
         job = decode_job(delivery.body)
     except DecodeError as e:
@@ -52,8 +55,10 @@ def check_delivery(
         )
     if job.type != job_type:
         return Refusal("wrong_job_type_dead_lettered", {"job_id": job.id, "type": job.type})
-    if delivery.delivery_count >= max_deliveries and not finished(job):
-        message = f"delivered {delivery.delivery_count + 1} times without finishing"
+    job = believed_attempt(job, delivery, budget)
+    count = believed_delivery_count(delivery, budget)
+    if count >= budget.max_deliveries and not finished(job):
+        message = f"delivered {count + 1} times without finishing"
         return Refusal(
             "delivery_limit_reached",
             {"job_id": job.id, "error": message},

@@ -22,6 +22,7 @@ from shared.exit_codes import EXIT_JOB_STUCK
 from shared.limits import limits_of
 from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery
+from shared.worker.claims import DeliveryBudget
 from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse, outputs_recorded
 
@@ -57,6 +58,7 @@ class Consumer:
         self.clock = clock
         self.limits = limits_of(settings)  # what the gateway checks, checked again
         self.queue = course.settler.names.task_queue(binding.job_type)
+        self.budget = DeliveryBudget.of(settings)
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
         self.paused = False
@@ -107,7 +109,7 @@ class Consumer:
         verdict = check_delivery(
             delivery,
             self.binding.job_type,
-            self.settings.max_deliveries,
+            self.budget,
             lambda job: outputs_recorded(job, self.course.blobs),
             self.limits,
         )

@@ -31,6 +31,7 @@ from shared.log import get_logger
 from shared.messages import Job
 from shared.worker.bridge import Bridge
 from shared.worker.job_thread import JobTimeLimitExceeded, RunningJob
+from shared.worker.output_budget import BudgetedBlobs, OutputLimitExceeded
 from shared.worker.settle import Settler
 
 Handler = Callable[[Job, BlobStore], list[str]]
@@ -62,7 +63,8 @@ class JobCourse:
             self.bridge.call(partial(settler.publish_event, started_event))
             settle: Callable[[], str]
             try:
-                outputs = run_handler_once(job, self.handler, self.blobs)
+                max_bytes = settler.settings.max_output_bytes
+                outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
                 settle = partial(settler.succeed, job, delivery, outputs, started)
             except Exception as e:
                 settle = settling_of(e, running, settler)
@@ -102,9 +104,12 @@ def settling_of(error: Exception, running: RunningJob, settler: Settler) -> Call
     return partial(settler.retry, job, delivery, "crash", why, started)
 
 
-def run_handler_once(job: Job, handler: Handler, blobs: BlobStore) -> list[str]:
+def run_handler_once(
+    job: Job, handler: Handler, blobs: BlobStore, max_output_bytes: int
+) -> list[str]:
     """The job's outputs: recalled from its manifest when an earlier delivery finished it,
-    else made by the handler and then recorded (the manifest, written last)."""
+    else made by the handler within MAX_OUTPUT_BYTES and then recorded (the manifest,
+    written last)."""
     try:
         done = blobs.read_manifest(job.id)
     except BlobLinkError:
@@ -114,9 +119,20 @@ def run_handler_once(job: Job, handler: Handler, blobs: BlobStore) -> list[str]:
     if done is not None:
         log.info("job_already_done_skipping_handler", outputs=len(done))
         return done
-    outputs = handler(job, blobs)
+    try:
+        outputs = handler(job, BudgetedBlobs(blobs, max_output_bytes))
+    except OutputLimitExceeded:
+        _discard_outputs(job, blobs)
+        raise
     blobs.write_manifest(job.id, outputs)
     return outputs
+
+
+def _discard_outputs(job: Job, blobs: BlobStore) -> None:
+    try:
+        blobs.delete_prefix(f"outputs/{job.id}")
+    except (BlobError, OSError) as e:  # the job fails all the same; say what is left
+        log.error("outputs_over_the_limit_not_deleted", error=str(e))
 
 
 def outputs_recorded(job: Job, blobs: BlobStore) -> bool:

@@ -62,6 +62,29 @@ def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+def padded_icc(icc: bytes, size: int) -> bytes:
+    """`icc` grown to `size` bytes (its header's length field too): LittleCMS still reads it."""
+    grown = bytearray(icc) + bytes(size - len(icc))
+    grown[0:4] = struct.pack(">I", size)
+    return bytes(grown)
+
+
+def red_green_swapped_icc() -> bytes:
+    """sRGB with the red and green primaries swapped: a pure red pixel in this space is
+    sRGB green, so a conversion to sRGB shows."""
+    icc = bytearray(srgb_icc())
+    count = struct.unpack(">I", icc[128:132])[0]
+    tags = {bytes(icc[132 + 12 * i : 136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    r, g = tags[b"rXYZ"], tags[b"gXYZ"]
+    icc[r + 4 : r + 12], icc[g + 4 : g + 12] = icc[g + 4 : g + 12], icc[r + 4 : r + 12]
+    return bytes(icc)
+
+
+def junk_rgb_icc(size: int) -> bytes:
+    """Bytes that claim the RGB colour space at offset 16 and are no profile at all."""
+    return bytes(16) + b"RGB " + bytes(size - 20)
+
+
 def xmp_packet(text: str) -> bytes:
     return (
         b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '

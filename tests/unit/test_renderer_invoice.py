@@ -122,11 +122,15 @@ def test_an_invoice_number_with_slashes_is_stored_under_the_job(store: FolderBlo
         ({"items": []}, "data.items: List should have at least 1 item"),
         (
             {"items": [{"description": "x", "quantity": "1.0.0", "unit_price": "1"}]},
-            "data.items.0.quantity: String should match pattern",
+            "data.items.0.quantity: must be an integer below 10^12 or a decimal string",
         ),
         (
-            {"items": [{"description": "x", "quantity": 1, "unit_price": "1"}]},
-            "data.items.0.quantity: Input should be a valid string",
+            {"items": [{"description": "x", "quantity": 1.5, "unit_price": "1"}]},
+            "data.items.0.quantity: send a quantity as an integer or a decimal string",
+        ),
+        (
+            {"items": [{"description": "x", "quantity": 1, "unit_price": 19.99}]},
+            'data.items.0.unit_price: send money as a decimal string such as "19.99"',
         ),
         ({"currency": "euro"}, "data.currency: String should match pattern"),
         ({"issue_date": "2025-02-30"}, "data.issue_date: '2025-02-30' is not a real date"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from services.renderer.money import (
     compute_totals,
@@ -75,12 +76,31 @@ def test_floats_never_creep_in() -> None:
 
 
 @pytest.mark.parametrize("rate", ["19", "1", "-0.1"])
-def test_a_vat_rate_outside_zero_to_one_is_rejected_as_ambiguous(rate: str) -> None:
+def test_a_vat_rate_outside_zero_to_one_is_refused_by_the_model(rate: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        item("1", "1", rate)
+
+    assert "a VAT rate is a fraction from 0 to below 1" in str(caught.value)
+
+
+@pytest.mark.parametrize("rate", ["19", "1", "-0.1"])
+def test_the_renderer_refuses_such_a_rate_again_should_the_model_be_bypassed(rate: str) -> None:
+    # Defence in depth: the sums never run on a rate the model would have refused.
+    unchecked = InvoiceItem.model_construct(
+        description="thing", quantity="1", unit_price="1", vat_rate=rate
+    )
     with pytest.raises(PermanentJobError) as caught:
-        compute_totals([item("1", "1"), item("1", "1", rate)])
+        compute_totals([item("1", "1"), unchecked])
 
     assert "data.items.1.vat_rate: a VAT rate is a fraction" in str(caught.value)
     assert repr(rate) in str(caught.value)
+
+
+def test_a_quantity_may_be_a_json_integer() -> None:
+    totals = compute_totals([InvoiceItem(description="x", quantity=3, unit_price="0.10")])
+
+    assert totals.lines[0].quantity == Decimal(3)
+    assert totals.gross == Decimal("0.30")
 
 
 @pytest.mark.parametrize(

@@ -235,6 +235,48 @@ def test_icc_profile_is_kept_only_for_its_own_colour_space(
     assert (imaging.icc_for(mode, icc) == icc) is kept
 
 
+def test_a_profile_over_the_size_limit_is_not_copied_and_its_colours_are_converted(
+    store: FolderBlobStore,
+) -> None:
+    # Red in a space whose red is sRGB's green: converted, it is green, and untagged.
+    icc = images.padded_icc(images.red_green_swapped_icc(), imaging.MAX_ICC_BYTES + 1)
+    data = images.encode(images.solid((40, 40), (255, 0, 0)), "PNG", icc_profile=icc)
+    sizes = [{"width": w} for w in range(10, 30)]
+
+    outs = resize(store, data, sizes=sizes, format="jpeg")
+
+    assert len(outs) == 20
+    for out in outs:
+        assert "icc_profile" not in out.info
+        r, g, b = pixel(out, (4, 4))
+        assert g > 200 and r < 60 and b < 60, (r, g, b)
+
+
+def test_a_large_profile_that_is_no_profile_is_dropped_and_outputs_stay_small(
+    store: FolderBlobStore,
+) -> None:
+    # The reproduction: a 1 KB PNG carrying a 1 MB "profile", 20 sizes: 20 MB of outputs.
+    icc = images.junk_rgb_icc(1_000_000)
+    data = images.encode(images.solid((40, 40), (10, 120, 200)), "PNG", icc_profile=icc)
+    assert len(data) < 5_000
+    job = submit(store, data, sizes=[{"width": w} for w in range(10, 30)], format="jpeg")
+
+    keys = resize_job(job, store, LIMITS)
+
+    assert len(keys) == 20
+    assert sum(store.size(key) for key in keys) < 40_000
+    assert pixel(reopen(store, keys[0]), (4, 4))[:3] == pytest.approx((10, 120, 200), abs=4)
+
+
+def test_a_profile_at_the_size_limit_is_kept(store: FolderBlobStore) -> None:
+    icc = images.padded_icc(images.srgb_icc(), imaging.MAX_ICC_BYTES)
+    data = images.encode(images.solid((40, 40)), "PNG", icc_profile=icc)
+
+    [out] = resize(store, data, width=20)
+
+    assert out.info.get("icc_profile") == icc
+
+
 # --- formats and modes ---------------------------------------------------------------------------
 
 
