@@ -90,3 +90,10 @@ def chaos_spec(raw: str) -> str:
             "transaction (CODE 4xx or 5xx, STAGE mail, rcpt or data)"
         )
     return raw.lower()
+
+
+def signing_key(raw: str) -> str:
+    """Empty (no signing), or a secret long enough not to be guessed."""
+    if raw and len(raw) < 32:
+        raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return raw

@@ -41,11 +41,17 @@ class EventPage(BaseModel):
 
 class Health(BaseModel):
     status: str
+    """`ok`, or `stalled` (503) when events cannot be written; `reason` says why."""
     consuming: bool
     head_seq: int
+    reason: str | None = None
 
 
-def create_app(queries: Queries, consuming: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(
+    queries: Queries,
+    consuming: Callable[[], bool] = lambda: True,
+    stalled: Callable[[], str | None] = lambda: None,
+) -> FastAPI:
     app = FastAPI(
         title="jobsuite audit",
         version="1",
@@ -57,9 +63,18 @@ def create_app(queries: Queries, consuming: Callable[[], bool] = lambda: True) -
         log.error("read_model_query_failed", error=str(exc))
         return JSONResponse({"detail": "the read model is unavailable"}, status_code=503)
 
-    @app.get("/healthz")
-    def healthz() -> Health:
-        return Health(status="ok", consuming=consuming(), head_seq=queries.head_seq())
+    @app.get("/healthz", responses={503: {"model": Health, "description": "stalled"}})
+    def healthz() -> Any:
+        reason = stalled()
+        health = Health(
+            status="stalled" if reason else "ok",
+            consuming=consuming(),
+            head_seq=queries.head_seq(),
+            reason=reason,
+        )
+        if reason:
+            return JSONResponse(health.model_dump(), status_code=503)
+        return health
 
     @app.get("/jobs/{job_id}", responses={404: {"description": "no such job"}})
     def get_job(job_id: str) -> JobRecord:
