@@ -63,7 +63,12 @@ def create_app(
         log.error("read_model_query_failed", error=str(exc))
         return JSONResponse({"detail": "the read model is unavailable"}, status_code=503)
 
-    @app.get("/healthz", responses={503: {"model": Health, "description": "stalled"}})
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": Health, "description": "stalled: `reason` says why"}},
+    )
     def healthz() -> Any:
         reason = stalled()
         health = Health(
