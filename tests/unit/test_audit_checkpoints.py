@@ -136,7 +136,8 @@ def test_the_service_refuses_a_log_cut_behind_its_checkpoint(
 ) -> None:
     written(tmp_path, store_path)
     truncate_newest(tmp_path / "audit" / "log", 2)
-    with pytest.raises(LogCorrupt, match=r"ends at seq 10 .* recorded seq 12: records were removed"):
+    cut = r"ends at seq 10 .* recorded seq 12: records were removed"
+    with pytest.raises(LogCorrupt, match=cut):
         checkpointer(tmp_path, store_path).start()
 
 
