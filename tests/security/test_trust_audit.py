@@ -218,3 +218,24 @@ def test_healthz_is_stalled_while_the_checkpoint_store_cannot_be_written(
         }
         assert body["reason"].startswith(f"cannot write to {settings.state_dir}")
     audit.wait_for(lambda: healthz(audit)[0] == 200, "healthz ok again")
+
+
+def test_a_log_without_checkpoints_is_flagged_then_adopted_at_the_next_start(
+    spawn: SpawnFn, settings: Settings, broker: TestBroker, audit: AuditService
+) -> None:
+    record_events(audit, broker)
+    stop(audit)
+    checkpoints_path(settings).unlink()  # as a log from before checkpoints
+
+    unprotected = verify(settings, audit, key=None)
+    assert unprotected.exit_code == 0, unprotected.output
+    assert "warning: no checkpoint of this log in the state store" in unprotected.output
+    assert verify(settings, audit).exit_code == 1  # with the key: MISSING
+
+    again = start_audit(spawn, settings, audit.audit_dir, AUDIT_SIGNING_KEY=KEY)
+    (adopted,) = again.process.logged("audit_log_adopted")
+    assert adopted["head_seq"] == EVENTS
+    stop(again)
+    result = verify(settings, again)
+    assert result.exit_code == 0, result.output
+    assert f"records up to seq {EVENTS} were written before checkpoints" in result.output

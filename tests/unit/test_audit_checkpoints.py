@@ -254,3 +254,17 @@ def test_health_is_stalled_while_a_folder_cannot_be_written_or_a_batch_failed(
     reason = health.stalled()
     assert reason is not None and reason.startswith(f"cannot write to {folder}:")
     assert probe(tmp_path) is None
+
+
+def test_a_new_key_starts_cleanly_and_verify_follows_the_newest(
+    tmp_path: Path, store_path: Path
+) -> None:
+    written(tmp_path, store_path, records=2)
+    rotated = "n" * 32
+    cp = checkpointer(tmp_path, store_path, key=rotated)
+    assert cp.start().reason == "start"
+    cp.close()
+    assert findings(tmp_path, store_path, key=rotated) == []
+    (problem,) = findings(tmp_path, store_path)  # the old key: the newest is not its own
+    assert problem.startswith("SIGNATURE: the newest checkpoint #")
+    assert "signed with another key" in problem
