@@ -110,7 +110,7 @@ def _run_locked(settings: Settings) -> int:
         log.error(
             "api_failed_to_start", host=settings.audit_host, port=settings.audit_port, error=str(e)
         )
-        checkpointer.close()
+        _close(checkpointer)
         recorder.close()
         return 1
     log.info(
