@@ -19,6 +19,7 @@ from cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
 from shared.errors import AuditUnavailable
 from shared.messages import JobStatus
+from shared.state import Checkpoint, Signer
 
 audit_app = typer.Typer(
     help="Check the audit log and rebuild its read model.", no_args_is_help=True
@@ -47,28 +48,62 @@ def verify(
         typer.Argument(help="the audit folder, its log/ folder or one segment (default AUDIT_DIR)"),
     ] = None,
 ) -> None:
-    """Check the whole hash chain; exit 1 naming the first broken record."""
+    """Check the whole hash chain and compare it with the checkpoints in the state store
+    (signatures too when AUDIT_SIGNING_KEY is set); exit 1 with one line per finding."""
+    from services.audit.checkpoint_check import compare, wanted_seqs
     from services.audit.readmodel import DB_NAME, recorded_head
     from services.audit.verify import verify as verify_log
 
-    target = path or settings().audit_dir
+    s = settings()
+    target = path or s.audit_dir
     if not target.exists():
         raise fail(f"no audit log at {target}", 2)
     head = None
     if target.is_dir():
         db = target / DB_NAME if (target / DB_NAME).exists() else target.parent / DB_NAME
         head = recorded_head(db)  # read before the log: the log is written first
-    report = verify_log(target, recorded_head=head)
+    history = _checkpoints(s) if target.is_dir() else []
+    report = verify_log(target, recorded_head=head, wanted=wanted_seqs(history))
     for note in report.notes:
         err_console.print(f"[dim]note: {note}[/]", highlight=False)
-    if not report.ok:
-        raise fail(f"audit log BROKEN at {report.problem}")
+    problems = [f"BROKEN at {report.problem}"] if report.problem else []
+    if target.is_dir():
+        found = compare(report, history, _signer(s))
+        problems += found.problems
+        for note in found.notes:
+            err_console.print(f"[dim]note: {note}[/]", highlight=False)
+        for warning in found.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    else:
+        err_console.print("[dim]note: one segment: not compared with the checkpoints[/]")
+    for problem in problems:
+        err_console.print(f"[bold red]audit log {problem}[/]", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
     span = f"seq {report.first_seq}..{report.head_seq}" if report.records else "empty"
     console.print(
         f"[green]audit log intact[/]: {report.records} records in {report.segments} "
         f"segment(s), {span}, head {report.head_hash[:16]}",
         highlight=False,
     )
+
+
+def _checkpoints(s: Settings) -> list[Checkpoint]:
+    """The log's checkpoints, found where the service keeps them; none without the file
+    (verify does not create a state store)."""
+    from shared.state import audit_log_id, checkpoints_path, open_checkpoints
+
+    if not checkpoints_path(s).is_file():
+        return []
+    store = open_checkpoints(s)
+    try:
+        return store.history(audit_log_id(s))
+    finally:
+        store.close()
+
+
+def _signer(s: Settings) -> Signer | None:
+    return Signer(s.audit_signing_key) if s.audit_signing_key else None
 
 
 @audit_app.command("rebuild")

@@ -300,6 +300,16 @@ class Settings:
     audit_retention_days: int = setting(
         "AUDIT_RETENTION_DAYS", 30, parse.positive_int, "days the audit log is kept"
     )
+    audit_signing_key: str = setting(
+        "AUDIT_SIGNING_KEY",
+        "",
+        parse.signing_key,
+        "secret (32 characters or more) the audit service signs its checkpoints with"
+        " (HMAC-SHA256), and `jobsuite audit verify` checks them with; never kept in"
+        " AUDIT_DIR or STATE_DIR",
+        shown="unset (checkpoints unsigned)",
+        secret=True,
+    )
 
     @property
     def max_attempts(self) -> int:

@@ -136,3 +136,10 @@ def origins(raw: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"must list origins like https://app.example:8443 ({bad[0]!r} is not)")
     return found
+
+
+def signing_key(raw: str) -> str:
+    """Empty (no signing), or a secret long enough not to be guessed."""
+    if raw and len(raw) < 32:
+        raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return raw

@@ -42,13 +42,16 @@ class EventPage(BaseModel):
 
 class Health(BaseModel):
     status: str
+    """`ok`, or `stalled` (503) when events cannot be written; `reason` says why."""
     consuming: bool
     head_seq: int
+    reason: str | None = None
 
 
 def create_app(
     queries: Queries,
     consuming: Callable[[], bool] = lambda: True,
+    stalled: Callable[[], str | None] = lambda: None,
     *,
     guard: GuardPolicy | None = None,
 ) -> FastAPI:
@@ -65,9 +68,23 @@ def create_app(
         log.error("read_model_query_failed", error=str(exc))
         return JSONResponse({"detail": "the read model is unavailable"}, status_code=503)
 
-    @app.get("/healthz")
-    def healthz() -> Health:
-        return Health(status="ok", consuming=consuming(), head_seq=queries.head_seq())
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": Health, "description": "stalled: `reason` says why"}},
+    )
+    def healthz() -> Any:
+        reason = stalled()
+        health = Health(
+            status="stalled" if reason else "ok",
+            consuming=consuming(),
+            head_seq=queries.head_seq(),
+            reason=reason,
+        )
+        if reason:
+            return JSONResponse(health.model_dump(), status_code=503)
+        return health
 
     @app.get("/jobs/{job_id}", responses={404: {"description": "no such job"}})
     def get_job(job_id: str) -> JobRecord:

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 
 from services.audit.deadletters import dead_event, read_dead_letter
+from services.audit.health import WriteHealth
 from services.audit.recorder import Recorder
 from shared.amqp import Connection, Delivery, compute_backoff, connect
 from shared.config import Settings
-from shared.errors import BrokerUnavailable, DecodeError, JobsuiteError
+from shared.errors import BrokerUnavailable, DecodeError, JobsuiteError, StateError
 from shared.log import get_logger
 from shared.messages import Event, decode_event
 from shared.topology import Names, declare_topology
@@ -45,9 +46,16 @@ class RecordingFailed(JobsuiteError):
 
 class AuditConsumer:
     def __init__(
-        self, settings: Settings, recorder: Recorder, *, instance: str, stopping: threading.Event
+        self,
+        settings: Settings,
+        recorder: Recorder,
+        *,
+        instance: str,
+        stopping: threading.Event,
+        health: WriteHealth | None = None,
     ) -> None:
         self.settings = settings
+        self.health = health or WriteHealth([])
         self.recorder = recorder
         self.instance = instance
         self.names = Names(settings.namespace)
@@ -112,10 +120,14 @@ class AuditConsumer:
     def _flush(self, pending: list[tuple[str, Delivery]]) -> None:
         entries = [entry for s, d in pending if (entry := self._entry(s, d)) is not None]
         try:
+            # The log, the read model and the checkpoint: all written, or no ack.
             self.recorder.record(entries)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StateError) as e:
             log.exception("recording_failed")
-            raise RecordingFailed(f"recording failed: {type(e).__name__}: {e}") from e
+            reason = f"recording failed: {type(e).__name__}: {e}"
+            self.health.failed(reason)
+            raise RecordingFailed(reason) from e
+        self.health.succeeded()
         last = pending[-1][1]
         last.channel.ack(last, multiple=True)
 
@@ -142,5 +154,5 @@ class AuditConsumer:
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
         try:
             self.recorder.prune(self.settings.audit_retention_days)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, StateError):
             log.exception("prune_failed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -36,6 +36,10 @@ class LogCorrupt(JobsuiteError):
 class Anchor:
     seq: int
     hash: str
+
+
+# Where an unpruned chain starts: before seq 1, chained to the genesis hash.
+ORIGIN = Anchor(0, GENESIS)
 
 
 def segment_name(first_seq: int) -> str:
@@ -120,6 +124,13 @@ class AuditLog:
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO | None = None
+        # Called once a batch is on disk (the checkpoint); its error fails the append,
+        # so the batch is not acked, although its records stay in the log.
+        self.after_append: Callable[[], None] | None = None
+        # Told each new anchor before it is written (the checkpoint that tells a real prune
+        # from a hand-written anchor.json); its error stops the prune.
+        self.before_anchor: Callable[[Anchor], None] | None = None
+        self.base = read_anchor(directory) or ORIGIN
         self.head_seq, self.head_hash = self._recover()
 
     def _recover(self) -> tuple[int, str]:
@@ -163,6 +174,8 @@ class AuditLog:
             self._undo(start)
             raise
         self.head_seq, self.head_hash = seq, prev
+        if self.after_append is not None:
+            self.after_append()
         return records
 
     def _writable(self, first_seq: int, incoming: int) -> BinaryIO:
@@ -225,7 +238,11 @@ class AuditLog:
                 except BadRecord as e:
                     log.error("prune_stopped_broken_segment", segment=path.name, error=str(e))
                     break
-                write_anchor(self.directory, Anchor(record.seq, record.hash), path.name)
+                anchor = Anchor(record.seq, record.hash)
+                if self.before_anchor is not None:
+                    self.before_anchor(anchor)
+                write_anchor(self.directory, anchor, path.name)
+                self.base = anchor
             path.unlink()
             fsync_dir(self.directory)
             pruned.append(path.name)

@@ -13,14 +13,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.audit.api import create_app
+from services.audit.checkpointing import Checkpointer
 from services.audit.consumer import AuditConsumer
+from services.audit.health import WriteHealth
 from services.audit.lock import AuditDirBusy, DirLock
 from services.audit.queries import Queries
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
 from shared.config import Settings
+from shared.errors import StateError
 from shared.events import instance_name
+from shared.exit_codes import EXIT_CONFIG
 from shared.http_guard import GuardPolicy
 from shared.log import get_logger
 
@@ -73,6 +77,18 @@ def _run_locked(settings: Settings) -> int:
     except LogCorrupt as e:
         log.error("audit_log_corrupt", error=str(e))
         return 1
+    try:
+        checkpointer = Checkpointer.open(settings, recorder.audit_log)
+        checkpointer.start()
+    except StateError as e:
+        log.error("checkpoints_unavailable", error=str(e))
+        recorder.close()
+        return EXIT_CONFIG
+    except LogCorrupt as e:
+        log.error("audit_log_disagrees_with_checkpoints", error=str(e))
+        checkpointer.store.close()
+        recorder.close()
+        return 1
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -81,11 +97,17 @@ def _run_locked(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    consumer = AuditConsumer(settings, recorder, instance=instance_name(), stopping=stopping)
+    health = WriteHealth([recorder.audit_log.directory, settings.state_dir])
+    consumer = AuditConsumer(
+        settings, recorder, instance=instance_name(), stopping=stopping, health=health
+    )
     try:
         guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
         app = create_app(
-            Queries(settings.audit_dir / DB_NAME), consumer.consuming.is_set, guard=guard
+            Queries(settings.audit_dir / DB_NAME),
+            consumer.consuming.is_set,
+            health.stalled,
+            guard=guard,
         )
         api = ApiThread(app, settings.audit_host, settings.audit_port)
         api.start()
@@ -93,6 +115,7 @@ def _run_locked(settings: Settings) -> int:
         log.error(
             "api_failed_to_start", host=settings.audit_host, port=settings.audit_port, error=str(e)
         )
+        _close(checkpointer)
         recorder.close()
         return 1
     log.info(
@@ -105,6 +128,14 @@ def _run_locked(settings: Settings) -> int:
         consumer.run()
     finally:
         api.stop()
+        _close(checkpointer)
         recorder.close()
     log.info("audit_stopped", head_seq=recorder.audit_log.head_seq)
     return 0
+
+
+def _close(checkpointer: Checkpointer) -> None:
+    try:
+        checkpointer.close()
+    except StateError as e:
+        log.error("shutdown_checkpoint_failed", error=str(e))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.audit.chain import GENESIS, BadRecord, link_error, parse_record
-from services.audit.segments import list_segments, read_anchor, read_lines
+from services.audit.segments import ORIGIN, Anchor, list_segments, read_anchor, read_lines
 
 LOG_DIRNAME = "log"
 
@@ -20,6 +21,10 @@ class Report:
     head_hash: str = GENESIS
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    base: Anchor = ORIGIN
+    """What the checked chain starts from: anchor.json, or seq 0 and the genesis hash."""
+    hashes: dict[int, str] = field(default_factory=dict)
+    """The hash of each record asked for by seq (the checkpoints' seqs)."""
 
     @property
     def ok(self) -> bool:
@@ -31,13 +36,14 @@ def log_dir_of(path: Path) -> Path:
     return path / LOG_DIRNAME if (path / LOG_DIRNAME).is_dir() else path
 
 
-def verify(path: Path, recorded_head: int | None = None) -> Report:
+def verify(path: Path, recorded_head: int | None = None, wanted: Collection[int] = ()) -> Report:
     """Verify a log folder (or one segment file). `recorded_head`, the last seq the read
-    model has seen, catches records cut off the end of the log."""
+    model has seen, catches records cut off the end of the log; the hashes of the records
+    at the seqs in `wanted` are kept in the report."""
     if path.is_file():
-        report = _verify_segments([path], start=None)
+        report = _verify_segments([path], start=None, wanted=wanted)
     else:
-        report = _verify_folder(log_dir_of(path))
+        report = _verify_folder(log_dir_of(path), wanted)
     if report.ok and recorded_head is not None and report.head_seq < recorded_head:
         report.problem = (
             f"the log ends at seq {report.head_seq} but the read model recorded up to seq "
@@ -46,7 +52,7 @@ def verify(path: Path, recorded_head: int | None = None) -> Report:
     return report
 
 
-def _verify_folder(directory: Path) -> Report:
+def _verify_folder(directory: Path, wanted: Collection[int]) -> Report:
     if not directory.is_dir():
         return Report(problem=f"{directory} is not a folder")
     anchor = read_anchor(directory)
@@ -62,14 +68,17 @@ def _verify_folder(directory: Path) -> Report:
         notes.append(f"segments up to seq {anchor.seq} were pruned (anchor.json)")
         segments = kept
     start = (anchor.seq + 1, anchor.hash) if anchor else (1, GENESIS)
-    report = _verify_segments([p for _first, p in segments], start=start)
+    report = _verify_segments([p for _first, p in segments], start=start, wanted=wanted)
     report.notes[:0] = notes
+    report.base = anchor or ORIGIN
     if not segments and anchor:
         report.head_seq, report.head_hash = anchor.seq, anchor.hash
     return report
 
 
-def _verify_segments(paths: list[Path], start: tuple[int, str] | None) -> Report:
+def _verify_segments(
+    paths: list[Path], start: tuple[int, str] | None, wanted: Collection[int]
+) -> Report:
     """`start` is the expected (seq, prev) of the first record; None trusts the first
     record's own unless it is seq 1 (a single segment checked on its own)."""
     report = Report(segments=len(paths))
@@ -98,6 +107,8 @@ def _verify_segments(paths: list[Path], start: tuple[int, str] | None) -> Report
             if report.first_seq is None:
                 report.first_seq = record.seq
             report.records += 1
+            if record.seq in wanted:
+                report.hashes[record.seq] = record.hash
             report.head_seq, report.head_hash = record.seq, record.hash
             expected = (record.seq + 1, record.hash)
     return report

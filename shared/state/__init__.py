@@ -2,7 +2,9 @@
 
 One store per concern, each behind a Protocol, each opened from the settings here:
 - submissions (`submissions.py`): the gateway's Idempotency-Key reservations and accepted jobs;
-- sent mail (`sent_mail.py`): the mailer's send-once ledger.
+- sent mail (`sent_mail.py`): the mailer's send-once ledger;
+- checkpoints (`checkpoints.py`): where the audit log's hash chain stood, signed when
+  AUDIT_SIGNING_KEY is set, so truncating or rewriting the log is caught.
 
 Today each is a SQLite file under STATE_DIR (never inside BLOB_DIR or AUDIT_DIR), so the
 replicas of a service must share that folder on one host. The openers are the only place
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from shared.config import Settings
 from shared.log import get_logger
+from shared.state.checkpoints import Checkpoint, CheckpointStore, Signer, SqliteCheckpointStore
 from shared.state.sent_mail import SentLedger, SentRecord, SqliteSentLedger
 from shared.state.sqlite import adopt_legacy_file
 from shared.state.submissions import (
@@ -27,23 +30,31 @@ from shared.state.submissions import (
 )
 
 __all__ = [
+    "CHECKPOINTS_FILE",
     "KEY_TTL_S",
     "LEGACY_SENT_MAIL",
     "LEGACY_SUBMISSIONS",
     "SENT_MAIL_FILE",
     "SUBMISSIONS_FILE",
     "AcceptedJob",
+    "Checkpoint",
+    "CheckpointStore",
     "Claim",
     "Reservation",
     "SentLedger",
     "SentRecord",
+    "Signer",
     "SubmissionLedger",
+    "audit_log_id",
+    "checkpoints_path",
+    "open_checkpoints",
     "open_sent_mail",
     "open_submissions",
 ]
 
 SUBMISSIONS_FILE = "submissions.sqlite3"
 SENT_MAIL_FILE = "sent-mail.sqlite3"
+CHECKPOINTS_FILE = "audit-checkpoints.sqlite3"
 # Where releases before STATE_DIR kept these by default: taken over once, on first start, so
 # an upgrade keeps the day's Idempotency-Keys and, above all, what was mailed already.
 LEGACY_SUBMISSIONS = Path(".gateway") / "gateway.sqlite3"  # under BLOB_DIR
@@ -63,6 +74,20 @@ def open_sent_mail(settings: Settings) -> SentLedger:
     path = settings.state_dir / SENT_MAIL_FILE
     _adopt(LEGACY_SENT_MAIL, path)
     return SqliteSentLedger.open(path)
+
+
+def checkpoints_path(settings: Settings) -> Path:
+    return settings.state_dir / CHECKPOINTS_FILE
+
+
+def open_checkpoints(settings: Settings) -> CheckpointStore:
+    """The audit log's checkpoints; StateError when they cannot be opened."""
+    return SqliteCheckpointStore.open(checkpoints_path(settings))
+
+
+def audit_log_id(settings: Settings) -> str:
+    """Which audit log checkpoints belong to: one per namespace."""
+    return settings.namespace or "default"
 
 
 def _adopt(legacy: Path, path: Path) -> None:
