@@ -14,9 +14,11 @@ from shared.jobtypes.mail import CheckedMailParams, MailLimits, check_mail
 from shared.limits import MAX_FOLLOW_UPS, check_job, limits_of
 from shared.messages import FollowUp, Job, encode
 from shared.worker.checks import Refusal, check_delivery
+from shared.worker.claims import DeliveryBudget
 from tests.support.stub_channel import StubChannel
 
 LIMITS = limits_of(Settings(max_recipients=3, max_attachments=2))
+BUDGET = DeliveryBudget.of(Settings())
 JOB_A = "11111111-1111-4111-8111-111111111111"
 JOB_B = "22222222-2222-4222-8222-222222222222"
 
@@ -105,7 +107,7 @@ def _delivery(job: Job) -> Delivery:
 
 def test_the_worker_refuses_a_job_over_its_limits_with_a_job_failed_of_its_kind() -> None:
     job = Job(type="mail", params=mail(to=["eve@gmail.com"]))
-    verdict = check_delivery(_delivery(job), "mail", 5, lambda _j: False, LIMITS)
+    verdict = check_delivery(_delivery(job), "mail", BUDGET, lambda _j: False, LIMITS)
     assert isinstance(verdict, Refusal) and verdict.job == job
     assert verdict.failure_kind == "recipient_not_allowed"
     assert verdict.failure.startswith("to.0: mail to eve@gmail.com is not allowed")
@@ -113,4 +115,4 @@ def test_the_worker_refuses_a_job_over_its_limits_with_a_job_failed_of_its_kind(
 
 def test_a_job_finished_before_the_limits_changed_goes_on_to_succeed_again() -> None:
     job = Job(type="mail", params=mail(to=["eve@gmail.com"]))
-    assert check_delivery(_delivery(job), "mail", 5, lambda _j: True, LIMITS) == job
+    assert check_delivery(_delivery(job), "mail", BUDGET, lambda _j: True, LIMITS) == job

@@ -188,7 +188,8 @@ def http(tmp_path: Path) -> Iterator[tuple[TestClient, ScriptedPublisher]]:
         state_dir=tmp_path / "state",
         audit_url="http://127.0.0.1:9",
     )
-    with TestClient(create_app(settings, publisher=publisher)) as client:
+    app = create_app(settings, publisher=publisher)
+    with TestClient(app, base_url="http://localhost") as client:
         yield client, publisher
 
 
