@@ -72,3 +72,8 @@ class PublishInDoubt(BrokerUnavailable):
 
 class PublishNacked(BrokerError):
     """The broker refused a message (nack, or returned as unroutable)."""
+
+
+class PublisherMismatch(PublishNacked):
+    """The broker refused a message whose `user_id` is not the connection's user (it closes
+    the channel with PRECONDITION_FAILED): a configuration error, never a passing fault."""

@@ -40,6 +40,7 @@ class Delivery:
     message_id: str | None
     headers: dict[str, Any]
     redelivered: bool
+    user_id: str | None = None  # the publisher's broker user, checked by the broker when set
 
     @property
     def delivery_count(self) -> int:
@@ -50,11 +51,22 @@ class Delivery:
 
 class Channel:
     """One pika channel. Publishing needs confirms (`Connection.channel(confirm=True)`):
-    every message is persistent, `mandatory`, and counts as sent only once confirmed."""
+    every message is persistent, `mandatory`, and counts as sent only once confirmed.
+    Every message carries `user_id`, the connection's broker user: RabbitMQ refuses a
+    message whose user_id is not the authenticated user, so consumers (the audit) can
+    trust it as the publisher's identity."""
 
-    def __init__(self, raw: BlockingChannel, *, app_id: str, confirm: bool = False) -> None:
+    def __init__(
+        self,
+        raw: BlockingChannel,
+        *,
+        app_id: str,
+        confirm: bool = False,
+        user_id: str | None = None,
+    ) -> None:
         self._raw = raw
         self._app_id = app_id
+        self._user_id = user_id
         self._confirm = confirm
         self._next_tag = 1
         self._unconfirmed: dict[int, str] = {}
@@ -147,6 +159,7 @@ class Channel:
             message_id=message_id,
             type=message_type,
             app_id=self._app_id,
+            user_id=self._user_id,
             timestamp=int(time.time()),
             headers=headers,
         )
@@ -241,4 +254,5 @@ class Channel:
             message_id=props.message_id,
             headers=dict(props.headers or {}),
             redelivered=bool(method.redelivered),
+            user_id=props.user_id,
         )
