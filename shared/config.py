@@ -224,6 +224,16 @@ class Settings:
     audit_retention_days: int = setting(
         "AUDIT_RETENTION_DAYS", 30, parse.positive_int, "days the audit log is kept"
     )
+    audit_publishers: parse.PublisherRights = setting(
+        "AUDIT_PUBLISHERS",
+        (),
+        parse.publishers,
+        "broker user → the events it may publish, `user=event,event;user=event` (`*`: every"
+        " event), e.g. `gateway=job.submitted,job.rejected;resizer=job.started,job.succeeded`;"
+        " an event from anyone else is recorded flagged `refused` and does not change its"
+        " job's status; unset: every event is believed and its publisher only recorded",
+        shown="unset",
+    )
 
     @property
     def max_attempts(self) -> int:
