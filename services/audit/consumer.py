@@ -21,7 +21,7 @@ from shared.config import Settings
 from shared.errors import BrokerUnavailable, DecodeError, JobsuiteError
 from shared.log import get_logger
 from shared.messages import decode_event
-from shared.topology import Names, declare_topology
+from shared.topology import Names, ensure_topology
 
 log = get_logger(__name__)
 
@@ -83,8 +83,8 @@ class AuditConsumer:
         log.info("consumer_stopped")
 
     def _serve(self, connection: Connection) -> None:
+        ensure_topology(connection, self.settings)
         channel = connection.channel()
-        declare_topology(channel, self.settings)
         channel.set_prefetch(BATCH_MAX)
         pending: list[tuple[str, Delivery]] = []
         cancelled: list[str] = []

@@ -88,6 +88,12 @@ class Channel:
     def is_open(self) -> bool:
         return bool(self._raw.is_open)
 
+    def close(self) -> None:
+        """Close it if it is still open; a channel the broker closed is already gone."""
+        if self._raw.is_open:
+            with broker_errors("close channel"):
+                self._raw.close()
+
     # --- topology -------------------------------------------------------------------------
 
     def declare_exchange(self, name: str, kind: str) -> None:
@@ -97,6 +103,11 @@ class Channel:
     def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
         with broker_errors(f"declare queue {name}"):
             self._raw.queue_declare(name, durable=True, arguments=arguments)
+
+    def check_exchange(self, name: str) -> None:
+        """That the exchange exists (a passive declare: needs no permission)."""
+        with broker_errors(f"check exchange {name}"):
+            self._raw.exchange_declare(name, passive=True)
 
     def declare_private_queue(self) -> str:
         """A server-named, exclusive, auto-deleted queue (the tutorial's receive_logs)."""

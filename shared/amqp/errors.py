@@ -8,7 +8,13 @@ from contextlib import contextmanager
 import pika.exceptions as pe
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-from shared.errors import BrokerUnavailable, PublisherMismatch, PublishInDoubt, PublishNacked
+from shared.errors import (
+    AccessRefused,
+    BrokerUnavailable,
+    PublisherMismatch,
+    PublishInDoubt,
+    PublishNacked,
+)
 
 # RabbitMQ's words when a message's user_id is not the connection's user.
 _USER_ID_REFUSED = "user_id property set to"
@@ -21,6 +27,8 @@ def broker_errors(what: str) -> Iterator[None]:
         yield
     except pe.ChannelClosedByBroker as e:
         _raise_if_user_id_refused(what, e)
+        if e.reply_code == 403:
+            raise AccessRefused(f"{what}: {e.reply_text}") from e
         raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except pe.UnroutableError as e:
         raise PublishNacked(f"{what}: message returned as unroutable") from e
