@@ -51,6 +51,8 @@ def in_doubt_once_sent(what: str) -> Iterator[None]:
         raise
     except pe.ChannelClosedByBroker as e:
         _raise_if_user_id_refused(what, e)
+        if e.reply_code == 403:  # the user may not publish there: nothing was taken
+            raise AccessRefused(f"{what}: {e.reply_text}") from e
         raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
     except (pe.AMQPError, OSError) as e:
         raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
