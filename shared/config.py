@@ -49,6 +49,16 @@ class Settings:
         parse.namespace,
         "prefix for every exchange and queue (letters, digits, `-` and `_`)",
     )
+    broker_users: tuple[tuple[str, str], ...] = setting(
+        "BROKER_USERS",
+        (),
+        parse.broker_users,
+        "`role:password` pairs (spaces between) that `jobsuite broker-users` gives each"
+        " service its own least-privilege broker user with (roles: gateway, resizer, renderer,"
+        " mailer, audit, dlq; the user is named after the role); compose's init step",
+        shown="unset",
+        secret=True,
+    )
     management_url: str = setting(
         "MANAGEMENT_URL",
         "",
@@ -258,7 +268,8 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     try:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{d.env} {e}, got {raw!r}") from None
+        got = "" if f.repr else " (a secret: its value is not shown)"
+        raise ConfigError(f"{d.env} {e}{got or f', got {raw!r}'}") from None
 
 
 # Variables of earlier releases that would now be ignored without a word.

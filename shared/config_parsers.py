@@ -126,3 +126,20 @@ def publishers(raw: str) -> PublisherRights:
             )
         rights[user] = events
     return tuple(sorted(rights.items()))
+
+
+def broker_users(raw: str) -> tuple[tuple[str, str], ...]:
+    """BROKER_USERS: `role:password` pairs, separated by spaces or new lines."""
+    from shared.broker_permissions import ROLES  # here: it imports shared.jobtypes
+
+    users: dict[str, str] = {}
+    for entry in raw.split():
+        role, sep, password = entry.partition(":")
+        if not sep or not password:
+            raise ValueError("must list role:password pairs separated by spaces")
+        if role not in ROLES:
+            raise ValueError(f"names an unknown role {role!r} (known: {', '.join(ROLES)})")
+        if role in users:
+            raise ValueError(f"names the role {role!r} twice")
+        users[role] = password
+    return tuple(users.items())
