@@ -10,6 +10,7 @@ The services cannot declare the topology with those permissions, so it declares 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
@@ -35,6 +36,7 @@ def broker_users() -> None:
     s = settings()
     if not s.broker_users:
         raise fail("BROKER_USERS is not set: nothing to do (see docs/operations.md)", 2)
+    _wait_for_management(s)
     table = Table("user", "configure", "write", "read")
     for role, password in s.broker_users:
         granted = permissions(role, s.namespace)
@@ -52,6 +54,25 @@ def broker_users() -> None:
         connection.close()
     console.print(table)
     console.print("topology declared")
+
+
+# The management plugin starts a little after the broker answers its health check.
+MANAGEMENT_WAIT_S = 60.0
+
+
+def _wait_for_management(s: Settings, timeout: float = MANAGEMENT_WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{management_url(s)}/api/overview", timeout=5)
+            return
+        except httpx.HTTPError as e:
+            if time.monotonic() > deadline:
+                raise fail(
+                    f"the RabbitMQ management API is not reachable at {management_url(s)}"
+                    f" ({type(e).__name__}); set MANAGEMENT_URL"
+                ) from None
+            time.sleep(1)
 
 
 def _vhost(s: Settings) -> str:
