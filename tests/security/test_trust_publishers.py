@@ -25,9 +25,9 @@ from cli.app import app
 from services.audit.verify import verify
 from shared.amqp import Channel, connect_once
 from shared.config import Settings
-from shared.errors import AccessRefused, PublisherMismatch
+from shared.errors import AccessRefused, BrokerUnavailable, PublisherMismatch
 from shared.messages import Event, Job, encode
-from shared.topology import Names
+from shared.topology import Names, ensure_topology
 from tests.conftest import SpawnFn
 from tests.support.audit import AuditService, audit_env, make_event, new_job_id, start_audit
 from tests.support.broker import TestBroker
@@ -131,12 +131,17 @@ def test_a_forged_user_id_is_refused_by_the_broker_and_named_clearly(
 
 
 def test_a_least_privilege_user_cannot_declare_but_finds_the_topology(
-    users: dict[str, Settings],
+    users: dict[str, Settings], broker: TestBroker
 ) -> None:
     connection = connect_once(users["gateway"], "trust-test")
     try:
         with pytest.raises(AccessRefused, match="ACCESS_REFUSED"):
-            connection.channel().declare_queue("x", {})
+            connection.channel().declare_queue(broker.names.task_queue("resize"), {})
+        ensure_topology(connection, users["gateway"])  # declared by the administrator
+
+        broker.delete_namespace()
+        with pytest.raises(BrokerUnavailable, match="run `jobsuite declare` as an administrator"):
+            ensure_topology(connection, users["gateway"])
     finally:
         connection.close()
 
