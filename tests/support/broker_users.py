@@ -37,7 +37,8 @@ def broker_users(
     with those permissions; every user is deleted afterwards. One rabbitmqctl call takes a
     second or more (an Erlang VM each), so the users are made side by side."""
     users = {name: f"{settings.namespace}-{name}" for name in rights}
-    passwords = {name: secrets.token_urlsafe(12) for name in rights}
+    # Hex: a password starting with "-" would be taken for an option by rabbitmqctl.
+    passwords = {name: secrets.token_hex(12) for name in rights}
 
     def add(name: str) -> None:
         rabbitmqctl("add_user", users[name], passwords[name])
