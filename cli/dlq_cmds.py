@@ -27,7 +27,7 @@ from shared.config import Settings
 from shared.errors import AuditUnavailable, BrokerError
 from shared.events import EventSource, instance_name
 from shared.messages import encode, utc_now
-from shared.topology import Names, declare_topology
+from shared.topology import Names, ensure_topology
 
 if TYPE_CHECKING:
     from services.audit.deadletters import DeadLetter
@@ -72,8 +72,8 @@ def _dead_letters(s: Settings) -> Iterator[Box]:
     connection = connect_once(s, f"jobsuite-dlq:{instance_name()}")
     box: Box | None = None
     try:
+        ensure_topology(connection, s)
         box = Box(connection.channel(confirm=True), [])
-        declare_topology(box.channel, s)
         while (d := box.channel.get(queue)) is not None:
             box.held.append(Held(d, read_dead_letter(d.body, d.headers, d.message_id, None)))
         yield box

@@ -50,6 +50,16 @@ class Settings:
         parse.namespace,
         "prefix for every exchange and queue (letters, digits, `-` and `_`)",
     )
+    broker_users: tuple[tuple[str, str], ...] = setting(
+        "BROKER_USERS",
+        (),
+        parse.broker_users,
+        "`role:password` pairs (spaces between) that `jobsuite broker-users` gives each"
+        " service its own least-privilege broker user with (roles: gateway, resizer, renderer,"
+        " mailer, audit, dlq; the user is named after the role); compose's init step",
+        shown="unset",
+        secret=True,
+    )
     management_url: str = setting(
         "MANAGEMENT_URL",
         "",
@@ -310,6 +320,16 @@ class Settings:
         shown="unset (checkpoints unsigned)",
         secret=True,
     )
+    audit_publishers: parse.PublisherRights = setting(
+        "AUDIT_PUBLISHERS",
+        (),
+        parse.publishers,
+        "broker user → the events it may publish, `user=event,event;user=event` (`*`: every"
+        " event), e.g. `gateway=job.submitted,job.rejected;resizer=job.started,job.succeeded`;"
+        " an event from anyone else is recorded flagged `refused` and does not change its"
+        " job's status; unset: every event is believed and its publisher only recorded",
+        shown="unset",
+    )
 
     @property
     def max_attempts(self) -> int:
@@ -334,8 +354,8 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     try:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
-        got = f", got {raw!r}" if f.repr else ""  # a secret's value stays out of the error
-        raise ConfigError(f"{d.env} {e}{got}") from None
+        got = "" if f.repr else " (a secret: its value is not shown)"
+        raise ConfigError(f"{d.env} {e}{got or f', got {raw!r}'}") from None
 
 
 # Variables of earlier releases that would now be ignored without a word.

@@ -143,3 +143,56 @@ def signing_key(raw: str) -> str:
     if raw and len(raw) < 32:
         raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
     return raw
+
+
+# Who may publish which events: `user=event,event;user=event`. "*" is every event.
+PublisherRights = tuple[tuple[str, frozenset[str]], ...]
+_PUBLISHERS_SHAPE = (
+    "must look like user=event,event;user=event (e.g. gateway=job.submitted,job.rejected)"
+)
+
+
+def publishers(raw: str) -> PublisherRights:
+    """AUDIT_PUBLISHERS: broker user → the events it may send; empty: record only."""
+    from typing import get_args
+
+    from shared.messages import EventName  # here: shared.messages imports shared.config
+
+    known = set(get_args(EventName))
+    rights: dict[str, frozenset[str]] = {}
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        user, sep, listed = (part.strip() for part in entry.partition("="))
+        if not sep or not user or any(c.isspace() or c in ",=" for c in user):
+            raise ValueError(f"{_PUBLISHERS_SHAPE}, and {entry!r} does not")
+        if user in rights:
+            raise ValueError(f"names the user {user!r} twice")
+        events = frozenset(e.strip() for e in listed.split(",") if e.strip())
+        if not events:
+            raise ValueError(f"gives {user!r} no events (leave the user out to allow nothing)")
+        unknown = sorted(events - known - {"*"})
+        if unknown:
+            names = ", ".join(sorted(known))
+            raise ValueError(
+                f"names an unknown event {unknown[0]!r} for {user!r} (known: {names}, *)"
+            )
+        rights[user] = events
+    return tuple(sorted(rights.items()))
+
+
+def broker_users(raw: str) -> tuple[tuple[str, str], ...]:
+    """BROKER_USERS: `role:password` pairs, separated by spaces or new lines."""
+    from shared.broker_permissions import ROLES  # here: it imports shared.jobtypes
+
+    users: dict[str, str] = {}
+    for entry in raw.split():
+        role, sep, password = entry.partition(":")
+        if not sep or not password:
+            raise ValueError("must list role:password pairs separated by spaces")
+        if role not in ROLES:
+            raise ValueError(f"names an unknown role {role!r} (known: {', '.join(ROLES)})")
+        if role in users:
+            raise ValueError(f"names the role {role!r} twice")
+        users[role] = password
+    return tuple(users.items())

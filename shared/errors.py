@@ -69,6 +69,11 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached, or the connection was lost or blocked."""
 
 
+class AccessRefused(BrokerUnavailable):
+    """The broker refused an operation to this connection's user (ACCESS_REFUSED): its
+    permissions do not cover it."""
+
+
 class PublishInDoubt(BrokerUnavailable):
     """A message was sent but no confirm came back (connection lost or blocked meanwhile):
     the broker may or may not have queued it. Only publishing it again under the same id,
@@ -77,3 +82,8 @@ class PublishInDoubt(BrokerUnavailable):
 
 class PublishNacked(BrokerError):
     """The broker refused a message (nack, or returned as unroutable)."""
+
+
+class PublisherMismatch(PublishNacked):
+    """The broker refused a message whose `user_id` is not the connection's user (it closes
+    the channel with PRECONDITION_FAILED): a configuration error, never a passing fault."""

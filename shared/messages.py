@@ -98,6 +98,20 @@ class Event(Strict):
     error: ErrorInfo | None = None
 
 
+class RecordedEvent(Event):
+    """An event as the audit recorded it. Not on the wire (an event claiming these fields
+    does not decode): the audit adds them from the message's envelope and its policy."""
+
+    publisher: str | None = Field(
+        default=None, description="the broker user that published it (AMQP user_id); null: none"
+    )
+    refused: str | None = Field(
+        default=None,
+        description="why the audit did not believe it (AUDIT_PUBLISHERS); it is kept as"
+        " evidence but does not change the job's status",
+    )
+
+
 def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(exclude_none=True).encode()
 
@@ -141,7 +155,7 @@ class JobRecord(BaseModel):
     duration_ms: float | None = None
     error: ErrorInfo | None = None
     outputs: list[str] = Field(default_factory=list)
-    events: list[Event] = Field(default_factory=list)
+    events: list[RecordedEvent] = Field(default_factory=list)
     dead_reason: str | None = Field(
         default=None, description="why the broker dead-lettered it: rejected, expired, …"
     )

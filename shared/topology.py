@@ -12,10 +12,17 @@ key (the job type), so one queue per delay serves every job type.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config import Settings
+from shared.errors import AccessRefused, BrokerUnavailable
 from shared.jobtypes import JOB_TYPE_NAMES
+from shared.log import get_logger
+
+if TYPE_CHECKING:
+    from shared.amqp import Channel, Connection
+
+log = get_logger(__name__)
 
 # Not "x-…": headers exchanges ignore x- headers when matching.
 RETRY_DELAY_HEADER = "jobsuite-retry-delay-ms"
@@ -133,6 +140,47 @@ def declare_topology(declarer: Declarer, settings: Settings) -> None:
     ):
         declarer.declare_queue(queue, {"x-queue-type": "quorum"})
         declarer.bind(queue, exchange)
+
+
+def ensure_topology(connection: Connection, settings: Settings) -> None:
+    """Declare the topology on a channel of its own; a broker user without the right to
+    (a least-privilege service user, docs/operations.md) checks instead that an
+    administrator declared it (`jobsuite declare`), and fails clearly when not."""
+    channel = connection.channel()
+    try:
+        declare_topology(channel, settings)
+        return
+    except AccessRefused as e:
+        refused = str(e)
+    finally:
+        channel.close()
+    channel = connection.channel()
+    try:
+        declare_topology(_Checker(channel), settings)
+    except BrokerUnavailable as e:
+        raise BrokerUnavailable(
+            f"the topology is not declared and this broker user may not declare it ({refused});"
+            f" run `jobsuite declare` as an administrator: {e}"
+        ) from e
+    finally:
+        channel.close()
+    log.debug("topology_checked", reason=refused)
+
+
+class _Checker:
+    """A Declarer that only checks that each exchange and queue exists (passive)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def declare_exchange(self, name: str, kind: str) -> None:
+        self.channel.check_exchange(name)
+
+    def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        self.channel.queue_depth(name)
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "", **kw: Any) -> None:
+        pass  # a binding cannot be checked passively
 
 
 def retry_delay_ms(settings: Settings, failed_attempt: int) -> int | None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from services.audit.queries import Queries
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
-from shared.messages import Event, JobRecord, JobStatus
+from shared.messages import JobRecord, JobStatus, RecordedEvent
 
 log = get_logger(__name__)
 MAX_PAGE = 1000
@@ -30,7 +30,7 @@ class JobPage(BaseModel):
 class EventEntry(BaseModel):
     seq: int
     recorded_at: str
-    event: Event
+    event: RecordedEvent
 
 
 class EventPage(BaseModel):

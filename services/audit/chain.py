@@ -5,6 +5,11 @@ JSON (sorted keys, no spaces, ASCII). `hash` is the SHA-256 of the canonical JSO
 other field, `prev` the previous record's `hash` (GENESIS for the first record ever). So a
 changed byte breaks that record's hash, and a removed or moved line breaks the `seq`/`prev`
 link of the record found in its place.
+
+Two optional fields, covered by the hash when present (records written before them have
+neither, and verify as before): `publisher`, the broker user that published the event (its
+AMQP `user_id`; absent when the message carried none), and `refused`, why the audit did not
+believe the event (AUDIT_PUBLISHERS): kept as evidence, left out of the read model's status.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from shared.errors import JobsuiteError
 GENESIS = "0" * 64
 SOURCES = ("events", "dead")
 _FIELDS = frozenset({"seq", "prev", "recorded_at", "source", "event", "hash"})
+_OPTIONAL = frozenset({"publisher", "refused"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -39,6 +45,20 @@ def _digest(fields: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Marks:
+    """What the audit adds to an event: who published it, and why it was not believed."""
+
+    publisher: str | None = None
+    refused: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("publisher", self.publisher), ("refused", self.refused)) if v}
+
+
+NO_MARKS = Marks()
+
+
+@dataclass(frozen=True)
 class Record:
     seq: int
     prev: str
@@ -46,6 +66,7 @@ class Record:
     source: str
     event: dict[str, Any]
     hash: str
+    marks: Marks = NO_MARKS
 
     def fields(self) -> dict[str, Any]:
         """Everything the hash covers."""
@@ -55,6 +76,7 @@ class Record:
             "recorded_at": self.recorded_at,
             "source": self.source,
             "event": self.event,
+            **self.marks.fields(),
         }
 
     def line(self) -> bytes:
@@ -65,11 +87,18 @@ class Record:
         return str(self.event.get("event_id", ""))
 
 
-def seal(seq: int, prev: str, recorded_at: str, source: str, event: dict[str, Any]) -> Record:
+def seal(
+    seq: int,
+    prev: str,
+    recorded_at: str,
+    source: str,
+    event: dict[str, Any],
+    marks: Marks = NO_MARKS,
+) -> Record:
     """A new record chained to `prev`."""
     fields = {"seq": seq, "prev": prev, "recorded_at": recorded_at, "source": source}
-    digest = _digest({**fields, "event": event})
-    return Record(seq, prev, recorded_at, source, event, digest)
+    digest = _digest({**fields, "event": event, **marks.fields()})
+    return Record(seq, prev, recorded_at, source, event, digest, marks)
 
 
 def parse_record(raw: bytes) -> Record:
@@ -78,7 +107,7 @@ def parse_record(raw: bytes) -> Record:
         obj = json.loads(raw)
     except ValueError:  # UnicodeDecodeError included
         raise BadRecord("not valid JSON") from None
-    if not isinstance(obj, dict) or set(obj) != _FIELDS:
+    if not isinstance(obj, dict) or not _FIELDS <= set(obj) <= _FIELDS | _OPTIONAL:
         raise BadRecord("not an audit record (wrong fields)")
     if not (
         isinstance(obj["seq"], int)
@@ -88,10 +117,12 @@ def parse_record(raw: bytes) -> Record:
         and isinstance(obj["recorded_at"], str)
         and obj["source"] in SOURCES
         and isinstance(obj["event"], dict)
+        and all(isinstance(obj[k], str) and obj[k] for k in _OPTIONAL & set(obj))
     ):
         raise BadRecord("not an audit record (a field has the wrong type)")
+    marks = Marks(obj.get("publisher"), obj.get("refused"))
     record = Record(
-        obj["seq"], obj["prev"], obj["recorded_at"], obj["source"], obj["event"], obj["hash"]
+        obj["seq"], obj["prev"], obj["recorded_at"], obj["source"], obj["event"], obj["hash"], marks
     )
     if not _HEX64.match(record.hash) or _digest(record.fields()) != record.hash:
         raise BadRecord("its hash does not match its contents")

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from services.audit.deadletters import dead_event, read_dead_letter
 from services.audit.health import WriteHealth
-from services.audit.recorder import Recorder
-from shared.amqp import Connection, Delivery, compute_backoff, connect
+from services.audit.recorder import Entry, Recorder
+from shared.amqp import Connection, Delivery, broker_user, compute_backoff, connect
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, DecodeError, JobsuiteError, StateError
 from shared.log import get_logger
-from shared.messages import Event, decode_event
-from shared.topology import Names, declare_topology
+from shared.messages import decode_event
+from shared.topology import Names, ensure_topology
 
 log = get_logger(__name__)
 
@@ -62,6 +62,8 @@ class AuditConsumer:
         self.stopping = stopping
         self.consuming = threading.Event()
         self._next_prune = 0.0
+        # A job.dead is the audit's own word (from a dead letter): its publisher is our user.
+        self.own_user = broker_user(settings.amqp_url)
 
     def run(self) -> None:
         """Consume until `stopping` is set, reconnecting with back-off when the broker goes."""
@@ -89,8 +91,8 @@ class AuditConsumer:
         log.info("consumer_stopped")
 
     def _serve(self, connection: Connection) -> None:
+        ensure_topology(connection, self.settings)
         channel = connection.channel()
-        declare_topology(channel, self.settings)
         channel.set_prefetch(BATCH_MAX)
         pending: list[tuple[str, Delivery]] = []
         cancelled: list[str] = []
@@ -131,12 +133,12 @@ class AuditConsumer:
         last = pending[-1][1]
         last.channel.ack(last, multiple=True)
 
-    def _entry(self, source: str, delivery: Delivery) -> tuple[str, Event] | None:
+    def _entry(self, source: str, delivery: Delivery) -> Entry | None:
         if source == "dead":
             dead = read_dead_letter(delivery.body, delivery.headers, delivery.message_id, None)
-            return source, dead_event(dead, delivery.body, SERVICE, self.instance)
+            return source, dead_event(dead, delivery.body, SERVICE, self.instance), self.own_user
         try:
-            return source, decode_event(delivery.body)
+            return source, decode_event(delivery.body), delivery.user_id
         except DecodeError as e:
             # Not an event: nothing to record. Logged in full so it is not lost silently.
             log.error(

@@ -18,6 +18,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from shared.messages import ErrorInfo, Event, JobStatus
 
@@ -32,6 +33,7 @@ _PHASE = {
     "job.dead": 4,
 }
 _TRIED = {"job.started", "job.retrying", "job.succeeded", "job.failed"}
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def lifecycle_order(events: Sequence[Event]) -> list[Event]:
+def lifecycle_order(events: Sequence[E]) -> list[E]:
     """The events sorted into the order they happened in (a stable sort: ties keep arrival)."""
     replays = sorted(as_utc(e.at) for e in events if e.event == "job.replayed")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.audit.lifecycle import lifecycle_order
 from services.audit.readmodel import connect, timestamp
-from shared.messages import ErrorInfo, Event, JobRecord
+from shared.messages import ErrorInfo, JobRecord, RecordedEvent
 
 
 class Queries:
@@ -31,7 +31,7 @@ class Queries:
         if row is None:
             return None
         bodies = db.execute("SELECT body FROM events WHERE job_id = ? ORDER BY seq", (job_id,))
-        events = lifecycle_order([Event.model_validate_json(b[0]) for b in bodies])
+        events = lifecycle_order([RecordedEvent.model_validate_json(b[0]) for b in bodies])
         return _record(row, events)
 
     def jobs(
@@ -106,7 +106,7 @@ class Queries:
         return int(row[0]) if row else 0
 
 
-def _record(row: sqlite3.Row, events: list[Event]) -> JobRecord:
+def _record(row: sqlite3.Row, events: list[RecordedEvent]) -> JobRecord:
     error = None
     if row["error_kind"] is not None:
         error = ErrorInfo(kind=row["error_kind"], message=row["error_message"] or "")

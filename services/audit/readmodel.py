@@ -3,6 +3,10 @@
 One writer (the consumer thread) owns `ReadModel`; API threads read through `Queries`, each
 with its own connection (WAL lets them read while the writer writes). The log is the source
 of truth: this file can be deleted and rebuilt from it at any time.
+
+An event's `body` is a `RecordedEvent`: the event with the record's `publisher` and
+`refused` marks. Refused events are listed with their job but never folded into its status;
+a job only refused events speak of has no row in `jobs`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from services.audit.chain import Record
 from services.audit.lifecycle import JobState, as_utc, fold
-from shared.messages import Event
+from shared.messages import Event, RecordedEvent
 
 DB_NAME = "readmodel.sqlite3"
 
@@ -134,7 +138,7 @@ class ReadModel:
                         event.type,
                         timestamp(event.at),
                         r.recorded_at,
-                        json.dumps(r.event),
+                        json.dumps({**r.event, **r.marks.fields()}),
                     ),
                 )
                 touched[event.job_id] = None
@@ -149,7 +153,11 @@ class ReadModel:
         rows = self.db.execute(
             "SELECT seq, recorded_at, body FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
         ).fetchall()
-        state = fold(job_id, [Event.model_validate_json(r["body"]) for r in rows])
+        events = [RecordedEvent.model_validate_json(r["body"]) for r in rows]
+        believed = [e for e in events if not e.refused]
+        if not believed:
+            return
+        state = fold(job_id, believed)
         self.db.execute(
             f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 17)})",
             (*_job_values(state), rows[0]["seq"], rows[-1]["seq"], rows[-1]["recorded_at"]),

@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from services.audit.chain import Record
+from services.audit.chain import Marks, Record
 from services.audit.readmodel import DB_NAME, ReadModel, iter_chunks, timestamp
 from services.audit.segments import AuditLog
+from services.audit.trust import RECORD_ONLY, PublisherPolicy
 from services.audit.verify import LOG_DIRNAME
 from shared.config import Settings
 from shared.log import get_logger
@@ -24,19 +25,28 @@ from shared.messages import Event, utc_now
 log = get_logger("audit.record")
 _CATCH_UP_CHUNK = 500
 
+# (source, event) or (source, event, publisher): the broker user that published it, if known.
+Entry = tuple[str, Event] | tuple[str, Event, str | None]
+
 
 class Recorder:
     def __init__(
-        self, audit_log: AuditLog, model: ReadModel, clock: Callable[[], datetime] = utc_now
+        self,
+        audit_log: AuditLog,
+        model: ReadModel,
+        clock: Callable[[], datetime] = utc_now,
+        policy: PublisherPolicy = RECORD_ONLY,
     ) -> None:
         self.audit_log = audit_log
         self.model = model
         self.clock = clock
+        self.policy = policy
 
     @classmethod
     def open(cls, settings: Settings) -> Recorder:
         audit_log = AuditLog(settings.audit_dir / LOG_DIRNAME, settings.audit_segment_bytes)
-        recorder = cls(audit_log, ReadModel(settings.audit_dir / DB_NAME))
+        model = ReadModel(settings.audit_dir / DB_NAME)
+        recorder = cls(audit_log, model, policy=PublisherPolicy.from_settings(settings))
         recorder.catch_up()
         return recorder
 
@@ -52,18 +62,23 @@ class Recorder:
             log.info("read_model_caught_up", records=applied, head_seq=self.model.head_seq)
         return applied
 
-    def record(self, entries: Sequence[tuple[str, Event]]) -> list[Record]:
-        """Record `(source, event)` pairs not recorded before; returns the new records,
-        which are on disk and in the read model when this returns."""
+    def record(self, entries: Sequence[Entry]) -> list[Record]:
+        """Record `(source, event[, publisher])` entries not recorded before, each judged by
+        the publisher policy; returns the new records, which are on disk and in the read
+        model when this returns."""
         self.catch_up()
-        known = self.model.known_event_ids([e.event_id for _s, e in entries])
-        fresh: list[tuple[str, dict[str, object]]] = []
-        for source, event in entries:
+        known = self.model.known_event_ids([entry[1].event_id for entry in entries])
+        fresh: list[tuple[str, dict[str, object], Marks]] = []
+        for entry in entries:
+            source, event = entry[0], entry[1]
+            publisher = entry[2] if len(entry) == 3 else None
             if event.event_id in known:
                 log.info("duplicate_event_ignored", event_id=event.event_id, job_id=event.job_id)
                 continue
             known.add(event.event_id)
-            fresh.append((source, event.model_dump(mode="json", exclude_none=True)))
+            refused = self.policy.refusal(source, publisher, event.event)
+            body = event.model_dump(mode="json", exclude_none=True)
+            fresh.append((source, body, Marks(publisher, refused)))
         records = self.audit_log.append(fresh, timestamp(self.clock()))
         self.model.apply(records)
         for r in records:
@@ -87,7 +102,8 @@ def _log_record(r: Record) -> None:
     """One line per recorded event: `docker compose logs -f audit` reads as the audit trail."""
     e = r.event
     error = e.get("error") or {}
-    log.info(
+    # A refused event is a warning: someone sent what they may not (or forged it).
+    (log.warning if r.marks.refused else log.info)(
         "recorded",
         seq=r.seq,
         job_event=e.get("event"),
@@ -95,6 +111,8 @@ def _log_record(r: Record) -> None:
         type=e.get("type"),
         attempt=e.get("attempt"),
         by=f"{e.get('service')}@{e.get('instance')}",
+        publisher=r.marks.publisher,
+        refused=r.marks.refused,
         at=e.get("at"),
         duration_ms=e.get("duration_ms"),
         outputs=e.get("outputs"),

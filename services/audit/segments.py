@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from services.audit.chain import GENESIS, BadRecord, Record, parse_record, seal
+from services.audit.chain import GENESIS, NO_MARKS, BadRecord, Marks, Record, parse_record, seal
 from shared.errors import JobsuiteError
 from shared.files import atomic_write, fsync_dir
 from shared.log import get_logger
@@ -152,14 +152,17 @@ class AuditLog:
         return (anchor.seq, anchor.hash) if anchor else (0, GENESIS)
 
     def append(
-        self, entries: Sequence[tuple[str, dict[str, Any]]], recorded_at: str
+        self,
+        entries: Sequence[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], Marks]],
+        recorded_at: str,
     ) -> list[Record]:
-        """Seal and write `(source, event)` entries; returns once they are on disk."""
+        """Seal and write `(source, event[, marks])` entries; returns once they are on disk."""
         records: list[Record] = []
         seq, prev = self.head_seq, self.head_hash
-        for source, event in entries:
+        for entry in entries:
             seq += 1
-            records.append(seal(seq, prev, recorded_at, source, event))
+            marks = entry[2] if len(entry) == 3 else NO_MARKS
+            records.append(seal(seq, prev, recorded_at, entry[0], entry[1], marks))
             prev = records[-1].hash
         if not records:
             return records

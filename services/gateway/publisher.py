@@ -37,7 +37,7 @@ from shared.amqp import Channel, Connection, compute_backoff, connect_once
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
-from shared.topology import declare_topology
+from shared.topology import ensure_topology
 
 log = get_logger(__name__)
 _IDLE_S = 0.2
@@ -213,8 +213,8 @@ class Publisher:
             log.warning("publisher_cannot_connect", thread=index, error=self._last_error)
             return None
         try:
+            ensure_topology(connection, self.settings)
             channel = connection.channel(confirm=True)
-            declare_topology(channel, self.settings)
         except BrokerError as e:
             self._last_error = str(e)
             connection.close()

@@ -16,6 +16,7 @@ from shared.amqp.connection import (
     BLOCKED_CONNECTION_TIMEOUT_S,
     Connection,
     WhenBlocked,
+    broker_user,
     connect,
     connect_once,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Delivery",
     "Settles",
     "WhenBlocked",
+    "broker_user",
     "compute_backoff",
     "connect",
     "connect_once",

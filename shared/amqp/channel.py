@@ -40,6 +40,7 @@ class Delivery:
     message_id: str | None
     headers: dict[str, Any]
     redelivered: bool
+    user_id: str | None = None  # the publisher's broker user, checked by the broker when set
 
     @property
     def delivery_count(self) -> int:
@@ -50,11 +51,22 @@ class Delivery:
 
 class Channel:
     """One pika channel. Publishing needs confirms (`Connection.channel(confirm=True)`):
-    every message is persistent, `mandatory`, and counts as sent only once confirmed."""
+    every message is persistent, `mandatory`, and counts as sent only once confirmed.
+    Every message carries `user_id`, the connection's broker user: RabbitMQ refuses a
+    message whose user_id is not the authenticated user, so consumers (the audit) can
+    trust it as the publisher's identity."""
 
-    def __init__(self, raw: BlockingChannel, *, app_id: str, confirm: bool = False) -> None:
+    def __init__(
+        self,
+        raw: BlockingChannel,
+        *,
+        app_id: str,
+        confirm: bool = False,
+        user_id: str | None = None,
+    ) -> None:
         self._raw = raw
         self._app_id = app_id
+        self._user_id = user_id
         self._confirm = confirm
         self._next_tag = 1
         self._unconfirmed: dict[int, str] = {}
@@ -76,6 +88,12 @@ class Channel:
     def is_open(self) -> bool:
         return bool(self._raw.is_open)
 
+    def close(self) -> None:
+        """Close it if it is still open; a channel the broker closed is already gone."""
+        if self._raw.is_open:
+            with broker_errors("close channel"):
+                self._raw.close()
+
     # --- topology -------------------------------------------------------------------------
 
     def declare_exchange(self, name: str, kind: str) -> None:
@@ -85,6 +103,11 @@ class Channel:
     def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
         with broker_errors(f"declare queue {name}"):
             self._raw.queue_declare(name, durable=True, arguments=arguments)
+
+    def check_exchange(self, name: str) -> None:
+        """That the exchange exists (a passive declare: needs no permission)."""
+        with broker_errors(f"check exchange {name}"):
+            self._raw.exchange_declare(name, passive=True)
 
     def declare_private_queue(self) -> str:
         """A server-named, exclusive, auto-deleted queue (the tutorial's receive_logs)."""
@@ -147,6 +170,7 @@ class Channel:
             message_id=message_id,
             type=message_type,
             app_id=self._app_id,
+            user_id=self._user_id,
             timestamp=int(time.time()),
             headers=headers,
         )
@@ -241,4 +265,5 @@ class Channel:
             message_id=props.message_id,
             headers=dict(props.headers or {}),
             redelivered=bool(method.redelivered),
+            user_id=props.user_id,
         )

@@ -38,11 +38,17 @@ class Connection:
     """One blocking connection, owned by the thread that opened it."""
 
     def __init__(
-        self, raw: pika.BlockingConnection, *, app_id: str, blocked: BlockedWatch | None = None
+        self,
+        raw: pika.BlockingConnection,
+        *,
+        app_id: str,
+        blocked: BlockedWatch | None = None,
+        user: str | None = None,
     ) -> None:
         self._raw = raw
         self._app_id = app_id
         self._blocked = blocked
+        self.user = user  # the broker user it authenticated as: every message's user_id
 
     @property
     def is_open(self) -> bool:
@@ -58,7 +64,7 @@ class Connection:
         """A new channel; with `confirm`, one that can publish (every message confirmed)."""
         with broker_errors("open channel"):
             raw = self._raw.channel()
-        return Channel(raw, app_id=self._app_id, confirm=confirm)
+        return Channel(raw, app_id=self._app_id, confirm=confirm, user_id=self.user)
 
     def pump(self, seconds: float) -> None:
         """Run the I/O loop for a while: deliveries, heartbeats, thread-safe callbacks."""
@@ -95,13 +101,14 @@ def connect_once(
     settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
 ) -> Connection:
     """One connection attempt; `when_blocked` says what a broker alarm does to it."""
+    params = connection_parameters(settings, name, when_blocked)
     with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
-        raw = pika.BlockingConnection(connection_parameters(settings, name, when_blocked))
+        raw = pika.BlockingConnection(params)
     # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
     # is not mistaken for a dead one.
     SilenceWatch.start(raw)
     blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
-    return Connection(raw, app_id=name, blocked=blocked)
+    return Connection(raw, app_id=name, blocked=blocked, user=_user_of(params))
 
 
 def connect(
@@ -132,6 +139,18 @@ def _sleep_unless(
     deadline = time.monotonic() + seconds
     while not should_stop() and (left := deadline - time.monotonic()) > 0:
         sleep(min(left, 0.2))
+
+
+def broker_user(amqp_url: str) -> str | None:
+    """The broker user an AMQP URL logs in as (pika's default, guest, without one)."""
+    return _user_of(pika.URLParameters(amqp_url))
+
+
+def _user_of(params: pika.ConnectionParameters) -> str | None:
+    # PLAIN credentials name the user; EXTERNAL (certificates) does not, and the broker
+    # takes the user from the certificate, which we cannot know here: no user_id then.
+    username = getattr(params.credentials, "username", None)
+    return username if isinstance(username, str) and username else None
 
 
 def _safe_url(url: str) -> str:

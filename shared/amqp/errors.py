@@ -8,7 +8,16 @@ from contextlib import contextmanager
 import pika.exceptions as pe
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
-from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
+from shared.errors import (
+    AccessRefused,
+    BrokerUnavailable,
+    PublisherMismatch,
+    PublishInDoubt,
+    PublishNacked,
+)
+
+# RabbitMQ's words when a message's user_id is not the connection's user.
+_USER_ID_REFUSED = "user_id property set to"
 
 
 @contextmanager
@@ -16,6 +25,11 @@ def broker_errors(what: str) -> Iterator[None]:
     """Turn pika's exceptions raised inside the block into BrokerError subclasses."""
     try:
         yield
+    except pe.ChannelClosedByBroker as e:
+        _raise_if_user_id_refused(what, e)
+        if e.reply_code == 403:
+            raise AccessRefused(f"{what}: {e.reply_text}") from e
+        raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
     except pe.UnroutableError as e:
         raise PublishNacked(f"{what}: message returned as unroutable") from e
     except pe.NackError as e:
@@ -35,5 +49,19 @@ def in_doubt_once_sent(what: str) -> Iterator[None]:
         yield
     except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
         raise
+    except pe.ChannelClosedByBroker as e:
+        _raise_if_user_id_refused(what, e)
+        if e.reply_code == 403:  # the user may not publish there: nothing was taken
+            raise AccessRefused(f"{what}: {e.reply_text}") from e
+        raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
     except (pe.AMQPError, OSError) as e:
         raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
+
+
+def _raise_if_user_id_refused(what: str, e: pe.ChannelClosedByBroker) -> None:
+    """A refused user_id is a clear no (PRECONDITION_FAILED), not a message in doubt."""
+    if e.reply_code == 406 and _USER_ID_REFUSED in str(e.reply_text):
+        raise PublisherMismatch(
+            f"{what}: the broker refused the message's user_id ({e.reply_text}); a publisher"
+            " must set user_id to the user of its AMQP_URL"
+        ) from e

@@ -25,7 +25,7 @@ from shared.errors import BrokerUnavailable
 from shared.events import EventSource, instance_name
 from shared.exit_codes import EXIT_ABORTED
 from shared.log import get_logger
-from shared.topology import Names, declare_topology
+from shared.topology import Names, ensure_topology
 from shared.worker.bridge import IoBridge
 from shared.worker.consumer import Binding, Consumer
 from shared.worker.job_thread import JobThread
@@ -119,10 +119,10 @@ class Worker:
     def _serve(self, connection: Connection) -> None:
         bridge = IoBridge(connection)
         try:
-            # One confirm channel per job type (a nack must reach its own job's settling);
-            # the topology is declared once per connection, on the first.
+            # The topology once per connection; then one confirm channel per job type (a
+            # nack must reach its own job's settling).
+            ensure_topology(connection, self.settings)
             publishers = [connection.channel(confirm=True) for _ in self.bindings]
-            declare_topology(publishers[0], self.settings)
             consumers = [
                 self._open(connection, bridge, binding, publisher)
                 for binding, publisher in zip(self.bindings, publishers, strict=True)

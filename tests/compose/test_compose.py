@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from docker.models.containers import Container
 from PIL import Image
@@ -170,6 +171,46 @@ def test_the_audit_log_holds_every_event_and_its_chain_verifies(stack: ComposeSt
     found = re.search(r"audit log intact: (\d+) records", output)
     assert found, output
     assert int(found.group(1)) >= sum(len(r["events"]) for r in records.values())
+
+
+FORGE = (
+    "import json, sys, uuid, pika\n"
+    "url, job_id, user = sys.argv[1:]\n"
+    "event = {'v': 1, 'event_id': str(uuid.uuid4()), 'event': 'job.dead', 'job_id': job_id,\n"
+    "         'type': 'resize', 'service': 'audit', 'instance': 'forger:1',\n"
+    "         'at': '2030-01-01T00:00:00+00:00', 'error': {'kind': 'rejected', 'message': 'x'}}\n"
+    "connection = pika.BlockingConnection(pika.URLParameters(url))\n"
+    "channel = connection.channel()\n"
+    "channel.confirm_delivery()\n"
+    "props = pika.BasicProperties(user_id=user, message_id=event['event_id'])\n"
+    "channel.basic_publish('events', '', json.dumps(event).encode(), props)\n"
+    "connection.close()\n"
+)
+
+
+def test_each_service_publishes_as_its_own_broker_user_and_a_forgery_is_not_believed(
+    stack: ComposeStack,
+) -> None:
+    job_id = stack.submit_resize(small_jpeg(7), width="100")
+    record = stack.wait_finished([job_id])[job_id]
+    assert {(e["event"], e["publisher"], e["refused"]) for e in record["events"]} == {
+        ("job.submitted", "gateway", None),
+        ("job.started", "resizer", None),
+        ("job.succeeded", "resizer", None),
+    }
+
+    # The administrator may publish (it is not a service), but not job.dead (AUDIT_PUBLISHERS).
+    url = f"amqp://jobsuite:{stack.password}@rabbitmq:5672/%2F"
+    forged = stack.container("gateway").exec_run(["python", "-c", FORGE, url, job_id, "jobsuite"])
+    assert forged.exit_code == 0, forged.output.decode()
+
+    def refused() -> dict[str, Any] | None:
+        events = stack.record(job_id).get("events", [])
+        return next((e for e in events if e["event"] == "job.dead"), None)
+
+    dead = wait_until("the forged job.dead to be recorded", refused, 30, every=0.5)
+    assert dead["publisher"] == "jobsuite" and "may not publish job.dead" in dead["refused"]
+    assert stack.record(job_id)["status"] == "succeeded"
 
 
 def test_guest_is_refused_on_the_compose_network(stack: ComposeStack) -> None:

@@ -11,11 +11,14 @@ from typing import Any
 
 class JsonServer:
     """Answers GET `path` with `routes[path]` = (status, JSON-able body); 404 otherwise.
-    Records each request's path and Authorization header."""
+    Records each request's path and Authorization header; a PUT is answered `put_status`
+    and recorded with its JSON body in `puts`."""
 
     def __init__(self, routes: dict[str, tuple[int, Any]] | None = None) -> None:
         self.routes: dict[str, tuple[int, Any]] = dict(routes or {})
         self.requests: list[tuple[str, str | None]] = []
+        self.puts: list[tuple[str, Any]] = []
+        self.put_status = 204
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +31,14 @@ class JsonServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_PUT(self) -> None:
+                server.requests.append((self.path, self.headers.get("Authorization")))
+                length = int(self.headers.get("Content-Length") or 0)
+                server.puts.append((self.path, json.loads(self.rfile.read(length) or b"null")))
+                self.send_response(server.put_status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

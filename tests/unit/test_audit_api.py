@@ -99,3 +99,24 @@ def test_an_unreadable_read_model_is_503_not_a_crash(tmp_path: Path) -> None:
     broken.write_bytes(b"this is not sqlite" * 100)
     client = TestClient(create_app(Queries(broken)), base_url="http://localhost")
     assert client.get("/stats").status_code == 503
+
+
+def test_events_and_jobs_show_each_events_publisher_and_refusal(tmp_path: Path) -> None:
+    policy = Settings.from_env({"AUDIT_PUBLISHERS": "resizer=job.started"}).audit_publishers
+    recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit", audit_publishers=policy))
+    client = TestClient(create_app(Queries(recorder.model.path), consuming=lambda: True))
+    job_id = new_job_id()
+    started, forged = make_event("job.started", job_id), make_event("job.dead", job_id, seconds=1)
+    recorder.record([("events", started, "resizer"), ("events", forged, "mallory")])
+
+    listed = client.get("/events").json()["events"]
+    assert [(e["event"]["publisher"], e["event"]["refused"] is not None) for e in listed] == [
+        ("resizer", False),
+        ("mallory", True),
+    ]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "started"
+    assert [(e["event"], e["publisher"], e["refused"] is not None) for e in job["events"]] == [
+        ("job.started", "resizer", False),
+        ("job.dead", "mallory", True),
+    ]

@@ -1,0 +1,98 @@
+"""`jobsuite broker-users`: each service its own least-privilege broker user, then the topology.
+
+Run as a broker administrator (AMQP_URL's user), e.g. by compose's one-shot `rabbitmq-users`
+service before the others start. Users and passwords come from BROKER_USERS; permissions from
+`shared.broker_permissions` (docs/operations.md#broker-users). It goes through the management
+HTTP API (MANAGEMENT_URL, with the AMQP credentials), so no password hash is ever written
+down, and it is idempotent: every run sets each listed user's password and permissions again.
+The services cannot declare the topology with those permissions, so it declares it too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+import httpx
+from rich.table import Table
+
+from cli.broker_cmds import management_url
+from cli.common import console, fail, readable_errors, settings
+from shared.amqp import connect_once
+from shared.broker_permissions import permissions
+from shared.config import Settings
+from shared.events import instance_name
+from shared.topology import declare_topology
+
+
+def register(app: Any) -> None:
+    app.command("broker-users")(broker_users)
+
+
+@readable_errors
+def broker_users() -> None:
+    """Create or update each service's broker user (BROKER_USERS) and declare the topology."""
+    s = settings()
+    if not s.broker_users:
+        raise fail("BROKER_USERS is not set: nothing to do (see docs/operations.md)", 2)
+    _wait_for_management(s)
+    table = Table("user", "configure", "write", "read")
+    for role, password in s.broker_users:
+        granted = permissions(role, s.namespace)
+        _put(s, f"users/{quote(role, safe='')}", {"password": password, "tags": ""})
+        _put(
+            s,
+            f"permissions/{quote(_vhost(s), safe='')}/{quote(role, safe='')}",
+            {"configure": granted.configure, "write": granted.write, "read": granted.read},
+        )
+        table.add_row(role, granted.configure, granted.write, granted.read)
+    connection = connect_once(s, f"jobsuite-broker-users:{instance_name()}")
+    try:
+        declare_topology(connection.channel(), s)
+    finally:
+        connection.close()
+    console.print(table)
+    console.print("topology declared")
+
+
+# The management plugin starts a little after the broker answers its health check.
+MANAGEMENT_WAIT_S = 60.0
+
+
+def _wait_for_management(s: Settings, timeout: float = MANAGEMENT_WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{management_url(s)}/api/overview", timeout=5)
+            return
+        except httpx.HTTPError as e:
+            if time.monotonic() > deadline:
+                raise fail(
+                    f"the RabbitMQ management API is not reachable at {management_url(s)}"
+                    f" ({type(e).__name__}); set MANAGEMENT_URL"
+                ) from None
+            time.sleep(1)
+
+
+def _vhost(s: Settings) -> str:
+    return unquote(urlparse(s.amqp_url).path[1:]) or "/"
+
+
+def _put(s: Settings, path: str, body: dict[str, str]) -> None:
+    amqp = urlparse(s.amqp_url)
+    auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
+    url = f"{management_url(s)}/api/{path}"
+    try:
+        response = httpx.put(url, json=body, auth=auth, timeout=10)
+    except httpx.HTTPError as e:
+        raise fail(
+            f"the RabbitMQ management API is not reachable at {management_url(s)}"
+            f" ({type(e).__name__}); set MANAGEMENT_URL"
+        ) from None
+    if response.status_code not in (200, 201, 204):
+        # The answer names the problem (not an administrator, a bad regex); never the body.
+        raise fail(
+            f"the management API refused PUT /api/{path.split('/')[0]}/…:"
+            f" {response.status_code} {response.text[:200]}"
+        )

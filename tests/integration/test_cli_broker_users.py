@@ -1,0 +1,57 @@
+"""`jobsuite broker-users` (compose's init step): each role's user and permissions through the
+management API (a stand-in here: the test broker has no management plugin), then the
+topology declared on the real broker."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from cli.app import app
+from shared.broker_permissions import permissions
+from shared.config import Settings
+from tests.support.broker import TestBroker
+from tests.support.fake_http import JsonServer
+from tests.support.processes import service_env
+
+
+def test_each_role_gets_its_user_and_permissions_and_the_topology_is_declared(
+    settings: Settings, broker: TestBroker
+) -> None:
+    broker.delete_namespace()
+    with JsonServer() as management:
+        env = service_env(
+            settings,
+            MANAGEMENT_URL=management.url,
+            BROKER_USERS="gateway:s3cret resizer:other:pw",
+            COLUMNS="250",
+        )
+        result = CliRunner().invoke(app, ["broker-users"], env=env)
+
+    assert result.exit_code == 0, result.output
+    gateway, resizer = (
+        permissions("gateway", settings.namespace),
+        permissions("resizer", settings.namespace),
+    )
+    assert management.puts == [
+        ("/api/users/gateway", {"password": "s3cret", "tags": ""}),
+        ("/api/permissions/%2F/gateway", vars(gateway)),
+        ("/api/users/resizer", {"password": "other:pw", "tags": ""}),
+        ("/api/permissions/%2F/resizer", vars(resizer)),
+    ]
+    assert "s3cret" not in result.output and "topology declared" in result.output
+    assert broker.depth(broker.names.audit_events_queue) == 0  # declared again
+
+
+def test_a_refusal_of_the_management_api_is_one_clear_line(settings: Settings) -> None:
+    with JsonServer() as management:
+        management.put_status = 401
+        env = service_env(settings, MANAGEMENT_URL=management.url, BROKER_USERS="dlq:pw")
+        result = CliRunner().invoke(app, ["broker-users"], env=env)
+    assert result.exit_code == 1
+    assert "management API refused PUT /api/users/…: 401" in result.output
+    assert "pw" not in result.output.replace("PUT", "")
+
+
+def test_without_broker_users_it_says_so(settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["broker-users"], env=service_env(settings))
+    assert result.exit_code == 2 and "BROKER_USERS is not set" in result.output
