@@ -104,7 +104,10 @@ def test_an_unreadable_read_model_is_503_not_a_crash(tmp_path: Path) -> None:
 def test_events_and_jobs_show_each_events_publisher_and_refusal(tmp_path: Path) -> None:
     policy = Settings.from_env({"AUDIT_PUBLISHERS": "resizer=job.started"}).audit_publishers
     recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit", audit_publishers=policy))
-    client = TestClient(create_app(Queries(recorder.model.path), consuming=lambda: True))
+    client = TestClient(
+        create_app(Queries(recorder.model.path), consuming=lambda: True),
+        base_url="http://localhost",
+    )
     job_id = new_job_id()
     started, forged = make_event("job.started", job_id), make_event("job.dead", job_id, seconds=1)
     recorder.record([("events", started, "resizer"), ("events", forged, "mallory")])
