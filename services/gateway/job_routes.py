@@ -1,4 +1,8 @@
-"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made)."""
+"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made).
+
+A client sees its own jobs only: another client's job, or one without a client for a client
+key, answers exactly as an id that does not exist (`unknown_job`), so ids cannot be probed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from services.gateway.context import Gateway, GatewayDep
+from services.gateway.context import CallerDep, Gateway, GatewayDep
 from services.gateway.downloads import blob_download
 from services.gateway.rejections import Rejected
+from shared.auth import Caller
 from shared.errors import BlobError
 from shared.ids import UUID_PATTERN
 from shared.messages import JobRecord
@@ -41,9 +46,17 @@ class Outputs(BaseModel):
     "/jobs/{job_id}",
     responses={404: {"description": "unknown job"}, 503: {"description": "audit unreachable"}},
 )
-def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
+def job_status(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> JobRecord:
     """Status, attempts, timestamps, error and outputs (from the audit service)."""
-    return gateway.lookup.record(job_id)
+    record = gateway.lookup.record(job_id)
+    if not caller.may_see(record.client):
+        raise unknown_job(job_id)
+    return record
+
+
+def unknown_job(job_id: str) -> Rejected:
+    """The one answer for an id that does not exist and for one the caller may not see."""
+    return Rejected(404, "unknown_job", f"no job {job_id}")
 
 
 @router.get(
@@ -56,10 +69,10 @@ def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
     },
 )
 def job_result(
-    gateway: GatewayDep, job_id: JobIdPath, range_header: RangeHeader = None
+    gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath, range_header: RangeHeader = None
 ) -> Response | Outputs:
     """The job's output file, or a list of links when it made several."""
-    keys = _finished_outputs(gateway, job_id)
+    keys = _finished_outputs(gateway, caller, job_id)
     if len(keys) == 1:
         return _file(gateway, keys[0], range_header)
     outputs = [
@@ -80,20 +93,28 @@ def job_result(
     responses={404: {"description": "no such output"}},
 )
 def job_result_file(
-    gateway: GatewayDep, job_id: JobIdPath, name: str, range_header: RangeHeader = None
+    gateway: GatewayDep,
+    caller: CallerDep,
+    job_id: JobIdPath,
+    name: str,
+    range_header: RangeHeader = None,
 ) -> Response:
     """One output file of a finished job, by the name the result list gives."""
-    for key in _finished_outputs(gateway, job_id):
+    for key in _finished_outputs(gateway, caller, job_id):
         if _name(job_id, key) == name:
             return _file(gateway, key, range_header)
     raise Rejected(404, "unknown_output", f"job {job_id} has no output named {name!r}")
 
 
-def _finished_outputs(gateway: Gateway, job_id: str) -> list[str]:
-    keys = gateway.lookup.outputs(job_id)
-    if keys is not None:
-        return keys
+def _finished_outputs(gateway: Gateway, caller: Caller, job_id: str) -> list[str]:
+    manifest = gateway.lookup.outputs(job_id)  # the owner is in it: no need to ask the audit
+    if manifest is not None:
+        if not caller.may_see(manifest.client):
+            raise unknown_job(job_id)
+        return manifest.outputs
     record = gateway.lookup.record(job_id)  # 404 unknown, 503 audit unreachable
+    if not caller.may_see(record.client):
+        raise unknown_job(job_id)
     if record.status in FAILED:
         reason = f": {record.error.message}" if record.error else ""
         raise Rejected(409, "job_failed", f"job {job_id} {record.status}{reason}")

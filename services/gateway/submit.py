@@ -88,7 +88,7 @@ class Submitter:
                 f"the job could not be queued ({what}: {e}); nothing was kept, try again later",
                 headers={"Retry-After": RETRY_AFTER_S},
             ) from None
-        self.ledger.accepted(job.id, job.type, job.submitted_at, key)
+        self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client)
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
 

@@ -13,13 +13,15 @@ from fastapi import APIRouter, Form, Header, Response, UploadFile
 from pydantic import BaseModel, create_model
 
 from services.gateway.checks import check_follow_up, check_params, job_params, parse_follow_up
-from services.gateway.context import GatewayDep
+from services.gateway.context import CallerDep, Gateway, GatewayDep
 from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
+from services.gateway.keychecks import check_job
 from services.gateway.rejections import Rejected
 from services.gateway.strictjson import StrictJSONRoute
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image
+from shared.auth import Caller
 from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
 from shared.messages import FollowUp, Job
@@ -59,6 +61,15 @@ def _answer(accepted: Accepted, response: Response) -> JobAccepted:
     return JobAccepted(id=accepted.job_id, status_url=status_url)
 
 
+def _submit(
+    gateway: Gateway, caller: Caller, job: Job, what: str, idempotency_key: str | None
+) -> Accepted:
+    """The caller's own checks, then queue it; each client has its own Idempotency-Keys."""
+    check_job(job, caller, gateway.lookup, gateway.ledger)
+    scoped = None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
+    return gateway.submitter.submit(job, what, scoped)
+
+
 def _dump(then: FollowUp | None) -> dict[str, object]:
     return then.model_dump(mode="json") if then else {}
 
@@ -73,6 +84,7 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 
     def submit(
         gateway: GatewayDep,
+        caller: CallerDep,
         response: Response,
         body: body_model,  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
@@ -80,9 +92,9 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         then: FollowUp | None = body.then  # type: ignore[attr-defined]
         check_params(spec, body, gateway.limits)
         check_follow_up(then, gateway.limits)
-        job = Job(type=spec.name, params=job_params(body), then=then)
+        job = Job(type=spec.name, params=job_params(body), then=then, client=caller.name)
         what = fingerprint(spec.name, job.params, _dump(then))
-        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+        return _answer(_submit(gateway, caller, job, what, idempotency_key), response)
 
     return submit
 
@@ -92,6 +104,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 
     def submit(
         gateway: GatewayDep,
+        caller: CallerDep,
         response: Response,
         form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
@@ -103,6 +116,13 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         follow_up = parse_follow_up(then_text)
         check_follow_up(follow_up, gateway.limits)
         job_id = new_id()
+        # The caller's checks before the upload is stored: a refusal leaves nothing behind.
+        check_job(
+            Job(id=job_id, type=spec.name, then=follow_up, client=caller.name),
+            caller,
+            gateway.lookup,
+            gateway.ledger,
+        )
         settings = gateway.settings
         try:
             stored = store_image(
@@ -122,9 +142,11 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             params=job_params(params),
             inputs=[stored.key],
             then=follow_up,
+            client=caller.name,
         )
         what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
-        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+        scoped = None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
+        return _answer(gateway.submitter.submit(job, what, scoped), response)
 
     return submit
 

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
-from shared.blobs.keys import decode_manifest, encode_manifest, manifest_key, validate_key
+from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.errors import BlobError
 from shared.files import TEMP_PREFIX, atomic_write
 
@@ -93,18 +93,20 @@ class FolderBlobStore:
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
-    def read_manifest(self, job_id: str) -> builtins.list[str] | None:
+    def read_manifest(self, job_id: str) -> Manifest | None:
         key = manifest_key(job_id)  # a bad job id is a BlobError, not "unfinished"
         try:
             return decode_manifest(self.read_bytes(key))
         except BlobError:
             return None
 
-    def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
+    def write_manifest(
+        self, job_id: str, outputs: builtins.list[str], client: str | None = None
+    ) -> None:
         # Outputs are fsynced as they are written; the manifest only saves a second run, so a
         # power cut may lose or tear it (it then reads as unfinished) and it skips the fsyncs.
         with atomic_write(self._file(manifest_key(job_id)), durable=False) as f:
-            f.write(encode_manifest(outputs))
+            f.write(encode_manifest(outputs, client))
 
     def check_writable(self) -> str | None:
         if os.access(self._root, os.W_OK):

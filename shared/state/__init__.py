@@ -2,7 +2,8 @@
 
 One store per concern, each behind a Protocol, each opened from the settings here:
 - submissions (`submissions.py`): the gateway's Idempotency-Key reservations and accepted jobs;
-- sent mail (`sent_mail.py`): the mailer's send-once ledger.
+- sent mail (`sent_mail.py`): the mailer's send-once ledger;
+- API keys (`keys.py`): who may call the gateway and the audit API (hashes only).
 
 Today each is a SQLite file under STATE_DIR (never inside BLOB_DIR or AUDIT_DIR), so the
 replicas of a service must share that folder on one host. The openers are the only place
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from shared.config import Settings
 from shared.log import get_logger
+from shared.state.keys import ApiKey, ApiKeyStore, KeyLimits, SqliteApiKeyStore
 from shared.state.sent_mail import SentLedger, SentRecord, SqliteSentLedger
 from shared.state.sqlite import adopt_legacy_file
 from shared.state.submissions import (
@@ -27,23 +29,29 @@ from shared.state.submissions import (
 )
 
 __all__ = [
+    "API_KEYS_FILE",
     "KEY_TTL_S",
     "LEGACY_SENT_MAIL",
     "LEGACY_SUBMISSIONS",
     "SENT_MAIL_FILE",
     "SUBMISSIONS_FILE",
     "AcceptedJob",
+    "ApiKey",
+    "ApiKeyStore",
     "Claim",
+    "KeyLimits",
     "Reservation",
     "SentLedger",
     "SentRecord",
     "SubmissionLedger",
+    "open_api_keys",
     "open_sent_mail",
     "open_submissions",
 ]
 
 SUBMISSIONS_FILE = "submissions.sqlite3"
 SENT_MAIL_FILE = "sent-mail.sqlite3"
+API_KEYS_FILE = "api-keys.sqlite3"
 # Where releases before STATE_DIR kept these by default: taken over once, on first start, so
 # an upgrade keeps the day's Idempotency-Keys and, above all, what was mailed already.
 LEGACY_SUBMISSIONS = Path(".gateway") / "gateway.sqlite3"  # under BLOB_DIR
@@ -63,6 +71,12 @@ def open_sent_mail(settings: Settings) -> SentLedger:
     path = settings.state_dir / SENT_MAIL_FILE
     _adopt(LEGACY_SENT_MAIL, path)
     return SqliteSentLedger.open(path)
+
+
+def open_api_keys(settings: Settings) -> ApiKeyStore:
+    """The API key store (gateway, audit, mailer and the CLI); StateError when it cannot be
+    opened."""
+    return SqliteApiKeyStore.open(settings.state_dir / API_KEYS_FILE)
 
 
 def _adopt(legacy: Path, path: Path) -> None:

@@ -95,10 +95,10 @@ def run_handler_once(job: Job, handler: Handler, blobs: BlobStore) -> list[str]:
     except (BlobError, OSError, ValueError) as e:
         raise TransientJobError(f"cannot read the output manifest: {e}") from e
     if done is not None:
-        log.info("job_already_done_skipping_handler", outputs=len(done))
-        return done
+        log.info("job_already_done_skipping_handler", outputs=len(done.outputs))
+        return done.outputs
     outputs = handler(job, blobs)
-    blobs.write_manifest(job.id, outputs)
+    blobs.write_manifest(job.id, outputs, job.client)
     return outputs
 
 

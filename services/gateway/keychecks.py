@@ -1,0 +1,100 @@
+"""What a submission may do for the key that sends it, beyond its params: its own limits
+(`KeyLimits`: recipients per mail, mails per hour) and whose jobs a mail may attach.
+
+Each mail in the job and in its follow-ups (`then`) is checked. Refusals: 422 naming the
+per-key recipient limit, 429 with `Retry-After` over the hourly mail count (counted in the
+submissions store, so it holds across gateway replicas), and for an attachment id the caller
+may not see, the same 404 as for an id that does not exist. A mail may attach its own
+client's jobs only (the mailer refuses the rest too), so an admin gets a 403 for another
+client's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.gateway.rejections import Rejected, field_error
+from services.gateway.status import JobLookup
+from shared.auth import Caller
+from shared.messages import Job
+from shared.state import SubmissionLedger
+
+MAIL = "mail"
+HOUR = timedelta(hours=1)
+RETRY_AFTER_S = "60"
+
+
+def mails(job: Job) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """(where, params) of every mail in the job and its chain of follow-ups."""
+    if job.type == MAIL:
+        yield (), job.params
+    where: tuple[str, ...] = ("then",)
+    then = job.then
+    while then is not None:
+        if then.type == MAIL:
+            yield (*where, "params"), then.params
+        then, where = then.then, (*where, "then")
+
+
+def check_job(job: Job, caller: Caller, lookup: JobLookup, ledger: SubmissionLedger) -> None:
+    for where, params in mails(job):
+        _check_recipients(caller, params, where)
+        _check_attachments(caller, lookup, params, where)
+    if job.type == MAIL:
+        _check_hourly(caller, ledger)
+
+
+def _check_recipients(caller: Caller, params: dict[str, Any], where: tuple[str, ...]) -> None:
+    if caller.limits is None:
+        return
+    count = sum(len(params.get(f) or []) for f in ("to", "cc", "bcc"))
+    allowed = caller.limits.recipients_per_mail
+    if count > allowed:
+        raise field_error(
+            (*where, "to"),
+            f"{count} recipients (to, cc and bcc together): the API key {caller.name!r} may"
+            f" send to {allowed} per mail",
+            "too_many_recipients_for_key",
+        )
+
+
+def _check_attachments(
+    caller: Caller, lookup: JobLookup, params: dict[str, Any], where: tuple[str, ...]
+) -> None:
+    for i, job_id in enumerate(params.get("attachments") or []):
+        try:
+            owner = lookup.owner(job_id)
+        except Rejected as e:
+            if e.status != 404:
+                raise
+            owner, known = None, False
+        else:
+            known = True
+        field = ".".join(str(p) for p in (*where, "attachments", i))
+        if not known or not caller.may_see(owner):
+            raise Rejected(404, "unknown_job", f"{field}: no job {job_id}", field=None)
+        if caller.name is not None and owner != caller.name:
+            raise Rejected(
+                403,
+                "foreign_attachment",
+                f"{field}: job {job_id} belongs to another client; a mail may attach its own"
+                " client's jobs only",
+            )
+
+
+def _check_hourly(caller: Caller, ledger: SubmissionLedger) -> None:
+    if caller.limits is None or caller.name is None:
+        return
+    since = datetime.now(UTC) - HOUR
+    sent = ledger.count_since(caller.name, MAIL, since)
+    allowed = caller.limits.mails_per_hour
+    if sent >= allowed:
+        raise Rejected(
+            429,
+            "mail_rate_limited",
+            f"the API key {caller.name!r} may submit {allowed} mails an hour and has"
+            f" submitted {sent} in the last hour",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
