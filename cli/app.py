@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit_cmds, bench_cmds, broker_cmds, dlq_cmds, events_cmds, submit_cmds
+from cli import (
+    audit_cmds,
+    bench_cmds,
+    broker_cmds,
+    dlq_cmds,
+    events_cmds,
+    keys_cmds,
+    submit_cmds,
+)
 
 app = typer.Typer(
     name="jobsuite",
@@ -14,7 +22,15 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (broker_cmds, events_cmds, audit_cmds, dlq_cmds, submit_cmds, bench_cmds):
+for module in (
+    broker_cmds,
+    events_cmds,
+    audit_cmds,
+    dlq_cmds,
+    submit_cmds,
+    bench_cmds,
+    keys_cmds,
+):
     module.register(app)
 
 

@@ -107,6 +107,14 @@ class Settings:
         "`true` turns every key check off (gateway, audit API, mail view): only for a trusted"
         " single-user machine; logged as a warning at start",
     )
+    jobsuite_api_key: str = setting(
+        "JOBSUITE_API_KEY",
+        "",
+        parse.text,
+        "the key the CLI sends to the gateway and the audit API",
+        shown="the key file `~/.config/jobsuite/<namespace or default>.key`",
+        secret=True,
+    )
     audit_api_key: str = setting(
         "AUDIT_API_KEY",
         "",

@@ -18,6 +18,7 @@ from PIL import Image
 from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
 from shared.config import Settings
+from tests.support.keys import admin_key, bearer
 from shared.errors import BrokerUnavailable, PublishInDoubt
 
 
@@ -63,7 +64,8 @@ def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
         state_dir=blob_dir.parent / "state",
         audit_url="http://127.0.0.1:9",
     )
-    with TestClient(create_app(settings, publisher=publisher)) as client:
+    key = admin_key(settings.state_dir)
+    with TestClient(create_app(settings, publisher=publisher), headers=bearer(key)) as client:
         yield client
 
 

@@ -11,7 +11,7 @@ from shared.config import Settings
 from shared.errors import StateError
 from shared.ids import new_id
 from shared.state import open_sent_mail
-from shared.state.sent_mail import SentRecord, SqliteSentLedger
+from shared.state.sent_mail import MIGRATIONS, SentRecord, SqliteSentLedger
 
 
 def test_a_recorded_job_is_found_again_after_reopening(tmp_path: Path) -> None:
@@ -88,4 +88,4 @@ def test_a_ledger_written_before_schema_versions_opens_with_its_records(tmp_path
     assert found is not None and found.message_id == "<job-1@jobsuite>"
     ledger.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)

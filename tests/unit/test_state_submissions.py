@@ -12,7 +12,7 @@ import pytest
 from shared.config import Settings
 from shared.errors import StateError
 from shared.state import KEY_TTL_S, Claim, open_submissions
-from shared.state.submissions import SqliteSubmissionLedger
+from shared.state.submissions import MIGRATIONS, SqliteSubmissionLedger
 
 
 def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> None:
