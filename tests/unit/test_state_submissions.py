@@ -83,7 +83,7 @@ def test_a_database_of_the_last_release_before_schema_versions_upgrades_cleanly(
     assert found is not None and found.type == "mail"
     ledger.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_the_store_is_a_file_under_the_state_dir_in_wal_mode(tmp_path: Path) -> None:
