@@ -31,7 +31,7 @@ from shared.state.keys import (
     DEFAULT_RECIPIENTS_PER_MAIL,
     DEFAULT_SUBMISSIONS_PER_SECOND,
 )
-from shared.topology import Names
+from shared.topology import Names, declare_topology
 
 LOCAL_KEY = "local"
 keys_app = typer.Typer(help="API keys: who may call the gateway and the audit API.")
@@ -158,7 +158,11 @@ def local() -> None:
         record, secret = store.create(LOCAL_KEY, admin=True, rotate=True)
     write_key_file(path, secret)
     why = "the store had lost it" if saved else "first start"
-    err_console.print(f"made the admin key {LOCAL_KEY!r} ({why}), saved in {path}")
+    err_console.print(
+        f"made the admin key {LOCAL_KEY!r} ({why}), saved in {path}",
+        highlight=False,
+        soft_wrap=True,
+    )
     publish_key_event(s, "key.created", record)
     print(path)
 
@@ -177,7 +181,10 @@ def publish_key_event(s: Settings, name: EventName, key: ApiKey) -> None:
     try:
         connection = connect_once(s, f"jobsuite-keys:{instance}")
         try:
-            connection.channel(confirm=True).publish(
+            channel = connection.channel(confirm=True)
+            # On a first start nothing is declared yet: the audit's queue then keeps the event.
+            declare_topology(channel, s)
+            channel.publish(
                 Names(s.namespace).events_exchange,
                 "",
                 encode(event),
