@@ -34,6 +34,11 @@ from shared.state.keys import (
 from shared.topology import Names, declare_topology
 
 LOCAL_KEY = "local"
+# The one user of `make run` is its operator: limits that never get in the way of
+# `jobsuite bench`, with MAX_RECIPIENTS still bounding a mail.
+LOCAL_LIMITS = KeyLimits(
+    recipients_per_mail=10_000, mails_per_hour=10_000, submissions_per_second=1000, burst=2000
+)
 keys_app = typer.Typer(help="API keys: who may call the gateway and the audit API.")
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -155,7 +160,7 @@ def local() -> None:
                 f"the key {LOCAL_KEY!r} in {path} was revoked: make a new one with"
                 f" `jobsuite keys create {LOCAL_KEY} --admin --rotate` and save it there"
             )
-        record, secret = store.create(LOCAL_KEY, admin=True, rotate=True)
+        record, secret = store.create(LOCAL_KEY, admin=True, limits=LOCAL_LIMITS, rotate=True)
     write_key_file(path, secret)
     why = "the store had lost it" if saved else "first start"
     err_console.print(

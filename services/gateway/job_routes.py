@@ -1,7 +1,8 @@
 """`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made).
 
 A client sees its own jobs only: another client's job, or one without a client for a client
-key, answers exactly as an id that does not exist (`unknown_job`), so ids cannot be probed.
+key, answers exactly as an id that does not exist (`JobLookup.record` with the caller's
+`may_see`), so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -48,15 +49,7 @@ class Outputs(BaseModel):
 )
 def job_status(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> JobRecord:
     """Status, attempts, timestamps, error and outputs (from the audit service)."""
-    record = gateway.lookup.record(job_id)
-    if not caller.may_see(record.client):
-        raise unknown_job(job_id)
-    return record
-
-
-def unknown_job(job_id: str) -> Rejected:
-    """The one answer for an id that does not exist and for one the caller may not see."""
-    return Rejected(404, "unknown_job", f"no job {job_id}")
+    return gateway.lookup.record(job_id, caller.may_see)
 
 
 @router.get(
@@ -108,13 +101,10 @@ def job_result_file(
 
 def _finished_outputs(gateway: Gateway, caller: Caller, job_id: str) -> list[str]:
     manifest = gateway.lookup.outputs(job_id)  # the owner is in it: no need to ask the audit
-    if manifest is not None:
-        if not caller.may_see(manifest.client):
-            raise unknown_job(job_id)
+    if manifest is not None and caller.may_see(manifest.client):
         return manifest.outputs
-    record = gateway.lookup.record(job_id)  # 404 unknown, 503 audit unreachable
-    if not caller.may_see(record.client):
-        raise unknown_job(job_id)
+    # 404 unknown or not the caller's, 503 audit unreachable: the same for both
+    record = gateway.lookup.record(job_id, caller.may_see)
     if record.status in FAILED:
         reason = f": {record.error.message}" if record.error else ""
         raise Rejected(409, "job_failed", f"job {job_id} {record.status}{reason}")

@@ -4,9 +4,9 @@
 Each mail in the job and in its follow-ups (`then`) is checked. Refusals: 422 naming the
 per-key recipient limit, 429 with `Retry-After` over the hourly mail count (counted in the
 submissions store, so it holds across gateway replicas), and for an attachment id the caller
-may not see, the same 404 as for an id that does not exist. A mail may attach its own
-client's jobs only (the mailer refuses the rest too), so an admin gets a 403 for another
-client's job.
+may not see, the same answer as for an id that does not exist (404, or 503 while the audit
+is down). A mail may attach its own client's jobs only (the mailer refuses the rest too), so
+an admin gets a 403 for another client's job.
 """
 
 from __future__ import annotations
@@ -64,17 +64,12 @@ def _check_attachments(
     caller: Caller, lookup: JobLookup, params: dict[str, Any], where: tuple[str, ...]
 ) -> None:
     for i, job_id in enumerate(params.get("attachments") or []):
-        try:
-            owner = lookup.owner(job_id)
-        except Rejected as e:
-            if e.status != 404:
-                raise
-            owner, known = None, False
-        else:
-            known = True
         field = ".".join(str(p) for p in (*where, "attachments", i))
-        if not known or not caller.may_see(owner):
-            raise Rejected(404, "unknown_job", f"{field}: no job {job_id}", field=None)
+        try:
+            # Not the caller's: exactly the answer for an id that does not exist.
+            owner = lookup.owner(job_id, caller.may_see)
+        except Rejected as e:
+            raise Rejected(e.status, e.kind, f"{field}: {e.message}", headers=e.headers) from None
         if caller.name is not None and owner != caller.name:
             raise Rejected(
                 403,

@@ -11,6 +11,7 @@ and to admins. The gateway calls the audit with AUDIT_API_KEY (an admin key).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -59,18 +60,32 @@ class AuditClient:
             raise AuditUnavailable("it answered something that is not a job record") from e
 
 
+Visible = Callable[[str | None], bool]
+"""Whether the caller may see a job of that owner (`Caller.may_see`)."""
+
+
+def _anyone(_owner: str | None) -> bool:
+    return True
+
+
+def _if_visible(record: JobRecord | None, visible: Visible) -> JobRecord | None:
+    return record if record is not None and visible(record.client) else None
+
+
 @dataclass(frozen=True)
 class JobLookup:
     audit: AuditClient
     blobs: BlobStore
     ledger: SubmissionLedger
 
-    def record(self, job_id: str) -> JobRecord:
-        """The job's record, or Rejected: 404 unknown, 503 audit unreachable and unfinished."""
+    def record(self, job_id: str, visible: Visible = _anyone) -> JobRecord:
+        """The job's record, or Rejected: 404 unknown, 503 audit unreachable and unfinished.
+        A record whose owner is not `visible` counts as not found, wherever it comes from, so
+        the answer is exactly that of an id that does not exist (404, or the same 503)."""
         try:
-            record = self.audit.job(job_id)
+            record = _if_visible(self.audit.job(job_id), visible)
         except AuditUnavailable as e:
-            record = self._from_manifest(job_id)
+            record = _if_visible(self._from_manifest(job_id), visible)
             if record is None:
                 raise Rejected(
                     503,
@@ -82,7 +97,9 @@ class JobLookup:
             return record
         if record is not None:
             return record
-        record = self._from_manifest(job_id) or self._from_ledger(job_id)
+        record = _if_visible(self._from_manifest(job_id), visible) or _if_visible(
+            self._from_ledger(job_id), visible
+        )
         if record is None:
             raise Rejected(404, "unknown_job", f"no job {job_id}")  # as job_routes.unknown_job
         return record
@@ -94,16 +111,16 @@ class JobLookup:
         except (BlobError, OSError, ValueError, KeyError):
             return None
 
-    def owner(self, job_id: str) -> str | None:
-        """The client of a known job: from its manifest, the gateway's ledger, then the
-        audit; Rejected as `record` (404 unknown, 503) when none of them knows it."""
+    def owner(self, job_id: str, visible: Visible = _anyone) -> str | None:
+        """The client of a job `visible` lets the caller see: from its manifest, the
+        gateway's ledger, then the audit; Rejected as `record` (404, 503) otherwise."""
         manifest = self.outputs(job_id)
-        if manifest is not None:
+        if manifest is not None and visible(manifest.client):
             return manifest.client
         accepted = self.ledger.find(job_id)
-        if accepted is not None:
+        if accepted is not None and visible(accepted.client):
             return accepted.client
-        return self.record(job_id).client
+        return self.record(job_id, visible).client
 
     def _from_manifest(self, job_id: str) -> JobRecord | None:
         manifest = self.outputs(job_id)

@@ -14,9 +14,9 @@ import httpx
 import pika
 
 from shared.config import Settings
-from tests.support.keys import admin_key, bearer
 from shared.messages import ErrorInfo, Event, EventName, encode
 from tests.support.broker import TestBroker
+from tests.support.keys import admin_key, bearer
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 

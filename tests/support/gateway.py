@@ -35,7 +35,7 @@ class RunningGateway:
     key: str  # an admin key
     state_dir: Path
 
-    def client(self, timeout: float = 30, key: str | None | object = _ADMIN) -> httpx.Client:
+    def client(self, timeout: float = 30, key: str | object | None = _ADMIN) -> httpx.Client:
         """An HTTP client sending the admin key, or `key` (None: no Authorization at all)."""
         chosen = self.key if key is _ADMIN else key
         headers = bearer(chosen) if isinstance(chosen, str) else {}

@@ -10,6 +10,13 @@ from shared.state import API_KEYS_FILE
 from shared.state.keys import KeyLimits, SqliteApiKeyStore
 
 ADMIN_NAME = "test-admin"
+# The test admin key must never be what stops a load test: the global limits still apply.
+UNLIMITED = {
+    "recipients_per_mail": 1_000_000,
+    "mails_per_hour": 1_000_000,
+    "submissions_per_second": 1_000_000.0,
+    "burst": 1_000_000,
+}
 # One admin key per key store: rotating it again would lock out a client made before.
 _admins: dict[Path, str] = {}
 
@@ -19,9 +26,7 @@ def make_key(state_dir: Path, name: str, *, admin: bool = False, **limits: Any) 
     `limits` are KeyLimits fields (the defaults otherwise)."""
     store = SqliteApiKeyStore.open(Path(state_dir) / API_KEYS_FILE)
     try:
-        _record, secret = store.create(
-            name, admin=admin, limits=KeyLimits(**limits), rotate=True
-        )
+        _record, secret = store.create(name, admin=admin, limits=KeyLimits(**limits), rotate=True)
     finally:
         store.close()
     return secret
@@ -37,7 +42,7 @@ def admin_key(state_dir: Path) -> str:
             return known
     finally:
         store.close()
-    _admins[where] = make_key(where, ADMIN_NAME, admin=True)
+    _admins[where] = make_key(where, ADMIN_NAME, admin=True, **UNLIMITED)
     return _admins[where]
 
 

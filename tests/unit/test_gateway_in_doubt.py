@@ -18,8 +18,8 @@ from PIL import Image
 from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
 from shared.config import Settings
-from tests.support.keys import admin_key, bearer
 from shared.errors import BrokerUnavailable, PublishInDoubt
+from tests.support.keys import admin_key, bearer
 
 
 class ScriptedPublisher:
