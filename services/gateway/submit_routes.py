@@ -66,8 +66,13 @@ def _submit(
 ) -> Accepted:
     """The caller's own checks, then queue it; each client has its own Idempotency-Keys."""
     check_job(job, caller, gateway.lookup, gateway.ledger)
-    scoped = None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
-    return gateway.submitter.submit(job, what, scoped)
+    return gateway.submitter.submit(job, what, _own(caller, idempotency_key))
+
+
+def _own(caller: Caller, idempotency_key: str | None) -> str | None:
+    """The key as the caller's own: another client's same key is another reservation, and
+    can never answer (or reveal) its job id."""
+    return None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
 
 
 def _dump(then: FollowUp | None) -> dict[str, object]:
@@ -145,8 +150,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             client=caller.name,
         )
         what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
-        scoped = None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
-        return _answer(gateway.submitter.submit(job, what, scoped), response)
+        return _answer(gateway.submitter.submit(job, what, _own(caller, idempotency_key)), response)
 
     return submit
 
