@@ -169,7 +169,16 @@ class RequireKey:
         return self.after(scope, caller) if self.after else None
 
 
-def warn_if_disabled(disabled: bool, service: str) -> None:
+def warn_if_disabled(disabled: bool, service: str, store: ApiKeyStore | None = None) -> None:
+    """Say at start that no key is checked, or that no key could pass the check yet."""
+    now = datetime.now(UTC)
+    if store is not None and not any(k.refusal(now) is None for k in store.list()):
+        log.warning(
+            "no_api_keys",
+            service=service,
+            note="every request will be a 401: make a key with `jobsuite keys create NAME"
+            " --admin` (`make run` makes one)",
+        )
     if disabled:
         log.warning(
             "auth_disabled",

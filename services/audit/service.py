@@ -85,8 +85,8 @@ def _run_locked(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     consumer = AuditConsumer(settings, recorder, instance=instance_name(), stopping=stopping)
     try:
-        warn_if_disabled(settings.auth_disabled, "audit")
         keys = None if settings.auth_disabled else open_api_keys(settings)
+        warn_if_disabled(settings.auth_disabled, "audit", keys)
         app = create_app(
             Queries(settings.audit_dir / DB_NAME), consumer.consuming.is_set, keys=keys
         )

@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     # Added last, so it runs first: no route, body or upload is touched without a key.
-    warn_if_disabled(settings.auth_disabled, SERVICE)
+    warn_if_disabled(settings.auth_disabled, SERVICE, gateway.keys)
     app.add_middleware(RequireKey, store=gateway.keys, after=gateway.rate.check)
     rejections.install(app, gateway.submitter.publish_rejection)
     app.include_router(submit_routes.router, dependencies=BEARER)
