@@ -2,11 +2,12 @@
 (`KeyLimits`: recipients per mail, mails per hour) and whose jobs a mail may attach.
 
 Each mail in the job and in its follow-ups (`then`) is checked. Refusals: 422 naming the
-per-key recipient limit, 429 with `Retry-After` over the hourly mail count (counted in the
-submissions store, so it holds across gateway replicas), and for an attachment id the caller
-may not see, the same answer as for an id that does not exist (404, or 503 while the audit
-is down). A mail may attach its own client's jobs only (the mailer refuses the rest too), so
-an admin gets a 403 for another client's job.
+per-key recipient limit; 429 with `Retry-After` over the hourly mail count (every mail a
+job and its follow-ups send, counted in the submissions store, so it holds across gateway
+replicas); for an attachment id the caller may not see, the same answer as for an id that
+does not exist (404, or 503 while the audit is down). A mail may attach its own client's
+jobs only (the mailer refuses the rest too), so an admin gets a 403 for another client's
+job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ HOUR = timedelta(hours=1)
 RETRY_AFTER_S = "60"
 
 
-def mails(job: Job) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+def mails_in(job: Job) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """(where, params) of every mail in the job and its chain of follow-ups."""
     if job.type == MAIL:
         yield (), job.params
@@ -39,11 +40,12 @@ def mails(job: Job) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
 
 
 def check_job(job: Job, caller: Caller, lookup: JobLookup, ledger: SubmissionLedger) -> None:
-    for where, params in mails(job):
+    found = list(mails_in(job))
+    for where, params in found:
         _check_recipients(caller, params, where)
         _check_attachments(caller, lookup, params, where)
-    if job.type == MAIL:
-        _check_hourly(caller, ledger)
+    if found:
+        _check_hourly(caller, ledger, len(found))
 
 
 def _check_recipients(caller: Caller, params: dict[str, Any], where: tuple[str, ...]) -> None:
@@ -79,17 +81,17 @@ def _check_attachments(
             )
 
 
-def _check_hourly(caller: Caller, ledger: SubmissionLedger) -> None:
+def _check_hourly(caller: Caller, ledger: SubmissionLedger, mails: int) -> None:
     if caller.limits is None or caller.name is None:
         return
     since = datetime.now(UTC) - HOUR
-    sent = ledger.count_since(caller.name, MAIL, since)
+    sent = ledger.mails_since(caller.name, since)
     allowed = caller.limits.mails_per_hour
-    if sent >= allowed:
+    if sent + mails > allowed:
         raise Rejected(
             429,
             "mail_rate_limited",
-            f"the API key {caller.name!r} may submit {allowed} mails an hour and has"
-            f" submitted {sent} in the last hour",
+            f"the API key {caller.name!r} may submit {allowed} mails an hour (follow-ups"
+            f" included) and has submitted {sent} in the last hour; this job sends {mails}",
             headers={"Retry-After": RETRY_AFTER_S},
         )

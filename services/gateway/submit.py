@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.gateway.keychecks import mails_in
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
@@ -88,7 +89,8 @@ class Submitter:
                 f"the job could not be queued ({what}: {e}); nothing was kept, try again later",
                 headers={"Retry-After": RETRY_AFTER_S},
             ) from None
-        self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client)
+        mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
+        self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client, mails)
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
 

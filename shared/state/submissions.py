@@ -78,14 +78,15 @@ class SubmissionLedger(Protocol):
         submitted_at: datetime,
         key: str | None,
         client: str | None = None,
+        mails: int = 0,
     ) -> None:
-        """The broker confirmed the job: remember it (with its client), and finish its key's
-        reservation."""
+        """The broker confirmed the job: remember it (with its client and how many mails it
+        and its follow-ups send), and finish its key's reservation."""
         ...
 
-    def count_since(self, client: str, job_type: str, since: datetime) -> int:
-        """How many jobs of that type the client had accepted at or after `since` (every
-        replica writes here, so a per-client hourly limit holds across replicas)."""
+    def mails_since(self, client: str, since: datetime) -> int:
+        """The mails of the client's jobs accepted at or after `since` (every replica writes
+        here, so a per-client hourly limit holds across replicas)."""
         ...
 
     def find(self, job_id: str) -> AcceptedJob | None:
@@ -122,8 +123,9 @@ MIGRATIONS: list[Migration] = [
     _jobs_in_doubt,
     statements(
         "ALTER TABLE accepted_jobs ADD COLUMN client TEXT",
+        "ALTER TABLE accepted_jobs ADD COLUMN mails INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS accepted_jobs_by_client"
-        " ON accepted_jobs (client, type, submitted_at)",
+        " ON accepted_jobs (client, submitted_at)",
     ),
 ]
 
@@ -196,12 +198,13 @@ class SqliteSubmissionLedger:
         submitted_at: datetime,
         key: str | None,
         client: str | None = None,
+        mails: int = 0,
     ) -> None:
         with self._lock, state_errors("record an accepted job"), write_transaction(self._db):
             self._db.execute(
-                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client)"
-                " VALUES (?, ?, ?, ?)",
-                (job_id, job_type, _utc(submitted_at), client),
+                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (job_id, job_type, _utc(submitted_at), client, mails),
             )
             if key is not None:
                 self._db.execute(
@@ -219,12 +222,12 @@ class SqliteSubmissionLedger:
             return None
         return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
 
-    def count_since(self, client: str, job_type: str, since: datetime) -> int:
-        with self._lock, state_errors("count accepted jobs"):
+    def mails_since(self, client: str, since: datetime) -> int:
+        with self._lock, state_errors("count accepted mails"):
             (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM accepted_jobs"
-                " WHERE client = ? AND type = ? AND submitted_at >= ?",
-                (client, job_type, _utc(since)),
+                "SELECT COALESCE(SUM(mails), 0) FROM accepted_jobs"
+                " WHERE client = ? AND submitted_at >= ?",
+                (client, _utc(since)),
             ).fetchone()
         return int(n)
 
