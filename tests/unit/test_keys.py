@@ -150,6 +150,7 @@ def test_the_audit_api_needs_an_admin_key_bearer_or_basic(
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"] == 'Basic realm="jobsuite audit"'
     assert http.get("/healthz").status_code == 200
+    assert http.get("/openapi.json").status_code == 401  # only /healthz is open
     assert http.get("/jobs", headers={"Authorization": f"Bearer {client}"}).status_code == 403
     basic = http.get(f"/jobs/{job_id}", auth=("anyone", admin))
     assert basic.status_code == 200 and basic.json()["client"] == "alice"
