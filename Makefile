@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: the suite as local processes (honcho + Procfile); SCALE=resizer=4 runs four resizers
+## run: the suite as local processes (honcho + Procfile); SCALE=resizer=4 runs four resizers.
+## First makes the admin key `local` when there is none, saved in
+## ~/.config/jobsuite/<namespace or default>.key (the CLI reads it), and gives it to the
+## gateway as AUDIT_API_KEY unless that is set.
 run: $(STAMP) broker
+	keyfile="$$($(BIN)/jobsuite keys local)" && \
+	AUDIT_API_KEY="$${AUDIT_API_KEY:-$$(cat "$$keyfile")}" \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile $(if $(SCALE),-c $(SCALE))
 
 ## test: unit, integration and end-to-end tests against the local RabbitMQ

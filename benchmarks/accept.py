@@ -17,6 +17,7 @@ from benchmarks.trees import Tree, Trees
 from shared.config import Settings
 from shared.messages import Job
 from tests.support.gateway import start_gateway
+from tests.support.keys import bearer
 
 BODY = {"template": "document"}
 WARM_UP = 50
@@ -28,10 +29,11 @@ def through_gateway(tree: Tree, jobs: int, clients: int, cpu: tuple[Figure, Figu
     (client) process go to `cpu`."""
     with bench_namespace(tree) as ns:
         gateway = start_gateway(ns.spawn, ns.settings)
-        post_many(gateway.url, WARM_UP, clients)
+        key = bearer(gateway.key)
+        post_many(gateway.url, WARM_UP, clients, key)
         pid = gateway.process.pid
         before = cpu_seconds(pid), time.process_time(), time.perf_counter()
-        accepted = post_many(gateway.url, jobs, clients)
+        accepted = post_many(gateway.url, jobs, clients, key)
         after = cpu_seconds(pid), time.process_time(), time.perf_counter()
         if not accepted:
             raise RuntimeError(

@@ -15,6 +15,7 @@ from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import Tree, Trees
 from cli.bench_cmds import sample_image
 from tests.support.gateway import start_gateway
+from tests.support.keys import bearer
 
 PERCENTILES = (50, 95, 99)
 COUNTS = (1, 2)
@@ -38,9 +39,10 @@ def one_run(tree: Tree, resizers: int, jobs: int, window: int) -> Run:
             worker.wait_logged("consuming")
         watcher = ns.broker.events()
         submit = [resize_request(IMAGE)]
-        run_load(gateway.url, watcher, submit, WARM_UP, window).check()
+        key = bearer(gateway.key)
+        run_load(gateway.url, watcher, submit, WARM_UP, window, headers=key).check()
         before = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
-        result = run_load(gateway.url, watcher, submit, jobs, window)
+        result = run_load(gateway.url, watcher, submit, jobs, window, headers=key)
         after = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
         result.check()
         used = [(a - b) * 1000 / jobs for a, b in zip(after, before, strict=True)]

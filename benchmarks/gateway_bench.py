@@ -40,6 +40,7 @@ from shared.log import configure_logging
 from shared.messages import Job
 from shared.topology import Names, declare_topology
 from tests.support.broker import AMQP_URL, TestBroker, unique_namespace
+from tests.support.keys import admin_key, bearer
 from tests.support.ports import free_port
 from tests.support.processes import ROOT
 
@@ -139,9 +140,10 @@ def measure(design: str, jobs: int, clients: int) -> float:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url)
-            post_many(url, 50, clients)  # warm up: connections, threads
+            key = bearer(admin_key(settings.state_dir))
+            post_many(url, 50, clients, key)  # warm up: connections, threads
             started = time.perf_counter()
-            accepted = post_many(url, jobs, clients)
+            accepted = post_many(url, jobs, clients, key)
             elapsed = time.perf_counter() - started
         finally:
             server.terminate()
@@ -208,14 +210,14 @@ def _wait_ready(url: str) -> None:
     raise SystemExit("the gateway did not become ready")
 
 
-def post_many(url: str, jobs: int, clients: int) -> int:
+def post_many(url: str, jobs: int, clients: int, headers: dict[str, str] | None = None) -> int:
     counter = iter(range(jobs))
     lock = threading.Lock()
     accepted = 0
 
     def client() -> None:
         nonlocal accepted
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, headers=headers) as http:
             while True:
                 with lock:
                     if next(counter, None) is None:

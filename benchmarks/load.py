@@ -74,6 +74,7 @@ def run_load(
     jobs: int,
     window: int,
     timeout: float = 600,
+    headers: dict[str, str] | None = None,  # the API key: tests/support/keys.bearer
 ) -> LoadResult:
     """Submit `jobs` jobs (cycling through `submits`) and wait for every outcome."""
     result = LoadResult()
@@ -82,7 +83,7 @@ def run_load(
     counter = iter(range(jobs))
 
     def client() -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, headers=headers) as http:
             while True:
                 with lock:
                     i = next(counter, None)

@@ -14,6 +14,7 @@ from benchmarks.stats import Figure, Table
 from benchmarks.trees import Tree, Trees
 from tests.support.audit import start_audit
 from tests.support.gateway import start_gateway
+from tests.support.keys import bearer
 from tests.support.mailsink import start_mailsink
 from tests.support.processes import ServiceProcess
 
@@ -21,7 +22,7 @@ SETTLE_S = 2.0
 WINDOW = 16
 
 
-def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, ServiceProcess]]:
+def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, str], dict[str, ServiceProcess]]:
     sink = start_mailsink(ns.spawn, ns.folder / "mail")
     audit = start_audit(ns.spawn, ns.settings, ns.folder / "audit")
     workers = {
@@ -32,7 +33,8 @@ def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, ServiceProcess]]:
     for worker in workers.values():
         worker.wait_logged("consuming")
     gateway = start_gateway(ns.spawn, ns.settings, audit_url=audit.url)
-    return gateway.url, {"gateway": gateway.process, **workers, "audit": audit.process}
+    services = {"gateway": gateway.process, **workers, "audit": audit.process}
+    return gateway.url, bearer(gateway.key), services
 
 
 def _settled(ns: BenchNamespace, services: dict[str, ServiceProcess]) -> dict[str, float]:
@@ -47,12 +49,12 @@ def _readings(tree: Tree, jobs: int) -> list[dict[str, float]]:
     """RSS per service of `tree`: idle, after one round of jobs, after a second."""
     submits = [resize_request(), render_request(), mail_request()]
     with bench_namespace(tree) as ns:
-        url, services = _start_all(ns)
+        url, key, services = _start_all(ns)
         watcher = ns.broker.events()
         readings = [_settled(ns, services)]
         for _ in range(2):
             started = time.perf_counter()
-            run_load(url, watcher, submits, jobs * len(submits), WINDOW).check()
+            run_load(url, watcher, submits, jobs * len(submits), WINDOW, headers=key).check()
             readings.append(_settled(ns, services))
             took = time.perf_counter() - started
             what = tree.named(f"{jobs} x 3 jobs")

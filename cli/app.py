@@ -10,6 +10,7 @@ from cli import (
     broker_cmds,
     dlq_cmds,
     events_cmds,
+    keys_cmds,
     submit_cmds,
     users_cmds,
 )
@@ -30,6 +31,7 @@ for module in (
     dlq_cmds,
     submit_cmds,
     bench_cmds,
+    keys_cmds,
 ):
     module.register(app)
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from cli.common import console, err_console, fail, readable_errors, settings
 from shared.config import Settings
 from shared.errors import AuditUnavailable
+from shared.keyfile import auth_header
 from shared.messages import JobStatus
 from shared.state import Checkpoint, Signer
 
@@ -161,7 +162,7 @@ def audit_get(s: Settings, path: str, params: dict[str, Any] | None = None) -> A
     """GET from the audit read API: the JSON body, or None for a 404."""
     url = s.audit_url.rstrip("/") + path
     try:
-        response = httpx.get(url, params=params, timeout=10)
+        response = httpx.get(url, params=params, timeout=10, headers=auth_header(s))
     except httpx.HTTPError as e:
         raise AuditUnavailable(f"cannot reach the audit service at {s.audit_url}: {e}") from None
     if response.status_code == 404:

@@ -13,6 +13,7 @@ import httpx
 
 from cli.common import err_console, settings
 from shared.errors import JobsuiteError
+from shared.keyfile import auth_header
 
 TERMINAL = {"succeeded", "failed", "dead"}
 _POLL_S = 0.3
@@ -28,8 +29,11 @@ class GatewayError(JobsuiteError):
 
 class GatewayClient:
     def __init__(self, url: str | None, *, transport: httpx.BaseTransport | None = None) -> None:
-        self.url = (url or settings().gateway_url).rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=60, transport=transport)
+        s = settings()
+        self.url = (url or s.gateway_url).rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url, timeout=60, transport=transport, headers=auth_header(s)
+        )
 
     @contextmanager
     def reaching(self) -> Iterator[None]:
@@ -122,6 +126,8 @@ def describe(response: httpx.Response) -> str:
         )
     retry = response.headers.get("retry-after")
     hint = f" (retry after {retry} s)" if retry else ""
+    if response.status_code == 401:
+        hint = f"{hint} (set JOBSUITE_API_KEY, or `make run` once to save a local key)"
     return f"the gateway answered {response.status_code}: {detail}{hint}"
 
 

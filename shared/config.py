@@ -122,17 +122,32 @@ class Settings:
         "STATE_DIR",
         Path("var/state"),
         Path,
-        "SQLite files of the shared state (idempotency keys, the mailer's send-once ledger);"
-        " never inside BLOB_DIR or AUDIT_DIR",
+        "SQLite files of the shared state (idempotency keys, the mailer's send-once ledger,"
+        " API keys); never inside BLOB_DIR or AUDIT_DIR",
     )
 
-    # Access.
+    # Who may call: API keys (`jobsuite keys`, docs/operations.md).
     auth_disabled: bool = setting(
         "AUTH_DISABLED",
         False,
         parse.boolean,
-        "turn every credential check off (gateway, audit, mail view): only for a trusted"
-        " single-user machine; logged as a warning",
+        "`true` turns every key check off (gateway, audit API, mail view): only for a trusted"
+        " single-user machine; logged as a warning at start",
+    )
+    jobsuite_api_key: str = setting(
+        "JOBSUITE_API_KEY",
+        "",
+        parse.text,
+        "the key the CLI sends to the gateway and the audit API",
+        shown="the key file `~/.config/jobsuite/<namespace or default>.key`",
+        secret=True,
+    )
+    audit_api_key: str = setting(
+        "AUDIT_API_KEY",
+        "",
+        parse.text,
+        "the admin key the gateway sends to the audit read API",
+        secret=True,
     )
 
     # Logging.

@@ -29,6 +29,7 @@ class EventSource:
             instance=self.instance,
             attempt=job.attempt,
             parent_id=job.parent_id,
+            client=job.client,
             **fields,
         )
 

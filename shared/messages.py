@@ -27,7 +27,13 @@ EventName = Literal[
     "job.failed",
     "job.dead",
     "job.replayed",
+    "key.created",
+    "key.revoked",
 ]
+KEY_EVENTS = ("key.created", "key.revoked")
+KEY_SUBJECT_PREFIX = "key:"
+"""A key event's `job_id` is `key:<name>` and its `type` is `key`: events about API keys keep
+the one Event shape and the chain, and the audit's job read model leaves them out."""
 
 
 def utc_now() -> datetime:
@@ -59,6 +65,7 @@ class Job(Strict):
     parent_id: str | None = None
     submitted_at: Timestamp = Field(default_factory=utc_now)
     attempt: int = Field(default=1, ge=1)
+    client: str | None = None  # the name of the API key that submitted it; None: admin-only
 
     def follow_up(self, outputs: list[str]) -> Job | None:
         """The job to run next with this job's outputs as its inputs, if any."""
@@ -71,6 +78,7 @@ class Job(Strict):
             inputs=outputs,
             then=self.then.then,
             parent_id=self.id,
+            client=self.client,
         )
 
     def next_attempt(self) -> Job:
@@ -96,6 +104,11 @@ class Event(Strict):
     duration_ms: float | None = None
     outputs: list[str] | None = None
     error: ErrorInfo | None = None
+    client: str | None = None  # the job's client; for key events, the key's name
+
+    @property
+    def about_key(self) -> bool:
+        return self.event in KEY_EVENTS
 
 
 class RecordedEvent(Event):
@@ -149,6 +162,7 @@ class JobRecord(BaseModel):
     status: JobStatus
     attempts: int = 0
     parent_id: str | None = None
+    client: str | None = Field(default=None, description="the API key that submitted it")
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

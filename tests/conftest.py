@@ -13,6 +13,14 @@ from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_
 from tests.support.processes import ServiceProcess, Spawner
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOME of the test's own: the CLI and `jobsuite keys local` read and write the key file
+    under ~/.config/jobsuite, which must never be the real one (processes inherit it)."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("JOBSUITE_API_KEY", raising=False)
+
+
 @pytest.fixture(scope="session")
 def rabbitmq() -> str:
     if not broker_reachable(AMQP_URL):

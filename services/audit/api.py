@@ -1,5 +1,9 @@
 """The read API (FastAPI): what happened to a job, the jobs by status and type, the events in
-log order, counts. Read-only; answers from the SQLite read model."""
+log order, counts. Read-only; answers from the SQLite read model.
+
+Every route but `/healthz` needs an admin key (the shared key store): `Authorization: Bearer
+<key>`, or HTTP Basic with the key as the password, which is what a browser asks for after
+the 401's `WWW-Authenticate: Basic`. `keys` None (AUTH_DISABLED) leaves it open."""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.audit.queries import Queries
+from shared.auth import BASIC_CHALLENGE, RequireKey
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
 from shared.messages import JobRecord, JobStatus, RecordedEvent
+from shared.state import ApiKeyStore
 
 log = get_logger(__name__)
 MAX_PAGE = 1000
@@ -53,13 +59,25 @@ def create_app(
     consuming: Callable[[], bool] = lambda: True,
     stalled: Callable[[], str | None] = lambda: None,
     *,
+    keys: ApiKeyStore | None,
     guard: GuardPolicy | None = None,
 ) -> FastAPI:
-    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
+    """`keys`: the API key store (None: AUTH_DISABLED); `guard`: the Host/Origin policy
+    (shared/http_guard.py), loopback names by default."""
     app = FastAPI(
         title="jobsuite audit",
         version="1",
-        description="The audit read model: every job's status and its event history.",
+        description="The audit read model: every job's status and its event history."
+        " Every route but /healthz needs an admin API key (Bearer, or the password of HTTP"
+        " Basic).",
+    )
+    app.add_middleware(
+        RequireKey,
+        store=keys,
+        challenge=BASIC_CHALLENGE,
+        basic=True,
+        admin_only=True,
+        open_paths={"/healthz"},  # its schema and docs describe the log: admins only
     )
     app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
 

@@ -85,6 +85,7 @@ def dead_event(dead: DeadLetter, body: bytes, service: str, instance: str) -> Ev
         at=max(moments) if moments else utc_now(),
         attempt=dead.job.attempt if dead.job else 1,
         parent_id=dead.job.parent_id if dead.job else None,
+        client=dead.job.client if dead.job else None,
         error=ErrorInfo(kind=dead.reason, message=message),
     )
 

@@ -43,6 +43,7 @@ class JobState:
     status: JobStatus = "submitted"
     attempts: int = 0
     parent_id: str | None = None
+    client: str | None = None
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -79,6 +80,7 @@ def fold(job_id: str, events: Sequence[Event]) -> JobState:
     for e in lifecycle_order(events):
         state.type = e.type if state.type == "unknown" else state.type
         state.parent_id = state.parent_id or e.parent_id
+        state.client = state.client or e.client
         at = as_utc(e.at)
         if e.event == "job.replayed":
             epoch += 1

@@ -116,6 +116,7 @@ def _record(row: sqlite3.Row, events: list[RecordedEvent]) -> JobRecord:
         status=row["status"],
         attempts=row["attempts"],
         parent_id=row["parent_id"],
+        client=row["client"],
         submitted_at=row["submitted_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     outputs TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
     last_seq INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    client TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_first_seq ON jobs (first_seq);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, first_seq);
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _JOB_COLUMNS = (
     "id, type, status, attempts, parent_id, submitted_at, started_at, finished_at, duration_ms,"
-    " error_kind, error_message, dead_reason, replays, outputs, first_seq, last_seq, updated_at"
+    " error_kind, error_message, dead_reason, replays, outputs, first_seq, last_seq, updated_at,"
+    " client"
 )
 
 
@@ -82,7 +84,16 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # The log is fsynced and the model can be rebuilt from it: no need to fsync here too.
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
+        _add_client_column(db)
     return db
+
+
+def _add_client_column(db: sqlite3.Connection) -> None:
+    """A read model written before jobs had a client gets the column (its rows stay NULL:
+    admin-only, until the read model is rebuilt from the log)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "client" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN client TEXT")
 
 
 def recorded_head(path: Path) -> int | None:
@@ -141,7 +152,8 @@ class ReadModel:
                         json.dumps({**r.event, **r.marks.fields()}),
                     ),
                 )
-                touched[event.job_id] = None
+                if not event.about_key:  # key events are in the log, not job rows
+                    touched[event.job_id] = None
             for job_id in touched:
                 self._refold(job_id)
             self.db.execute(
@@ -159,8 +171,14 @@ class ReadModel:
             return
         state = fold(job_id, believed)
         self.db.execute(
-            f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 17)})",
-            (*_job_values(state), rows[0]["seq"], rows[-1]["seq"], rows[-1]["recorded_at"]),
+            f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})",
+            (
+                *_job_values(state),
+                rows[0]["seq"],
+                rows[-1]["seq"],
+                rows[-1]["recorded_at"],
+                state.client,
+            ),
         )
 
     def prune(self, before: datetime) -> int:

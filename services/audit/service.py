@@ -21,12 +21,14 @@ from services.audit.queries import Queries
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
+from shared.auth import warn_if_disabled
 from shared.config import Settings
 from shared.errors import StateError
 from shared.events import instance_name
 from shared.exit_codes import EXIT_CONFIG
 from shared.http_guard import GuardPolicy
 from shared.log import get_logger
+from shared.state import open_api_keys
 
 log = get_logger(__name__)
 _API_START_TIMEOUT_S = 15.0
@@ -102,16 +104,19 @@ def _run_locked(settings: Settings) -> int:
         settings, recorder, instance=instance_name(), stopping=stopping, health=health
     )
     try:
+        keys = None if settings.auth_disabled else open_api_keys(settings)
+        warn_if_disabled(settings.auth_disabled, "audit", keys)
         guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
         app = create_app(
             Queries(settings.audit_dir / DB_NAME),
             consumer.consuming.is_set,
             health.stalled,
+            keys=keys,
             guard=guard,
         )
         api = ApiThread(app, settings.audit_host, settings.audit_port)
         api.start()
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, StateError) as e:
         log.error(
             "api_failed_to_start", host=settings.audit_host, port=settings.audit_port, error=str(e)
         )

@@ -15,14 +15,18 @@ from pydantic import BaseModel
 
 from services.gateway import job_routes, rejections, submit_routes
 from services.gateway.bodylimit import BodyLimit
-from services.gateway.context import Gateway, GatewayDep
+from services.gateway.context import BEARER, SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
+from shared.auth import RequireKey, warn_if_disabled
 from shared.config import Settings
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
 
 log = get_logger(__name__)
 DESCRIPTION = """Submit image-resize, PDF-render and e-mail jobs; follow them; fetch results.
+
+Every request but health, metrics and these docs needs `Authorization: Bearer <key>` (a
+missing, unknown, revoked or expired key is **401**). A client sees only its own jobs.
 
 A submission answers **202** with the job's id only after RabbitMQ confirmed the job;
 **503** (with `Retry-After`) when it cannot take it: nothing is kept, unless the job was sent
@@ -53,11 +57,15 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     app = FastAPI(title="jobsuite gateway", description=DESCRIPTION, lifespan=lifespan)
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
-    # Outermost: a foreign Host or Origin is refused before anything reads the request.
+    warn_if_disabled(settings.auth_disabled, SERVICE, gateway.keys)
+    # Then the key: no route, body or upload is touched without one.
+    app.add_middleware(RequireKey, store=gateway.keys, after=gateway.rate.check)
+    # Added last, so outermost: a foreign Host or Origin is refused before anything reads the
+    # request (and a CORS preflight is answered before a key is asked for).
     app.add_middleware(HttpGuard, policy=guard_policy(settings))
     rejections.install(app, gateway.submitter.publish_rejection)
-    app.include_router(submit_routes.router)
-    app.include_router(job_routes.router)
+    app.include_router(submit_routes.router, dependencies=BEARER)
+    app.include_router(job_routes.router, dependencies=BEARER)
 
     @app.get("/healthz", tags=["health"], response_model=Health, responses={503: {"model": Health}})
     def healthz(gateway: GatewayDep) -> Health | JSONResponse:

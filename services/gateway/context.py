@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
 
 from services.gateway.publisher import JobPublisher, Publisher
+from services.gateway.ratelimit import SubmissionRate
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
+from shared.auth import Caller, caller_of
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.events import EventSource, instance_name
 from shared.limits import Limits, limits_of
-from shared.state import SubmissionLedger, open_submissions
+from shared.state import ApiKeyStore, SubmissionLedger, open_api_keys, open_submissions
 from shared.topology import Names
 
 SERVICE = "gateway"
@@ -36,6 +39,8 @@ class Gateway:
     lookup: JobLookup
     submitter: Submitter
     limits: Limits  # each job type's, by name
+    keys: ApiKeyStore | None  # None: AUTH_DISABLED
+    rate: SubmissionRate  # submissions per second, per key
 
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
@@ -43,7 +48,7 @@ class Gateway:
         blobs = open_blob_store(settings)
         ledger = open_submissions(settings)
         publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
-        audit = AuditClient(settings.audit_url)
+        audit = AuditClient(settings.audit_url, api_key=settings.audit_api_key)
         submitter = Submitter(
             Names(settings.namespace), publisher, blobs, ledger, EventSource(SERVICE, instance)
         )
@@ -56,6 +61,8 @@ class Gateway:
             lookup=JobLookup(audit, blobs, ledger),
             submitter=submitter,
             limits=limits_of(settings),
+            keys=None if settings.auth_disabled else open_api_keys(settings),
+            rate=SubmissionRate(),
         )
 
     def start(self) -> None:
@@ -65,6 +72,8 @@ class Gateway:
         self.publisher.close()
         self.audit.close()
         self.ledger.close()
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _gateway(request: Request) -> Gateway:
@@ -73,3 +82,8 @@ def _gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
+# Declares the bearer scheme in the OpenAPI schema; the check itself is `shared.auth.RequireKey`,
+# which runs before any route (and before a body is parsed).
+bearer = HTTPBearer(auto_error=False, description="an API key: `jobsuite keys create NAME`")
+BEARER = [Security(bearer)]  # for include_router(dependencies=…)
+CallerDep = Annotated[Caller, Depends(caller_of)]

@@ -1,4 +1,9 @@
-"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made)."""
+"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made).
+
+A client sees its own jobs only: another client's job, or one without a client for a client
+key, answers exactly as an id that does not exist (`JobLookup.record` with the caller's
+`may_see`), so ids cannot be probed.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from services.gateway.context import Gateway, GatewayDep
+from services.gateway.context import CallerDep, Gateway, GatewayDep
 from services.gateway.downloads import blob_download
 from services.gateway.rejections import Rejected
 from services.gateway.status import link_refused
+from shared.auth import Caller
 from shared.errors import BlobError, BlobLinkError
 from shared.ids import UUID_PATTERN
 from shared.messages import JobRecord
@@ -42,9 +48,9 @@ class Outputs(BaseModel):
     "/jobs/{job_id}",
     responses={404: {"description": "unknown job"}, 503: {"description": "audit unreachable"}},
 )
-def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
+def job_status(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> JobRecord:
     """Status, attempts, timestamps, error and outputs (from the audit service)."""
-    return gateway.lookup.record(job_id)
+    return gateway.lookup.record(job_id, caller.may_see)
 
 
 @router.get(
@@ -57,10 +63,10 @@ def job_status(gateway: GatewayDep, job_id: JobIdPath) -> JobRecord:
     },
 )
 def job_result(
-    gateway: GatewayDep, job_id: JobIdPath, range_header: RangeHeader = None
+    gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath, range_header: RangeHeader = None
 ) -> Response | Outputs:
     """The job's output file, or a list of links when it made several."""
-    keys = _finished_outputs(gateway, job_id)
+    keys = _finished_outputs(gateway, caller, job_id)
     if len(keys) == 1:
         return _file(gateway, job_id, keys[0], range_header)
     outputs = [
@@ -90,20 +96,25 @@ def _size(gateway: Gateway, job_id: str, key: str) -> int:
     responses={404: {"description": "no such output"}},
 )
 def job_result_file(
-    gateway: GatewayDep, job_id: JobIdPath, name: str, range_header: RangeHeader = None
+    gateway: GatewayDep,
+    caller: CallerDep,
+    job_id: JobIdPath,
+    name: str,
+    range_header: RangeHeader = None,
 ) -> Response:
     """One output file of a finished job, by the name the result list gives."""
-    for key in _finished_outputs(gateway, job_id):
+    for key in _finished_outputs(gateway, caller, job_id):
         if _name(job_id, key) == name:
             return _file(gateway, job_id, key, range_header)
     raise Rejected(404, "unknown_output", f"job {job_id} has no output named {name!r}")
 
 
-def _finished_outputs(gateway: Gateway, job_id: str) -> list[str]:
-    keys = gateway.lookup.outputs(job_id)
-    if keys is not None:
-        return keys
-    record = gateway.lookup.record(job_id)  # 404 unknown, 503 audit unreachable
+def _finished_outputs(gateway: Gateway, caller: Caller, job_id: str) -> list[str]:
+    manifest = gateway.lookup.outputs(job_id)  # the owner is in it: no need to ask the audit
+    if manifest is not None and caller.may_see(manifest.client):
+        return manifest.outputs
+    # 404 unknown or not the caller's, 503 audit unreachable: the same for both
+    record = gateway.lookup.record(job_id, caller.may_see)
     if record.status in FAILED:
         reason = f": {record.error.message}" if record.error else ""
         raise Rejected(409, "job_failed", f"job {job_id} {record.status}{reason}")

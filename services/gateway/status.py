@@ -4,10 +4,14 @@ Audit (`AUDIT_URL/jobs/{id}`) knows every event of a job. When it has not seen t
 the blob store's manifest (finished) or the gateway's ledger (accepted, so "submitted") still
 answer. When audit is unreachable only a finished job can be told (from its manifest):
 anything else is a 503 saying so, never a guess.
+
+Every answer carries the job's owner (`client`): the routes show a job only to its client
+and to admins. The gateway calls the audit with AUDIT_API_KEY (an admin key).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +19,7 @@ from pydantic import ValidationError
 
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
+from shared.blobs.keys import Manifest
 from shared.errors import AuditUnavailable, BlobError, BlobLinkError
 from shared.log import get_logger
 from shared.messages import JobRecord
@@ -32,9 +37,12 @@ def link_refused(job_id: str, error: BlobLinkError) -> Rejected:
 
 
 class AuditClient:
-    def __init__(self, base_url: str, *, timeout: float = AUDIT_TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, *, api_key: str = "", timeout: float = AUDIT_TIMEOUT_S
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -47,6 +55,11 @@ class AuditClient:
             raise AuditUnavailable(f"{type(e).__name__} at {self.base_url}") from e
         if response.status_code == 404:
             return None
+        if response.status_code in (401, 403):
+            raise AuditUnavailable(
+                f"it refused the gateway's AUDIT_API_KEY ({response.status_code}): set it to"
+                " an admin key"
+            )
         if response.status_code != 200:
             raise AuditUnavailable(f"it answered {response.status_code}")
         try:
@@ -55,18 +68,32 @@ class AuditClient:
             raise AuditUnavailable("it answered something that is not a job record") from e
 
 
+Visible = Callable[[str | None], bool]
+"""Whether the caller may see a job of that owner (`Caller.may_see`)."""
+
+
+def _anyone(_owner: str | None) -> bool:
+    return True
+
+
+def _if_visible(record: JobRecord | None, visible: Visible) -> JobRecord | None:
+    return record if record is not None and visible(record.client) else None
+
+
 @dataclass(frozen=True)
 class JobLookup:
     audit: AuditClient
     blobs: BlobStore
     ledger: SubmissionLedger
 
-    def record(self, job_id: str) -> JobRecord:
-        """The job's record, or Rejected: 404 unknown, 503 audit unreachable and unfinished."""
+    def record(self, job_id: str, visible: Visible = _anyone) -> JobRecord:
+        """The job's record, or Rejected: 404 unknown, 503 audit unreachable and unfinished.
+        A record whose owner is not `visible` counts as not found, wherever it comes from, so
+        the answer is exactly that of an id that does not exist (404, or the same 503)."""
         try:
-            record = self.audit.job(job_id)
+            record = _if_visible(self.audit.job(job_id), visible)
         except AuditUnavailable as e:
-            record = self._from_manifest(job_id)
+            record = _if_visible(self._from_manifest(job_id), visible)
             if record is None:
                 raise Rejected(
                     503,
@@ -78,12 +105,15 @@ class JobLookup:
             return record
         if record is not None:
             return record
-        record = self._from_manifest(job_id) or self._from_ledger(job_id)
+        record = _if_visible(self._from_manifest(job_id), visible) or _if_visible(
+            self._from_ledger(job_id), visible
+        )
         if record is None:
-            raise Rejected(404, "unknown_job", f"no job {job_id}")
+            raise Rejected(404, "unknown_job", f"no job {job_id}")  # as job_routes.unknown_job
         return record
 
-    def outputs(self, job_id: str) -> list[str] | None:
+    def outputs(self, job_id: str) -> Manifest | None:
+        """The finished job's manifest (outputs and owner), or None."""
         try:
             return self.blobs.read_manifest(job_id)
         except BlobLinkError as e:  # planted: never served, and never a 500
@@ -91,17 +121,29 @@ class JobLookup:
         except (BlobError, OSError, ValueError, KeyError):
             return None
 
+    def owner(self, job_id: str, visible: Visible = _anyone) -> str | None:
+        """The client of a job `visible` lets the caller see: from its manifest, the
+        gateway's ledger, then the audit; Rejected as `record` (404, 503) otherwise."""
+        manifest = self.outputs(job_id)
+        if manifest is not None and visible(manifest.client):
+            return manifest.client
+        accepted = self.ledger.find(job_id)
+        if accepted is not None and visible(accepted.client):
+            return accepted.client
+        return self.record(job_id, visible).client
+
     def _from_manifest(self, job_id: str) -> JobRecord | None:
-        outputs = self.outputs(job_id)
-        if outputs is None:
+        manifest = self.outputs(job_id)
+        if manifest is None:
             return None
         accepted = self.ledger.find(job_id)
         return JobRecord(
             id=job_id,
             type=accepted.type if accepted else "unknown",
             status="succeeded",
+            client=manifest.client,
             submitted_at=accepted.submitted_at if accepted else None,
-            outputs=outputs,
+            outputs=manifest.outputs,
         )
 
     def _from_ledger(self, job_id: str) -> JobRecord | None:
@@ -109,5 +151,9 @@ class JobLookup:
         if accepted is None:
             return None
         return JobRecord(
-            id=job_id, type=accepted.type, status="submitted", submitted_at=accepted.submitted_at
+            id=job_id,
+            type=accepted.type,
+            status="submitted",
+            client=accepted.client,
+            submitted_at=accepted.submitted_at,
         )

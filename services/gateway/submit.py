@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.gateway.keychecks import mails_in
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore
@@ -121,7 +122,8 @@ class Submitter:
         # Confirmed: the job is queued and will run, so from here the answer is 202 whatever
         # fails (a 500 would make the client send it again: a second mail).
         try:
-            self.ledger.accepted(job.id, job.type, job.submitted_at, key)
+            mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
+            self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client, mails)
         except Exception as e:  # anything at all: the job is queued either way
             log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))

@@ -19,13 +19,15 @@ from services.gateway.checks import (
     job_params,
     parse_follow_up,
 )
-from services.gateway.context import GatewayDep
+from services.gateway.context import CallerDep, GatewayDep
 from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
+from services.gateway.keychecks import check_job
 from services.gateway.rejections import Rejected
 from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted
 from services.gateway.uploads import store_image, upload_not_stored
+from shared.auth import Caller
 from shared.errors import BlobError
 from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
@@ -68,6 +70,12 @@ def _answer(accepted: Accepted, response: Response) -> JobAccepted:
     return JobAccepted(id=accepted.job_id, status_url=status_url)
 
 
+def _own(caller: Caller, idempotency_key: str | None) -> str | None:
+    """The key as the caller's own: another client's same key is another reservation, and
+    can never answer (or reveal) its job id."""
+    return None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
+
+
 def _dump(then: FollowUp | None) -> dict[str, object]:
     return then.model_dump(mode="json") if then else {}
 
@@ -82,6 +90,7 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 
     def submit(
         gateway: GatewayDep,
+        caller: CallerDep,
         response: Response,
         body: body_model,  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
@@ -89,11 +98,13 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         then: FollowUp | None = body.then  # type: ignore[attr-defined]
         check_params(spec, body, gateway.limits)
         check_follow_up(then, gateway.limits)
-        # Ownership of attachments (404) goes here, before the policy's 403.
+        job = Job(type=spec.name, params=job_params(body), then=then, client=caller.name)
+        # The caller's checks (ownership 404, the key's limits), then where mail may go (403).
+        check_job(job, caller, gateway.lookup, gateway.ledger)
         check_policy(spec, body, then, gateway.limits)
-        job = Job(type=spec.name, params=job_params(body), then=then)
         what = fingerprint(spec.name, job.params, _dump(then))
-        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+        key = _own(caller, idempotency_key)
+        return _answer(gateway.submitter.submit(job, what, key), response)
 
     return submit
 
@@ -103,6 +114,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 
     def submit(
         gateway: GatewayDep,
+        caller: CallerDep,
         response: Response,
         form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
@@ -113,9 +125,16 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         check_params(spec, params, gateway.limits)
         follow_up = parse_follow_up(then_text)
         check_follow_up(follow_up, gateway.limits)
-        # Ownership of attachments (404) goes here, before the policy's 403.
-        check_policy(spec, params, follow_up, gateway.limits)
         job_id = new_id()
+        # The caller's checks (ownership 404, the key's limits), then where mail may go (403),
+        # all before the upload is stored: a refusal leaves nothing behind.
+        check_job(
+            Job(id=job_id, type=spec.name, then=follow_up, client=caller.name),
+            caller,
+            gateway.lookup,
+            gateway.ledger,
+        )
+        check_policy(spec, params, follow_up, gateway.limits)
         settings = gateway.settings
         try:
             stored = store_image(
@@ -134,12 +153,14 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 params=job_params(params),
                 inputs=[stored.key],
                 then=follow_up,
+                client=caller.name,
             )
             what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
         except BaseException:
             gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
             raise
-        return _answer(gateway.submitter.submit(job, what, idempotency_key), response)
+        key = _own(caller, idempotency_key)
+        return _answer(gateway.submitter.submit(job, what, key), response)
 
     return submit
 

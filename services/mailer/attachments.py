@@ -7,6 +7,10 @@ Two sources, in this order: the mail job's own `inputs` (e.g. the PDF of a rende
 A listed job without a manifest is a PermanentJobError, not a transient one: the blob store
 cannot tell "still running" from "failed" or "never existed", retrying would spend the whole
 back-off budget on a typo, and the way to mail a job's outputs when it finishes is `then`.
+
+A mail job with a client may attach only that client's jobs (the manifest names the owner),
+whoever placed it on the queue; one without a client (published straight to the broker by
+an operator) may attach any. The gateway refuses the same before queueing.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from shared.blobs import BlobStore, manifest_key
 from shared.errors import BlobError, PermanentJobError, TransientJobError
 
 
-def attachment_keys(inputs: list[str], job_ids: list[str], blobs: BlobStore) -> list[str]:
+def attachment_keys(
+    inputs: list[str], job_ids: list[str], blobs: BlobStore, client: str | None = None
+) -> list[str]:
     keys = list(inputs)
     for job_id in job_ids:
-        keys.extend(_outputs_of(job_id, blobs))
+        keys.extend(_outputs_of(job_id, blobs, client))
     return keys
 
 
@@ -41,7 +47,7 @@ def load_attachments(
     return [Attachment(name, _read(key, blobs)) for name, key in zip(names, keys, strict=True)]
 
 
-def _outputs_of(job_id: str, blobs: BlobStore) -> list[str]:
+def _outputs_of(job_id: str, blobs: BlobStore, client: str | None) -> list[str]:
     try:
         manifest_key(job_id)
     except BlobError:
@@ -49,18 +55,23 @@ def _outputs_of(job_id: str, blobs: BlobStore) -> list[str]:
             f"attachments: {job_id!r} is not a job id", kind="missing_attachment"
         ) from None
     try:
-        outputs = blobs.read_manifest(job_id)
+        manifest = blobs.read_manifest(job_id)
     except (ValueError, KeyError, TypeError, BlobError) as e:
         raise PermanentJobError(f"job {job_id} has an unreadable manifest: {e}") from e
     except OSError as e:
         raise TransientJobError(f"cannot read the manifest of job {job_id}: {e}") from e
-    if outputs is None:
+    if manifest is None:
         raise PermanentJobError(
             f"job {job_id} has no finished outputs (unknown, failed or still running; "
             "to mail a job's outputs when it finishes, give the mail as its `then`)",
             kind="missing_attachment",
         )
-    return outputs
+    if client is not None and manifest.client != client:
+        raise PermanentJobError(
+            f"attachments: job {job_id} does not belong to the mail's client {client!r}",
+            kind="foreign_attachment",
+        )
+    return manifest.outputs
 
 
 def _size(key: str, blobs: BlobStore) -> int:

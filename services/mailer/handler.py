@@ -79,7 +79,7 @@ def mail_job(
     if done is not None:
         log.info("mail_already_sent_ledger_hit", message_id=done.message_id, sent_at=done.sent_at)
         return [_write_report(blobs, done)]
-    keys = attachment_keys(job.inputs, params.attachments, blobs)
+    keys = attachment_keys(job.inputs, params.attachments, blobs, job.client)
     message = compose(
         params,
         recipients,
@@ -88,7 +88,7 @@ def mail_job(
         date=job.submitted_at,
         attachments=load_attachments(keys, blobs, config.limits.max_bytes, params.body_bytes),
     )
-    record = _send_once(job.id, message, config.sender, recipients, sender, ledger)
+    record = _send_once(job, message, config.sender, recipients, sender, ledger)
     log.info(
         "mail_sent",
         message_id=record.message_id,
@@ -102,7 +102,7 @@ def mail_job(
 
 
 def _send_once(
-    job_id: str,
+    job: Job,
     message: EmailMessage,
     from_address: Address,
     recipients: Recipients,
@@ -120,10 +120,11 @@ def _send_once(
         # (SMTP itself has the same gap one step earlier: a 250 lost on the wire looks like a
         # timeout, so the retry resends; RFC 1047. The Message-ID covers that one too.)
         record = SentRecord(
-            job_id,
+            job.id,
             message_id,
             len(envelope) - len(refused),
             {addr: f"{code} {text}" for addr, (code, text) in refused.items()},
+            client=job.client,
         )
         try:
             ledger.record(record)

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
 
-from shared.blobs.keys import decode_manifest, encode_manifest, manifest_key, validate_key
+from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
 from shared.errors import BlobError, BlobLinkError
 from shared.files import TEMP_PREFIX, atomic_write_at, describe_os_error
@@ -125,7 +125,7 @@ class FolderBlobStore:
         except _NOT_A_FILE:
             return
 
-    def read_manifest(self, job_id: str) -> builtins.list[str] | None:
+    def read_manifest(self, job_id: str) -> Manifest | None:
         key = manifest_key(job_id)  # a bad job id is a BlobError, not "unfinished"
         try:
             data = self.read_bytes(key)
@@ -135,11 +135,13 @@ class FolderBlobStore:
             return None
         return decode_manifest(data)
 
-    def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
+    def write_manifest(
+        self, job_id: str, outputs: builtins.list[str], client: str | None = None
+    ) -> None:
         # Outputs are fsynced as they are written; the manifest only saves a second run, so a
         # power cut may lose or tear it (it then reads as unfinished) and it skips the fsyncs.
         with self._write(manifest_key(job_id), durable=False) as f:
-            f.write(encode_manifest(outputs))
+            f.write(encode_manifest(outputs, client))
 
     def check_writable(self) -> str | None:
         if not os.access(self._root, os.W_OK):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from shared.errors import BlobError
 
@@ -37,13 +38,29 @@ def manifest_key(job_id: str) -> str:
     return output_key(job_id, MANIFEST_NAME)
 
 
-def encode_manifest(outputs: list[str]) -> bytes:
-    return json.dumps({"outputs": outputs}).encode()
+@dataclass(frozen=True)
+class Manifest:
+    """A finished job's outputs and its owner (the `client` of the job; None: admin-only),
+    so results are served, and attachments checked, without asking the audit."""
+
+    outputs: list[str]
+    client: str | None = None
 
 
-def decode_manifest(data: bytes) -> list[str] | None:
-    """The outputs a manifest lists, or None when it is torn or not a manifest at all."""
+def encode_manifest(outputs: list[str], client: str | None = None) -> bytes:
+    body: dict[str, object] = {"outputs": outputs}
+    if client is not None:
+        body["client"] = client
+    return json.dumps(body).encode()
+
+
+def decode_manifest(data: bytes) -> Manifest | None:
+    """The manifest, or None when it is torn or not a manifest at all."""
     try:
-        return list(json.loads(data)["outputs"])
-    except (ValueError, KeyError, TypeError):
+        found = json.loads(data)
+        client = found.get("client")
+        if client is not None and not isinstance(client, str):
+            return None
+        return Manifest([str(o) for o in found["outputs"]], client)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -24,6 +24,8 @@ import builtins
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
+from shared.blobs.keys import Manifest
+
 
 class BlobStore(Protocol):
     def exists(self, key: str) -> bool:
@@ -61,13 +63,16 @@ class BlobStore(Protocol):
         """Delete every blob under the prefix (and, in a folder, the folders it emptied)."""
         ...
 
-    def read_manifest(self, job_id: str) -> builtins.list[str] | None:
-        """The outputs of a finished run of the job, or None: never finished, or its manifest
-        did not survive a power cut (the job then simply runs again)."""
+    def read_manifest(self, job_id: str) -> Manifest | None:
+        """The outputs (and owner) of a finished run of the job, or None: never finished, or
+        its manifest did not survive a power cut (the job then simply runs again)."""
         ...
 
-    def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
-        """Record the job's outputs as complete; call it after every output is written."""
+    def write_manifest(
+        self, job_id: str, outputs: builtins.list[str], client: str | None = None
+    ) -> None:
+        """Record the job's outputs as complete, and its owner (`Job.client`); call it after
+        every output is written."""
         ...
 
     def check_writable(self) -> str | None:

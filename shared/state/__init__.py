@@ -5,6 +5,7 @@ One store per concern, each behind a Protocol, each opened from the settings her
 - sent mail (`sent_mail.py`): the mailer's send-once ledger;
 - checkpoints (`checkpoints.py`): where the audit log's hash chain stood, signed when
   AUDIT_SIGNING_KEY is set, so truncating or rewriting the log is caught.
+- API keys (`keys.py`): who may call the gateway and the audit API (hashes only).
 
 Today each is a SQLite file under STATE_DIR (never inside BLOB_DIR or AUDIT_DIR), so the
 replicas of a service must share that folder on one host. The openers are the only place
@@ -18,6 +19,7 @@ from pathlib import Path
 from shared.config import Settings
 from shared.log import get_logger
 from shared.state.checkpoints import Checkpoint, CheckpointStore, Signer, SqliteCheckpointStore
+from shared.state.keys import ApiKey, ApiKeyStore, KeyLimits, SqliteApiKeyStore
 from shared.state.sent_mail import SentLedger, SentRecord, SqliteSentLedger
 from shared.state.sqlite import adopt_legacy_file
 from shared.state.submissions import (
@@ -30,6 +32,7 @@ from shared.state.submissions import (
 )
 
 __all__ = [
+    "API_KEYS_FILE",
     "CHECKPOINTS_FILE",
     "KEY_TTL_S",
     "LEGACY_SENT_MAIL",
@@ -37,9 +40,12 @@ __all__ = [
     "SENT_MAIL_FILE",
     "SUBMISSIONS_FILE",
     "AcceptedJob",
+    "ApiKey",
+    "ApiKeyStore",
     "Checkpoint",
     "CheckpointStore",
     "Claim",
+    "KeyLimits",
     "Reservation",
     "SentLedger",
     "SentRecord",
@@ -47,6 +53,7 @@ __all__ = [
     "SubmissionLedger",
     "audit_log_id",
     "checkpoints_path",
+    "open_api_keys",
     "open_checkpoints",
     "open_sent_mail",
     "open_submissions",
@@ -55,6 +62,7 @@ __all__ = [
 SUBMISSIONS_FILE = "submissions.sqlite3"
 SENT_MAIL_FILE = "sent-mail.sqlite3"
 CHECKPOINTS_FILE = "audit-checkpoints.sqlite3"
+API_KEYS_FILE = "api-keys.sqlite3"
 # Where releases before STATE_DIR kept these by default: taken over once, on first start, so
 # an upgrade keeps the day's Idempotency-Keys and, above all, what was mailed already.
 LEGACY_SUBMISSIONS = Path(".gateway") / "gateway.sqlite3"  # under BLOB_DIR
@@ -88,6 +96,12 @@ def open_checkpoints(settings: Settings) -> CheckpointStore:
 def audit_log_id(settings: Settings) -> str:
     """Which audit log checkpoints belong to: one per namespace."""
     return settings.namespace or "default"
+
+
+def open_api_keys(settings: Settings) -> ApiKeyStore:
+    """The API key store (gateway, audit, mailer and the CLI); StateError when it cannot be
+    opened."""
+    return SqliteApiKeyStore.open(settings.state_dir / API_KEYS_FILE)
 
 
 def _adopt(legacy: Path, path: Path) -> None:

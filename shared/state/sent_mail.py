@@ -26,6 +26,7 @@ class SentRecord:
     # Recipients the server refused while accepting the mail for the others: "550 No such user"
     refused: dict[str, str] = field(default_factory=dict)
     sent_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    client: str | None = None  # the mail job's client (the API key that submitted it)
 
     def report(self) -> dict[str, object]:
         return {
@@ -59,6 +60,7 @@ MIGRATIONS: list[Migration] = [
             refused    TEXT NOT NULL
         )"""
     ),
+    statements("ALTER TABLE sent ADD COLUMN client TEXT"),
 ]
 
 
@@ -83,26 +85,35 @@ class SqliteSentLedger:
     def lookup(self, job_id: str) -> SentRecord | None:
         with self._lock, state_errors("read the mail ledger"):
             row = self._db.execute(
-                "SELECT message_id, sent_at, recipients, refused FROM sent WHERE job_id = ?",
+                "SELECT message_id, sent_at, recipients, refused, client FROM sent"
+                " WHERE job_id = ?",
                 (job_id,),
             ).fetchone()
         if row is None:
             return None
-        message_id, sent_at, recipients, refused = row
+        message_id, sent_at, recipients, refused, client = row
         return SentRecord(
-            job_id, message_id, recipients, json.loads(refused), datetime.fromisoformat(sent_at)
+            job_id,
+            message_id,
+            recipients,
+            json.loads(refused),
+            datetime.fromisoformat(sent_at),
+            client,
         )
 
     def record(self, entry: SentRecord) -> None:
         with self._lock, state_errors("write the mail ledger"):
             self._db.execute(
-                "INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO sent"
+                " (job_id, message_id, sent_at, recipients, refused, client)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     entry.job_id,
                     entry.message_id,
                     entry.sent_at.isoformat(),
                     entry.recipients,
                     json.dumps(entry.refused),
+                    entry.client,
                 ),
             )
 

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +54,7 @@ class AcceptedJob:
     id: str
     type: str
     submitted_at: datetime
+    client: str | None = None
 
 
 class SubmissionLedger(Protocol):
@@ -70,8 +71,22 @@ class SubmissionLedger(Protocol):
         """The job was sent but not confirmed: keep it, so the key's retry sends it again."""
         ...
 
-    def accepted(self, job_id: str, job_type: str, submitted_at: datetime, key: str | None) -> None:
-        """The broker confirmed the job: remember it, and finish its key's reservation."""
+    def accepted(
+        self,
+        job_id: str,
+        job_type: str,
+        submitted_at: datetime,
+        key: str | None,
+        client: str | None = None,
+        mails: int = 0,
+    ) -> None:
+        """The broker confirmed the job: remember it (with its client and how many mails it
+        and its follow-ups send), and finish its key's reservation."""
+        ...
+
+    def mails_since(self, client: str, since: datetime) -> int:
+        """The mails of the client's jobs accepted at or after `since` (every replica writes
+        here, so a per-client hourly limit holds across replicas)."""
         ...
 
     def find(self, job_id: str) -> AcceptedJob | None:
@@ -106,6 +121,12 @@ MIGRATIONS: list[Migration] = [
         )""",
     ),
     _jobs_in_doubt,
+    statements(
+        "ALTER TABLE accepted_jobs ADD COLUMN client TEXT",
+        "ALTER TABLE accepted_jobs ADD COLUMN mails INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS accepted_jobs_by_client"
+        " ON accepted_jobs (client, submitted_at)",
+    ),
 ]
 
 
@@ -170,11 +191,20 @@ class SqliteSubmissionLedger:
                 (job, key, job_id),
             )
 
-    def accepted(self, job_id: str, job_type: str, submitted_at: datetime, key: str | None) -> None:
+    def accepted(
+        self,
+        job_id: str,
+        job_type: str,
+        submitted_at: datetime,
+        key: str | None,
+        client: str | None = None,
+        mails: int = 0,
+    ) -> None:
         with self._lock, state_errors("record an accepted job"), write_transaction(self._db):
             self._db.execute(
-                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at) VALUES (?, ?, ?)",
-                (job_id, job_type, submitted_at.isoformat()),
+                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (job_id, job_type, _utc(submitted_at), client, mails),
             )
             if key is not None:
                 self._db.execute(
@@ -186,8 +216,24 @@ class SqliteSubmissionLedger:
     def find(self, job_id: str) -> AcceptedJob | None:
         with self._lock, state_errors("read the accepted jobs"):
             row = self._db.execute(
-                "SELECT id, type, submitted_at FROM accepted_jobs WHERE id = ?", (job_id,)
+                "SELECT id, type, submitted_at, client FROM accepted_jobs WHERE id = ?", (job_id,)
             ).fetchone()
         if row is None:
             return None
-        return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]))
+        return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
+
+    def mails_since(self, client: str, since: datetime) -> int:
+        with self._lock, state_errors("count accepted mails"):
+            (n,) = self._db.execute(
+                "SELECT COALESCE(SUM(mails), 0) FROM accepted_jobs"
+                " WHERE client = ? AND submitted_at >= ?",
+                (client, _utc(since)),
+            ).fetchone()
+        return int(n)
+
+
+def _utc(moment: datetime) -> str:
+    """One text form (aware UTC, microseconds), so times compare correctly as strings."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any
 
 from shared.blobs import BlobStore
+from shared.blobs.keys import Manifest
 from shared.errors import PermanentJobError
 
 
@@ -74,11 +75,13 @@ class BudgetedBlobs:
     def delete_prefix(self, prefix: str) -> None:
         self._blobs.delete_prefix(prefix)
 
-    def read_manifest(self, job_id: str) -> builtins.list[str] | None:
+    def read_manifest(self, job_id: str) -> Manifest | None:
         return self._blobs.read_manifest(job_id)
 
-    def write_manifest(self, job_id: str, outputs: builtins.list[str]) -> None:
-        self._blobs.write_manifest(job_id, outputs)
+    def write_manifest(
+        self, job_id: str, outputs: builtins.list[str], client: str | None = None
+    ) -> None:
+        self._blobs.write_manifest(job_id, outputs, client)
 
     def check_writable(self) -> str | None:
         return self._blobs.check_writable()

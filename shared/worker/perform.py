@@ -117,14 +117,14 @@ def run_handler_once(
     except (BlobError, OSError, ValueError) as e:
         raise TransientJobError(f"cannot read the output manifest: {e}") from e
     if done is not None:
-        log.info("job_already_done_skipping_handler", outputs=len(done))
-        return done
+        log.info("job_already_done_skipping_handler", outputs=len(done.outputs))
+        return done.outputs
     try:
         outputs = handler(job, BudgetedBlobs(blobs, max_output_bytes))
     except OutputLimitExceeded:
         _discard_outputs(job, blobs)
         raise
-    blobs.write_manifest(job.id, outputs)
+    blobs.write_manifest(job.id, outputs, job.client)
     return outputs
 
 

@@ -27,6 +27,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     try:
         compose.up("--scale", "resizer=4")
         compose.wait_healthy(["rabbitmq", "gateway", "audit", "mailsink"])
+        compose.use_admin_key()
         for service, count in (("resizer", 4), ("renderer", 1), ("mailer", 1)):
             compose.wait_consuming(service, count)
         yield compose

@@ -33,7 +33,7 @@ def jobsuite(
     return subprocess.run(
         [JOBSUITE, *args],
         cwd=ROOT,
-        env=service_env(settings, GATEWAY_URL=gateway.url),
+        env=service_env(settings, GATEWAY_URL=gateway.url, JOBSUITE_API_KEY=gateway.key),
         capture_output=True,
         text=True,
         timeout=120,

@@ -103,9 +103,9 @@ def assert_no_job_lost_and_redeliveries_absorbed(
     for job in jobs:
         assert 1 <= succeeded[job.id] <= started[job.id], (job.id, started, succeeded)
         assert len(handler_runs(broker.settings, job.id)) == 1, job.id
-        outputs = blobs.read_manifest(job.id)
+        manifest = blobs.read_manifest(job.id)
         blob_dir = broker.settings.blob_dir
-        assert outputs and all((blob_dir / key).is_file() for key in outputs), job.id
+        assert manifest and all((blob_dir / key).is_file() for key in manifest.outputs), job.id
     assert not [e for e in seen if e["event"] in {"job.failed", "job.retrying"}]
     broker.wait_until(
         lambda: broker.depth(broker.names.task_queue("resize")) == 0, 10, "an empty task queue"

@@ -44,7 +44,12 @@ def audit(spawn: SpawnFn, settings: Settings, audit_dir: Path) -> AuditService:
 @pytest.fixture
 def env(settings: Settings, audit: AuditService, audit_dir: Path) -> dict[str, str]:
     # A wide terminal, so rich's tables do not wrap what the tests look for.
-    return service_env(settings, COLUMNS="250", **audit_env(settings, audit_dir, audit.port))
+    return service_env(
+        settings,
+        COLUMNS="250",
+        JOBSUITE_API_KEY=audit.key,
+        **audit_env(settings, audit_dir, audit.port),
+    )
 
 
 def start_worker(spawn: SpawnFn) -> ServiceProcess:

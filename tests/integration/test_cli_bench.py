@@ -21,7 +21,9 @@ def test_bench_runs_resize_jobs_to_the_end_and_reports_throughput_and_latency(
     audit = start_audit(spawn, settings, tmp_path / "audit")
     gateway = start_gateway(spawn, settings, audit_url=audit.url)
     spawn("services.resizer").wait_logged("consuming")
-    cli = CliRunner(env=service_env(settings, GATEWAY_URL=gateway.url))
+    cli = CliRunner(
+        env=service_env(settings, GATEWAY_URL=gateway.url, JOBSUITE_API_KEY=gateway.key)
+    )
     result = cli.invoke(app, ["bench", "--type", "resize", "--jobs", "10", "--concurrency", "3"])
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.stdout

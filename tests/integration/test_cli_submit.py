@@ -33,7 +33,9 @@ def gateway(gateway_with_fake_audit: RunningGateway) -> RunningGateway:
 
 @pytest.fixture
 def cli(settings: Settings, gateway: RunningGateway) -> CliRunner:
-    return CliRunner(env=service_env(settings, GATEWAY_URL=gateway.url))
+    return CliRunner(
+        env=service_env(settings, GATEWAY_URL=gateway.url, JOBSUITE_API_KEY=gateway.key)
+    )
 
 
 def photo(path: Path, size: tuple[int, int] = (40, 30)) -> Path:

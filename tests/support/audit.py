@@ -16,6 +16,7 @@ import pika
 from shared.config import Settings
 from shared.messages import ErrorInfo, Event, EventName, encode
 from tests.support.broker import TestBroker
+from tests.support.keys import admin_key, bearer
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
@@ -57,13 +58,14 @@ class AuditService:
     process: ServiceProcess
     port: int
     audit_dir: Path
+    key: str  # an admin key of its key store
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def get(self, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(self.url + path, params=params, timeout=10)
+        return httpx.get(self.url + path, params=params, timeout=10, headers=bearer(self.key))
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         response = self.get(f"/jobs/{job_id}")
@@ -109,9 +111,10 @@ def start_audit(
     **extra: str,
 ) -> AuditService:
     port = port or free_port()
+    key = admin_key(settings.state_dir)
     process = spawn("services.audit", **audit_env(settings, audit_dir, port, **extra))
     process.wait_logged("consuming")
-    return AuditService(process, port, audit_dir)
+    return AuditService(process, port, audit_dir, key)
 
 
 def publish_event(broker: TestBroker, event: Event) -> None:

@@ -98,6 +98,21 @@ class ComposeStack:
         with contextlib.suppress(docker.errors.ImageNotFound):
             self.docker.images.remove(f"{self.project}:latest", force=True)
 
+    def create_key(self, name: str, *options: str) -> str:
+        """A key made by `jobsuite keys create` inside the gateway container (its key store is
+        the state volume the gateway and the audit share): the last line of its output."""
+        result = self.compose(
+            "exec", "-T", "gateway", "jobsuite", "keys", "create", name, "--rotate", *options
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"keys create failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout.strip().splitlines()[-1]
+
+    def use_admin_key(self) -> None:
+        """From now on `http` sends a fresh admin key (call it once the gateway is up)."""
+        key = self.create_key("compose-admin", "--admin")
+        self.http.headers["Authorization"] = f"Bearer {key}"
+
     def logs(self, service: str, tail: int = 200) -> str:
         return self.compose("logs", "--no-color", "--tail", str(tail), service).stdout
 

@@ -1,14 +1,21 @@
-"""The gateway as a real process on a free port, and a stand-in publisher for app tests."""
+"""The gateway as a real process on a free port, and a stand-in publisher for app tests.
+
+`start_gateway` makes an admin key in the test's key store (STATE_DIR), gives it to the
+gateway as AUDIT_API_KEY, and `RunningGateway.client()` sends it; `client_key` makes a
+client-role key, `client(key=…)` sends another key, `client(key=None)` none."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from shared.config import Settings
+from tests.support.keys import admin_key, bearer, make_key
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
@@ -18,13 +25,25 @@ def closed_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+_ADMIN = object()  # client()'s default: the admin key
+
+
 @dataclass
 class RunningGateway:
     url: str
     process: ServiceProcess
+    key: str  # an admin key
+    state_dir: Path
 
-    def client(self, timeout: float = 30) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+    def client(self, timeout: float = 30, key: str | object | None = _ADMIN) -> httpx.Client:
+        """An HTTP client sending the admin key, or `key` (None: no Authorization at all)."""
+        chosen = self.key if key is _ADMIN else key
+        headers = bearer(chosen) if isinstance(chosen, str) else {}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def client_key(self, name: str, **limits: Any) -> str:
+        """A new client-role key (it sees its own jobs only); `limits` as KeyLimits."""
+        return make_key(self.state_dir, name, **limits)
 
 
 def start_gateway(
@@ -39,6 +58,8 @@ def start_gateway(
     """Start `python -m services.gateway` for the test's namespace and wait for /readyz (and
     /healthz too unless `wait_for_broker` is False). Audit is unreachable unless given."""
     port = free_port()
+    key = admin_key(settings.state_dir)
+    env.setdefault("AUDIT_API_KEY", key)
     process = spawn(
         "services.gateway",
         settings_override=settings,
@@ -47,7 +68,7 @@ def start_gateway(
         AUDIT_URL=audit_url or closed_url(),
         **env,
     )
-    gateway = RunningGateway(f"http://127.0.0.1:{port}", process)
+    gateway = RunningGateway(f"http://127.0.0.1:{port}", process, key, settings.state_dir)
     paths = ["/readyz", "/healthz"] if wait_for_broker else ["/readyz"]
     for path in paths:
         wait_for_ok(gateway, path, timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,10 @@ from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from shared.config import Settings
 from shared.messages import JobRecord
+from shared.state import API_KEYS_FILE
+from shared.state.keys import SqliteApiKeyStore
 from tests.support.audit import make_event, new_job_id
+from tests.support.keys import bearer
 
 
 @pytest.fixture
@@ -22,11 +26,17 @@ def recorder(tmp_path: Path) -> Recorder:
 
 
 @pytest.fixture
-def client(recorder: Recorder) -> TestClient:
-    return TestClient(
-        create_app(Queries(recorder.model.path), consuming=lambda: True),
-        base_url="http://localhost",
-    )
+def keys(tmp_path: Path) -> Iterator[SqliteApiKeyStore]:
+    store = SqliteApiKeyStore.open(tmp_path / "state" / API_KEYS_FILE)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(recorder: Recorder, keys: SqliteApiKeyStore) -> TestClient:
+    _admin, key = keys.create("admin", admin=True)
+    app = create_app(Queries(recorder.model.path), consuming=lambda: True, keys=keys)
+    return TestClient(app, headers=bearer(key), base_url="http://localhost")
 
 
 def record_dead_job(recorder: Recorder) -> str:
@@ -97,7 +107,7 @@ def test_stats_and_health(recorder: Recorder, client: TestClient) -> None:
 def test_an_unreadable_read_model_is_503_not_a_crash(tmp_path: Path) -> None:
     broken = tmp_path / DB_NAME
     broken.write_bytes(b"this is not sqlite" * 100)
-    client = TestClient(create_app(Queries(broken)), base_url="http://localhost")
+    client = TestClient(create_app(Queries(broken), keys=None), base_url="http://localhost")
     assert client.get("/stats").status_code == 503
 
 

@@ -13,6 +13,7 @@ from shared.blobs import (
     output_key,
     validate_key,
 )
+from shared.blobs.keys import Manifest
 from shared.config import Settings
 from shared.errors import BlobError
 
@@ -41,7 +42,15 @@ def test_manifest_marks_a_job_complete(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path)
     assert store.read_manifest("j1") is None
     store.write_manifest("j1", ["outputs/j1/a.png"])
-    assert store.read_manifest("j1") == ["outputs/j1/a.png"]
+    assert store.read_manifest("j1") == Manifest(["outputs/j1/a.png"])
+
+
+def test_the_manifest_carries_the_jobs_owner(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    store.write_manifest("j1", ["outputs/j1/a.png"], client="alice")
+    assert store.read_manifest("j1") == Manifest(["outputs/j1/a.png"], "alice")
+    (tmp_path / "outputs/j1/manifest.json").write_bytes(b'{"outputs": [], "client": 7}')
+    assert store.read_manifest("j1") is None  # not a manifest: unfinished, never "no owner"
 
 
 def test_missing_blob_is_a_blob_error(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishInDoubt
+from tests.support.keys import admin_key, bearer
 
 
 class ScriptedPublisher:
@@ -63,9 +64,9 @@ def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
         state_dir=blob_dir.parent / "state",
         audit_url="http://127.0.0.1:9",
     )
-    with TestClient(
-        create_app(settings, publisher=publisher), base_url="http://localhost"
-    ) as client:
+    key = admin_key(settings.state_dir)
+    app = create_app(settings, publisher=publisher)
+    with TestClient(app, headers=bearer(key), base_url="http://localhost") as client:
         yield client
 
 

@@ -11,7 +11,7 @@ from shared.config import Settings
 from shared.errors import StateError
 from shared.ids import new_id
 from shared.state import open_sent_mail
-from shared.state.sent_mail import SentRecord, SqliteSentLedger
+from shared.state.sent_mail import MIGRATIONS, SentRecord, SqliteSentLedger
 
 
 def test_a_recorded_job_is_found_again_after_reopening(tmp_path: Path) -> None:
@@ -88,4 +88,27 @@ def test_a_ledger_written_before_schema_versions_opens_with_its_records(tmp_path
     assert found is not None and found.message_id == "<job-1@jobsuite>"
     ledger.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+
+
+def test_a_record_keeps_the_mail_jobs_client_and_a_version_1_ledger_gains_the_column(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sent.sqlite3"
+    with sqlite3.connect(path) as old:  # as the release before clients wrote it
+        old.execute(
+            "CREATE TABLE sent (job_id TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
+            " sent_at TEXT NOT NULL, recipients INTEGER NOT NULL, refused TEXT NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO sent VALUES ('old', '<old@jobsuite>', '2024-05-01T10:00:00+00:00',"
+            " 1, '{}')"
+        )
+        old.execute("PRAGMA user_version = 1")
+    ledger = SqliteSentLedger.open(path)
+    job_id = new_id()
+    ledger.record(SentRecord(job_id, "<x@jobsuite>", 1, client="alice"))
+    found, earlier = ledger.lookup(job_id), ledger.lookup("old")
+    ledger.close()
+    assert found is not None and found.client == "alice"
+    assert earlier is not None and earlier.client is None

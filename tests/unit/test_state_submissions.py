@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from shared.config import Settings
 from shared.errors import StateError
 from shared.state import KEY_TTL_S, Claim, open_submissions
-from shared.state.submissions import SqliteSubmissionLedger
+from shared.state.submissions import MIGRATIONS, SqliteSubmissionLedger
 
 
 def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_database_of_the_last_release_before_schema_versions_upgrades_cleanly(
     assert found is not None and found.type == "mail"
     ledger.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_the_store_is_a_file_under_the_state_dir_in_wal_mode(tmp_path: Path) -> None:
@@ -117,3 +117,17 @@ def test_a_store_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> Non
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(StateError, match="cannot open the submissions database"):
         open_submissions(Settings(state_dir=tmp_path / "a-file"))
+
+
+def test_mails_are_counted_per_client_within_the_window(tmp_path: Path) -> None:
+    ledger = SqliteSubmissionLedger.open(tmp_path / "s.sqlite3")
+    now = datetime.now(UTC)
+    ledger.accepted("m1", "mail", now - timedelta(minutes=61), None, "alice", mails=1)
+    ledger.accepted("m2", "mail", now - timedelta(minutes=5), None, "alice", mails=1)
+    ledger.accepted("r1", "render", now, None, "alice", mails=2)  # a render then mail, then mail
+    ledger.accepted("m3", "mail", now, None, "bob", mails=1)
+    assert ledger.mails_since("alice", now - timedelta(hours=1)) == 3
+    assert ledger.mails_since("carol", now - timedelta(hours=1)) == 0
+    found = ledger.find("r1")
+    assert found is not None and found.client == "alice"
+    ledger.close()

@@ -12,6 +12,7 @@ from PIL import Image
 
 from services.resizer.handler import resize_job
 from shared.blobs import BlobStore, FolderBlobStore, input_key, output_key
+from shared.blobs.keys import Manifest
 from shared.config import Settings
 from shared.errors import PermanentJobError
 from shared.jobtypes.resize import ResizeLimits
@@ -46,7 +47,7 @@ def test_outputs_within_the_budget_are_written_and_recorded(store: FolderBlobSto
     outputs = run_handler_once(job, RESIZE, store, 10_000_000)
 
     assert len(outputs) == 3
-    assert store.read_manifest(job.id) == outputs
+    assert store.read_manifest(job.id) == Manifest(outputs)
 
 
 def test_a_job_over_its_budget_fails_for_good_and_leaves_nothing(
