@@ -115,9 +115,9 @@ def test_events_and_jobs_show_each_events_publisher_and_refusal(tmp_path: Path) 
     policy = Settings.from_env({"AUDIT_PUBLISHERS": "resizer=job.started"}).audit_publishers
     recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit", audit_publishers=policy))
     client = TestClient(
-        create_app(Queries(recorder.model.path), consuming=lambda: True),
+        create_app(Queries(recorder.model.path), consuming=lambda: True, keys=None),
         base_url="http://localhost",
-    )
+    )  # AUTH_DISABLED: what is shown is the point here
     job_id = new_job_id()
     started, forged = make_event("job.started", job_id), make_event("job.dead", job_id, seconds=1)
     recorder.record([("events", started, "resizer"), ("events", forged, "mallory")])

@@ -33,7 +33,7 @@ def test_auth_disabled_lets_every_request_through_with_a_warning(
 ) -> None:
     publisher = ScriptedPublisher()
     app = create_app(settings_in(tmp_path, auth_disabled=True), publisher=publisher)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         assert http.post("/jobs/render", json=RENDER).status_code == 202
         assert http.get(UNKNOWN).status_code == 503  # no 401: the audit is simply not there
     assert "client" not in publisher.jobs[0]
@@ -44,7 +44,8 @@ def test_with_keys_a_job_carries_its_clients_name(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     publisher = ScriptedPublisher()
     key = make_key(settings.state_dir, "shop")
-    with TestClient(create_app(settings, publisher=publisher)) as http:
+    app = create_app(settings, publisher=publisher)
+    with TestClient(app, base_url="http://localhost") as http:
         assert http.post("/jobs/render", json=RENDER).status_code == 401
         answer = http.post("/jobs/render", json=RENDER, headers=bearer(key))
         assert answer.status_code == 202, answer.text
@@ -52,7 +53,8 @@ def test_with_keys_a_job_carries_its_clients_name(tmp_path: Path) -> None:
 
 
 def test_a_malformed_body_without_a_key_is_401_not_422(tmp_path: Path) -> None:
-    with TestClient(create_app(settings_in(tmp_path), publisher=ScriptedPublisher())) as http:
+    app = create_app(settings_in(tmp_path), publisher=ScriptedPublisher())
+    with TestClient(app, base_url="http://localhost") as http:
         response = http.post(
             "/jobs/render", content=b"{not json", headers={"content-type": "application/json"}
         )

@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.errors import PublishInDoubt, StateError
 from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
+from tests.support.keys import admin_key, bearer
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher, png
 
 MAIL = {"to": ["someone@example.com"], "subject": "hi", "text": "hello"}
@@ -40,9 +41,9 @@ def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
         state_dir=blob_dir.parent / "state",
         audit_url="http://127.0.0.1:9",
     )
-    with TestClient(
-        create_app(settings, publisher=publisher), base_url="http://localhost"
-    ) as client:
+    app = create_app(settings, publisher=publisher)
+    headers = bearer(admin_key(settings.state_dir))
+    with TestClient(app, base_url="http://localhost", headers=headers) as client:
         yield client
 
 

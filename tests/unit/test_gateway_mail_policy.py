@@ -19,6 +19,7 @@ from PIL import Image
 from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
 from shared.config import Settings
+from tests.support.keys import admin_key, bearer
 
 JOB_A = "11111111-1111-4111-8111-111111111111"
 
@@ -51,9 +52,9 @@ def gateway(tmp_path: Path, **changes: Any) -> tuple[TestClient, KeepingPublishe
         **changes,
     )
     publisher = KeepingPublisher()
-    return TestClient(
-        create_app(settings, publisher=publisher), base_url="http://localhost"
-    ), publisher
+    app = create_app(settings, publisher=publisher)
+    headers = bearer(admin_key(settings.state_dir))
+    return TestClient(app, base_url="http://localhost", headers=headers), publisher
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from services.gateway import submit
 from services.gateway.app import create_app
 from shared import strictjson
 from shared.config import Settings
+from tests.support.keys import admin_key, bearer
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
 MAIL = b'{"to": ["ann@example.org"], "subject": "hello", "text": "hi"}'
@@ -111,7 +112,8 @@ def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
         audit_url="http://127.0.0.1:9",
     )
     app = create_app(settings, publisher=publisher)
-    with TestClient(app, base_url="http://localhost") as client:
+    headers = bearer(admin_key(settings.state_dir))
+    with TestClient(app, base_url="http://localhost", headers=headers) as client:
         yield client
 
 

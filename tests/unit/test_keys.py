@@ -143,7 +143,7 @@ def test_the_audit_api_needs_an_admin_key_bearer_or_basic(
     job_id = new_job_id()
     recorder.record([("events", make_event("job.submitted", job_id, client="alice"))])
     app = create_app(Queries(recorder.model.path), keys=store)
-    http = TestClient(app)
+    http = TestClient(app, base_url="http://localhost")
     _r, admin = store.create("root", admin=True)
     _r, client = store.create("alice")
     missing = http.get("/jobs")

@@ -24,6 +24,7 @@ from shared.jobtypes.render import RenderParams
 from shared.jobtypes.render_data import DocumentData, InvoiceData
 from shared.jobtypes.resize import ResizeParams
 from shared.messages import Job, decode_job, encode
+from tests.support.keys import admin_key, bearer
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
 INVOICE: dict[str, Any] = {
@@ -189,7 +190,8 @@ def http(tmp_path: Path) -> Iterator[tuple[TestClient, ScriptedPublisher]]:
         audit_url="http://127.0.0.1:9",
     )
     app = create_app(settings, publisher=publisher)
-    with TestClient(app, base_url="http://localhost") as client:
+    headers = bearer(admin_key(settings.state_dir))
+    with TestClient(app, base_url="http://localhost", headers=headers) as client:
         yield client, publisher
 
 
