@@ -86,7 +86,11 @@ def test_a_thumbnail_set_with_a_follow_up_job(
     resizer.wait_logged("consuming")
     photo = make_photo(tmp_path / "photo.jpg", (1200, 800))
     params = {"sizes": [{"width": 300}, {"width": 100, "height": 100}], "fit": "cover"}
-    then = {"type": "mail", "params": {"subject": "your thumbnails"}}
+    # A follow-up the gateway would take: workers refuse one it would not, before they run.
+    then = {
+        "type": "mail",
+        "params": {"to": ["ann@example.org"], "subject": "your thumbnails", "text": "attached"},
+    }
 
     job_id = publish_like_a_user(settings, photo, {**params, "format": "png"}, then)
     done = events.wait_for(job_id, "job.succeeded")[0]
