@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -22,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import StateError
 from shared.log import get_logger
-from shared.state.keys import ApiKeyStore, KeyLimits
+from shared.state.keys import ApiKey, ApiKeyStore, KeyLimits
 
 log = get_logger(__name__)
 OPEN_PATHS = frozenset(
@@ -96,6 +98,25 @@ def identify(store: ApiKeyStore, header: str | None, *, basic: bool = False) -> 
     if refusal == "expired":
         raise Unauthorized("expired_key", f"the API key {key.name!r} has expired")
     return Caller(key.name, key.admin, key.limits)
+
+
+class WithServiceKey:
+    """A key store that also takes one shared secret, set by the operator on both sides
+    (`AUDIT_API_KEY` on the audit and on the gateway), as an admin caller named `name`: in
+    compose the gateway can read the audit without anyone making a key for it first."""
+
+    def __init__(self, store: ApiKeyStore, secret: str, name: str) -> None:
+        self._store = store
+        self._secret = secret.encode()
+        self._key = ApiKey(name=name, admin=True, created_at=datetime.now(UTC))
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        if hmac.compare_digest(secret.encode(), self._secret):
+            return self._key
+        return self._store.authenticate(secret)
+
+    def __getattr__(self, name: str) -> Any:  # create, find, list, revoke, close
+        return getattr(self._store, name)
 
 
 def caller_of(request: Request) -> Caller:

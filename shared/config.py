@@ -146,7 +146,9 @@ class Settings:
         "AUDIT_API_KEY",
         "",
         parse.text,
-        "the admin key the gateway sends to the audit read API",
+        "the key the gateway sends to the audit read API: an admin key from `jobsuite keys`,"
+        " or a shared secret set on the audit service too, which it then takes as an admin"
+        " caller `gateway-reader` (what compose does, from .env)",
         secret=True,
     )
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from types import FrameType
+from typing import cast
 
 import uvicorn
 from fastapi import FastAPI
@@ -21,14 +22,14 @@ from services.audit.queries import Queries
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
-from shared.auth import warn_if_disabled
+from shared.auth import WithServiceKey, warn_if_disabled
 from shared.config import Settings
 from shared.errors import StateError
 from shared.events import instance_name
 from shared.exit_codes import EXIT_CONFIG
 from shared.http_guard import GuardPolicy
 from shared.log import get_logger
-from shared.state import open_api_keys
+from shared.state import ApiKeyStore, open_api_keys
 
 log = get_logger(__name__)
 _API_START_TIMEOUT_S = 15.0
@@ -104,7 +105,7 @@ def _run_locked(settings: Settings) -> int:
         settings, recorder, instance=instance_name(), stopping=stopping, health=health
     )
     try:
-        keys = None if settings.auth_disabled else open_api_keys(settings)
+        keys = None if settings.auth_disabled else _key_store(settings)
         warn_if_disabled(settings.auth_disabled, "audit", keys)
         guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
         app = create_app(
@@ -144,3 +145,11 @@ def _close(checkpointer: Checkpointer) -> None:
         checkpointer.close()
     except StateError as e:
         log.error("shutdown_checkpoint_failed", error=str(e))
+
+
+def _key_store(settings: Settings) -> ApiKeyStore:
+    """The API keys, and the gateway's shared AUDIT_API_KEY when one is set here too."""
+    store = open_api_keys(settings)
+    if settings.audit_api_key:
+        return cast(ApiKeyStore, WithServiceKey(store, settings.audit_api_key, "gateway-reader"))
+    return store

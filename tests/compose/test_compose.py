@@ -10,6 +10,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 from docker.models.containers import Container
 from PIL import Image
 
@@ -211,6 +212,54 @@ def test_each_service_publishes_as_its_own_broker_user_and_a_forgery_is_not_beli
     dead = wait_until("the forged job.dead to be recorded", refused, 30, every=0.5)
     assert dead["publisher"] == "jobsuite" and "may not publish job.dead" in dead["refused"]
     assert stack.record(job_id)["status"] == "succeeded"
+
+
+def test_a_clients_key_sees_only_its_own_jobs_and_the_mail_view_and_audit_ask_for_a_login(
+    stack: ComposeStack,
+) -> None:
+    alice, bob = stack.create_key("alice"), stack.create_key("bob")
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    submitted = stack.http.post(
+        "/jobs/resize",
+        files={"file": ("a.jpg", small_jpeg(11))},
+        data={"width": "40"},
+        headers=as_alice,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    assert stack.wait_finished([job_id])[job_id]["status"] == "succeeded"  # the admin sees it
+
+    mine = stack.http.get(f"/jobs/{job_id}", headers=as_alice)
+    assert (mine.status_code, mine.json()["client"]) == (200, "alice")
+    assert stack.http.get(f"/jobs/{job_id}/result", headers=as_alice).status_code == 200
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/result"):
+        theirs = stack.http.get(path, headers=as_bob)
+        nobodys = stack.http.get(path.replace(job_id, unknown), headers=as_bob)
+        assert theirs.status_code == nobodys.status_code == 404
+        assert theirs.json()["detail"].replace(job_id, unknown) == nobodys.json()["detail"]
+    no_key = stack.http.get(f"/jobs/{job_id}", headers={"Authorization": ""})
+    assert no_key.status_code == 401 and no_key.headers["www-authenticate"] == "Bearer"
+
+    # The mail view and the audit API are closed to anyone without their login.
+    sink = f"http://127.0.0.1:{stack.mailsink_port}/messages"
+    assert httpx.get(sink, timeout=10).status_code == 401
+    assert stack.mailsink("/messages").status_code == 200
+    audit = stack.container("gateway").exec_run(
+        ["python", "-c", AUDIT_WITHOUT_KEY, f"http://audit:8081/jobs/{job_id}"]
+    )
+    assert audit.output.decode().strip() == "401", audit.output.decode()
+
+
+AUDIT_WITHOUT_KEY = """
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=5)
+    print("200")
+except urllib.error.HTTPError as e:
+    print(e.code)
+"""
 
 
 def test_guest_is_refused_on_the_compose_network(stack: ComposeStack) -> None:

@@ -70,6 +70,9 @@ class ComposeStack:
             "COMPOSE_PROJECT_NAME": self.project,
             "RABBITMQ_USER": "jobsuite",
             "RABBITMQ_PASSWORD": self.password,
+            "AUDIT_API_KEY": f"audit-{self.password}",
+            "AUDIT_SIGNING_KEY": f"signing-{self.password}",
+            "MAILSINK_UI_AUTH": f"sink:{self.password}",
             "GATEWAY_PUBLISHED_PORT": str(self.gateway_port),
             "MAILSINK_PUBLISHED_PORT": str(self.mailsink_port),
             "RABBITMQ_UI_PUBLISHED_PORT": str(self.ui_port),
@@ -205,7 +208,9 @@ class ComposeStack:
         return str(wait_until(f"job {job_id} to start", started, timeout, every=0.05))
 
     def mailsink(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.mailsink_port}{path}", timeout=10)
+        return httpx.get(
+            f"http://127.0.0.1:{self.mailsink_port}{path}", auth=("sink", self.password), timeout=10
+        )
 
 
 def hostnames(record: dict[str, Any], event: str) -> list[str]:

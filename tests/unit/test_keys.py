@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,13 +17,13 @@ from services.audit.api import create_app
 from services.audit.queries import Queries
 from services.audit.recorder import Recorder
 from services.gateway.ratelimit import SubmissionRate
-from shared.auth import Caller, Unauthorized, identify, presented_key
+from shared.auth import Caller, Unauthorized, WithServiceKey, identify, presented_key
 from shared.config import Settings
 from shared.errors import StateError
 from shared.keyfile import client_key, key_file, read_key_file, write_key_file
 from shared.messages import FollowUp, Job
 from shared.state import API_KEYS_FILE, KeyLimits
-from shared.state.keys import KEY_PREFIX, SqliteApiKeyStore, hash_secret
+from shared.state.keys import KEY_PREFIX, ApiKeyStore, SqliteApiKeyStore, hash_secret
 from tests.support.audit import make_event, new_job_id
 
 
@@ -155,6 +156,27 @@ def test_the_audit_api_needs_an_admin_key_bearer_or_basic(
     basic = http.get(f"/jobs/{job_id}", auth=("anyone", admin))
     assert basic.status_code == 200 and basic.json()["client"] == "alice"
     assert http.get("/stats", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    recorder.close()
+
+
+def test_the_audit_takes_the_shared_audit_api_key_as_an_admin_and_nothing_like_it(
+    tmp_path: Path, store: SqliteApiKeyStore
+) -> None:
+    recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit"))
+    shared_secret = "s3cret-shared-with-the-gateway-only"
+    keys = cast(ApiKeyStore, WithServiceKey(store, shared_secret, "gateway-reader"))
+    http = TestClient(
+        create_app(Queries(recorder.model.path), keys=keys), base_url="http://localhost"
+    )
+    _r, admin = store.create("root", admin=True)
+
+    assert (
+        http.get("/stats", headers={"Authorization": f"Bearer {shared_secret}"}).status_code == 200
+    )
+    assert http.get("/stats", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    for wrong in (shared_secret[:-1], shared_secret + "x", shared_secret.upper()):
+        answer = http.get("/stats", headers={"Authorization": f"Bearer {wrong}"})
+        assert (answer.status_code, answer.json()["reason"]) == (401, "unknown_key")
     recorder.close()
 
 
