@@ -198,7 +198,7 @@ def suite(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     broker.declare()
     spawn = Spawner(settings, logs)
     try:
-        sink = start_mailsink(spawn, mail, ui_auth=SINK_AUTH)
+        sink = start_mailsink(spawn, mail, chaos_api=True, ui_auth=SINK_AUTH)
         workers = {
             "resizer": spawn("services.resizer", **env),
             "renderer": spawn("services.renderer", **env),

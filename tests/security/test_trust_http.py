@@ -17,6 +17,7 @@ import pytest
 from tests.security.conftest import GOOD_RECIPIENT, Suite, small_png
 from tests.support.audit import AuditService, start_audit
 from tests.support.broker import EventWatcher
+from tests.support.keys import bearer
 from tests.support.processes import Spawner
 
 EVIL = "https://evil.example"
@@ -289,7 +290,7 @@ def test_the_audit_refuses_a_post_from_a_foreign_origin(audit: AuditService) -> 
 def test_the_audit_answers_query_strings_that_are_not_utf8(
     audit: AuditService, path: str, status: int
 ) -> None:
-    response = httpx.get(audit.url + path)
+    response = httpx.get(audit.url + path, headers=bearer(audit.key))
     assert response.status_code == status, response.text
     audit_serves(audit)
 
@@ -353,7 +354,9 @@ def test_the_sinks_chaos_hook_refuses_bad_json_with_422(
     suite: Suite, body: bytes, loc: list[Any], kind: str
 ) -> None:
     before = suite.sink.get("/chaos").json()
-    response = httpx.post(f"{suite.sink.url}/chaos", content=body, headers=JSON)
+    response = httpx.post(
+        f"{suite.sink.url}/chaos", content=body, headers=JSON, auth=suite.sink.auth
+    )
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
     assert (error["loc"], error["type"]) == (loc, kind)
