@@ -243,8 +243,8 @@ def checks_section(trees: Trees, runs: int, iterations: int) -> Section:
         " the product code as built; the resize job has 10 sizes, the render job an invoice of"
         " 5 items (its data is a plain dict to check_delivery: the renderer checks it against"
         " InvoiceData in its handler, the last two rows)",
-        "set against the runner's per-job cost (the overhead section: about 150 no-op jobs/s"
-        " with 2 processes, several ms of CPU per job), these are µs",
+        "set these µs against the runner's per-job cost (the overhead section's no-op jobs/s)"
+        " and the gateway's CPU per accepted job (the accept section's, in ms)",
     ]
     if trees.baseline:
         notes.append("in-process: this tree only, no baseline rows")
