@@ -36,8 +36,8 @@ test-faults: $(STAMP) broker
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-## bench: runner overhead, resize, end to end, accept rate, PDF, memory against their anchors
-## (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections;
+## bench: runner overhead, resize, end to end, accept rate, trust checks, PDF, memory against
+## their anchors (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections;
 ## BENCH_BASELINE=<git ref or checkout> measures that tree too (docs/performance.md)
 bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.accept import accept_section
 from benchmarks.change import LIMIT_PCT, change_table
+from benchmarks.checks import checks_section
 from benchmarks.e2e_resize import e2e_section
 from benchmarks.memory import memory_section
 from benchmarks.overhead import overhead_section
@@ -32,6 +33,7 @@ SECTIONS: dict[str, Run] = {
     "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
     "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
     "accept": lambda a, t: accept_section(t, a.runs, a.accept_jobs, a.accept_clients),
+    "checks": lambda a, t: checks_section(t, a.runs, a.checks_iterations),
     "pdf": lambda a, t: pdf_section(t, a.runs, a.pdf_docs),
     "memory": lambda a, t: memory_section(t, a.memory_jobs),
 }
@@ -47,6 +49,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
     p.add_argument("--accept-jobs", type=int, default=2000, help="jobs per accept-rate run")
     p.add_argument("--accept-clients", type=int, default=32, help="HTTP client threads")
+    p.add_argument(
+        "--checks-iterations", type=int, default=2000, help="calls per round of each check"
+    )
     p.add_argument("--pdf-docs", type=int, default=3, help="documents per probe process")
     p.add_argument("--memory-jobs", type=int, default=1000, help="jobs of each type per round")
     p.add_argument(

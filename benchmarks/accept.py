@@ -2,12 +2,14 @@
 concurrent HTTP clients (benchmarks/gateway_bench.py), against the gateway's publisher alone
 (no HTTP; the tree's own gateway_bench in a process of its own) and a plain pika publisher,
 one confirmed publish per message, on the same broker and the same kind of queue (quorum
-`jobs.render`)."""
+`jobs.render`). This tree's gateway also runs with `AUTH_DISABLED=true` in the same runs,
+interleaved: the cost of the API key check (issue 13) in jobs/s and gateway CPU per job."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 
 from benchmarks.gateway_bench import post_many
 from benchmarks.namespace import bench_namespace
@@ -24,11 +26,16 @@ WARM_UP = 50
 GATEWAY_BENCH = ("benchmarks.gateway_bench", "tests.support.gateway_bench")  # new, old place
 
 
-def through_gateway(tree: Tree, jobs: int, clients: int, cpu: tuple[Figure, Figure]) -> float:
-    """Accepted jobs/s of `tree`'s gateway; CPU ms per accepted job of the gateway and of this
-    (client) process go to `cpu`."""
+def through_gateway(
+    tree: Tree, jobs: int, clients: int, cpu: Sequence[Figure], auth_disabled: bool = False
+) -> float:
+    """Accepted jobs/s of `tree`'s gateway, its key check on unless `auth_disabled`; CPU ms
+    per accepted job of the gateway and (when `cpu` has a second figure) of this (client)
+    process go to `cpu`."""
     with bench_namespace(tree) as ns:
-        gateway = start_gateway(ns.spawn, ns.settings)
+        gateway = start_gateway(
+            ns.spawn, ns.settings, AUTH_DISABLED="true" if auth_disabled else "false"
+        )
         key = bearer(gateway.key)
         post_many(gateway.url, WARM_UP, clients, key)
         pid = gateway.process.pid
@@ -72,6 +79,24 @@ def _record(figure: Figure, rate: float) -> None:
     print(f"  accept {figure.what}: {rate:.0f}/s", file=sys.stderr, flush=True)
 
 
+Gateway = tuple[Figure, Tree, Sequence[Figure], bool]  # figure, tree, CPU figures, no keys
+
+
+def _gateways(
+    run: int,
+    trees: Trees,
+    keyed: Figure,
+    cpu: Sequence[Figure],
+    open_gateway: Figure,
+    open_cpu: Figure,
+) -> list[Gateway]:
+    """This run's gateways in turn: each tree's with the key check, and this tree's without
+    it (its cost, measured here only), first every other run."""
+    with_keys: list[Gateway] = [(keyed.of(t), t, cpu, False) for t in trees.in_turn(run)]
+    without: Gateway = (open_gateway, trees.current, [open_cpu], True)
+    return [*with_keys, without] if run % 2 == 0 else [without, *with_keys]
+
+
 def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
     tools = trees.find("gateway_bench", lambda t: t.module(*GATEWAY_BENCH))
     publishers = Settings().gateway_publishers
@@ -79,13 +104,19 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
         Figure("gateway process: CPU per accepted job", "ms", higher_is_better=False),
         Figure("HTTP client (bench process): CPU per accepted job", "ms", higher_is_better=False),
     )
-    anchored(list(cpu))
+    open_cpu = Figure(
+        "gateway process, AUTH_DISABLED=true: CPU per accepted job", "ms", higher_is_better=False
+    )
+    anchored([cpu[0], open_cpu, cpu[1]])
     gateway = Figure(f"gateway, HTTP POST /jobs/render ({clients} client threads)", "jobs/s")
+    open_gateway = Figure("gateway, AUTH_DISABLED=true (no key check), same clients", "jobs/s")
     alone = Figure(f"gateway's publisher alone, no HTTP ({clients} threads)", "jobs/s")
     pika = Figure("plain pika, 1 thread, one confirmed publish per message", "jobs/s")
     for run in range(runs):
-        for tree in trees.in_turn(run):
-            _record(gateway.of(tree), through_gateway(tree, jobs, clients, cpu))
+        for figure, tree, figures, off in _gateways(
+            run, trees, gateway, cpu, open_gateway, open_cpu
+        ):
+            _record(figure, through_gateway(tree, jobs, clients, figures, off))
         for tree, module in tools.in_turn(run):
             _record(alone.of(tree), publisher_alone(tree, module, jobs, clients))
         _record(pika, plain_pika(jobs))
@@ -95,6 +126,9 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
         "the gateway publishes two confirmed messages per job (the job and its job.submitted"
         f" event) from a pool of {publishers} publisher connections"
         " (GATEWAY_PUBLISHERS) and logs a line per job; plain pika publishes the job only",
+        "AUTH_DISABLED=true: the same gateway and clients (which still send the key), every"
+        " key check off: no Authorization lookup in the key store, no per-key token bucket;"
+        " its ratio against the first row is the accept rate without / with the check",
         "CPU per job x jobs/s / 1000 = cores busy: the gateway is one uvicorn process (one"
         " core at most for Python code) and the client threads share this process's GIL",
         *tools.notes,
@@ -104,4 +138,5 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
             f"the publisher alone runs a pool of {publishers} (this tree's GATEWAY_PUBLISHERS"
             " default) in both trees; each tree's gateway runs with its own default"
         )
-    return Section("Gateway accept rate", [gateway, alone, pika, *cpu], notes)
+    figures = [gateway, open_gateway, alone, pika, cpu[0], open_cpu, cpu[1]]
+    return Section("Gateway accept rate", figures, notes)
