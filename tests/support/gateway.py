@@ -7,17 +7,40 @@ client-role key, `client(key=…)` sends another key, `client(key=None)` none.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 
+from services.gateway.app import create_app
+from services.gateway.publisher import JobPublisher
 from shared.config import Settings
 from tests.support.keys import admin_key, bearer, make_key
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
+
+
+@contextmanager
+def in_process_gateway(
+    publisher: JobPublisher, blob_dir: Path, **changes: Any
+) -> Iterator[TestClient]:
+    """The gateway app in this process (FastAPI's TestClient) with a stand-in publisher, its
+    state beside `blob_dir`, audit unreachable, and a client that sends the test admin key."""
+    settings = replace(
+        Settings(),
+        blob_dir=blob_dir,
+        state_dir=blob_dir.parent / "state",
+        audit_url=closed_url(),
+        **changes,
+    )
+    app = create_app(settings, publisher=publisher)
+    headers = bearer(admin_key(settings.state_dir))
+    with TestClient(app, base_url="http://localhost", headers=headers) as client:
+        yield client
 
 
 def closed_url() -> str:

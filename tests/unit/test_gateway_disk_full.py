@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.gateway.app import create_app
-from shared.config import Settings
 from shared.errors import PublishInDoubt, StateError
 from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
-from tests.support.keys import admin_key, bearer
+from tests.support.gateway import in_process_gateway
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher, png
 
 MAIL = {"to": ["someone@example.com"], "subject": "hi", "text": "hello"}
@@ -35,15 +32,7 @@ def blob_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
-    settings = replace(
-        Settings(),
-        blob_dir=blob_dir,
-        state_dir=blob_dir.parent / "state",
-        audit_url="http://127.0.0.1:9",
-    )
-    app = create_app(settings, publisher=publisher)
-    headers = bearer(admin_key(settings.state_dir))
-    with TestClient(app, base_url="http://localhost", headers=headers) as client:
+    with in_process_gateway(publisher, blob_dir) as client:
         yield client
 
 

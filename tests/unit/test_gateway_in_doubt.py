@@ -8,18 +8,15 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
-from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishInDoubt
-from tests.support.keys import admin_key, bearer
+from tests.support.gateway import in_process_gateway
 
 
 class ScriptedPublisher:
@@ -58,15 +55,7 @@ def blob_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
-    settings = replace(
-        Settings(),
-        blob_dir=blob_dir,
-        state_dir=blob_dir.parent / "state",
-        audit_url="http://127.0.0.1:9",
-    )
-    key = admin_key(settings.state_dir)
-    app = create_app(settings, publisher=publisher)
-    with TestClient(app, headers=bearer(key), base_url="http://localhost") as client:
+    with in_process_gateway(publisher, blob_dir) as client:
         yield client
 
 

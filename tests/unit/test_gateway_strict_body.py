@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.gateway import submit
-from services.gateway.app import create_app
 from shared import strictjson
-from shared.config import Settings
-from tests.support.keys import admin_key, bearer
+from tests.support.gateway import in_process_gateway
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
 MAIL = b'{"to": ["ann@example.org"], "subject": "hello", "text": "hi"}'
@@ -105,15 +102,7 @@ def blob_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def http(publisher: ScriptedPublisher, blob_dir: Path) -> Iterator[TestClient]:
-    settings = replace(
-        Settings(),
-        blob_dir=blob_dir,
-        state_dir=blob_dir.parent / "state",
-        audit_url="http://127.0.0.1:9",
-    )
-    app = create_app(settings, publisher=publisher)
-    headers = bearer(admin_key(settings.state_dir))
-    with TestClient(app, base_url="http://localhost", headers=headers) as client:
+    with in_process_gateway(publisher, blob_dir) as client:
         yield client
 
 
