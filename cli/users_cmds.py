@@ -20,7 +20,7 @@ from rich.table import Table
 from cli.broker_cmds import management_url
 from cli.common import console, fail, readable_errors, settings
 from shared.amqp import connect_once
-from shared.broker_permissions import permissions
+from shared.broker_permissions import ROLES, permissions
 from shared.config import Settings
 from shared.events import instance_name
 from shared.topology import declare_topology
@@ -36,6 +36,11 @@ def broker_users() -> None:
     s = settings()
     if not s.broker_users:
         raise fail("BROKER_USERS is not set: nothing to do (see docs/operations.md)", 2)
+    unknown = [role for role, _password in s.broker_users if role not in ROLES]
+    if unknown:
+        raise fail(
+            f"BROKER_USERS names an unknown role {unknown[0]!r} (known: {', '.join(ROLES)})", 2
+        )
     _wait_for_management(s)
     table = Table("user", "configure", "write", "read")
     for role, password in s.broker_users:

@@ -13,23 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from shared.errors import DecodeError
+from shared.event_names import EventName
 from shared.ids import UUID_PATTERN, follow_up_id, new_id
 from shared.jobtypes import JobTypeName
 from shared.jobtypes.models import Strict, first_error, of_json_type
 
 SCHEMA_VERSION: Literal[1] = 1
-EventName = Literal[
-    "job.submitted",
-    "job.rejected",
-    "job.started",
-    "job.succeeded",
-    "job.retrying",
-    "job.failed",
-    "job.dead",
-    "job.replayed",
-    "key.created",
-    "key.revoked",
-]
 KEY_EVENTS = ("key.created", "key.revoked")
 KEY_SUBJECT_PREFIX = "key:"
 """A key event's `job_id` is `key:<name>` and its `type` is `key`: events about API keys keep

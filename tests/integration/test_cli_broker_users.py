@@ -55,3 +55,11 @@ def test_a_refusal_of_the_management_api_is_one_clear_line(settings: Settings) -
 def test_without_broker_users_it_says_so(settings: Settings) -> None:
     result = CliRunner().invoke(app, ["broker-users"], env=service_env(settings))
     assert result.exit_code == 2 and "BROKER_USERS is not set" in result.output
+
+
+def test_an_unknown_role_is_refused_before_any_user_is_made(settings: Settings) -> None:
+    with JsonServer() as management:
+        env = service_env(settings, MANAGEMENT_URL=management.url, BROKER_USERS="mallory:pw")
+        result = CliRunner().invoke(app, ["broker-users"], env=env)
+    assert result.exit_code == 2
+    assert "unknown role 'mallory'" in result.output and management.puts == []
