@@ -62,6 +62,8 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     root.setLevel(level.upper())
     # pika is chatty at INFO about every connection step; its warnings still come through.
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO: a line per status lookup the gateway makes of the audit.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
 
