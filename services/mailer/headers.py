@@ -19,7 +19,6 @@ from email.policy import EmailPolicy
 from typing import Any, cast
 
 MAX_LINE = 76
-_WORD_OVERHEAD = len("=?utf-8?b??=")
 _MAX_WORD = 75  # RFC 2047 2: an encoded word is at most 75 characters
 _OWN_TEXT = {"subject"}
 _ADDRESS_HEADERS = {"from", "to", "cc", "reply-to"}
