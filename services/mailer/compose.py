@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from services.mailer.addresses import Recipients, header_value
+from services.mailer.headers import MAIL_POLICY
 from shared.jobtypes.mail import MailParams
 
 MESSAGE_ID_DOMAIN = "jobsuite"
@@ -58,7 +59,8 @@ def compose(
     date: datetime,
     attachments: list[Attachment],
 ) -> EmailMessage:
-    message = EmailMessage()
+    # MAIL_POLICY writes the Subject and non-ASCII display names so no space is lost.
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = sender
     message["To"] = recipients.to
     if recipients.cc:

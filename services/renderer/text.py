@@ -13,6 +13,7 @@ import unicodedata
 from xml.sax.saxutils import escape
 
 from reportlab.lib.styles import ParagraphStyle
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph
 
 # C0/C1 controls (but tab and newline) and lone surrogates (JSON can carry them) have no
@@ -34,6 +35,24 @@ def markup(text: str) -> str:
 
 def para(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(markup(text), style)
+
+
+def one_line(text: str, style: ParagraphStyle, width: float) -> Paragraph:
+    """`text` on a single line of at most `width` points: the font shrinks to fit rather
+    than the line wrapping (an invoice number broken mid-token reads as two numbers)."""
+    shown = " ".join(clean(text).split())
+    natural = stringWidth(shown, style.fontName, style.fontSize)
+    if natural <= width:
+        return Paragraph(markup(shown), style)
+    scale = width / natural * 0.98  # a hair of room: the paragraph measures with rounding
+    fitted = ParagraphStyle(
+        f"{style.name}_fitted",
+        style,
+        fontSize=style.fontSize * scale,
+        leading=style.leading * scale,
+        splitLongWords=0,
+    )
+    return Paragraph(markup(shown), fitted)
 
 
 def paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:

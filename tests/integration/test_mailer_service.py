@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,20 @@ def test_an_smtp_server_that_is_down_is_retried_then_given_up(
     assert failed["error"]["kind"] == "smtp_down"
     assert f"gave up after {settings.max_attempts} attempts" in failed["error"]["message"]
     assert len(events.of(job.id, "job.retrying")) == settings.max_attempts - 1
+
+
+def test_a_non_ascii_subject_arrives_with_every_space(
+    spawn: SpawnFn, broker: TestBroker, sink: MailSink, tmp_path: Path
+) -> None:
+    # The standard folding put a fold on the space between two encoded words: "Łódź· Τιμ…".
+    subject = "Faktura 2026-07 dla Łódź · Τιμολόγιο για την εταιρεία · 请款单  ✅ "  # noqa: RUF001
+    events = broker.events()
+    job = mail_job(to=["Zofia Wójcik-Łęcka <zofia@example.com>"], subject=subject)
+    start_mailer(spawn, tmp_path, sink.smtp_port)
+    broker.publish_job(job)
+
+    events.wait_for(job.id, "job.succeeded")
+    (summary,) = sink.wait_for_messages(1)
+    received = BytesParser(policy=email.policy.default).parsebytes(sink.raw(summary["id"]))
+    assert received["Subject"] == subject
+    assert received["To"].addresses[0].display_name == "Zofia Wójcik-Łęcka"

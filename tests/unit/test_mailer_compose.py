@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 from datetime import UTC, datetime
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesParser
 
 import pytest
 
@@ -34,10 +37,16 @@ def build(attachments: list[Attachment] | None = None, **fields: object) -> Emai
     )
 
 
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The bytes `smtplib.SMTP.send_message` writes: the message's own policy, CRLF."""
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(message, linesep="\r\n")
+    return out.getvalue()
+
+
 def on_the_wire(message: EmailMessage) -> EmailMessage:
     """The message as the server receives it, parsed back."""
-    wire = message.as_bytes(policy=email.policy.SMTP)
-    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    parsed = BytesParser(policy=email.policy.default).parsebytes(wire_bytes(message))
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -164,3 +173,34 @@ def test_a_naive_submission_time_is_taken_as_utc() -> None:
         attachments=[],
     )
     assert message["Date"] == "Tue, 02 Jan 2024 03:04:05 +0000"
+
+
+SUBJECTS = [
+    "Faktura Łódź · Τιμολόγιο 2026-07 · Rechnung",  # lost the space before "·" (issue 17)
+    "Τιμολόγιο για την εταιρεία Ωmega Ltd · προθεσμία πληρωμής τριάντα ημέρες · αριθμός 42",  # noqa: RUF001
+    "Faktura VAT nr 2026/07/0042 dla Przedsiębiorstwa Handlowego Źdźbło z siedzibą w Łodzi",
+    "请款单 第二〇二六年七月 请在三十天内付款 谢谢 请款单 第二〇二六年七月 请在三十天内付款",
+    "🧾 Invoice 👨‍👩‍👧‍👦 paid ✅ · 🇵🇱 🇬🇷 · " + "🎉" * 30,
+    "Two  spaces  here · and  there · ünïcödé  too",
+    "  leading and trailing spaces · Łódź  ",
+    "Plain ASCII subject with one non-ASCII character at the very end: naïve",
+    "A very long plain ASCII subject " * 8,
+    "An ASCII subject that looks encoded: =?utf-8?b?SGk=?= stays literal",
+    "tab\there",
+]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_a_subject_arrives_exactly_as_sent(subject: str) -> None:
+    message = build(subject=subject)
+    wire = wire_bytes(message)
+    head = wire.split(b"\r\n\r\n")[0]
+    assert head.isascii()
+    assert all(len(line) <= 76 for line in head.split(b"\r\n")), head
+    assert on_the_wire(message)["Subject"] == subject
+
+
+def test_non_ascii_display_names_keep_their_spaces() -> None:
+    names = ["Łódź Biuro · Główne", "Müller & Söhne", "Τιμολόγιο Γραφείο"]
+    m = on_the_wire(build(to=[f"{name} <a{i}@example.com>" for i, name in enumerate(names)]))
+    assert [address.display_name for address in m["To"].addresses] == names

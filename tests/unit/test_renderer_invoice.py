@@ -10,7 +10,7 @@ import pytest
 from services.renderer.limits import RenderLimits
 from services.renderer.templates.invoice import invoice_file_name
 from shared.blobs import FolderBlobStore
-from tests.support.pdfs import flat_text
+from tests.support.pdfs import flat_text, text_of
 from tests.support.rendering import rejected, render
 
 
@@ -156,3 +156,18 @@ def test_more_items_than_the_table_row_limit_is_rejected(store: FolderBlobStore)
     error = rejected(store, invoice(items=items), limits=RenderLimits(max_table_rows=5))
 
     assert "data.items has 6 rows, over the limit of 5 (MAX_TABLE_ROWS)" in str(error)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "INV-2026-000042",  # 15: wrapped as INV-2026-00 / 0042 in the narrow facts column
+        "INV/2026/NORTH-REGION/000000000000000042",  # 40
+        "W" * 20 + "-" + "INV-2026-0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:43],  # 64, wide glyphs
+    ],
+)
+def test_a_long_invoice_number_is_never_broken(store: FolderBlobStore, number: str) -> None:
+    _, reader = render(store, invoice(number=number))
+    lines = text_of(reader).splitlines()
+    assert lines[1:3] == ["Invoice number", number], lines  # the number's own row, whole
+    assert f"Invoice {number}" in lines  # the default title, on one line too

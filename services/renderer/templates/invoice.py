@@ -22,7 +22,7 @@ from services.renderer.money import (
 from services.renderer.pages import PageDecor
 from services.renderer.styles import GRID, HEADER_FILL, Styles
 from services.renderer.templates.base import RenderContext, Rendered
-from services.renderer.text import para
+from services.renderer.text import one_line, para
 from shared.errors import PermanentJobError
 from shared.jobtypes.render import RenderParams
 from shared.jobtypes.render_data import InvoiceData, Party
@@ -51,8 +51,11 @@ def render_invoice(params: RenderParams, ctx: RenderContext) -> Rendered:
     title = params.title or f"Invoice {data.number}"
     width = ctx.page.frame_width
     story: list[Flowable] = [
-        para(title, s.title),
+        # The default title carries the number, so it keeps to one line like the number row.
+        one_line(title, s.title, width) if params.title is None else para(title, s.title),
         Spacer(1, 10),
+        _number(data.number, width, s),
+        Spacer(1, 6),
         _head(data, width, s),
         Spacer(1, 16),
         _items(data, totals, width, s),
@@ -81,10 +84,29 @@ def _party(label: str, party: Party, s: Styles) -> list[Flowable]:
     return [para(label, s.cell_header), para(party.name, s.strong), para(party.address, s.cell)]
 
 
+def _number(number: str, width: float, s: Styles) -> Table:
+    """The invoice number on a full-width row of its own: up to 64 characters never wrap
+    (a narrow column broke `INV-2026-000042` into `INV-2026-00` / `0042`)."""
+    label_width = width * 0.19
+    padding = 12  # the table's default 6 pt either side of a cell
+    row = Table(
+        [
+            [
+                para("Invoice number", s.cell_header),
+                one_line(number, s.cell, width - label_width - padding),
+            ]
+        ],
+        colWidths=[label_width, width - label_width],
+    )
+    row.setStyle(
+        TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (0, -1), 0)])
+    )
+    return row
+
+
 def _head(data: InvoiceData, width: float, s: Styles) -> Table:
     facts = Table(
         [
-            [para("Invoice number", s.cell_header), para(data.number, s.cell_right)],
             [para("Issue date", s.cell_header), para(data.issue_date, s.cell_right)],
             [para("Due date", s.cell_header), para(data.due_date, s.cell_right)],
         ],
