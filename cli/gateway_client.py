@@ -121,14 +121,21 @@ def describe(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         detail = response.text.strip() or response.reason_phrase
     if isinstance(detail, list):
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
-        )
+        detail = "; ".join(_one_error(e) for e in detail)
     retry = response.headers.get("retry-after")
     hint = f" (retry after {retry} s)" if retry else ""
     if response.status_code == 401:
         hint = f"{hint} (set JOBSUITE_API_KEY, or `make run` once to save a local key)"
     return f"the gateway answered {response.status_code}: {detail}{hint}"
+
+
+def _one_error(error: Any) -> str:
+    """`width: …`, or the message alone when it is about the whole body (loc ["body"])."""
+    if not isinstance(error, dict):
+        return str(error)
+    where = ".".join(str(p) for p in error.get("loc", [])[1:])
+    message = str(error.get("msg", "invalid"))
+    return f"{where}: {message}" if where else message
 
 
 def wait(gw: GatewayClient, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
