@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cli.audit_cmds import audit_get
 from cli.common import console, err_console, fail, readable_errors, settings
+from cli.tables import Row, error_line, print_listing, short_time
 from shared.amqp import Channel, Delivery, connect_once
 from shared.config import Settings
 from shared.errors import AuditUnavailable, BrokerError
@@ -123,6 +123,12 @@ def _summary(h: Held, errors: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _where_and_why(row: dict[str, Any]) -> str:
+    """`from jobs.resize; invalid_input: …`: the line under a dead letter."""
+    where = f"from {row['queue']}" if row["queue"] else ""
+    return "; ".join(part for part in (where, error_line(row["error"])) if part)
+
+
 def _audit_errors(s: Settings, job_ids: list[str]) -> dict[str, Any]:
     """The failure each job died of, from the audit read model, when it is reachable."""
     errors: dict[str, Any] = {}
@@ -153,20 +159,21 @@ def list_(
         for row in rows:
             print(json.dumps(row, separators=(",", ":")))
         return
-    table = Table("job", "type", "reason", "from queue", "attempt", "died", "error")
-    table.columns[0].no_wrap = True
-    for r in rows:
-        error = r["error"]
-        table.add_row(
-            r["job_id"],
-            r["type"],
-            r["reason"] + (f" x{r['deaths']}" if r["deaths"] > 1 else ""),
-            r["queue"],
-            str(r["attempt"] or "?"),
-            (r["died_at"] or "")[:19].replace("T", " "),
-            f"{error['kind']}: {error['message']}" if error else "",
+    listed = [
+        Row(
+            [
+                r["job_id"],
+                r["type"],
+                r["reason"] + (f" x{r['deaths']}" if r["deaths"] > 1 else ""),
+                str(r["attempt"] or "?"),
+                short_time(r["died_at"]),
+            ],
+            note=_where_and_why(r),
         )
-    console.print(table)
+        for r in rows
+    ]
+    # At most 80 columns wide: the queue and the error go under the job, not into columns.
+    print_listing(console, ("job", "type", "reason", "try", "died"), listed, right={3})
     err_console.print(f"{len(rows)} dead letter(s)", highlight=False)
 
 

@@ -4,10 +4,15 @@ takes a value, tables readable at 80 columns, counts in the right number."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
+from cli import audit_cmds, common
 from cli.app import app
+from cli.tables import Row, print_listing
+from tests.support.keys import make_key
 
 
 def jobsuite(*args: str, columns: int = 200) -> Result:
@@ -31,3 +36,80 @@ def test_flags_show_no_value_placeholder_and_options_keep_theirs() -> None:
 def test_the_gateway_option_says_where_its_default_comes_from() -> None:
     result = jobsuite("submit", "resize", "--help")
     assert "GATEWAY_URL" in option_line(result.output, "--gateway"), result.output
+
+
+# --- tables at 80 columns -------------------------------------------------------------------
+
+OK_ID = "3f2c9a1e-8b7d-4c6e-9f1a-2b3c4d5e6f70"
+FAILED_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+ERROR = "data.lines.0.vat_rate: Input should be a valid decimal string, not a number"
+PAGE = {
+    "jobs": [
+        {
+            "id": OK_ID,
+            "type": "resize",
+            "status": "succeeded",
+            "attempts": 1,
+            "submitted_at": "2026-12-01T06:54:06+00:00",
+            "duration_ms": 1234.5,
+        },
+        {
+            "id": FAILED_ID,
+            "type": "render",
+            "status": "failed",
+            "attempts": 3,
+            "submitted_at": "2025-01-31T23:59:59+00:00",
+            "duration_ms": 98765.0,
+            "error": {"kind": "invalid_input", "message": ERROR},
+        },
+    ]
+}
+
+
+@pytest.fixture
+def at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common.console, "_width", 80)
+
+
+def readable_at_80(output: str) -> list[str]:
+    lines = output.splitlines()
+    assert lines and all(len(line.rstrip()) <= 80 for line in lines), output
+    assert "…" not in output, output
+    return lines
+
+
+def test_the_job_list_at_80_columns_keeps_ids_and_words_whole(
+    at_80_columns: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_cmds, "audit_get", lambda *_a, **_k: PAGE)
+    result = jobsuite("jobs", columns=80)
+    assert result.exit_code == 0, result.output
+    lines = readable_at_80(result.output)
+    assert lines[0].split() == ["job", "type", "status", "try", "submitted", "took"]
+    [ok] = [line for line in lines if OK_ID in line]
+    assert ok.split()[1:3] == ["resize", "succeeded"] and ok.endswith("1.2 s")
+    [failed] = [line for line in lines if FAILED_ID in line]
+    assert failed.split()[1:5] == ["render", "failed", "3", "2025-01-31"]
+    # The error under its job, its words whole: wrapped, it reads the same joined again.
+    under = lines[lines.index(failed) + 1 :]
+    assert " ".join(" ".join(under).split()) == f"invalid_input: {ERROR}"
+
+
+def test_the_key_list_at_80_columns_keeps_names_whole(at_80_columns: None, tmp_path: Path) -> None:
+    make_key(tmp_path, "nightly-reports-of-the-shop", mails_per_hour=1)
+    result = CliRunner().invoke(app, ["keys", "list"], env={"STATE_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    lines = readable_at_80(result.output)
+    [row] = [line for line in lines if "nightly-reports-of-the-shop" in line]
+    assert row.split()[1:3] == ["client", "active"]
+    note = lines[lines.index(row) + 1].strip()
+    assert note.startswith("limits: 20 recipients a mail, 1 mail an hour,"), note
+
+
+def test_a_listing_wider_than_the_terminal_is_never_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common.console, "_width", 40)
+    with common.console.capture() as captured:
+        print_listing(common.console, ("job", "type"), [Row([OK_ID, "resize"], "why " * 20)])
+    lines = captured.get().splitlines()
+    assert f"{OK_ID}  resize" in lines
+    assert all(len(line.rstrip()) <= 40 for line in lines[3:]) and len(lines) > 4
