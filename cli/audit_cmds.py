@@ -21,6 +21,7 @@ from shared.errors import AuditUnavailable
 from shared.keyfile import auth_header
 from shared.messages import JobStatus
 from shared.state import Checkpoint, Signer
+from shared.words import count
 
 audit_app = typer.Typer(
     help="Check the audit log and rebuild its read model.", no_args_is_help=True
@@ -85,8 +86,8 @@ def verify(
         raise typer.Exit(1)
     span = f"seq {report.first_seq}..{report.head_seq}" if report.records else "empty"
     console.print(
-        f"[green]audit log intact[/]: {report.records} records in {report.segments} "
-        f"segment(s), {span}, head {report.head_hash[:16]}",
+        f"[green]audit log intact[/]: {count(report.records, 'record')} in "
+        f"{count(report.segments, 'segment')}, {span}, head {report.head_hash[:16]}",
         highlight=False,
     )
 
@@ -122,8 +123,8 @@ def rebuild() -> None:
         report = verify_log(s.audit_dir)
         if not report.ok:
             raise fail(f"not rebuilding from a broken log: {report.problem}")
-        count = rebuild_model(s)
-    console.print(f"read model rebuilt from {count} records", highlight=False)
+        rebuilt = rebuild_model(s)
+    console.print(f"read model rebuilt from {count(rebuilt, 'record')}", highlight=False)
 
 
 @readable_errors

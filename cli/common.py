@@ -24,11 +24,6 @@ def settings() -> Settings:
     return settings_or_exit()
 
 
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """`1 message`, `2 messages`, `0 messages`: a count with its noun in the right number."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
-
-
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line to stderr; `raise fail(...)` ends the command with `code`."""
     err_console.print(f"[bold red]jobsuite:[/] {message}", highlight=False, soft_wrap=True)

@@ -28,6 +28,7 @@ from shared.errors import AuditUnavailable, BrokerError
 from shared.events import EventSource, instance_name
 from shared.messages import encode, utc_now
 from shared.topology import Names, ensure_topology
+from shared.words import count
 
 if TYPE_CHECKING:
     from services.audit.deadletters import DeadLetter
@@ -174,7 +175,7 @@ def list_(
     ]
     # At most 80 columns wide: the queue and the error go under the job, not into columns.
     print_listing(console, ("job", "type", "reason", "try", "died"), listed, right={3})
-    err_console.print(f"{len(rows)} dead letter(s)", highlight=False)
+    err_console.print(count(len(rows), "dead letter"), highlight=False)
 
 
 @dlq_app.command("show")
@@ -255,8 +256,8 @@ def purge(
         if not chosen:
             console.print("no dead letters to drop")
             return
-        if not yes and not typer.confirm(f"Drop {len(chosen)} dead letter(s) for good?"):
+        if not yes and not typer.confirm(f"Drop {count(len(chosen), 'dead letter')} for good?"):
             raise typer.Exit(1)
         for h in chosen:
             box.drop(h)
-    console.print(f"dropped {len(chosen)} dead letter(s)", highlight=False)
+    console.print(f"dropped {count(len(chosen), 'dead letter')}", highlight=False)

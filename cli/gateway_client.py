@@ -14,6 +14,7 @@ import httpx
 from cli.common import err_console, settings
 from shared.errors import JobsuiteError
 from shared.keyfile import auth_header
+from shared.words import count
 
 TERMINAL = {"succeeded", "failed", "dead"}
 _POLL_S = 0.3
@@ -142,7 +143,7 @@ def wait(gw: GatewayClient, ids: list[str], timeout: float) -> dict[str, dict[st
     deadline = time.monotonic() + timeout
     pending, done = list(ids), {}
     noted = False
-    with err_console.status(f"waiting for {len(ids)} job(s)…"):
+    with err_console.status(f"waiting for {count(len(ids), 'job')}…"):
         while pending:
             for job_id in list(pending):
                 response = gw.call("GET", f"/jobs/{job_id}", 200, 404, 503)

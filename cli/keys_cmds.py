@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, count, err_console, fail, readable_errors, settings
+from cli.common import console, err_console, fail, readable_errors, settings
 from cli.tables import Row, print_listing
 from shared.amqp import connect_once
 from shared.config import Settings
@@ -32,6 +32,7 @@ from shared.state.keys import (
     DEFAULT_SUBMISSIONS_PER_SECOND,
 )
 from shared.topology import Names, declare_topology
+from shared.words import count
 
 LOCAL_KEY = "local"
 # The one user of `make run` is its operator: limits that never get in the way of

@@ -12,6 +12,10 @@ from typer.testing import CliRunner, Result
 from cli import audit_cmds, common
 from cli.app import app
 from cli.tables import Row, print_listing
+from services.audit.recorder import Recorder
+from shared.config import Settings
+from shared.words import count
+from tests.support.audit import make_event, new_job_id
 from tests.support.keys import make_key
 
 
@@ -113,3 +117,25 @@ def test_a_listing_wider_than_the_terminal_is_never_cut(monkeypatch: pytest.Monk
     lines = captured.get().splitlines()
     assert f"{OK_ID}  resize" in lines
     assert all(len(line.rstrip()) <= 40 for line in lines[3:]) and len(lines) > 4
+
+
+# --- counts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [(0, "0 dead letters"), (1, "1 dead letter"), (2, "2 dead letters")],
+)
+def test_counts_take_the_right_number(n: int, words: str) -> None:
+    assert count(n, "dead letter") == words
+    assert count(1, "entry", "entries") == "1 entry" and count(3, "entry", "entries") == "3 entries"
+
+
+def test_verify_says_one_segment_not_segments(tmp_path: Path) -> None:
+    recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit"))
+    recorder.record([("events", make_event("job.started", new_job_id()))])
+    recorder.close()
+    env = {"AUDIT_DIR": str(tmp_path / "audit"), "STATE_DIR": str(tmp_path / "state")}
+    result = CliRunner().invoke(app, ["audit", "verify"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "audit log intact: 1 record in 1 segment, seq 1..1" in result.output
