@@ -33,6 +33,7 @@ STATUS_STYLES = {
     "retrying": "yellow",
     "succeeded": "green",
     "failed": "red",
+    "rejected": "magenta",
     "dead": "bold red",
 }
 

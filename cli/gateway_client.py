@@ -16,7 +16,7 @@ from shared.errors import JobsuiteError
 from shared.keyfile import auth_header
 from shared.words import count
 
-TERMINAL = {"succeeded", "failed", "dead"}
+TERMINAL = {"succeeded", "failed", "rejected", "dead"}
 _POLL_S = 0.3
 # A submission the gateway asks to retry (503 or 409 with Retry-After) is sent this many
 # times in all, waiting what Retry-After says (at most MAX_RETRY_WAIT_S).
