@@ -4,12 +4,15 @@ takes a value, tables readable at 80 columns, counts in the right number."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner, Result
 
-from cli import audit_cmds, common
+from cli import audit_cmds, common, dlq_cmds
 from cli.app import app
 from cli.tables import Row, print_listing
 from services.audit.recorder import Recorder
@@ -108,6 +111,38 @@ def test_the_key_list_at_80_columns_keeps_names_whole(at_80_columns: None, tmp_p
     assert row.split()[1:3] == ["client", "active"]
     note = lines[lines.index(row) + 1].strip()
     assert note.startswith("limits: 20 recipients a mail, 1 mail an hour,"), note
+
+
+def test_the_dead_letter_list_at_80_columns_puts_queue_and_error_under_the_job(
+    at_80_columns: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = {
+        "job_id": FAILED_ID,
+        "type": "render",
+        "reason": "delivery_limit",
+        "queue": "jobs.render",
+        "attempt": 3,
+        "deaths": 2,
+        "died_at": "2025-01-31T23:59:59+00:00",
+        "error": {"kind": "invalid_input", "message": ERROR},
+    }
+    held = SimpleNamespace(dead=SimpleNamespace(type="render", job_id=FAILED_ID))
+
+    @contextmanager
+    def dead_letters(_s: object) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(held=[held])
+
+    monkeypatch.setattr(dlq_cmds, "_dead_letters", dead_letters)
+    monkeypatch.setattr(dlq_cmds, "_audit_errors", lambda *_a: {})
+    monkeypatch.setattr(dlq_cmds, "_summary", lambda *_a: summary)
+    result = jobsuite("dlq", "list", columns=80)
+    assert result.exit_code == 0, result.output
+    lines = readable_at_80(result.output)
+    [row] = [line for line in lines if FAILED_ID in line]
+    assert row.split()[1:] == ["render", "delivery_limit", "x2", "3", "2025-01-31"]
+    under = " ".join(" ".join(lines[lines.index(row) + 1 :]).split())
+    assert under.startswith(f"from jobs.render; invalid_input: {ERROR}"), under
+    assert under.endswith("1 dead letter"), under
 
 
 def test_a_listing_wider_than_the_terminal_is_never_cut(monkeypatch: pytest.MonkeyPatch) -> None:
