@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from cli.gateway_client import describe
+from services.gateway.rejections import field_error, install
 from tests.support.gateway import in_process_gateway
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
@@ -63,3 +65,17 @@ def test_an_empty_upload_is_422_naming_file_as_empty(http: TestClient, tmp_path:
 def test_every_refusal_shape_reads_without_a_stray_colon(detail: object, line: str) -> None:
     response = httpx.Response(422, json={"detail": detail})
     assert describe(response) == f"the gateway answered 422: {line}"
+
+
+def test_a_refusal_about_the_whole_body_has_no_empty_place() -> None:
+    app = FastAPI()
+    install(app, on_rejected=lambda *_: None)
+
+    @app.post("/whole")
+    def whole() -> None:
+        raise field_error((), "give width, height or sizes")
+
+    response = TestClient(app, base_url="http://localhost").post("/whole")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert describe(response) == "the gateway answered 422: give width, height or sizes"
