@@ -10,6 +10,7 @@ from cli import (
     broker_cmds,
     dlq_cmds,
     events_cmds,
+    help_format,  # noqa: F401  (imported for its effect: flags show no type)
     keys_cmds,
     submit_cmds,
     users_cmds,

@@ -7,20 +7,21 @@ imported inside the commands so that `shared` does not load a service at import 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from cli.common import console, err_console, fail, readable_errors, settings
+from cli.tables import Row, error_line, print_listing, short_duration, short_time
 from shared.config import Settings
 from shared.errors import AuditUnavailable
 from shared.keyfile import auth_header
 from shared.messages import JobStatus
 from shared.state import Checkpoint, Signer
+from shared.words import count
 
 audit_app = typer.Typer(
     help="Check the audit log and rebuild its read model.", no_args_is_help=True
@@ -32,8 +33,11 @@ STATUS_STYLES = {
     "retrying": "yellow",
     "succeeded": "green",
     "failed": "red",
+    "rejected": "magenta",
     "dead": "bold red",
 }
+
+JOB_HEADERS = ("job", "type", "status", "try", "submitted", "took")
 
 
 def register(app: typer.Typer) -> None:
@@ -83,8 +87,8 @@ def verify(
         raise typer.Exit(1)
     span = f"seq {report.first_seq}..{report.head_seq}" if report.records else "empty"
     console.print(
-        f"[green]audit log intact[/]: {report.records} records in {report.segments} "
-        f"segment(s), {span}, head {report.head_hash[:16]}",
+        f"[green]audit log intact[/]: {count(report.records, 'record')} in "
+        f"{count(report.segments, 'segment')}, {span}, head {report.head_hash[:16]}",
         highlight=False,
     )
 
@@ -120,8 +124,8 @@ def rebuild() -> None:
         report = verify_log(s.audit_dir)
         if not report.ok:
             raise fail(f"not rebuilding from a broken log: {report.problem}")
-        count = rebuild_model(s)
-    console.print(f"read model rebuilt from {count} records", highlight=False)
+        rebuilt = rebuild_model(s)
+    console.print(f"read model rebuilt from {count(rebuilt, 'record')}", highlight=False)
 
 
 @readable_errors
@@ -140,20 +144,22 @@ def jobs(
         for job in page["jobs"]:
             print(json.dumps(job, separators=(",", ":")))
         return
-    table = Table("job", "type", "status", "attempts", "submitted", "duration", "error")
-    table.columns[0].no_wrap = True
-    for job in page["jobs"]:
-        error = job.get("error") or {}
-        table.add_row(
-            job["id"],
-            job["type"],
-            f"[{STATUS_STYLES.get(job['status'], '')}]{job['status']}[/]",
-            str(job["attempts"]),
-            _local_time(job.get("submitted_at")),
-            f"{job['duration_ms']:.0f} ms" if job.get("duration_ms") is not None else "",
-            f"{error['kind']}: {error['message']}" if error else "",
+    rows = [
+        Row(
+            [
+                job["id"],
+                job["type"],
+                Text(job["status"], style=STATUS_STYLES.get(job["status"], "")),
+                str(job["attempts"]),
+                short_time(job.get("submitted_at")),
+                short_duration(job.get("duration_ms")),
+            ],
+            note=error_line(job.get("error")),
         )
-    console.print(table)
+        for job in page["jobs"]
+    ]
+    # At most 80 columns wide: the error goes under its job, not into a column.
+    print_listing(console, JOB_HEADERS, rows, right={3, 5})
     if page.get("next_cursor"):
         err_console.print(f"[dim]more: --cursor {page['next_cursor']}[/]", highlight=False)
 
@@ -172,9 +178,3 @@ def audit_get(s: Settings, path: str, params: dict[str, Any] | None = None) -> A
             f"the audit service answered {response.status_code}: {response.text[:300]}"
         )
     return response.json()
-
-
-def _local_time(value: str | None) -> str:
-    if not value:
-        return ""
-    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -158,12 +158,12 @@ def bench(
     jobs: Annotated[int, typer.Option(min=1, help="how many jobs to submit")] = 500,
     concurrency: Annotated[int, typer.Option(min=1, help="jobs in flight at once")] = 8,
     file: Annotated[
-        Path | None, typer.Option(help="the image for resize jobs [default: a 1600x1200 JPEG]")
+        Path | None, typer.Option(help="the image for resize jobs", show_default="a 1600x1200 JPEG")
     ] = None,
     width: Annotated[int, typer.Option(min=1, help="resize jobs' target width")] = 800,
     timeout: Annotated[float, typer.Option(help="seconds one job may take")] = 300.0,
     gateway: Annotated[
-        str | None, typer.Option("--gateway", help="gateway URL [default: GATEWAY_URL]")
+        str | None, typer.Option("--gateway", help="gateway URL", show_default="GATEWAY_URL")
     ] = None,
 ) -> None:
     """Submit jobs through the gateway and print throughput, latency percentiles, failures."""

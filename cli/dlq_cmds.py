@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cli.audit_cmds import audit_get
 from cli.common import console, err_console, fail, readable_errors, settings
+from cli.tables import Row, error_line, print_listing, short_time
 from shared.amqp import Channel, Delivery, connect_once
 from shared.config import Settings
 from shared.errors import AuditUnavailable, BrokerError
 from shared.events import EventSource, instance_name
 from shared.messages import encode, utc_now
 from shared.topology import Names, ensure_topology
+from shared.words import count
 
 if TYPE_CHECKING:
     from services.audit.deadletters import DeadLetter
@@ -123,6 +124,12 @@ def _summary(h: Held, errors: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _where_and_why(row: dict[str, Any]) -> str:
+    """`from jobs.resize; invalid_input: …`: the line under a dead letter."""
+    where = f"from {row['queue']}" if row["queue"] else ""
+    return "; ".join(part for part in (where, error_line(row["error"])) if part)
+
+
 def _audit_errors(s: Settings, job_ids: list[str]) -> dict[str, Any]:
     """The failure each job died of, from the audit read model, when it is reachable."""
     errors: dict[str, Any] = {}
@@ -153,21 +160,22 @@ def list_(
         for row in rows:
             print(json.dumps(row, separators=(",", ":")))
         return
-    table = Table("job", "type", "reason", "from queue", "attempt", "died", "error")
-    table.columns[0].no_wrap = True
-    for r in rows:
-        error = r["error"]
-        table.add_row(
-            r["job_id"],
-            r["type"],
-            r["reason"] + (f" x{r['deaths']}" if r["deaths"] > 1 else ""),
-            r["queue"],
-            str(r["attempt"] or "?"),
-            (r["died_at"] or "")[:19].replace("T", " "),
-            f"{error['kind']}: {error['message']}" if error else "",
+    listed = [
+        Row(
+            [
+                r["job_id"],
+                r["type"],
+                r["reason"] + (f" x{r['deaths']}" if r["deaths"] > 1 else ""),
+                str(r["attempt"] or "?"),
+                short_time(r["died_at"]),
+            ],
+            note=_where_and_why(r),
         )
-    console.print(table)
-    err_console.print(f"{len(rows)} dead letter(s)", highlight=False)
+        for r in rows
+    ]
+    # At most 80 columns wide: the queue and the error go under the job, not into columns.
+    print_listing(console, ("job", "type", "reason", "try", "died"), listed, right={3})
+    err_console.print(count(len(rows), "dead letter"), highlight=False)
 
 
 @dlq_app.command("show")
@@ -248,8 +256,8 @@ def purge(
         if not chosen:
             console.print("no dead letters to drop")
             return
-        if not yes and not typer.confirm(f"Drop {len(chosen)} dead letter(s) for good?"):
+        if not yes and not typer.confirm(f"Drop {count(len(chosen), 'dead letter')} for good?"):
             raise typer.Exit(1)
         for h in chosen:
             box.drop(h)
-    console.print(f"dropped {len(chosen)} dead letter(s)", highlight=False)
+    console.print(f"dropped {count(len(chosen), 'dead letter')}", highlight=False)

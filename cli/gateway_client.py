@@ -14,8 +14,9 @@ import httpx
 from cli.common import err_console, settings
 from shared.errors import JobsuiteError
 from shared.keyfile import auth_header
+from shared.words import count
 
-TERMINAL = {"succeeded", "failed", "dead"}
+TERMINAL = {"succeeded", "failed", "rejected", "dead"}
 _POLL_S = 0.3
 # A submission the gateway asks to retry (503 or 409 with Retry-After) is sent this many
 # times in all, waiting what Retry-After says (at most MAX_RETRY_WAIT_S).
@@ -121,9 +122,7 @@ def describe(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         detail = response.text.strip() or response.reason_phrase
     if isinstance(detail, list):
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
-        )
+        detail = "; ".join(_one_error(e) for e in detail)
     retry = response.headers.get("retry-after")
     hint = f" (retry after {retry} s)" if retry else ""
     if response.status_code == 401:
@@ -131,11 +130,20 @@ def describe(response: httpx.Response) -> str:
     return f"the gateway answered {response.status_code}: {detail}{hint}"
 
 
+def _one_error(error: Any) -> str:
+    """`width: …`, or the message alone when it is about the whole body (loc ["body"])."""
+    if not isinstance(error, dict):
+        return str(error)
+    where = ".".join(str(p) for p in error.get("loc", [])[1:])
+    message = str(error.get("msg", "invalid"))
+    return f"{where}: {message}" if where else message
+
+
 def wait(gw: GatewayClient, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     pending, done = list(ids), {}
     noted = False
-    with err_console.status(f"waiting for {len(ids)} job(s)…"):
+    with err_console.status(f"waiting for {count(len(ids), 'job')}…"):
         while pending:
             for job_id in list(pending):
                 response = gw.call("GET", f"/jobs/{job_id}", 200, 404, 503)

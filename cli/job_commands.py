@@ -23,7 +23,7 @@ from shared.jobtypes import JobTypeSpec
 from shared.jobtypes.spec import CliOption
 
 GatewayOpt = Annotated[
-    str | None, typer.Option("--gateway", help="gateway URL [default: GATEWAY_URL]")
+    str | None, typer.Option("--gateway", help="gateway URL", show_default="GATEWAY_URL")
 ]
 _COMMON = [
     (

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cli.common import console, err_console, fail, readable_errors, settings
+from cli.tables import Row, print_listing
 from shared.amqp import connect_once
 from shared.config import Settings
 from shared.errors import BrokerError
@@ -32,6 +32,7 @@ from shared.state.keys import (
     DEFAULT_SUBMISSIONS_PER_SECOND,
 )
 from shared.topology import Names, declare_topology
+from shared.words import count
 
 LOCAL_KEY = "local"
 # The one user of `make run` is its operator: limits that never get in the way of
@@ -114,19 +115,21 @@ def list_() -> None:
     with _store(s) as store:
         keys = store.list()
     now = datetime.now(UTC)
-    table = Table("name", "role", "state", "created", "expires", "rcpt/mail", "mails/h", "rate")
-    for k in keys:
-        table.add_row(
-            k.name,
-            "admin" if k.admin else "client",
-            k.refusal(now) or "active",
-            _short(k.created_at),
-            _short(k.expires_at) if k.expires_at else "-",
-            str(k.limits.recipients_per_mail),
-            str(k.limits.mails_per_hour),
-            f"{k.limits.submissions_per_second:g}/s (burst {k.limits.burst})",
+    rows = [
+        Row(
+            [
+                k.name,
+                "admin" if k.admin else "client",
+                k.refusal(now) or "active",
+                _short(k.created_at),
+                _short(k.expires_at) if k.expires_at else "-",
+            ],
+            note=_limits(k.limits),
         )
-    console.print(table)
+        for k in keys
+    ]
+    # At most 80 columns wide: the limits go under the key, in words, not into 4 columns.
+    print_listing(console, ("name", "role", "state", "created (UTC)", "expires (UTC)"), rows)
 
 
 @keys_app.command("revoke")
@@ -215,6 +218,14 @@ def _store(s: Settings) -> Iterator[ApiKeyStore]:
         yield store
     finally:
         store.close()
+
+
+def _limits(limits: KeyLimits) -> str:
+    return (
+        f"limits: {count(limits.recipients_per_mail, 'recipient')} a mail, "
+        f"{count(limits.mails_per_hour, 'mail')} an hour, "
+        f"{limits.submissions_per_second:g} submissions/s, burst {limits.burst}"
+    )
 
 
 def _short(moment: datetime) -> str:

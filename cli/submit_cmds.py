@@ -43,6 +43,8 @@ def status(
         console.print_json(json.dumps(record))
         return
     table = Table(show_header=False, box=None)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a long output path folds, never ends in "…"
     for key in ("id", "type", "status", "attempts", "submitted_at", "finished_at"):
         if record.get(key) is not None:
             table.add_row(key, str(record[key]))

@@ -140,7 +140,8 @@ def decode_event(body: bytes) -> Event:
         raise DecodeError(f"not a valid event: {first_error(e)}") from None
 
 
-JobStatus = Literal["submitted", "started", "retrying", "succeeded", "failed", "dead"]
+# `rejected`: a submission the gateway refused (its `job.rejected`); never a job that ran.
+JobStatus = Literal["submitted", "started", "retrying", "succeeded", "failed", "rejected", "dead"]
 
 
 class JobRecord(BaseModel):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from services.audit.verify import Report
 from shared.state import Checkpoint, Signer
+from shared.words import count
 
 NO_CHECKPOINT = (
     "no checkpoint of this log in the state store: records removed from its end, a forged"
@@ -54,7 +55,7 @@ def compare(report: Report, history: Sequence[Checkpoint], signer: Signer | None
     _rewrites(report, history, found)
     _anchor(report, latest, found)
     found.notes.append(
-        f"checked against {len(history)} checkpoint(s); the newest #{latest.id} "
+        f"checked against {count(len(history), 'checkpoint')}; the newest #{latest.id} "
         f"({latest.reason}, {latest.at}) at seq {latest.seq}"
     )
     if first.reason == "adopted":
@@ -78,7 +79,9 @@ def _signatures(history: Sequence[Checkpoint], signer: Signer | None, found: Fin
     bad = [cp for cp in mine if not signer.valid(cp)]
     if bad:
         found.problems.append(
-            f"SIGNATURE: {len(bad)} checkpoint(s) do not match their signature, the first "
+            f"SIGNATURE: {count(len(bad), 'checkpoint')} "
+            f"{'does not match its' if len(bad) == 1 else 'do not match their'} signature, "
+            f"the first "
             f"#{bad[0].id} (seq {bad[0].seq}, {bad[0].at}): the checkpoint store was edited"
         )
     if latest.signature is None:
@@ -93,7 +96,10 @@ def _signatures(history: Sequence[Checkpoint], signer: Signer | None, found: Fin
         )
     older = sum(1 for cp in history if cp.signature is None)
     if older and latest.signature is not None:
-        found.notes.append(f"{older} older checkpoint(s) are unsigned (before the key was set)")
+        are = "is" if older == 1 else "are"
+        found.notes.append(
+            f"{count(older, 'older checkpoint')} {are} unsigned (before the key was set)"
+        )
 
 
 def _truncation(report: Report, history: Sequence[Checkpoint], found: Findings) -> None:

@@ -99,7 +99,8 @@ def fold(job_id: str, events: Sequence[Event]) -> JobState:
             state.error = None
             state.outputs = list(e.outputs or [])
         elif e.event in ("job.failed", "job.rejected"):
-            _finish(state, e, at, "failed")
+            # A refused submission never ran: its own status, not counted as a failed job.
+            _finish(state, e, at, "failed" if e.event == "job.failed" else "rejected")
             state.error = e.error
         elif e.event == "job.dead":
             state.status = "dead"

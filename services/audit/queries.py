@@ -87,6 +87,15 @@ class Queries:
             " FROM jobs WHERE status IN ('failed', 'dead') GROUP BY 1, 2 ORDER BY n DESC"
         )
         dead = db.execute("SELECT dead_reason, COUNT(*) FROM jobs WHERE status = 'dead' GROUP BY 1")
+        # Refused submissions are not jobs: counted apart, never among the failed.
+        rejected = {
+            t: statuses.pop("rejected") for t, statuses in by_type.items() if "rejected" in statuses
+        }
+        by_type = {t: statuses for t, statuses in by_type.items() if statuses}
+        rejected_kinds = db.execute(
+            "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM jobs WHERE status = 'rejected'"
+            " GROUP BY 1 ORDER BY 2 DESC"
+        )
         by_status: dict[str, int] = {}
         for statuses in by_type.values():
             for status, n in statuses.items():
@@ -95,6 +104,11 @@ class Queries:
             "jobs": sum(by_status.values()),
             "by_status": by_status,
             "by_type": by_type,
+            "rejected": {
+                "submissions": sum(rejected.values()),
+                "by_type": rejected,
+                "by_kind": {r[0]: r[1] for r in rejected_kinds},
+            },
             "failure_reasons": [{"status": r[0], "kind": r[1], "count": r[2]} for r in failures],
             "dead_reasons": {r[0] or "unknown": r[1] for r in dead},
             "events": db.execute("SELECT COUNT(*) FROM events").fetchone()[0],

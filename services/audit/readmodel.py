@@ -85,6 +85,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
         _add_client_column(db)
+        _rejections_apart(db)
     return db
 
 
@@ -94,6 +95,17 @@ def _add_client_column(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     if "client" not in columns:
         db.execute("ALTER TABLE jobs ADD COLUMN client TEXT")
+
+
+def _rejections_apart(db: sqlite3.Connection) -> None:
+    """A read model folded before refused submissions had a status of their own shows them
+    as `failed`: a job row all of whose events are `job.rejected` is `rejected` (what a
+    rebuild from the log gives). Idempotent; each failed row is looked up by its index."""
+    db.execute(
+        "UPDATE jobs SET status = 'rejected' WHERE status = 'failed'"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.job_id = jobs.id"
+        " AND e.event != 'job.rejected')"
+    )
 
 
 def recorded_head(path: Path) -> int | None:

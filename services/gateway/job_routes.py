@@ -29,7 +29,7 @@ RangeHeader = Annotated[
     str | None,
     Header(alias="range", description="one byte range, e.g. bytes=1000- to resume a download"),
 ]
-FAILED = {"failed", "dead"}
+FAILED = {"failed", "rejected", "dead"}  # no output will ever come
 
 
 class Output(BaseModel):

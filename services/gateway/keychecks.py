@@ -21,6 +21,7 @@ from services.gateway.status import JobLookup
 from shared.auth import Caller
 from shared.messages import Job
 from shared.state import SubmissionLedger
+from shared.words import count
 
 MAIL = "mail"
 HOUR = timedelta(hours=1)
@@ -91,7 +92,7 @@ def _check_hourly(caller: Caller, ledger: SubmissionLedger, mails: int) -> None:
         raise Rejected(
             429,
             "mail_rate_limited",
-            f"the API key {caller.name!r} may submit {allowed} mails an hour (follow-ups"
+            f"the API key {caller.name!r} may submit {count(allowed, 'mail')} an hour (follow-ups"
             f" included) and has submitted {sent} in the last hour; this job sends {mails}",
             headers={"Retry-After": RETRY_AFTER_S},
         )

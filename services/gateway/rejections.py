@@ -95,7 +95,9 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
         detail: Any = exc.message
         reason = exc.message
         if exc.status == 422 and exc.field is not None:
-            loc = ["body", *(int(p) if p.isdigit() else p for p in exc.field.split("."))]
+            # An empty field (the whole body) is loc ["body"], never ["body", ""].
+            parts = [p for p in exc.field.split(".") if p]
+            loc = ["body", *(int(p) if p.isdigit() else p for p in parts)]
             detail = [{"loc": loc, "msg": exc.message, "type": exc.kind}]
             reason = _describe(detail)
         rejected_submission(request, exc.kind, reason)

@@ -51,9 +51,12 @@ def sniff(head: bytes) -> str | None:
 
 def check_image(file: BinaryIO, max_pixels: int) -> str:
     """The file's format if it is an allowed image within the pixel limit; reads the header
-    only. Raises Rejected (415 not an allowed image, 422 too many pixels)."""
-    fmt = sniff(file.read(16))
+    only. Raises Rejected (422 empty, 415 not an allowed image, 422 too many pixels)."""
+    head = file.read(16)
     file.seek(0)
+    if not head:  # no bytes at all: say so, rather than "not an image"
+        raise Rejected(422, "empty_file", "the upload is empty (0 bytes)", field="file")
+    fmt = sniff(head)
     if fmt is None:
         raise Rejected(415, "unsupported_media_type", f"file: not an allowed image ({ALLOWED})")
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from shared.words import count
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; }
 table { border-collapse: collapse; width: 100%; }
@@ -21,11 +23,11 @@ def messages_page(summaries: list[dict[str, object]]) -> str:
     )
     return f"""<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>mailsink: {len(summaries)} messages</title>
+<head><meta charset="utf-8"><title>mailsink: {count(len(summaries), "message")}</title>
 <style>{_STYLE}</style></head>
 <body>
 <h1>mailsink</h1>
-<p class="muted">{len(summaries)} messages. JSON: <a href="messages">/messages</a></p>
+<p class="muted">{count(len(summaries), "message")}. JSON: <a href="messages">/messages</a></p>
 <table>
 <tr><th>Received</th><th>From</th><th>To</th><th>Subject</th><th>Attachments</th></tr>
 {rows}

@@ -52,7 +52,7 @@ CASES: dict[str, ImageCase] = {
     "truncated.gif": ImageCase(202, "", CORRUPT),
     # Pillow cannot even identify it without the pixel chunk; either answer is clear.
     "header-only.png": ImageCase(415, "not a readable PNG", f"{CORRUPT}|{NOT_AN_IMAGE}"),
-    "zero-byte.png": ImageCase(415, "not an allowed image", f"empty|{NOT_AN_IMAGE}"),
+    "zero-byte.png": ImageCase(422, "the upload is empty", f"empty|{NOT_AN_IMAGE}"),
 }
 FILES = corpus_files("images")
 

@@ -104,6 +104,26 @@ def test_stats_and_health(recorder: Recorder, client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "consuming": True, "head_seq": 3}
 
 
+def test_a_refused_submission_is_a_rejection_in_stats_not_a_failed_job(
+    recorder: Recorder, client: TestClient
+) -> None:
+    record_dead_job(recorder)
+    refusal = make_event("job.rejected", new_job_id(), error=("invalid", "give width"))
+    recorder.record([("events", refusal)])
+    stats = client.get("/stats").json()
+    assert (stats["jobs"], stats["by_status"]) == (1, {"dead": 1})
+    assert stats["failure_reasons"] == [{"status": "dead", "kind": "scripted", "count": 1}]
+    assert stats["rejected"] == {
+        "submissions": 1,
+        "by_type": {"resize": 1},
+        "by_kind": {"invalid": 1},
+    }
+    listed = client.get("/jobs", params={"status": "rejected"})
+    assert listed.status_code == 200, listed.text
+    assert [j["id"] for j in listed.json()["jobs"]] == [refusal.job_id]
+    assert client.get("/jobs", params={"status": "failed"}).json()["jobs"] == []
+
+
 def test_an_unreadable_read_model_is_503_not_a_crash(tmp_path: Path) -> None:
     broken = tmp_path / DB_NAME
     broken.write_bytes(b"this is not sqlite" * 100)

@@ -209,7 +209,7 @@ def test_a_chain_recomputed_with_its_checkpoints_is_found_only_with_the_key(
     rewrite_checkpoints(store_path, hashes)
     assert findings(tmp_path, store_path, key=None) == []  # the documented limit
     (problem,) = findings(tmp_path, store_path)
-    assert problem.startswith("SIGNATURE: 13 checkpoint(s) do not match their signature")
+    assert problem.startswith("SIGNATURE: 13 checkpoints do not match their signature")
     assert problem.endswith("the checkpoint store was edited")
 
 

@@ -3,6 +3,7 @@ crash, rebuilt from the log, pruned by age, queried by the API's questions."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -165,4 +166,59 @@ def test_stats_count_jobs_by_type_and_status_with_failure_reasons(
         ("dead", "scripted"),
     }
     assert stats["dead_reasons"] == {"rejected": 1}
+    assert stats["rejected"] == {"submissions": 0, "by_type": {}, "by_kind": {}}
     assert stats["head_seq"] == 6
+
+
+def refused(job_type: str, kind: str) -> Event:
+    """A submission the gateway refused: a fresh id, one `job.rejected`."""
+    return make_event("job.rejected", new_job_id(), job_type=job_type, error=(kind, "why"))
+
+
+def test_refused_submissions_are_counted_apart_never_as_failed_jobs(
+    recorder: Recorder, settings: Settings
+) -> None:
+    failed = new_job_id()
+    recorder.record(
+        entries(
+            *a_job_life(new_job_id()),
+            make_event("job.failed", failed, job_type="mail", error=("invalid_params", "to")),
+            refused("resize", "invalid"),
+            refused("resize", "too_large"),
+            refused("mail", "invalid"),
+        )
+    )
+    stats = queries(settings).stats()
+
+    assert stats["jobs"] == 2
+    assert stats["by_status"] == {"succeeded": 1, "failed": 1}
+    assert stats["by_type"] == {"resize": {"succeeded": 1}, "mail": {"failed": 1}}
+    assert stats["failure_reasons"] == [{"status": "failed", "kind": "invalid_params", "count": 1}]
+    assert stats["rejected"] == {
+        "submissions": 3,
+        "by_type": {"resize": 2, "mail": 1},
+        "by_kind": {"invalid": 2, "too_large": 1},
+    }
+    rejected, _cursor = queries(settings).jobs(
+        status="rejected", job_type=None, since=None, limit=10, before=None
+    )
+    assert len(rejected) == 3 and {r.status for r in rejected} == {"rejected"}
+    assert rejected[0].error is not None and rejected[0].error.message == "why"
+
+
+def test_a_read_model_that_folded_refusals_as_failed_is_corrected_on_opening(
+    recorder: Recorder, settings: Settings
+) -> None:
+    recorder.record(entries(refused("resize", "invalid"), *a_job_life(new_job_id())))
+    failed = new_job_id()
+    recorder.record(entries(make_event("job.failed", failed, error=("scripted", "boom"))))
+    recorder.close()
+    db = sqlite3.connect(settings.audit_dir / DB_NAME)
+    db.execute("UPDATE jobs SET status = 'failed' WHERE status = 'rejected'")  # as before
+    db.commit()
+    db.close()
+
+    Recorder.open(settings).close()
+    stats = queries(settings).stats()
+    assert stats["by_status"] == {"succeeded": 1, "failed": 1}
+    assert stats["rejected"]["submissions"] == 1

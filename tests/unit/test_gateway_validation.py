@@ -112,12 +112,19 @@ def test_allowed_images_are_known_by_their_bytes(fmt: str, name: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"%PDF-1.7 not an image", b"", b"BM" + b"\0" * 60, b"\xff\xd8\xff but broken"],
+    [b"%PDF-1.7 not an image", b"BM" + b"\0" * 60, b"\xff\xd8\xff but broken"],
 )
 def test_other_files_are_415(data: bytes) -> None:
     with pytest.raises(Rejected) as refused:
         check_image(io.BytesIO(data), 1000)
     assert refused.value.status == 415
+
+
+def test_an_empty_file_is_422_naming_file_as_empty() -> None:
+    with pytest.raises(Rejected) as refused:
+        check_image(io.BytesIO(b""), 1000)
+    assert (refused.value.status, refused.value.field) == (422, "file")
+    assert refused.value.message == "the upload is empty (0 bytes)"
 
 
 def test_an_image_over_the_pixel_limit_is_422_before_any_decoding() -> None:

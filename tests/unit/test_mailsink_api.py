@@ -120,6 +120,13 @@ def test_the_html_page_says_when_there_is_no_mail(client: TestClient) -> None:
     assert "No messages yet." in client.get("/").text
 
 
+def test_the_html_page_counts_in_the_right_number(client: TestClient, store: MailStore) -> None:
+    assert "0 messages. JSON" in client.get("/").text
+    store.deliver(mail())
+    one = client.get("/").text
+    assert "<title>mailsink: 1 message</title>" in one and "1 message. JSON" in one
+
+
 def test_healthz_counts_messages(client: TestClient, store: MailStore) -> None:
     store.deliver(mail())
     assert client.get("/healthz").json() == {"status": "ok", "messages": 1}
