@@ -11,11 +11,14 @@ from typing import Any
 
 from typer.core import TyperOption
 
-_value_type = TyperOption.display_type_rich
+# A Typer without this method (older or newer) formats help its own way: leave it alone.
+_value_type = getattr(TyperOption, "display_type_rich", None)
 
 
 def _type_unless_flag(self: TyperOption, ctx: Any) -> str | None:
+    assert _value_type is not None
     return None if self.is_flag else _value_type(self, ctx)
 
 
-TyperOption.display_type_rich = _type_unless_flag  # type: ignore[method-assign]
+if _value_type is not None:
+    TyperOption.display_type_rich = _type_unless_flag  # type: ignore[method-assign]
