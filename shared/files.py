@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
@@ -83,3 +85,60 @@ def describe_os_error(error: OSError) -> str:
     """`ENOSPC (No space left on device)`: the cause by name, for logs and answers."""
     name = errno.errorcode.get(error.errno or 0, type(error).__name__)
     return f"{name} ({error.strerror or error})"
+
+
+_PROBE_BYTES = b"\0" * 4096  # a whole block: a full disk refuses it even where 1 byte fits
+
+
+def probe_write(folder: Path) -> None:
+    """Write a block to a new file in `folder`, fsync it and delete it: OSError when the
+    folder takes no writes (read-only, full, gone). The name is a temp file's, so a listing
+    of the folder never takes it for data."""
+    path = folder / f"{TEMP_PREFIX}probe-{os.getpid()}-{threading.get_ident()}"
+    fd = os.open(path, _NEW_FILE, 0o600)
+    try:
+        os.write(fd, _PROBE_BYTES)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
+
+class WriteProbe:
+    """Why the first of `folders` that takes no write cannot, or None: `probe_write` run at
+    most once every `interval` seconds (health and readiness checks come every second or so
+    from each orchestrator); in between, the last answer. Thread-safe."""
+
+    def __init__(
+        self,
+        folders: Sequence[Path],
+        describe: Callable[[Path, OSError], str],
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folders = list(folders)
+        self.describe = describe
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, str | None] | None = None
+
+    def __call__(self) -> str | None:
+        with self._lock:
+            now = self.clock()
+            if self._last is None or now - self._last[0] >= self.interval:
+                self._last = (now, self._probe())
+            return self._last[1]
+
+    def forget(self) -> None:
+        """The next call probes again, whatever the last one found."""
+        with self._lock:
+            self._last = None
+
+    def _probe(self) -> str | None:
+        for folder in self.folders:
+            try:
+                probe_write(folder)
+            except OSError as e:
+                return self.describe(folder, e)
+        return None

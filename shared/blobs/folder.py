@@ -14,8 +14,6 @@ import builtins
 import contextlib
 import os
 import stat
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -24,14 +22,10 @@ from typing import IO
 from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
 from shared.errors import BlobError, BlobLinkError
-from shared.files import TEMP_PREFIX, atomic_write_at, describe_os_error
+from shared.files import TEMP_PREFIX, WriteProbe, atomic_write_at, describe_os_error
 
 # What a key that is not a whole file raises: absent, a folder, or below a file.
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
-# `check_writable` writes a real file at most this often (readiness probes come every second
-# or so from each orchestrator); in between it answers what the last probe found.
-PROBE_INTERVAL_S = 1.0
-_PROBE_BYTES = b"\0" * 4096  # a whole block: a full disk refuses it even where 1 byte fits
 
 
 class FolderBlobStore:
@@ -40,9 +34,9 @@ class FolderBlobStore:
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
         self._root.mkdir(parents=True, exist_ok=True)
-        self._probe_lock = threading.Lock()
-        self._probed_at = -PROBE_INTERVAL_S
-        self._probe_found: str | None = None
+        # Writes, fsyncs and deletes a block (at most once a second): a full or read-only
+        # disk reads as not writable.
+        self._writable = WriteProbe([self._root], _not_writable)
 
     def __repr__(self) -> str:
         return f"FolderBlobStore({str(self._root)!r})"
@@ -146,28 +140,11 @@ class FolderBlobStore:
     def check_writable(self) -> str | None:
         if not os.access(self._root, os.W_OK):
             return f"the blob folder {self._root} is missing or not writable"
-        with self._probe_lock:
-            if time.monotonic() - self._probed_at >= PROBE_INTERVAL_S:
-                self._probe_found = self._probe()
-                self._probed_at = time.monotonic()
-            return self._probe_found
-
-    def _probe(self) -> str | None:
-        """Write, fsync and delete a small file: a full or read-only disk says so here."""
-        try:
-            with self._write(f"probe-{os.getpid()}-{threading.get_ident()}", durable=True) as f:
-                f.write(_PROBE_BYTES)
-                f.flush()
-                os.fsync(f.fileno())
-                raise _ProbeDone
-        except _ProbeDone:
-            return None  # written and fsynced; the temp file is removed, never renamed
-        except OSError as e:
-            return f"the blob folder {self._root} is not writable: {describe_os_error(e)}"
+        return self._writable()
 
 
-class _ProbeDone(Exception):
-    """Ends the probe's write before its rename, so the temp file is removed."""
+def _not_writable(folder: Path, error: OSError) -> str:
+    return f"the blob folder {folder} is not writable: {describe_os_error(error)}"
 
 
 def _files(folder: int, prefix: str) -> Iterator[str]:

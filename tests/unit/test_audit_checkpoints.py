@@ -12,9 +12,10 @@ import pytest
 
 from services.audit.checkpoint_check import compare, wanted_seqs
 from services.audit.checkpointing import Checkpointer
-from services.audit.health import WriteHealth, probe
+from services.audit.health import WriteHealth
 from services.audit.segments import AuditLog, LogCorrupt
 from services.audit.verify import verify
+from shared.files import probe_write
 from shared.state import Checkpoint, Signer
 from shared.state.checkpoints import SqliteCheckpointStore
 from tests.support.audit_tamper import (
@@ -253,7 +254,7 @@ def test_health_is_stalled_while_a_folder_cannot_be_written_or_a_batch_failed(
     clock[0] += 5
     reason = health.stalled()
     assert reason is not None and reason.startswith(f"cannot write to {folder}:")
-    assert probe(tmp_path) is None
+    assert probe_write(tmp_path) is None
 
 
 def test_a_new_key_starts_cleanly_and_verify_follows_the_newest(

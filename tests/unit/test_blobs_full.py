@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from shared import files
 from shared.blobs import FolderBlobStore, input_key
-from shared.blobs import folder as folder_module
 from tests.support.full_disk import full_folder, make_room
 
 
@@ -18,7 +18,7 @@ def test_check_writable_really_writes_and_reports_a_full_disk(tmp_path: Path) ->
     store = FolderBlobStore(root)
     assert store.check_writable() is None
     with full_folder(root) as refused:
-        store._probed_at = -1e9  # the last probe is not reused: probe now
+        store._writable.forget()  # the last probe is not reused: probe now
         reason = store.check_writable()
         assert reason is not None and errno.errorcode[refused] in reason
         with pytest.raises(OSError) as caught:
@@ -26,7 +26,7 @@ def test_check_writable_really_writes_and_reports_a_full_disk(tmp_path: Path) ->
         assert caught.value.errno == refused
         assert not list(root.rglob(".tmp-*"))  # no temp file left behind
         make_room(root)
-        store._probed_at = -1e9
+        store._writable.forget()
         if refused == errno.ENOSPC:
             assert store.check_writable() is None
     assert list(root.iterdir()) == []  # the probe leaves nothing either
@@ -37,12 +37,11 @@ def test_check_writable_probes_at_most_once_a_second(
 ) -> None:
     store = FolderBlobStore(tmp_path)
     probes = []
-    real = store._probe
-    monkeypatch.setattr(store, "_probe", lambda: probes.append(1) or real())
+    monkeypatch.setattr(files, "probe_write", lambda folder: probes.append(folder))
     for _ in range(5):
         assert store.check_writable() is None
     assert len(probes) == 1
-    monkeypatch.setattr(folder_module, "PROBE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(store._writable, "interval", 0.0)
     store.check_writable()
     assert len(probes) == 2
 

@@ -53,13 +53,13 @@ def test_an_upload_to_a_full_disk_is_a_503_with_retry_after_naming_the_cause(
 def test_readyz_reports_a_blob_store_that_takes_no_writes(http: TestClient, blob_dir: Path) -> None:
     gateway = http.app.state.gateway  # type: ignore[attr-defined]
     with full_folder(blob_dir) as refused:
-        gateway.blobs._probed_at = -1e9  # no cached answer from before
+        gateway.blobs._writable.forget()  # no cached answer from before
         response = http.get("/readyz")
         assert response.status_code == 503
         assert response.json()["status"] == "blob store not writable"
         if refused == errno.ENOSPC:  # as root: a tmpfs, full (a chmod is not seen by root)
             assert gateway.blobs.check_writable().count("ENOSPC") == 1
-    gateway.blobs._probed_at = -1e9
+    gateway.blobs._writable.forget()
     assert http.get("/readyz").status_code == 200
 
 
