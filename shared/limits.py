@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from shared.config import Settings
 from shared.jobtypes import JOB_TYPES, ParamsRefused, job_type
 from shared.jobtypes.models import first_error
-from shared.messages import FollowUp, Job
+from shared.messages import FollowUp, Job, follow_ups
 
 MAX_FOLLOW_UPS = 5
 """Follow-up jobs in one `then` chain (a job and five follow-ups: six jobs at most)."""
@@ -33,10 +33,7 @@ def limits_of(settings: Settings) -> Limits:
 
 
 def follow_up_depth(then: FollowUp | None) -> int:
-    depth = 0
-    while then is not None:
-        depth, then = depth + 1, then.then
-    return depth
+    return sum(1 for _ in follow_ups(then))
 
 
 def check_depth(then: FollowUp | None) -> None:
@@ -73,11 +70,8 @@ def check_job(job: Job, limits: Limits) -> None:
         pass
     else:
         _check_limits(job.type, own, limits, ())
-    then: FollowUp | None = job.then
-    where: tuple[str, ...] = ("then",)
-    while then is not None:
+    for where, then in follow_ups(job.then):
         check_params(then.type, then.params, limits, *where, "params")
-        then, where = then.then, (*where, "then")
 
 
 def _check_limits(name: str, model: Any, limits: Limits, where: tuple[str, ...]) -> None:

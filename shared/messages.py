@@ -7,6 +7,7 @@ with its job type's model (`shared/jobtypes/`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,15 @@ class FollowUp(Strict):
     type: JobTypeName
     params: dict[str, Any] = Field(default_factory=dict)
     then: FollowUp | None = None
+
+
+def follow_ups(then: FollowUp | None) -> Iterator[tuple[tuple[str, ...], FollowUp]]:
+    """Each follow-up of a chain with the place it sits at in the job: `("then",)`,
+    `("then", "then")`, …"""
+    where: tuple[str, ...] = ("then",)
+    while then is not None:
+        yield where, then
+        then, where = then.then, (*where, "then")
 
 
 class Job(Strict):

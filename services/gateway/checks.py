@@ -19,7 +19,7 @@ from services.gateway.rejections import Rejected, field_error, validation_error
 from shared import strictjson
 from shared.jobtypes import JobTypeSpec, ParamsRefused, job_type
 from shared.limits import Limits, check_depth
-from shared.messages import FollowUp
+from shared.messages import FollowUp, follow_ups
 
 
 @contextmanager
@@ -47,15 +47,13 @@ def check_follow_up(then: FollowUp | None, limits: Limits) -> None:
     """Validate each follow-up's params with its job type's request model and limits."""
     with refused_as_422():
         check_depth(then)
-    where: tuple[str, ...] = ("then",)
-    while then is not None:
-        spec = job_type(then.type)
+    for where, follow_up in follow_ups(then):
+        spec = job_type(follow_up.type)
         try:
-            params = spec.request_model.model_validate(then.params)
+            params = spec.request_model.model_validate(follow_up.params)
         except ValidationError as e:
             raise validation_error(e, "body", *where, "params") from None
         check_params(spec, params, limits, *where, "params")
-        then, where = then.then, (*where, "then")
 
 
 def check_policy(
@@ -64,17 +62,22 @@ def check_policy(
     """The job's and each follow-up's policy (mail to a domain not allowed): a 403 naming the
     field and the address. Runs last, after the 422s and ownership's 404s, so a refusal here
     says nothing about a job the client may not see."""
-    where: tuple[str, ...] = ()
-    try:
+    with refused_as_403():
         spec.check_policy(params, limits[spec.name])
-        where = ("then",)
-        while then is not None:
-            follow_up = job_type(then.type)
-            model = follow_up.request_model.model_validate(then.params)  # checked: valid
-            follow_up.check_policy(model, limits[follow_up.name])
-            then, where = then.then, (*where, "then")
+    for where, follow_up in follow_ups(then):
+        follow_up_spec = job_type(follow_up.type)
+        model = follow_up_spec.request_model.model_validate(follow_up.params)  # checked: valid
+        with refused_as_403(*where, "params"):
+            follow_up_spec.check_policy(model, limits[follow_up_spec.name])
+
+
+@contextmanager
+def refused_as_403(*where: str) -> Iterator[None]:
+    """A policy's ParamsRefused inside the block becomes a 403 naming the field under `where`."""
+    try:
+        yield
     except ParamsRefused as e:
-        field = ".".join(str(part) for part in (*where, *(("params",) if where else ()), *e.field))
+        field = ".".join(str(part) for part in (*where, *e.field))
         raise Rejected(403, e.kind, f"{field}: {e.message}") from None
 
 

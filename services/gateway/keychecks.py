@@ -19,7 +19,7 @@ from typing import Any
 from services.gateway.rejections import Rejected, field_error
 from services.gateway.status import JobLookup
 from shared.auth import Caller
-from shared.messages import Job
+from shared.messages import Job, follow_ups
 from shared.state import SubmissionLedger
 from shared.words import count
 
@@ -32,12 +32,9 @@ def mails_in(job: Job) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
     """(where, params) of every mail in the job and its chain of follow-ups."""
     if job.type == MAIL:
         yield (), job.params
-    where: tuple[str, ...] = ("then",)
-    then = job.then
-    while then is not None:
+    for where, then in follow_ups(job.then):
         if then.type == MAIL:
             yield (*where, "params"), then.params
-        then, where = then.then, (*where, "then")
 
 
 def check_job(job: Job, caller: Caller, lookup: JobLookup, ledger: SubmissionLedger) -> None:
