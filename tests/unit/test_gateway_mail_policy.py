@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.gateway.app import create_app
 from services.gateway.publisher import Outgoing
-from shared.config import Settings
-from tests.support.keys import admin_key, bearer
+from tests.support.gateway import in_process_gateway
 
 JOB_A = "11111111-1111-4111-8111-111111111111"
 
@@ -43,24 +40,10 @@ class KeepingPublisher:
         self.jobs.append(json.loads(messages[0].body))
 
 
-def gateway(tmp_path: Path, **changes: Any) -> tuple[TestClient, KeepingPublisher]:
-    settings = replace(
-        Settings(),
-        blob_dir=tmp_path / "blobs",
-        state_dir=tmp_path / "state",
-        audit_url="http://127.0.0.1:9",
-        **changes,
-    )
-    publisher = KeepingPublisher()
-    app = create_app(settings, publisher=publisher)
-    headers = bearer(admin_key(settings.state_dir))
-    return TestClient(app, base_url="http://localhost", headers=headers), publisher
-
-
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[tuple[TestClient, KeepingPublisher]]:
-    client, publisher = gateway(tmp_path, max_attachments=3)
-    with client:
+    publisher = KeepingPublisher()
+    with in_process_gateway(publisher, tmp_path / "blobs", max_attachments=3) as client:
         yield client, publisher
 
 
@@ -161,8 +144,9 @@ def test_a_chain_of_six_follow_ups_is_422(http: tuple[TestClient, KeepingPublish
 
 
 def test_allowed_domains_replace_the_reserved_names(tmp_path: Path) -> None:
-    client, publisher = gateway(tmp_path, mail_allowed_domains=("corp.io", "*.corp.io"))
-    with client:
+    publisher = KeepingPublisher()
+    allowed = ("corp.io", "*.corp.io")
+    with in_process_gateway(publisher, tmp_path / "blobs", mail_allowed_domains=allowed) as client:
         assert client.post("/jobs/mail", json=mail(to=["a@eu.corp.io"])).status_code == 202
         assert client.post("/jobs/mail", json=mail()).status_code == 403
     assert len(publisher.jobs) == 1

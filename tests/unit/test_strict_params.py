@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.gateway.app import create_app
-from shared.config import Settings
 from shared.errors import DecodeError
 from shared.jobtypes.mail import MailParams
 from shared.jobtypes.models import parse_params
@@ -24,7 +21,7 @@ from shared.jobtypes.render import RenderParams
 from shared.jobtypes.render_data import DocumentData, InvoiceData
 from shared.jobtypes.resize import ResizeParams
 from shared.messages import Job, decode_job, encode
-from tests.support.keys import admin_key, bearer
+from tests.support.gateway import in_process_gateway
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
 
 INVOICE: dict[str, Any] = {
@@ -183,15 +180,7 @@ def test_a_job_as_the_services_write_it_decodes_unchanged() -> None:
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[tuple[TestClient, ScriptedPublisher]]:
     publisher = ScriptedPublisher()
-    settings = replace(
-        Settings(),
-        blob_dir=tmp_path / "blobs",
-        state_dir=tmp_path / "state",
-        audit_url="http://127.0.0.1:9",
-    )
-    app = create_app(settings, publisher=publisher)
-    headers = bearer(admin_key(settings.state_dir))
-    with TestClient(app, base_url="http://localhost", headers=headers) as client:
+    with in_process_gateway(publisher, tmp_path / "blobs") as client:
         yield client, publisher
 
 
