@@ -10,7 +10,6 @@ routes a `Caller` in `request.state.caller`. Health, metrics and the API docs st
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -56,6 +55,30 @@ class Unauthorized(Exception):
         self.message = message
 
 
+def basic_credentials(token: bytes) -> tuple[bytes, bytes] | None:
+    """The (user, password) of an HTTP Basic token (`base64(user:password)`), None when it
+    holds no colon; ValueError when it is not base64."""
+    decoded = base64.b64decode(token.strip(), validate=True)  # binascii.Error: a ValueError
+    user, colon, password = decoded.partition(b":")
+    return (user, password) if colon else None
+
+
+def _basic_password(token: str) -> str:
+    """The password of HTTP Basic credentials, "" when they hold no colon; Unauthorized when
+    they are not base64 of UTF-8 text."""
+    try:
+        pair = basic_credentials(token.encode())
+        if pair is None:
+            return ""
+        pair[0].decode("utf-8")
+        return pair[1].decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise Unauthorized(
+            "malformed_header",
+            "malformed Authorization header: Basic credentials are not base64 of user:password",
+        ) from None
+
+
 def presented_key(header: str | None, *, basic: bool) -> str:
     """The key in an Authorization header: `Bearer <key>`, or with `basic`, HTTP Basic with
     the key as the password (what a browser sends). Unauthorized when absent or malformed."""
@@ -69,15 +92,8 @@ def presented_key(header: str | None, *, basic: bool) -> str:
     if scheme.lower() == "bearer" and value and " " not in value:
         return value
     if basic and scheme.lower() == "basic" and value:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized(
-                "malformed_header",
-                "malformed Authorization header: Basic credentials are not base64 of user:password",
-            ) from None
-        _user, sep, password = decoded.partition(":")
-        if sep and password:
+        password = _basic_password(value)
+        if password:
             return password
     schemes = "Bearer or Basic" if basic else "Bearer"
     raise Unauthorized(

@@ -7,13 +7,12 @@ set. The user and the password are each compared in constant time, both always.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.auth import basic_credentials
 from shared.config import Settings
 from shared.log import get_logger
 
@@ -42,13 +41,13 @@ class Credentials:
         if scheme.lower() != b"basic":
             return False
         try:
-            decoded = base64.b64decode(token.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        user, colon, password = decoded.partition(b":")
+            pair = basic_credentials(token)
+        except ValueError:  # not base64
+            pair = None
+        user, password = pair if pair is not None else (b"", b"")
         user_ok = hmac.compare_digest(user, self.user)
         password_ok = hmac.compare_digest(password, self.password)
-        return bool(colon) and user_ok and password_ok
+        return pair is not None and user_ok and password_ok
 
 
 def credentials_from(settings: Settings) -> Credentials | None:
