@@ -55,7 +55,7 @@ RENDER: JobTypeSpec[RenderParams, None] = JobTypeSpec(
             "--data", "data", "the template's data: a JSON file, - for stdin", reads="json_file"
         ),
         CliOption("--page-size", "page_size", "A4 or Letter"),
-        CliOption("--title", "title", "the PDF's title"),
+        CliOption("--title", "title", "the PDF's title (metadata; the heading is the data's)"),
         CliOption("--author", "author", "the PDF's author"),
     ),
 )

@@ -86,7 +86,7 @@ def test_resize_then_contact_sheet_then_mail_in_one_submission(
         params={"sizes": [{"width": 300}, {"width": 150}, {"width": 80, "height": 80}]},
         then=FollowUp(
             type="render",
-            params={"template": "document", "title": "Your thumbnails"},
+            params={"template": "document", "data": {"title": "Your thumbnails"}},
             then=FollowUp(
                 type="mail", params={"to": ["a@example.org"], "subject": "x", "text": "x"}
             ),

@@ -20,8 +20,12 @@ def store(tmp_path: Path) -> FolderBlobStore:
     return FolderBlobStore(tmp_path / "blobs")
 
 
-def document(*blocks: Any, **params: Any) -> dict[str, Any]:
-    return {"template": "document", "data": {"blocks": list(blocks)}, **params}
+def document(*blocks: Any, data_title: str | None = None, **params: Any) -> dict[str, Any]:
+    """A document job's params; `data_title` is the visible heading (`data.title`)."""
+    data: dict[str, Any] = {"blocks": list(blocks)}
+    if data_title is not None:
+        data["title"] = data_title
+    return {"template": "document", "data": data, **params}
 
 
 def squeezed(text: str) -> str:
@@ -54,7 +58,7 @@ def test_a_document_prints_its_title_headings_paragraphs_lists_and_table(
         {"numbered": ["pack", "leave"]},
         {"heading": "Weights", "level": 2},
         {"table": {"header": ["item", "kg"], "rows": [["tent", 2.4], ["stove", 0.3]]}},
-        title="The trip",
+        data_title="The trip",
     )
 
     key, pdf = render(store, params)
@@ -118,7 +122,7 @@ def test_reportlab_markup_in_data_is_printed_literally_and_runs_nothing(
         *({"paragraph": text} for text in hostile),
         {"bullets": hostile[:2]},
         {"table": {"header": [hostile[2]], "rows": [[hostile[1]]]}},
-        title="<font size=40>big</font>",
+        data_title="<font size=40>big</font>",
     )
 
     _, pdf = render(store, params)
@@ -141,7 +145,7 @@ def test_unicode_text_is_extracted_exactly_as_written(store: FolderBlobStore) ->
         "Symbols: € £ ¥ — “quotes” … ≤ ≥ ±",
     ]
 
-    _, pdf = render(store, document(*({"paragraph": s} for s in samples), title="Ünïcödé"))
+    _, pdf = render(store, document(*({"paragraph": s} for s in samples), data_title="Ünïcödé"))
 
     text = text_of(pdf)
     for sample in ["Ünïcödé", *samples]:

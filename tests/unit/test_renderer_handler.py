@@ -111,8 +111,7 @@ def test_a_long_header_text_is_cut_with_an_ellipsis(store: FolderBlobStore) -> N
     title = "A very long report title " * 12
     params = {
         "template": "report",
-        "title": title.strip(),
-        "data": {"sections": [{"heading": "h"}]},
+        "data": {"title": title.strip(), "sections": [{"heading": "h"}]},
     }
 
     _, pdf = render(store, params)

@@ -19,8 +19,14 @@ def store(tmp_path: Path) -> FolderBlobStore:
     return FolderBlobStore(tmp_path / "blobs")
 
 
-def report(sections: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
-    return {"template": "report", "data": {"sections": sections}, **params}
+def report(
+    sections: list[dict[str, Any]], data_title: str | None = None, **params: Any
+) -> dict[str, Any]:
+    """A report job's params; `data_title` is the visible heading (`data.title`)."""
+    data: dict[str, Any] = {"sections": sections}
+    if data_title is not None:
+        data["title"] = data_title
+    return {"template": "report", "data": data, **params}
 
 
 def section(index: int, rows: int = 3) -> dict[str, Any]:
@@ -35,7 +41,7 @@ def section(index: int, rows: int = 3) -> dict[str, Any]:
 
 
 def test_a_report_prints_its_sections_text_and_tables(store: FolderBlobStore) -> None:
-    key, pdf = render(store, report([section(1), section(2)], title="Sales Q2"))
+    key, pdf = render(store, report([section(1), section(2)], data_title="Sales Q2"))
 
     assert key.endswith("/report.pdf")
     text = flat_text(pdf)
@@ -51,7 +57,7 @@ def test_a_report_prints_its_sections_text_and_tables(store: FolderBlobStore) ->
 
 def test_every_page_has_the_header_and_page_n_of_m(store: FolderBlobStore) -> None:
     sections = [section(i, rows=40) for i in range(6)]
-    params = report(sections, title="Долгий отчёт", subject="Quarterly", author="Zoë")
+    params = report(sections, data_title="Долгий отчёт", subject="Quarterly", author="Zoë")
 
     _, pdf = render(store, params)
 

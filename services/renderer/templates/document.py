@@ -31,7 +31,8 @@ FILE_NAME = "document.pdf"
 def render_document(params: RenderParams, ctx: RenderContext) -> Rendered:
     data = parse_data(DocumentData, params.data, "document")
     blocks = data.blocks
-    title = params.title or data.title
+    # The visible heading comes from the data; params.title is the PDF's metadata only.
+    title = data.title
     if not blocks:
         if not ctx.inputs:
             raise PermanentJobError(
@@ -55,7 +56,7 @@ def render_document(params: RenderParams, ctx: RenderContext) -> Rendered:
         story=story,
         file_name=FILE_NAME,
         title=title or "Document",
-        decor=PageDecor(footer_left=params.title or data.title or ""),
+        decor=PageDecor(footer_left=data.title or ""),
     )
 
 

@@ -48,11 +48,12 @@ def render_invoice(params: RenderParams, ctx: RenderContext) -> Rendered:
     ctx.limits.check_table(len(data.items), 6, "data.items")
     totals = compute_totals(data.items)
     s = ctx.styles
-    title = params.title or f"Invoice {data.number}"
+    # The heading is always the number (params.title is the PDF's metadata only), kept to
+    # one line like the number row.
+    title = f"Invoice {data.number}"
     width = ctx.page.frame_width
     story: list[Flowable] = [
-        # The default title carries the number, so it keeps to one line like the number row.
-        one_line(title, s.title, width) if params.title is None else para(title, s.title),
+        one_line(title, s.title, width),
         Spacer(1, 10),
         _number(data.number, width, s),
         Spacer(1, 6),

@@ -27,7 +27,8 @@ def render_report(params: RenderParams, ctx: RenderContext) -> Rendered:
         if section.table is not None:
             check_table(section.table, ctx.limits, f"data.sections.{index}.table")
     s = ctx.styles
-    title = params.title or data.title or "Report"
+    # The visible heading comes from the data; params.title is the PDF's metadata only.
+    title = data.title or "Report"
     story: list[Flowable] = [para(title, s.title)]
     story.append(para(data.subtitle, s.subtitle) if data.subtitle else Spacer(1, 8))
     for section in data.sections:
