@@ -1,4 +1,5 @@
-"""The CLI's side of the gateway's HTTP API: calls, refusals as one line, downloads, waiting."""
+"""The CLI's side of the gateway's HTTP API: calls, refusals as one line, downloads (waiting
+for jobs: cli/pipeline.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ import httpx
 from cli.common import err_console, settings
 from shared.errors import JobsuiteError
 from shared.keyfile import auth_header
-from shared.words import count
 
 TERMINAL = {"succeeded", "failed", "rejected", "dead"}
-_POLL_S = 0.3
 # A submission the gateway asks to retry (503 or 409 with Retry-After) is sent this many
 # times in all, waiting what Retry-After says (at most MAX_RETRY_WAIT_S).
 SUBMIT_ATTEMPTS = 4
@@ -137,24 +136,3 @@ def _one_error(error: Any) -> str:
     where = ".".join(str(p) for p in error.get("loc", [])[1:])
     message = str(error.get("msg", "invalid"))
     return f"{where}: {message}" if where else message
-
-
-def wait(gw: GatewayClient, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    pending, done = list(ids), {}
-    noted = False
-    with err_console.status(f"waiting for {count(len(ids), 'job')}…"):
-        while pending:
-            for job_id in list(pending):
-                response = gw.call("GET", f"/jobs/{job_id}", 200, 404, 503)
-                if response.status_code == 503 and not noted:
-                    err_console.print(f"note: {describe(response)}; waiting for its result")
-                    noted = True
-                elif response.status_code == 200 and response.json()["status"] in TERMINAL:
-                    done[job_id] = response.json()
-                    pending.remove(job_id)
-            if pending and time.monotonic() > deadline:
-                raise GatewayError(f"no outcome within {timeout:.0f} s for {', '.join(pending)}")
-            if pending:
-                time.sleep(_POLL_S)
-    return done

@@ -1,7 +1,8 @@
 """`jobsuite submit <type>`, one command per declared job type (shared/jobtypes), built from
 its CLI options: a job type that takes an upload gets its files as arguments (one job each)
-and sends a multipart form; any other sends a JSON body. Every command also takes `--then`,
-`--wait`, `--timeout`, `--idempotency-key` and `--gateway`.
+and sends a multipart form; any other sends a JSON body. Every command also takes `--then`
+(a follow-up chain: a JSON file or JSON text), `--wait` (follows the chain to its last job),
+`--timeout`, `--idempotency-key` and `--gateway`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cli.common import console, err_console, fail, readable_errors
-from cli.gateway_client import GatewayClient, wait
+from cli.gateway_client import GatewayClient
+from cli.pipeline import Step, chain, follow
 from shared.jobtypes import JobTypeSpec
 from shared.jobtypes.spec import CliOption
 
@@ -30,7 +32,11 @@ _COMMON = [
         "then",
         Annotated[
             str | None,
-            typer.Option(help='a follow-up job as JSON: {"type": "mail", "params": {…}}'),
+            typer.Option(
+                help='follow-up jobs: a JSON file (- for stdin) or JSON text, {"type": "render",'
+                ' "params": {…}, "then": {…}}; each gets the outputs of the one before',
+                show_default=False,
+            ),
         ],
         None,
     ),
@@ -56,13 +62,18 @@ def submit_command(spec: JobTypeSpec[Any, Any]) -> Callable[..., None]:
 
     def command(**given: Any) -> None:
         request = _request_fields(spec, given)
+        then_text = _then_text(given["then"])
+        then = _json_text(then_text, "--then") if then_text is not None else None
+        if then is not None and not isinstance(then, dict):
+            raise fail('--then must be one JSON object: {"type": …, "params": {…}}', 2)
         gw = GatewayClient(given["gateway"])
         if spec.upload is not None:
-            _submit_uploads(spec, gw, given, request)
+            # The text as given: the gateway reads it strictly (a key given twice is a 422).
+            _submit_uploads(spec, gw, given, request, then_text, then)
         else:
-            if given["then"]:
-                request["then"] = _json_text(given["then"], "--then")
-            _submit_json(spec, gw, given, request)
+            if then is not None:
+                request["then"] = then
+            _submit_json(spec, gw, given, request, then)
 
     command.__name__ = f"submit_{spec.name}"
     command.__doc__ = spec.summary
@@ -127,18 +138,36 @@ def _read(option: CliOption, value: Any) -> Any:
     return value
 
 
+def _then_text(value: str | None) -> str | None:
+    """`--then` as JSON text: given inline (it starts with `{`), or read from a file."""
+    if value is None:
+        return None
+    if value.lstrip().startswith("{"):
+        return value
+    return _read_text(Path(value))
+
+
 def _submit_json(
-    spec: JobTypeSpec[Any, Any], gw: GatewayClient, given: dict[str, Any], body: dict[str, Any]
+    spec: JobTypeSpec[Any, Any],
+    gw: GatewayClient,
+    given: dict[str, Any],
+    body: dict[str, Any],
+    then: dict[str, Any] | None,
 ) -> None:
     response = gw.submit(f"/jobs/{spec.name}", given["idempotency_key"], json=body)
     job_id = response.json()["id"]
     console.print(job_id, highlight=False, soft_wrap=True)
     if given["wait"]:
-        wait_and_report(gw, [job_id], given["timeout"])
+        wait_and_report(gw, [chain(job_id, spec.name, then)], given["timeout"])
 
 
 def _submit_uploads(
-    spec: JobTypeSpec[Any, Any], gw: GatewayClient, given: dict[str, Any], fields: dict[str, Any]
+    spec: JobTypeSpec[Any, Any],
+    gw: GatewayClient,
+    given: dict[str, Any],
+    fields: dict[str, Any],
+    then_text: str | None,
+    then: dict[str, Any] | None,
 ) -> None:
     files: list[Path] = given["files"]
     key = given["idempotency_key"]
@@ -148,8 +177,8 @@ def _submit_uploads(
     if key and len(files) > 1:
         raise fail("--idempotency-key takes one file at a time", 2)
     form = {name: _form_text(value) for name, value in fields.items()}
-    if given["then"]:
-        form["then"] = given["then"]
+    if then_text is not None:
+        form["then"] = then_text
     ids = []
     with _progress(len(files)) as progress:
         task = progress.add_task("uploading", total=len(files))
@@ -170,32 +199,43 @@ def _submit_uploads(
             job_id if len(files) == 1 else f"{job_id}  {path}", highlight=False, soft_wrap=True
         )
     if given["wait"]:
-        wait_and_report(gw, ids, given["timeout"])
+        wait_and_report(gw, [chain(job_id, spec.name, then) for job_id in ids], given["timeout"])
 
 
 def _form_text(value: Any) -> str | list[str]:
     return [str(v) for v in value] if isinstance(value, list) else str(value)
 
 
-def wait_and_report(gw: GatewayClient, ids: list[str], timeout: float) -> None:
-    """Wait for each job's outcome, print it, and exit 1 when any failed."""
-    records = wait(gw, ids, timeout)
+def wait_and_report(gw: GatewayClient, chains: list[list[Step]], timeout: float) -> None:
+    """Follow each pipeline to its last job and print every job's outcome, a line each (a
+    follow-up that never came: `not run`); exit 1 when any job did not succeed."""
+    records = follow(gw, chains, timeout)
     failed = 0
-    for job_id in ids:
-        record = records[job_id]
-        if record["status"] == "succeeded":
-            took = f" in {record['duration_ms']:.0f} ms" if record.get("duration_ms") else ""
-            outputs = ", ".join(record.get("outputs", [])) or "no outputs"
-            console.print(f"{job_id} succeeded{took}: {outputs}", highlight=False, soft_wrap=True)
-        else:
-            failed += 1
-            error = record.get("error") or {}
-            why = f"{error.get('kind', '?')}: {error.get('message', 'no reason given')}"
-            err_console.print(
-                f"{job_id} {record['status']}: {why}", highlight=False, soft_wrap=True
-            )
+    for steps in chains:
+        for step in steps:
+            record = records.get(step.id)
+            line = _outcome(step, record, piped=len(steps) > 1)
+            if record is not None and record["status"] == "succeeded":
+                console.print(line, highlight=False, soft_wrap=True)
+            else:
+                failed += 1
+                err_console.print(line, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _outcome(step: Step, record: dict[str, Any] | None, *, piped: bool) -> str:
+    """`<id> succeeded in 80 ms: <outputs>`; in a pipeline, each job's type after its id."""
+    job = f"{step.id} {step.type}" if piped else step.id
+    if record is None:
+        return f"{job} not run: the job before it did not succeed"
+    if record["status"] == "succeeded":
+        took = f" in {record['duration_ms']:.0f} ms" if record.get("duration_ms") else ""
+        outputs = ", ".join(record.get("outputs", [])) or "no outputs"
+        return f"{job} succeeded{took}: {outputs}"
+    error = record.get("error") or {}
+    why = f"{error.get('kind', '?')}: {error.get('message', 'no reason given')}"
+    return f"{job} {record['status']}: {why}"
 
 
 @contextmanager

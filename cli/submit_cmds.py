@@ -11,14 +11,15 @@ from __future__ import annotations
 import email.message
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cli.common import console, readable_errors
-from cli.gateway_client import GatewayClient, expect_ok, save
+from cli.gateway_client import TERMINAL, GatewayClient, expect_ok, save
 from cli.job_commands import GatewayOpt, submit_command
+from cli.pipeline import tree
 from shared.jobtypes import JOB_TYPES
 
 
@@ -37,22 +38,41 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
     gateway: GatewayOpt = None,
 ) -> None:
-    """Where a job stands: status, attempts, timestamps, error, outputs."""
-    record = GatewayClient(gateway).call("GET", f"/jobs/{job_id}", 200).json()
+    """Where a job stands: status, attempts, timestamps, error, outputs, and the pipeline it
+    is part of (the job before it and its follow-ups)."""
+    gw = GatewayClient(gateway)
+    record = gw.call("GET", f"/jobs/{job_id}", 200).json()
+    steps = tree(gw, record)
     if as_json:
-        console.print_json(json.dumps(record))
+        pipeline = [{k: step.get(k) for k in ("id", "type", "status")} for step in steps]
+        console.print_json(json.dumps({**record, "pipeline": pipeline}))
         return
     table = Table(show_header=False, box=None)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # a long output path folds, never ends in "…"
-    for key in ("id", "type", "status", "attempts", "submitted_at", "finished_at"):
+    for key in ("id", "type", "status", "attempts", "submitted_at", "finished_at", "parent_id"):
         if record.get(key) is not None:
-            table.add_row(key, str(record[key]))
+            table.add_row(key.replace("_id", ""), str(record[key]))
     if record.get("error"):
         table.add_row("error", f"{record['error']['kind']}: {record['error']['message']}")
     for output in record.get("outputs", []):
         table.add_row("output", output)
     console.print(table)
+    if len(steps) > 1:
+        _print_pipeline(steps, job_id)
+
+
+def _print_pipeline(steps: list[dict[str, Any]], job_id: str) -> None:
+    console.print("pipeline, first job first (* this one):", highlight=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for _ in range(5):
+        table.add_column(no_wrap=True)
+    for n, step in enumerate(steps, start=1):
+        mark = "*" if step["id"] == job_id else " "
+        table.add_row(mark, f"{n}.", step.get("type", "?"), step.get("status", "?"), step["id"])
+    console.print(table)
+    if steps[-1].get("status") not in TERMINAL:
+        console.print("(a job's follow-up shows once the job has succeeded)", highlight=False)
 
 
 @readable_errors
