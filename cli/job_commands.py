@@ -33,8 +33,8 @@ _COMMON = [
         Annotated[
             str | None,
             typer.Option(
-                help='follow-up jobs: a JSON file (- for stdin) or JSON text, {"type": "render",'
-                ' "params": {…}, "then": {…}}; each gets the outputs of the one before',
+                help="follow-up jobs, each given the outputs of the one before: a JSON file"
+                ' (- for stdin) or JSON text, {"type": …, "params": {…}, "then": {…}}',
                 show_default=False,
             ),
         ],
@@ -42,10 +42,19 @@ _COMMON = [
     ),
     (
         "wait",
-        Annotated[bool, typer.Option("--wait", help="wait for the outcome; exit 1 on failure")],
+        Annotated[
+            bool,
+            typer.Option(
+                "--wait", help="wait for every job's outcome, follow-ups too; exit 1 on a failure"
+            ),
+        ],
         False,
     ),
-    ("timeout", Annotated[float, typer.Option(help="seconds --wait waits at most")], 120.0),
+    (
+        "timeout",
+        Annotated[float, typer.Option(help="seconds --wait waits at most, for all the jobs")],
+        120.0,
+    ),
     (
         "idempotency_key",
         Annotated[
@@ -62,7 +71,7 @@ def submit_command(spec: JobTypeSpec[Any, Any]) -> Callable[..., None]:
 
     def command(**given: Any) -> None:
         request = _request_fields(spec, given)
-        then_text = _then_text(given["then"])
+        then_text = read_then(given["then"])
         then = _json_text(then_text, "--then") if then_text is not None else None
         if then is not None and not isinstance(then, dict):
             raise fail('--then must be one JSON object: {"type": …, "params": {…}}', 2)
@@ -138,7 +147,7 @@ def _read(option: CliOption, value: Any) -> Any:
     return value
 
 
-def _then_text(value: str | None) -> str | None:
+def read_then(value: str | None) -> str | None:
     """`--then` as JSON text: given inline (it starts with `{`), or read from a file."""
     if value is None:
         return None
