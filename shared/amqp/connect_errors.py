@@ -75,8 +75,9 @@ def _explain(
             f" not the management port 15672)? check the port in {SETTING}"
         )
     if isinstance(root, ssl.SSLError):
+        why = getattr(root, "reason", None) or root
         return "tls", (
-            f"TLS with {where} failed ({root.reason or root}): amqps:// needs RabbitMQ's TLS"
+            f"TLS with {where} failed ({why}): amqps:// needs RabbitMQ's TLS"
             f" port (usually 5671), amqp:// its plain one (5672); check {SETTING}"
         )
     if isinstance(root, pe.ProbableAuthenticationError | pe.AuthenticationError):
