@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 
 from shared.config import Settings, settings_or_exit
-from shared.errors import JobsuiteError
+from shared.errors import ConfigError, JobsuiteError
+from shared.exit_codes import EXIT_CONFIG
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,6 +35,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def one_line_errors() -> Iterator[None]:
     try:
         yield
+    except ConfigError as e:  # as a service says it, and with its exit code
+        raise fail(f"configuration error: {e}", EXIT_CONFIG) from None
     except JobsuiteError as e:
         raise fail(str(e)) from None
 

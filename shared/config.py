@@ -9,6 +9,7 @@ A bad value fails at start with one clear line (`SMTP_PORT must be an integer, g
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, fields
@@ -37,7 +38,11 @@ class Settings:
 
     # The broker and the names on it.
     amqp_url: str = setting(
-        "AMQP_URL", "amqp://guest:guest@localhost:5672/%2F", parse.text, "the broker"
+        "AMQP_URL",
+        "amqp://guest:guest@localhost:5672/%2F",
+        parse.amqp_url,
+        "the broker, `amqp://user:pass@host:port/vhost` (`amqps://` for TLS; `%2F` is the"
+        " vhost `/`)",
     )
     amqp_heartbeat: int = setting(
         "AMQP_HEARTBEAT", 30, parse.positive_int, "heartbeat interval, seconds"
@@ -372,7 +377,16 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
         return d.parse(raw.strip())
     except (ValueError, TypeError) as e:
         got = "" if f.repr else " (a secret: its value is not shown)"
-        raise ConfigError(f"{d.env} {e}{got or f', got {raw!r}'}") from None
+        raise ConfigError(f"{d.env} {e}{got or f', got {_without_password(raw)!r}'}") from None
+
+
+# "user:password@" in a URL, as typed (with or without a scheme).
+_PASSWORD_IN_URL = re.compile(r"([^\s/:@]+:)[^\s/@]*@")
+
+
+def _without_password(raw: str) -> str:
+    """The value as typed, a URL's password masked: an error line is no place for it."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", raw)
 
 
 # Variables of earlier releases that would now be ignored without a word.

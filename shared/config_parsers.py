@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from shared import mailpolicy
 from shared.event_names import EVENT_NAMES
@@ -46,6 +47,27 @@ def port(raw: str) -> int:
     if value > 65535:
         raise ValueError("must be a port number (1-65535)")
     return value
+
+
+_AMQP_URL_SHAPE = "must look like amqp://user:pass@host:port/vhost (amqps:// for TLS)"
+
+
+def amqp_url(raw: str) -> str:
+    """The broker's URL: scheme amqp or amqps, a host, a port if any in range; the rest
+    (the vhost, query options) is pika's to read."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises on a port that is not a number 0-65535
+    except ValueError as e:
+        raise ValueError(f"{_AMQP_URL_SHAPE}; {e}") from None
+    if parts.scheme.lower() not in ("amqp", "amqps"):
+        why = "the scheme is missing" if "://" not in raw else f"{parts.scheme!r} is not amqp"
+        raise ValueError(f"{_AMQP_URL_SHAPE}; {why}")
+    if port == 0:
+        raise ValueError(f"{_AMQP_URL_SHAPE}; the port must be 1-65535")
+    if not parts.hostname:
+        raise ValueError(f"{_AMQP_URL_SHAPE}; it names no host")
+    return raw
 
 
 def boolean(raw: str) -> bool:

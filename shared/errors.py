@@ -69,6 +69,16 @@ class BrokerUnavailable(BrokerError):
     """The broker cannot be reached, or the connection was lost or blocked."""
 
 
+class BrokerConnectFailed(BrokerUnavailable):
+    """A connection attempt failed; the message is one line naming the cause and what to
+    check. `cause` is a short word for logs and tests: refused, unknown_host, unreachable,
+    timeout, not_amqp, tls, bad_credentials, vhost, network or other."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class AccessRefused(BrokerUnavailable):
     """The broker refused an operation to this connection's user (ACCESS_REFUSED): its
     permissions do not cover it."""

@@ -208,9 +208,19 @@ class Publisher:
         try:
             connection = self._connector(self.settings, self.name)
         except Exception as e:
-            # BrokerError as a rule; anything else is a bug, but this thread must live on.
-            self._last_error = f"{type(e).__name__}: {e}"
-            log.warning("publisher_cannot_connect", thread=index, error=self._last_error)
+            # BrokerError as a rule (its text names the cause); anything else is a bug, but
+            # this thread must live on.
+            error = str(e) if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
+            # Every thread retries on its own back-off: thread 0 says each step, the others
+            # only what thread 0 has not just said, so a broker down is not 16 lines a step.
+            said = index != 0 and error == self._last_error
+            self._last_error = error
+            (log.debug if said else log.warning)(
+                "publisher_cannot_connect",
+                thread=index,
+                cause=getattr(e, "cause", "other"),
+                error=error,
+            )
             return None
         try:
             ensure_topology(connection, self.settings)

@@ -12,14 +12,17 @@ from typing import Literal
 
 import pika
 import pika.exceptions as pe
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.amqp.backoff import compute_backoff
 from shared.amqp.blocked import BlockedWatch
 from shared.amqp.channel import Channel
+from shared.amqp.connect_errors import SETTING, URL_FORM, connect_failure
 from shared.amqp.errors import broker_errors
+from shared.amqp.pika_logs import quiet_while_connecting
 from shared.amqp.silence import SilenceWatch
-from shared.config import Settings
-from shared.errors import BrokerError
+from shared.config import Settings, config_error
+from shared.errors import BrokerError, ConfigError
 from shared.log import get_logger
 
 log = get_logger("shared.amqp")
@@ -87,7 +90,7 @@ class Connection:
 def connection_parameters(
     settings: Settings, name: str, when_blocked: WhenBlocked = "time out"
 ) -> pika.URLParameters:
-    params = pika.URLParameters(settings.amqp_url)
+    params = _url_parameters(settings.amqp_url)
     params.heartbeat = settings.amqp_heartbeat
     if when_blocked == "time out":
         params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
@@ -100,10 +103,14 @@ def connection_parameters(
 def connect_once(
     settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
 ) -> Connection:
-    """One connection attempt; `when_blocked` says what a broker alarm does to it."""
+    """One connection attempt; `when_blocked` says what a broker alarm does to it.
+    BrokerConnectFailed says in one line why it failed and what to check."""
     params = connection_parameters(settings, name, when_blocked)
-    with broker_errors(f"connect to {_safe_url(settings.amqp_url)}"):
-        raw = pika.BlockingConnection(params)
+    try:
+        with quiet_while_connecting():
+            raw = pika.BlockingConnection(params)
+    except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
+        raise connect_failure(e, params) from None
     # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
     # is not mistaken for a dead one.
     SilenceWatch.start(raw)
@@ -120,15 +127,25 @@ def connect(
     when_blocked: WhenBlocked = "time out",
 ) -> Connection | None:
     """Connect, retrying with back-off and jitter until it works or `should_stop()`;
-    returns None only when asked to stop."""
+    returns None only when asked to stop. An AMQP_URL pika refuses (an unknown query
+    option: Settings checked the rest) ends the process as a bad setting does at start."""
     attempt = 0
     while not should_stop():
         try:
             return connect_once(settings, name, when_blocked=when_blocked)
+        except ConfigError as e:
+            raise SystemExit(config_error(e)) from None
         except BrokerError as e:
+            # One line per attempt, so one per back-off step; no traceback: the line says it.
             delay = compute_backoff(attempt)
-            log.warning("broker_unreachable", error=str(e), retry_in_s=round(delay, 2))
             attempt += 1
+            log.warning(
+                "broker_connect_failed",
+                cause=getattr(e, "cause", "other"),
+                error=str(e),
+                attempt=attempt,
+                retry_in_s=round(delay, 2),
+            )
             _sleep_unless(should_stop, delay, sleep)
     return None
 
@@ -143,7 +160,16 @@ def _sleep_unless(
 
 def broker_user(amqp_url: str) -> str | None:
     """The broker user an AMQP URL logs in as (pika's default, guest, without one)."""
-    return _user_of(pika.URLParameters(amqp_url))
+    return _user_of(_url_parameters(amqp_url))
+
+
+def _url_parameters(amqp_url: str) -> pika.URLParameters:
+    # Settings.from_env checks AMQP_URL's shape; pika still refuses what that cannot see
+    # (an unknown query option), and says so here as a configuration error, not a traceback.
+    try:
+        return pika.URLParameters(amqp_url)
+    except (ValueError, TypeError, IndexError) as e:
+        raise ConfigError(f"{SETTING} must look like {URL_FORM}: {e}") from None
 
 
 def _user_of(params: pika.ConnectionParameters) -> str | None:
@@ -151,9 +177,3 @@ def _user_of(params: pika.ConnectionParameters) -> str | None:
     # takes the user from the certificate, which we cannot know here: no user_id then.
     username = getattr(params.credentials, "username", None)
     return username if isinstance(username, str) and username else None
-
-
-def _safe_url(url: str) -> str:
-    """The AMQP URL without its password, for messages."""
-    params = pika.URLParameters(url)
-    return f"amqp://{params.host}:{params.port}{params.virtual_host and '/' + params.virtual_host}"

@@ -152,7 +152,7 @@ def test_reset_connection_is_reconnected_and_every_job_completes(
 
     assert "ConnectionResetError" in lost, lost
     assert detected_s < 1.5, detected_s
-    assert worker.logged("broker_unreachable")
+    assert worker.logged("broker_connect_failed")
     assert_the_job_in_hand_came_back_once(events, broker, worker, in_hand, jobs)
 
 

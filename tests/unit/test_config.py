@@ -75,6 +75,45 @@ def test_a_service_exits_with_one_line_on_bad_config(capsys: pytest.CaptureFixtu
     assert "GATEWAY_PORT must be an integer" in err
 
 
+AMQP_URL_SHAPE = "AMQP_URL must look like amqp://user:pass@host:port/vhost (amqps:// for TLS); "
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("localhost:5672", "the scheme is missing, got 'localhost:5672'"),
+        ("127.0.0.1:5672", "the scheme is missing"),
+        ("", "the scheme is missing"),
+        ("http://rabbit:5672/", "'http' is not amqp"),
+        ("amqp://rabbit:http/", "Port could not be cast"),
+        ("amqp://rabbit:70000/", "Port out of range"),
+        ("amqp://rabbit:0/", "the port must be 1-65535"),
+        ("amqp:///%2F", "it names no host"),
+    ],
+)
+def test_an_amqp_url_of_the_wrong_shape_is_one_clear_error(value: str, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env({"AMQP_URL": value})
+    assert str(e.value).startswith(AMQP_URL_SHAPE + says), str(e.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["amqp://u:p@rabbit:5672/%2F", "amqps://u:p@rabbit/prod", "AMQP://rabbit", "amqp://[::1]:5672"],
+)
+def test_amqp_urls_of_the_right_shape_are_taken(value: str) -> None:
+    assert Settings.from_env({"AMQP_URL": value}).amqp_url == value
+
+
+@pytest.mark.parametrize(
+    "value", ["amqp//guest:hunter2@rabbit:5672/", "guest:hunter2@rabbit", "amqp://u:hunter2@h:x/"]
+)
+def test_a_bad_amqp_url_is_shown_without_its_password(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Settings.from_env({"AMQP_URL": value})
+    assert "hunter2" not in str(e.value) and ":***@" in str(e.value), str(e.value)
+
+
 def test_the_smtp_password_is_not_shown_in_repr() -> None:
     assert "hunter2" not in repr(Settings.from_env({"SMTP_PASSWORD": "hunter2"}))
 

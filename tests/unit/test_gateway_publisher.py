@@ -233,3 +233,33 @@ def test_after_close_requests_are_refused(broker: FakeBroker) -> None:
     p.close()
     with pytest.raises(BrokerUnavailable, match="shutting down"):
         p.publish([message("late")])
+
+
+class Said:
+    """Stands in for the publisher's logger: what it said, at which level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **kw: self.lines.append((level, event, kw))
+
+
+def test_a_broker_down_is_said_once_a_step_not_once_a_thread(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = Said()
+    monkeypatch.setattr(publisher_module, "log", said)
+    broker.up = False
+    p = Publisher(Settings(), name="test", threads=4, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    time.sleep(1.0)
+    p.close()
+    tries = [(level, kw) for level, event, kw in said.lines if event == "publisher_cannot_connect"]
+    assert {kw["thread"] for _, kw in tries} == {0, 1, 2, 3}  # every thread kept trying
+    warned = [kw for level, kw in tries if level == "warning"]
+    by_thread_0 = [kw for kw in warned if kw["thread"] == 0]
+    # Thread 0 says each of its back-off steps; another thread only the first news.
+    assert len(by_thread_0) >= 2
+    assert len(warned) <= len(by_thread_0) + 1, said.lines
+    assert all(kw["error"] == "connect: connection refused" for kw in warned)
