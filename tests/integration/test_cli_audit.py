@@ -278,12 +278,18 @@ def test_a_dead_job_is_listed_shown_and_after_its_cause_is_fixed_replayed_to_suc
     settings: Settings,
     audit: AuditService,
     env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     events = broker.events()
     start_worker(spawn)
     j = flagged_job(settings)
+    tail = Tail(env, tmp_path, "--job", j.id)
     broker.publish_job(j)
     audit.wait_for_status(j.id, "dead")
+    # The audit's job.dead reaches a live tail too: every outcome, not only the workers'.
+    tail.wait_for_text("job.dead")
+    assert "rejected: dead-lettered from" in tail.text()
+    assert tail.interrupt() == 0
 
     listed = [json.loads(line) for line in cli(env, "dlq", "list", "--json").output.splitlines()]
     assert len(listed) == 1
