@@ -114,16 +114,19 @@ class AuditConsumer:
                 if len(pending) == before:
                     break
             if pending:
-                # Announcing pumps the connection, which may deliver more: those wait for the
-                # next batch, neither recorded nor acked by this one.
-                batch = pending[:]
-                self._flush(batch, announcer)
-                del pending[: len(batch)]
+                self._record_batch(pending, announcer)
             if cancelled:
                 raise BrokerUnavailable(f"the broker cancelled the consumer of {cancelled[0]}")
             if not channel.is_open:
                 raise BrokerUnavailable("the channel was closed by the broker")
             self._maintain()
+
+    def _record_batch(self, pending: list[tuple[str, Delivery]], announcer: DeadAnnouncer) -> None:
+        """Record, announce and ack what is pending. Announcing pumps the connection, which
+        may deliver more: those stay pending for the next batch, neither recorded nor acked."""
+        batch = pending[:]
+        self._flush(batch, announcer)
+        del pending[: len(batch)]
 
     def _flush(self, batch: list[tuple[str, Delivery]], announcer: DeadAnnouncer) -> None:
         entries = [entry for s, d in batch if (entry := self._entry(s, d)) is not None]
