@@ -62,7 +62,13 @@ def verify(
     s = settings()
     target = path or s.audit_dir
     if not target.exists():
-        raise fail(f"no audit log at {target}", 2)
+        # Say where the folder was looked for and why, so a differing setting is seen at once.
+        why = (
+            ""
+            if path
+            else f" (AUDIT_DIR; a relative one is under JOBSUITE_HOME, {s.jobsuite_home})"
+        )
+        raise fail(f"no audit log at {target}{why}", 2)
     head = None
     if target.is_dir():
         db = target / DB_NAME if (target / DB_NAME).exists() else target.parent / DB_NAME

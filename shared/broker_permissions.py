@@ -47,8 +47,8 @@ def permissions(role: str, namespace: str = "") -> Permissions:
     if role in WORKERS:  # consumes its queues; publishes follow-ups, retries, events
         queues = [re.escape(f"jobs.{t}") for t in sorted(WORKERS[role])]
         return Permissions(NOTHING, names("jobs", r"jobs\.retry", "events"), names(*queues))
-    if role == "audit":  # consumes audit.events and audit.dead; publishes nothing
-        return Permissions(NOTHING, NOTHING, names(r"audit\.events", r"audit\.dead"))
+    if role == "audit":  # consumes audit.events and audit.dead; publishes job.dead
+        return Permissions(NOTHING, names("events"), names(r"audit\.events", r"audit\.dead"))
     if role == "dlq":  # jobsuite dlq: takes from jobs.dead, replays to jobs, job.replayed
         return Permissions(NOTHING, names("jobs", "events"), names(r"jobs\.dead"))
     raise ValueError(f"unknown broker role {role!r} (known: {', '.join(ROLES)})")

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, fields
+from dataclasses import Field, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,20 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def _console_on_a_terminal() -> str:
     return "console" if sys.stdout.isatty() else "json"
+
+
+def _checkout_or_cwd() -> Path:
+    """Run from a source checkout (`make run`, the editable install in `.venv`), the data lives
+    in that checkout whatever folder a command is typed in; installed as a package (the Docker
+    image, whose folders are absolute), in the current folder."""
+    tree = Path(__file__).resolve().parents[1]
+    if (tree / "Procfile").is_file() and (tree / "pyproject.toml").is_file():
+        return tree
+    return Path.cwd()
+
+
+# The folders a relative value of which is taken under JOBSUITE_HOME.
+HOME_FOLDERS = ("blob_dir", "state_dir", "mailsink_dir", "audit_dir")
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,17 @@ class Settings:
     )
 
     # Where the services keep files.
+    jobsuite_home: Path = setting(
+        "JOBSUITE_HOME",
+        Path("."),
+        Path,
+        "the folder a relative BLOB_DIR, STATE_DIR, AUDIT_DIR or MAILSINK_DIR (the defaults"
+        " too) is taken in, so that every service and every `jobsuite` command finds the same"
+        " files whatever the working folder",
+        shown="the source checkout the code runs from (the folder with its `Procfile`), else"
+        " the current folder",
+        default_from=_checkout_or_cwd,
+    )
     blob_dir: Path = setting("BLOB_DIR", Path("var/blobs"), Path, "the shared blob store")
     state_dir: Path = setting(
         "STATE_DIR",
@@ -363,8 +388,9 @@ class Settings:
         for name, instead in _REMOVED.items():
             if name in env:
                 raise ConfigError(f"{name} is no longer read: {instead}")
-        settings = cls(**{f.name: _read(f, env) for f in fields(cls)})
-        _check_state_dir(settings)
+        given = cls(**{f.name: _read(f, env) for f in fields(cls)})
+        settings = _under_home(given)
+        _check_state_dir(settings, given)
         return settings
 
 
@@ -401,16 +427,25 @@ def env_name(field_name: str) -> str:
     return next(declared(f).env for f in fields(Settings) if f.name == field_name)
 
 
-def _check_state_dir(s: Settings) -> None:
+def _under_home(s: Settings) -> Settings:
+    """Relative folders taken in JOBSUITE_HOME, made absolute: a service started in the
+    checkout and a command typed anywhere else mean the same files."""
+    home = s.jobsuite_home.absolute()
+    placed = {name: home / getattr(s, name) for name in HOME_FOLDERS}  # absolute stays so
+    return replace(s, jobsuite_home=home, **placed)
+
+
+def _check_state_dir(s: Settings, given: Settings) -> None:
     # State files are neither blobs nor audit records: whatever sweeps, copies or serves those
-    # folders must never meet a live SQLite database. Absolute paths, so `./var/blobs/x` counts.
+    # folders must never meet a live SQLite database. Absolute paths, so `./var/blobs/x` counts;
+    # the message names the values as they were set.
     state = s.state_dir.resolve()
     for name in ("blob_dir", "audit_dir"):
         folder: Path = getattr(s, name)
         if state.is_relative_to(folder.resolve()):
             raise ConfigError(
-                f"{env_name('state_dir')} must not be inside {env_name(name)} ({folder}),"
-                f" got {str(s.state_dir)!r}"
+                f"{env_name('state_dir')} must not be inside {env_name(name)}"
+                f" ({getattr(given, name)}), got {str(given.state_dir)!r}"
             )
 
 

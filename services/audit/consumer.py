@@ -1,10 +1,11 @@
 """The AMQP side: consume `audit.events` and `audit.dead`, record in batches, then ack.
 
 Both queues are consumed on one channel with a large prefetch. Each turn of the I/O loop
-gathers what has arrived (up to `BATCH_MAX`), records it (log fsynced, read model updated)
-and acks the last delivery with `multiple=True`, which settles the whole batch at once. A
-crash before that ack means the broker redelivers the batch; the recorder drops the events
-it already has. Runs on the thread that owns the connection (pika is not thread-safe).
+gathers what has arrived (up to `BATCH_MAX`), records it (log fsynced, read model updated),
+publishes the batch's `job.dead` events on `events` (announce.py) and acks the last delivery
+with `multiple=True`, which settles the whole batch at once. A crash before that ack means
+the broker redelivers the batch; the recorder drops the events it already has. Runs on the
+thread that owns the connection (pika is not thread-safe).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from services.audit.announce import DeadAnnouncer
 from services.audit.deadletters import dead_event, read_dead_letter
 from services.audit.health import WriteHealth
 from services.audit.recorder import Entry, Recorder
@@ -94,6 +96,7 @@ class AuditConsumer:
         ensure_topology(connection, self.settings)
         channel = connection.channel()
         channel.set_prefetch(BATCH_MAX)
+        announcer = DeadAnnouncer(connection, self.names.events_exchange)
         pending: list[tuple[str, Delivery]] = []
         cancelled: list[str] = []
         for source, queue in (
@@ -111,16 +114,22 @@ class AuditConsumer:
                 if len(pending) == before:
                     break
             if pending:
-                self._flush(pending)
-                pending.clear()
+                self._record_batch(pending, announcer)
             if cancelled:
                 raise BrokerUnavailable(f"the broker cancelled the consumer of {cancelled[0]}")
             if not channel.is_open:
                 raise BrokerUnavailable("the channel was closed by the broker")
             self._maintain()
 
-    def _flush(self, pending: list[tuple[str, Delivery]]) -> None:
-        entries = [entry for s, d in pending if (entry := self._entry(s, d)) is not None]
+    def _record_batch(self, pending: list[tuple[str, Delivery]], announcer: DeadAnnouncer) -> None:
+        """Record, announce and ack what is pending. Announcing pumps the connection, which
+        may deliver more: those stay pending for the next batch, neither recorded nor acked."""
+        batch = pending[:]
+        self._flush(batch, announcer)
+        del pending[: len(batch)]
+
+    def _flush(self, batch: list[tuple[str, Delivery]], announcer: DeadAnnouncer) -> None:
+        entries = [entry for s, d in batch if (entry := self._entry(s, d)) is not None]
         try:
             # The log, the read model and the checkpoint: all written, or no ack.
             self.recorder.record(entries)
@@ -130,7 +139,8 @@ class AuditConsumer:
             self.health.failed(reason)
             raise RecordingFailed(reason) from e
         self.health.succeeded()
-        last = pending[-1][1]
+        announcer.announce([entry[1] for entry in entries if entry[0] == "dead"])
+        last = batch[-1][1]
         last.channel.ack(last, multiple=True)
 
     def _entry(self, source: str, delivery: Delivery) -> Entry | None:

@@ -17,7 +17,8 @@ from services.audit.lifecycle import as_utc
 from shared.errors import DecodeError
 from shared.messages import ErrorInfo, Event, Job, decode_job, utc_now
 
-# Fixed, so the same dead letter delivered twice gets the same event id (recorded once).
+# Fixed, so the same dead letter delivered twice gets the same event id (recorded once, and
+# announced on `events` under that id).
 _DEAD_EVENT_NS = uuid.UUID("9d3c6a56-2f4e-4c8e-9a53-6b1f0f7d2a11")
 
 
@@ -69,14 +70,18 @@ def read_dead_letter(
 def dead_event(dead: DeadLetter, body: bytes, service: str, instance: str) -> Event:
     """The `job.dead` event for a dead letter. Its `at` is never before the job's own
     `submitted_at`: the broker's death time has whole seconds only, and a replayed job's
-    `submitted_at` marks its new epoch (see lifecycle.py)."""
+    `submitted_at` marks its new epoch (see lifecycle.py).
+
+    Its id is one death's: the job (its body: id, attempt and `submitted_at`, which a replay
+    renews), the reason, the queue and the broker's count. Not the time: the broker may
+    dead-letter one message twice at-least-once, and each copy can carry another second."""
     moments = [m for m in (dead.died_at, dead.job and as_utc(dead.job.submitted_at)) if m]
     fingerprint = "|".join(
         (dead.job_id, hashlib.sha256(body).hexdigest(), dead.reason, dead.queue, str(dead.count))
     )
     message = dead.summary() + (f"; {dead.body_error}" if dead.body_error else "")
     return Event(
-        event_id=str(uuid.uuid5(_DEAD_EVENT_NS, fingerprint + "|" + str(dead.died_at))),
+        event_id=str(uuid.uuid5(_DEAD_EVENT_NS, fingerprint)),
         event="job.dead",
         job_id=dead.job_id,
         type=dead.type,

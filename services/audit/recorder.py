@@ -73,7 +73,13 @@ class Recorder:
             source, event = entry[0], entry[1]
             publisher = entry[2] if len(entry) == 3 else None
             if event.event_id in known:
-                log.info("duplicate_event_ignored", event_id=event.event_id, job_id=event.job_id)
+                # Expected for the audit's own job.dead, back from `events` (announce.py).
+                log.info(
+                    "duplicate_event_ignored",
+                    event_id=event.event_id,
+                    job_id=event.job_id,
+                    job_event=event.event,
+                )
                 continue
             known.add(event.event_id)
             refused = self.policy.refusal(source, publisher, event.event)

@@ -5,7 +5,9 @@ RabbitMQ refuses a message whose `user_id` is not the publishing connection's us
 is believed and its publisher only recorded. With one, an event from a user not allowed to
 send it (or with no user_id) is refused: recorded, marked, and left out of the job's status.
 Dead letters are not judged: only the broker puts them in `audit.dead` (no service user may
-publish to `jobs.dead`), and the `job.dead` made from one is the audit's own word.
+publish to `jobs.dead`), and the `job.dead` made from one is the audit's own word. The audit
+publishes that `job.dead` on `events` too (announce.py); the copy that comes back is a
+duplicate of the recorded event and is dropped before any verdict.
 """
 
 from __future__ import annotations

@@ -3,9 +3,16 @@ survives being down or killed, and the status it reports for each job."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import time
 from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
 
 from services.audit.verify import verify
 from shared.config import Settings
@@ -86,7 +93,8 @@ def test_audit_killed_while_200_jobs_run_catches_up_with_every_event_once(
     events.wait_for_terminal([j.id for j in jobs], timeout=60)
 
     again = start_audit(spawn, settings, audit_dir, AUDIT_SEGMENT_BYTES="40000")
-    published = {e["event_id"] for e in events.poll()}
+    # The workers' events; the audit's own job.dead come later, from the dead letters.
+    published = {e["event_id"] for e in events.poll() if e["event"] != "job.dead"}
     again.wait_for(
         lambda: again.get("/stats").json()["by_status"] == {"succeeded": 180, "dead": 20},
         "every job's final status",
@@ -94,6 +102,20 @@ def test_audit_killed_while_200_jobs_run_catches_up_with_every_event_once(
     # Every event once, plus one job.dead per dead letter.
     assert again.get("/stats").json()["events"] == len(published) + 20
     records = all_jobs(again)
+    # Each job.dead recorded was announced on `events` under its id (twice at most, when the
+    # kill came between announcing and acking), and the copies were not recorded again.
+    recorded_dead = {
+        e["event_id"]
+        for j in jobs[::10]
+        for e in (again.job(j.id) or {})["events"]
+        if e["event"] == "job.dead"
+    }
+    assert len(recorded_dead) == 20
+    broker.wait_until(
+        lambda: {e["event_id"] for e in events.poll() if e["event"] == "job.dead"} == recorded_dead,
+        15,
+        "every job.dead announced",
+    )
     for i, j in enumerate(jobs):
         r = records[j.id]
         if i % 10 == 0:
@@ -162,6 +184,59 @@ def test_dead_lettered_jobs_show_as_dead_with_their_reason(
     assert "not a valid job" in garbage["error"]["message"]
     # jobs.dead keeps its own copies for `jobsuite dlq`.
     assert broker.depth(broker.names.dead_queue) == 2
+
+
+def test_a_dead_job_reaches_a_tutorial_subscriber_as_job_dead_and_is_recorded_once(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path
+) -> None:
+    # The RabbitMQ tutorial's receive_logs.py, with the two changes the README gives: the
+    # exchange's namespaced name, and durable=True (its default, False, is refused).
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    exchange = f"{settings.namespace}.events"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="inequivalent arg 'durable'"):
+        connection.channel().exchange_declare(exchange=exchange, exchange_type="fanout")
+    channel = connection.channel()
+    channel.exchange_declare(exchange=exchange, exchange_type="fanout", durable=True)
+    queue = channel.queue_declare(queue="", exclusive=True).method.queue
+    channel.queue_bind(exchange=exchange, queue=queue)
+    received: list[tuple[Any, dict[str, Any]]] = []
+    channel.basic_consume(
+        queue, lambda _ch, _m, props, body: received.append((props, json.loads(body))), True
+    )
+
+    audit_dir = tmp_path / "audit"
+    audit = start_audit(spawn, settings, audit_dir)
+    start_workers(spawn)
+    bad = job(fail="permanent")
+    broker.publish_job(bad)
+    record = audit.wait_for_status(bad.id, "dead")
+    deadline = time.monotonic() + 15
+    while not any(e["event"] == "job.dead" for _p, e in received):
+        assert time.monotonic() < deadline, f"no job.dead among {[e for _p, e in received]}"
+        connection.process_data_events(time_limit=0.1)
+    connection.process_data_events(time_limit=0.5)  # a second copy would be here by now
+    connection.close()
+
+    assert [e["event"] for _p, e in received] == ["job.started", "job.failed", "job.dead"]
+    props, dead = received[-1]
+    assert (dead["job_id"], dead["type"], dead["service"]) == (bad.id, "resize", "audit")
+    assert dead["error"]["kind"] == "rejected"
+    assert broker.names.task_queue("resize") in dead["error"]["message"]
+    assert dead["event_id"] == record["events"][-1]["event_id"]
+    assert (props.type, props.message_id, props.user_id) == ("job.dead", dead["event_id"], "guest")
+    # Its own copy came back through audit.events and was dropped, not recorded twice.
+    audit.process.wait_logged("duplicate_event_ignored")
+    (ignored,) = audit.process.logged("duplicate_event_ignored")
+    assert ignored["event_id"] == dead["event_id"]
+    assert [e["event"] for e in audit.job(bad.id)["events"]] == [
+        "job.started",
+        "job.failed",
+        "job.dead",
+    ]
+    audit.process.signal(signal.SIGTERM)
+    assert audit.process.wait(15) == 0
+    report = verify(audit_dir)
+    assert report.ok and report.records == 3
 
 
 def test_a_message_that_is_not_an_event_is_logged_and_skipped(

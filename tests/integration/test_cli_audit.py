@@ -20,6 +20,7 @@ from shared.messages import Job
 from tests.conftest import SpawnFn
 from tests.support.audit import AuditService, audit_env, start_audit
 from tests.support.broker import TestBroker
+from tests.support.keys import admin_key
 from tests.support.ports import free_port
 from tests.support.processes import ROOT, ServiceProcess, service_env
 
@@ -179,6 +180,46 @@ def test_audit_verify_passes_on_a_real_log_and_names_the_tampered_record(
     assert "hash does not match" in broken.output
 
 
+def test_audit_verify_from_another_folder_finds_the_log_the_service_writes(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path
+) -> None:
+    """The service started in the checkout and the command typed elsewhere, both with the
+    folders relative (as the defaults are): both take them under JOBSUITE_HOME."""
+    home, elsewhere = tmp_path / "suite", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    relative = {"JOBSUITE_HOME": str(home), "AUDIT_DIR": "var/audit", "STATE_DIR": "var/state"}
+    key = admin_key(home / "var/state")
+    port = free_port()
+    process = spawn("services.audit", **{**audit_env(settings, home, port), **relative})
+    process.wait_logged("consuming")
+    audit = AuditService(process, port, home / "var/audit", key)
+    start_worker(spawn)
+    jobs = [Job(type="resize"), flagged_job(settings)]
+    for j in jobs:
+        broker.publish_job(j)
+    audit.wait_for_status(jobs[0].id, "succeeded")
+    audit.wait_for_status(jobs[1].id, "dead")
+    assert (home / "var/audit/log").is_dir()  # not under the service's working folder
+
+    env = {k: v for k, v in service_env(settings).items() if k not in ("AUDIT_DIR", "STATE_DIR")}
+    env.update(JOBSUITE_HOME=str(home), PYTHONPATH=str(ROOT), COLUMNS="250")
+
+    def verify_in(folder: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+        command = [*JOBSUITE, "audit", "verify"]
+        return subprocess.run(
+            command, cwd=folder, env={**env, **extra}, capture_output=True, text=True, timeout=60
+        )
+
+    found = verify_in(elsewhere)
+    assert found.returncode == 0, found.stderr
+    assert "audit log intact: 5 records in 1 segment" in found.stdout
+    assert "warning" not in found.stderr  # the checkpoints were found too, beside the log
+    # The same command where no suite lives says where it looked, and why there.
+    lost = verify_in(elsewhere, JOBSUITE_HOME=str(elsewhere))
+    assert lost.returncode == 2
+    assert f"no audit log at {elsewhere / 'var/audit'} (AUDIT_DIR;" in " ".join(lost.stderr.split())
+
+
 def test_audit_rebuild_is_refused_while_the_service_runs_and_restores_the_read_model(
     spawn: SpawnFn,
     broker: TestBroker,
@@ -237,12 +278,18 @@ def test_a_dead_job_is_listed_shown_and_after_its_cause_is_fixed_replayed_to_suc
     settings: Settings,
     audit: AuditService,
     env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     events = broker.events()
     start_worker(spawn)
     j = flagged_job(settings)
+    tail = Tail(env, tmp_path, "--job", j.id)
     broker.publish_job(j)
     audit.wait_for_status(j.id, "dead")
+    # The audit's job.dead reaches a live tail too: every outcome, not only the workers'.
+    tail.wait_for_text("job.dead")
+    assert "rejected: dead-lettered from" in tail.text()
+    assert tail.interrupt() == 0
 
     listed = [json.loads(line) for line in cli(env, "dlq", "list", "--json").output.splitlines()]
     assert len(listed) == 1

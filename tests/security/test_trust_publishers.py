@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from services.audit.verify import verify
 from shared.amqp import Channel, connect_once
+from shared.broker_permissions import NOTHING, Permissions, permissions
 from shared.config import Settings
 from shared.errors import AccessRefused, BrokerUnavailable, PublisherMismatch
 from shared.messages import Event, Job, encode
@@ -47,6 +48,7 @@ def policy(users: dict[str, Settings]) -> str:
     allowed = {
         "gateway": "job.submitted,job.rejected",
         "resizer": "job.submitted,job.started,job.succeeded,job.retrying,job.failed",
+        "audit": "job.dead",
         "dlq": "job.replayed",
     }
     return ";".join(f"{user_of(users[r])}={allowed[r]}" for r in allowed if r in users)
@@ -221,6 +223,7 @@ def test_job_dead_from_the_dead_letters_and_job_replayed_from_the_dlq_user_are_b
     audit = start_audit(
         spawn, settings, audit_dir, AMQP_URL=users["audit"].amqp_url, AUDIT_PUBLISHERS=policy(users)
     )
+    events = broker.events()
     worker = spawn("tests.support.flagged_worker", settings_override=users["resizer"])
     worker.wait_logged("consuming")
     job = Job(type="resize", params={"fail_while": "flags/broken"})
@@ -234,6 +237,12 @@ def test_job_dead_from_the_dead_letters_and_job_replayed_from_the_dlq_user_are_b
     assert by_event["job.dead"]["publisher"] == user_of(users["audit"])
     assert by_event["job.dead"]["refused"] is None
     assert by_event["job.failed"]["publisher"] == user_of(users["resizer"])
+    # Announced on `events` by the audit's own user (its permissions let it), and the copy
+    # that came back was dropped as a duplicate: one job.dead in the job's events.
+    (announced,) = events.wait_for(job.id, "job.dead")
+    assert announced["event_id"] == by_event["job.dead"]["event_id"]
+    audit.process.wait_logged("duplicate_event_ignored")
+    assert [e["event"] for e in dead["events"]].count("job.dead") == 1
 
     flag.unlink()
     env = service_env(users["dlq"], **audit_env(settings, audit_dir, audit.port))
@@ -262,3 +271,33 @@ def test_the_dlq_user_may_not_read_the_audit_queues_nor_publish_dead_letters(
             )
     finally:
         connection.close()
+
+
+def test_an_audit_user_that_may_not_publish_still_records_job_dead_and_says_why(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path
+) -> None:
+    """A deployment whose audit user has the permissions of before (read only): the dead
+    letter is recorded and acked all the same, one error line names the missing right."""
+    read_only = Permissions(NOTHING, NOTHING, permissions("audit", settings.namespace).read)
+    with broker_users(settings, {"audit": read_only}) as made:
+        audit = start_audit(spawn, settings, tmp_path / "audit", AMQP_URL=made["audit"].amqp_url)
+        # Dead-lettered by hand, as the broker would (the administrator may).
+        broker.channel.basic_publish(
+            broker.names.dead_exchange,
+            "",
+            b"\xff not a job",
+            pika.BasicProperties(message_id="garbage-1"),
+        )
+        record = audit.wait_for_status("garbage-1", "dead")
+        audit.process.wait_logged("job_dead_not_announced")
+        (line,) = audit.process.logged("job_dead_not_announced")
+        assert line["job_ids"] == ["garbage-1"] and "ACCESS_REFUSED" in line["error"]
+        assert "write permission on the events exchange" in line["hint"]
+        assert record["events"][-1]["publisher"] == user_of(made["audit"])
+        broker.wait_until(
+            lambda: broker.depth(broker.names.audit_dead_queue) == 0, 10, "the dead letter acked"
+        )
+        after = make_event("job.started", new_job_id())
+        forge(settings, after)  # the audit goes on recording
+        audit.wait_for_status(after.job_id, "started")
+        audit.process.stop()

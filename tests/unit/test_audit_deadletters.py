@@ -56,6 +56,22 @@ def test_the_same_dead_letter_twice_gets_the_same_event_id() -> None:
     assert other.event_id != first.event_id
 
 
+def test_the_same_death_dead_lettered_again_a_second_later_is_the_same_event() -> None:
+    # At-least-once dead-lettering may deliver one death twice, each copy stamped anew.
+    job = Job(type="resize")
+    body = encode(job)
+    copy = headers("rejected")
+    copy["x-death"] = [{**copy["x-death"][0], "time": DIED + timedelta(seconds=1)}]
+    first = dead_event(read_dead_letter(body, headers("rejected"), job.id, None), body, "a", "1")
+    again = dead_event(read_dead_letter(body, copy, job.id, None), body, "a", "1")
+    replayed = job.model_copy(update={"submitted_at": DIED + timedelta(minutes=5)})
+    body2 = encode(replayed)
+    later = dead_event(read_dead_letter(body2, headers("rejected"), job.id, None), body2, "a", "1")
+
+    assert first.event_id == again.event_id
+    assert later.event_id != first.event_id  # a replayed job's next death is another event
+
+
 def test_a_replayed_job_dead_again_is_dated_no_earlier_than_its_new_submission() -> None:
     replayed = Job(type="resize", submitted_at=DIED + timedelta(milliseconds=700))
     body = encode(replayed)

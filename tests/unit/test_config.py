@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 
+import shared.config
 from shared.config import Settings, settings_or_exit
 from shared.errors import ConfigError
+
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_need_no_environment() -> None:
@@ -129,7 +132,7 @@ def test_gateway_settings_are_read_and_the_state_is_kept_apart_from_blobs_and_au
     )
     assert (s.gateway_host, s.gateway_publishers) == ("127.0.0.1", 2)
     assert s.management_url == "http://rabbit:15672"
-    assert s.state_dir == Path("var/state")
+    assert s.state_dir == CHECKOUT / "var/state"
     assert Settings.from_env({"STATE_DIR": "/data/state"}).state_dir == Path("/data/state")
     beside = Settings.from_env({"BLOB_DIR": "/data/blobs", "STATE_DIR": "/data/blobs-state"})
     assert beside.state_dir == Path("/data/blobs-state")
@@ -190,3 +193,41 @@ def test_audit_settings_are_read() -> None:
     assert Settings.from_env({}).audit_host == "127.0.0.1"
     with pytest.raises(ConfigError, match=r"^AUDIT_RETENTION_DAYS must be a positive integer"):
         Settings.from_env({"AUDIT_RETENTION_DAYS": "0"})
+
+
+def test_the_default_folders_are_the_checkouts_whatever_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jobsuite audit verify` typed in another folder finds the log `make run` writes."""
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env({})
+    assert s.jobsuite_home == CHECKOUT
+    assert (s.blob_dir, s.state_dir, s.audit_dir, s.mailsink_dir) == (
+        CHECKOUT / "var/blobs",
+        CHECKOUT / "var/state",
+        CHECKOUT / "var/audit",
+        CHECKOUT / "var/mail",
+    )
+
+
+def test_jobsuite_home_takes_relative_folders_and_leaves_absolute_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env(
+        {"JOBSUITE_HOME": "suite", "AUDIT_DIR": "logs/audit", "BLOB_DIR": "/data/blobs"}
+    )
+    assert s.jobsuite_home == tmp_path / "suite"  # itself relative to the working folder
+    assert s.audit_dir == tmp_path / "suite/logs/audit"
+    assert s.state_dir == tmp_path / "suite/var/state"
+    assert s.blob_dir == Path("/data/blobs")
+
+
+def test_installed_as_a_package_the_folders_are_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in the Docker image: shared/ in site-packages, no Procfile beside it.
+    site = tmp_path / "site-packages" / "shared" / "config.py"
+    monkeypatch.setattr(shared.config, "__file__", str(site))
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).audit_dir == tmp_path / "var/audit"
