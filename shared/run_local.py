@@ -8,6 +8,7 @@
 - Output that can no longer be written (`make run | tee log`: the same Ctrl-C kills tee)
   stops the suite. honcho's own printer raises BrokenPipeError there, inside its signal
   handler, before it has stopped anything, and leaves every service running.
+- A stop asked for while the processes are still being started waits until they are.
 """
 
 from __future__ import annotations
@@ -43,6 +44,30 @@ class ClosablePrinter(Printer):  # type: ignore[misc]
             self.closed = True
             _discard(self.output)
             self.on_closed()
+
+
+class SuiteManager(Manager):  # type: ignore[misc]
+    """honcho's manager, but a stop asked for before every process has started (a Ctrl-C, or
+    the output closed, in the first moments) waits for their pids and then stops them all:
+    honcho 2's own `terminate` raises KeyError on a process whose pid it has not been told
+    yet, and leaves everything running. Overrides two private methods (honcho is pinned <3)."""
+
+    def __init__(self, printer: Printer) -> None:
+        super().__init__(printer)
+        self._stop_pending = False
+
+    def terminate(self) -> None:
+        if not self._all_started():
+            self._stop_pending = True
+            return
+        super().terminate()
+
+    def _system_print(self, data: str) -> None:
+        # The loop prints "<name> started (pid=…)" once it knows that pid: the moment to stop.
+        super()._system_print(data)
+        if self._stop_pending and self._all_started():
+            self._stop_pending = False
+            super().terminate()
 
 
 def _discard(output: TextIO) -> None:
@@ -88,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"run_local: no {', '.join(sorted(unknown))} in {args.procfile}")
 
-    manager = Manager(ClosablePrinter(sys.stdout, on_closed=lambda: manager.terminate()))
+    manager = SuiteManager(ClosablePrinter(sys.stdout, on_closed=lambda: manager.terminate()))
     env = child_env(dict(os.environ))
     for p in expand_processes(procfile, concurrency=concurrency):
         manager.add_process(p.name, p.cmd, env={**env, **p.env})

@@ -24,27 +24,10 @@ import pytest
 from shared.config import Settings
 from tests.support.broker import TestBroker
 from tests.support.ports import free_port
-from tests.support.processes import service_env
+from tests.support.processes import processes_of, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
-
-
-def processes_of(namespace: str) -> dict[int, str]:
-    """Every process whose environment holds JOBSUITE_NAMESPACE=<namespace>: make, the
-    shells, honcho and its helpers, every service (pid → command line)."""
-    marker = f"JOBSUITE_NAMESPACE={namespace}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                found[int(entry.name)] = cmdline.strip()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
 
 
 class Terminal:

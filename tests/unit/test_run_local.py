@@ -3,10 +3,15 @@ starting the suite: tests/e2e/test_make_run.py runs the whole of it in a termina
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +30,7 @@ from shared.readiness import (
     wait_ready,
 )
 from shared.run_local import ClosablePrinter, child_env, parse_concurrency
+from tests.support.processes import ROOT, processes_of
 
 
 def line(text: str) -> Message:
@@ -127,3 +133,36 @@ def test_a_worker_is_not_ready_without_a_broker() -> None:
     probe = consumer_probe(Settings(amqp_url="amqp://guest:guest@127.0.0.1:9/%2F"), "resizer", 1)
     assert str(probe.check()).startswith("no broker")
     assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("lines", [1, 4])
+def test_output_closed_while_starting_or_after_stops_every_process(
+    tmp_path: Path, lines: int
+) -> None:
+    """`… | head -n 1` closes the output while the processes are still being started (honcho
+    alone then fails on a pid it does not know yet and leaves them all running); 4 lines, once
+    they have. Real processes, no services: a Procfile of sleeps."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("one: sleep 300\ntwo: sleep 300\nthree: sleep 300\n")
+    marker = f"run-local-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "JOBSUITE_NAMESPACE": marker, "PYTHONPATH": str(ROOT)}
+    command = f"{sys.executable} -m shared.run_local -f {procfile} | head -n {lines}"
+    shell = subprocess.Popen(
+        ["bash", "-c", command], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    left: dict[int, str] = {}
+    try:
+        out, _ = shell.communicate(timeout=30)
+        assert len(out.splitlines()) == lines
+        for _ in range(50):  # a moment for the last ones to be reaped
+            left = processes_of(marker)
+            if not left:
+                break
+            time.sleep(0.1)
+    finally:
+        for pid in processes_of(marker):  # only what this test started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shell.kill()
+        shell.wait()
+    assert left == {}
