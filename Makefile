@@ -7,7 +7,10 @@ SCALE ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test unit lint format docs broker clean bench compose-test test-faults
+COMPOSE := deploy/compose.sh
+comma := ,
+
+.PHONY: run up down test unit lint format docs broker clean bench compose-test test-faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,14 +18,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: the suite as local processes (honcho + Procfile); SCALE=resizer=4 runs four resizers.
+## run: the suite as local processes (the Procfile, under honcho: shared/run_local.py), logging
+## for people, with one line once every service answers; SCALE=resizer=4 runs four resizers.
 ## First makes the admin key `local` when there is none, saved in
 ## ~/.config/jobsuite/<namespace or default>.key (the CLI reads it), and gives it to the
 ## gateway as AUDIT_API_KEY unless that is set.
 run: $(STAMP) broker
 	keyfile="$$($(BIN)/jobsuite keys local)" && \
 	AUDIT_API_KEY="$${AUDIT_API_KEY:-$$(cat "$$keyfile")}" \
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile $(if $(SCALE),-c $(SCALE))
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m shared.run_local $(if $(SCALE),-c $(SCALE))
+
+## up: the suite in Docker (docker-compose.yml), built and started in the background, with
+## `docker compose` or `docker-compose`, whichever is installed (deploy/compose.sh);
+## SCALE=resizer=4 (or resizer=4,renderer=2) scales workers. down: stops it, keeping the volumes.
+up:
+	$(COMPOSE) up --detach --build $(foreach s,$(subst $(comma), ,$(SCALE)),--scale $(s))
+
+down:
+	$(COMPOSE) down
 
 ## test: unit, integration and end-to-end tests against the local RabbitMQ
 test: $(STAMP) broker

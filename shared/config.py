@@ -194,7 +194,7 @@ class Settings:
         "console",
         parse.choice(LOG_FORMATS),
         "logging: one JSON object a line, or `console` for people",
-        shown="`json` (`console` on a terminal)",
+        shown="`json` (`console` on a terminal and under `make run`)",
         default_from=_console_on_a_terminal,
     )
 

@@ -34,7 +34,8 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Colours only on a terminal: under `make run` the output is a pipe, often to a file.
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
         extra = []
 
     structlog.configure(
@@ -64,6 +65,10 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
     # httpx logs every request at INFO: a line per status lookup the gateway makes of the audit.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # uvicorn says "Started server process", "Waiting for application startup." and two more
+    # lines at each start; each service logs its own line saying it listens. Its errors (a
+    # port in use) still come through.
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
 

@@ -117,6 +117,7 @@ class Publisher:
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._stopping = threading.Event()
         self._connected: set[int] = set()
+        self._connected_lock = threading.Lock()  # one "all connected" line, not one per thread
         self._last_error = "not connected yet"
         self._alarm_reason = ""
         self._alarm_until = 0.0
@@ -230,8 +231,11 @@ class Publisher:
             connection.close()
             log.warning("publisher_cannot_open_channel", thread=index, error=str(e))
             return None
-        self._connected.add(index)
-        log.info("publisher_connected", thread=index)
+        log.debug("publisher_connected", thread=index)
+        with self._connected_lock:
+            self._connected.add(index)
+            if len(self._connected) == len(self._threads):
+                log.info("publishers_connected", threads=len(self._threads))
         return _Link(connection, channel)
 
     def _drop(self, index: int, link: _Link) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -27,13 +26,9 @@ TERMINAL_EVENTS = {"job.succeeded", "job.failed"}
 
 
 def compose_command() -> list[str]:
-    """`docker compose` (v2) where the plugin is installed, else `docker-compose` (v1)."""
-    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if v2.returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    raise RuntimeError("neither `docker compose` nor `docker-compose` is installed")
+    """deploy/compose.sh: `docker compose` (v2) where the plugin is installed, else
+    `docker-compose` (v1), as `make up` picks it."""
+    return [str(ROOT / "deploy" / "compose.sh")]
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:

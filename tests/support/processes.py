@@ -35,6 +35,23 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def processes_of(namespace: str) -> dict[int, str]:
+    """Every process whose environment holds JOBSUITE_NAMESPACE=<namespace>: make, the
+    shells, honcho and its helpers, every service (pid → command line)."""
+    marker = f"JOBSUITE_NAMESPACE={namespace}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found[int(entry.name)] = cmdline.strip()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 class ServiceProcess:
     """One running service; stdout (JSON log lines) goes to a file next to the test's data."""
 
