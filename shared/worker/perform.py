@@ -59,8 +59,9 @@ class JobCourse:
             return
         outcome = "abandoned"
         try:
+            # Sent without waiting: the settling below waits for its confirm with the rest.
             started_event = settler.source.about("job.started", job)
-            self.bridge.call(partial(settler.publish_event, started_event))
+            self.bridge.send(partial(settler.publish_event, started_event))
             settle: Callable[[], str]
             try:
                 max_bytes = settler.settings.max_output_bytes
