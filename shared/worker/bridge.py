@@ -14,10 +14,8 @@ from concurrent.futures import Future
 from typing import Protocol, TypeVar
 
 from shared.errors import BrokerUnavailable
-from shared.log import get_logger
 
 T = TypeVar("T")
-log = get_logger("shared.worker")
 _POLL_S = 0.25
 
 
@@ -32,8 +30,6 @@ class Bridge(Protocol):
 
     def call(self, fn: Callable[[], T]) -> T: ...
 
-    def send(self, fn: Callable[[], None]) -> None: ...
-
 
 class IoBridge:
     def __init__(self, connection: ThreadsafeDoor) -> None:
@@ -46,24 +42,6 @@ class IoBridge:
     def close(self) -> None:
         """The connection is gone: every waiting and future call fails fast."""
         self._closed = True
-
-    def send(self, fn: Callable[[], None]) -> None:
-        """Run `fn` on the I/O thread without waiting for it (calls run in the order they are
-        handed over, so a later `call` finds it done). A broker error it meets is kept in
-        `failure`, which ends the connection; any other is logged."""
-        if self._closed:
-            raise BrokerUnavailable("connection lost")
-        context = contextvars.copy_context()
-
-        def run() -> None:
-            try:
-                context.run(fn)
-            except BrokerUnavailable as e:
-                self.failure = self.failure or e
-            except Exception:
-                context.run(log.exception, "io_call_failed")
-
-        self._connection.call_threadsafe(run)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the I/O thread and return its result (or raise its exception)."""
