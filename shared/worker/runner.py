@@ -75,11 +75,6 @@ class Worker:
         ]
         self._stopping = threading.Event()
 
-    @property
-    def bindings(self) -> list[Binding]:
-        """The first slot's bindings (the only ones with WORKER_CONCURRENCY=1)."""
-        return self.slots[0].bindings
-
     # --- signals --------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
@@ -103,20 +98,33 @@ class Worker:
         if len(self.slots) == 1:
             self._run_slot(self.slots[0])
         else:
-            threads = [
-                threading.Thread(
-                    target=self._run_slot, args=(slot,), name=f"slot-{slot.index}", daemon=True
-                )
-                for slot in self.slots
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                # A timed join: the main thread must stay free to take signals.
-                while thread.is_alive():
-                    thread.join(PUMP_S)
+            self._run_slots()
         log.info("worker_stopped")
         return 0
+
+    def _run_slots(self) -> None:
+        """Every slot on a thread of its own. A slot that fails stops the others (each
+        finishes its job in hand), and the failure ends the process as it would with one."""
+        failures: list[BaseException] = []
+
+        def run(slot: _Slot) -> None:
+            try:
+                self._run_slot(slot)
+            except BaseException as e:
+                failures.append(e)
+                self._stopping.set()
+
+        threads = [
+            threading.Thread(target=run, args=(slot,), name=f"slot-{slot.index}", daemon=True)
+            for slot in self.slots
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # a timed join: the main thread must take signals
+                thread.join(PUMP_S)
+        if failures:
+            raise failures[0]
 
     def _run_slot(self, slot: _Slot) -> None:
         """One slot's run/reconnect loop, until asked to stop; then its jobs in hand end."""
