@@ -131,7 +131,13 @@ def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
     # cost shows.
     tmpfs = TMPFS.is_dir()
     on_tmpfs = _Contender(f"{runner_what}, blob store on tmpfs", _on_tmpfs, pika.cpu)
-    others = [pika]
+    # Jobs at once per process (prefetch 1 each): the latency of a job's confirms overlaps.
+    slots = _Contender(
+        "jobsuite runner (2 processes x WORKER_CONCURRENCY=4, no-op handler)",
+        jobsuite_runner(CURRENT, NOOP_WORKER, WORKER_CONCURRENCY="4"),
+        pika.cpu,
+    )
+    others = [pika, slots]
     notes = [
         f"{jobs} no-op jobs per run; rate and CPU over the last 80% of the queue",
         "jobsuite per job: decode + checks, job.started and job.succeeded events with"
