@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 
-from shared.amqp import Channel, Connection, compute_backoff, connect
+from shared.amqp import Channel, Connection, compute_backoff, connect, send_frames_together
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.errors import BrokerUnavailable
@@ -227,6 +227,7 @@ def _thread_name(service: str, job_type: str, slot: int) -> str:
 
 def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
     """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
+    send_frames_together()  # each event's three frames in one send: a worker publishes a lot
     worker = Worker(settings, service=service, handlers=handlers)
     worker.install_signal_handlers()
     return worker.run()
