@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.accept import accept_section
 from benchmarks.change import LIMIT_PCT, change_table
 from benchmarks.checks import checks_section
+from benchmarks.concurrency import concurrency_section
 from benchmarks.e2e_resize import e2e_section
 from benchmarks.memory import memory_section
 from benchmarks.overhead import overhead_section
@@ -30,6 +31,7 @@ Run = Callable[[argparse.Namespace, Trees], Section | Table]
 SECTIONS: dict[str, Run] = {
     "overhead": lambda a, t: overhead_section(t, a.jobs, a.runs),
     "profile": lambda a, t: profile_table(t, a.jobs // 2),
+    "concurrency": lambda a, t: concurrency_section(a.runs, a.mail_jobs, a.concurrency_jobs),
     "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
     "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
     "accept": lambda a, t: accept_section(t, a.runs, a.accept_jobs, a.accept_clients),
@@ -45,6 +47,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("runs", nargs="?", type=int, default=3, help="interleaved runs per figure")
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--resize-images", type=int, default=3, help="images per probe process")
+    p.add_argument("--mail-jobs", type=int, default=160, help="concurrency: mails per run")
+    p.add_argument(
+        "--concurrency-jobs", type=int, default=400, help="concurrency: resize jobs per run"
+    )
     p.add_argument("--e2e-jobs", type=int, default=300, help="jobs per end-to-end run")
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
     p.add_argument("--accept-jobs", type=int, default=2000, help="jobs per accept-rate run")

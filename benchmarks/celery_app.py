@@ -1,22 +1,28 @@
-"""The Celery anchor: a no-op task on its own quorum queue of the bench namespace.
+"""The Celery anchor: a no-op task on its own queue of the bench namespace, a quorum queue
+(the durability of ours) or, with BENCH_CELERY_QUEUE=classic, Celery's default classic queue.
 
-JOBSUITE_NAMESPACE=… celery -A benchmarks.celery_app worker -c 2 -P prefork …
+JOBSUITE_NAMESPACE=… [BENCH_CELERY_QUEUE=classic] celery -A benchmarks.celery_app worker …
 """
 
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from celery import Celery
 from kombu import Exchange, Queue
+
+QueueType = Literal["quorum", "classic"]
 
 
 def queue_name(namespace: str) -> str:
     return f"{namespace}.celery"
 
 
-def make_app(namespace: str, amqp_url: str) -> Celery:
+def make_app(namespace: str, amqp_url: str, queue_type: QueueType = "quorum") -> Celery:
     queue = queue_name(namespace)
+    # Classic: Celery's default (durable, no arguments); quorum: replicated, fsynced.
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
     app = Celery("jobsuite_bench", broker=amqp_url)
     app.conf.update(
         task_acks_late=True,
@@ -31,7 +37,7 @@ def make_app(namespace: str, amqp_url: str) -> Celery:
                 queue,
                 Exchange(queue, type="direct"),
                 routing_key=queue,
-                queue_arguments={"x-queue-type": "quorum"},
+                queue_arguments=arguments,
             )
         ],
     )
@@ -46,4 +52,5 @@ def _noop() -> None:
 app = make_app(
     os.environ.get("JOBSUITE_NAMESPACE", "bench"),
     os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+    "classic" if os.environ.get("BENCH_CELERY_QUEUE") == "classic" else "quorum",
 )

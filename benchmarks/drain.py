@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pika
 
 from benchmarks.namespace import bench_namespace
+from benchmarks.procmem import cpu_seconds
 from shared.messages import Job, encode
 from tests.support.broker import TestBroker
 
@@ -49,25 +52,70 @@ def fill_noop_jobs(broker: TestBroker, jobs: int) -> str:
     return queue
 
 
+@dataclass(frozen=True)
+class Drained:
+    """How fast the workers emptied the queue, and what CPU it cost them per job (every
+    worker process and its children, over the same window as the rate)."""
+
+    rate: float  # jobs/s
+    cpu_ms: float  # CPU milliseconds per job
+
+
 def drain_rate(
     broker: TestBroker, queue: str, jobs: int, procs: list[subprocess.Popen[bytes]]
 ) -> float:
     """Jobs/s from the moment a fifth of the queue is gone until it is empty."""
+    return drain(broker, queue, jobs, procs).rate
+
+
+def drain(
+    broker: TestBroker, queue: str, jobs: int, procs: list[subprocess.Popen[bytes]]
+) -> Drained:
+    """Jobs/s and CPU ms per job from the moment a fifth of the queue is gone until it is
+    empty (start-up, imports included, left out)."""
     deadline = time.monotonic() + _TIMEOUT_S
     mark = jobs - jobs // 5
-    t0, left_at_t0 = 0.0, 0
+    t0, left_at_t0, cpu_at_t0 = 0.0, 0, 0.0
     while True:
         depth = broker.depth(queue)
         now = time.perf_counter()
         if not t0 and depth <= mark:
-            t0, left_at_t0 = now, depth
+            t0, left_at_t0, cpu_at_t0 = now, depth, tree_cpu_seconds(procs)
         if depth == 0:
-            return left_at_t0 / (now - t0) if t0 and now > t0 else float("nan")
+            if not t0 or now <= t0 or not left_at_t0:
+                return Drained(float("nan"), float("nan"))
+            cpu = tree_cpu_seconds(procs) - cpu_at_t0
+            return Drained(left_at_t0 / (now - t0), 1000 * cpu / left_at_t0)
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"a worker of {queue} exited early")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{queue} not drained within {_TIMEOUT_S}s ({depth} left)")
         broker.connection.sleep(_POLL_S)
+
+
+def tree_cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU of the processes and their live descendants (Celery's prefork
+    children, say)."""
+    total = 0.0
+    for pid in {d for p in procs for d in _with_descendants(p.pid)}:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def _jobs_raw(broker: TestBroker) -> Callable[[int], None]:

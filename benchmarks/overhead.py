@@ -1,19 +1,27 @@
 """Per-job overhead of the worker runner: tiny no-op jobs drained by 2 processes of
-(a) the jobsuite runner (tests/support/scripted_worker.py, empty params) of each tree,
+(a) the jobsuite runner with a handler that does nothing (benchmarks/noop_worker.py; a tree
+without it runs tests/support/scripted_worker.py, empty params) of each tree,
 (b) raw pika (prefetch 1, manual ack) on the same quorum queue, (c) Celery (acks late,
-prefetch multiplier 1, 2 prefork processes) on its own quorum queue of the same broker.
+prefetch multiplier 1, 2 prefork processes) on its own quorum queue of the same broker, the
+durability of ours, and (d) the same Celery on its default classic queue.
 
-The queue is filled first, then the workers start; the rate is taken from the moment 20% of
-the jobs are gone (start-up absorbed) until the queue is empty."""
+The queue is filled first, then the workers start; the rate and the CPU per job are taken
+from the moment 20% of the jobs are gone (start-up absorbed) until the queue is empty. CPU
+per job is the steadier figure on a shared machine: wall-clock rates move with whatever else
+runs."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
 
+from benchmarks.celery_app import QueueType
 from benchmarks.drain import (
     SCRIPTED_WORKER,
-    Contender,
-    drain_rate,
+    Drained,
+    drain,
     fill,
     fill_noop_jobs,
     run_once,
@@ -24,54 +32,66 @@ from benchmarks.trees import CURRENT, Tree, Trees
 from tests.support.broker import AMQP_URL, TestBroker
 from tests.support.processes import service_env
 
+NOOP_WORKER = "benchmarks.noop_worker"
+TMPFS = Path("/dev/shm")
+Measure = Callable[[TestBroker, int], Drained]
 
-def jobsuite_runner(tree: Tree, module: str) -> Contender:
-    """Two processes of `tree`'s scripted worker (the real runner, a no-op handler)."""
 
-    def contender(broker: TestBroker, jobs: int) -> float:
+def jobsuite_runner(tree: Tree, module: str, **env: str) -> Measure:
+    """Two processes of `tree`'s no-op (or scripted) worker: the real runner."""
+
+    def contender(broker: TestBroker, jobs: int) -> Drained:
         queue = fill_noop_jobs(broker, jobs)
-        env = service_env(broker.settings)
-        procs = [tree.start(module, env=env) for _ in range(2)]
+        procs = [tree.start(module, env=service_env(broker.settings, **env)) for _ in range(2)]
         try:
-            return drain_rate(broker, queue, jobs, procs)
+            return drain(broker, queue, jobs, procs)
         finally:
             stop(procs)
 
     return contender
 
 
-def raw_pika(broker: TestBroker, jobs: int) -> float:
+def _on_tmpfs(broker: TestBroker, jobs: int) -> Drained:
+    with TemporaryDirectory(dir=TMPFS, prefix="jobsuite-bench-") as folder:
+        return jobsuite_runner(CURRENT, NOOP_WORKER, BLOB_DIR=folder)(broker, jobs)
+
+
+def raw_pika(broker: TestBroker, jobs: int) -> Drained:
     queue = fill_noop_jobs(broker, jobs)
     env = service_env(broker.settings)
     procs = [CURRENT.start("benchmarks.raw_pika_worker", env=env) for _ in range(2)]
     try:
-        return drain_rate(broker, queue, jobs, procs)
+        return drain(broker, queue, jobs, procs)
     finally:
         stop(procs)
 
 
-def celery(broker: TestBroker, jobs: int) -> float:
-    from benchmarks.celery_app import make_app, queue_name
+def celery(queue_type: QueueType) -> Measure:
+    def contender(broker: TestBroker, jobs: int) -> Drained:
+        from benchmarks.celery_app import make_app, queue_name
 
-    namespace = broker.settings.namespace
-    queue = queue_name(namespace)
-    app = make_app(namespace, AMQP_URL)
-    try:
-        with app.producer_or_acquire() as producer:
-            fill(broker, queue, jobs, lambda _i: app.send_task("noop", producer=producer))
-        args = ["-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork", "-Q", queue]
-        args += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
-        args += ["--without-heartbeat"]
-        procs = [CURRENT.start("celery", *args, env=service_env(broker.settings))]
+        namespace = broker.settings.namespace
+        queue = queue_name(namespace)
+        app = make_app(namespace, AMQP_URL, queue_type)
         try:
-            return drain_rate(broker, queue, jobs, procs)
+            with app.producer_or_acquire() as producer:
+                fill(broker, queue, jobs, lambda _i: app.send_task("noop", producer=producer))
+            args = ["-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork"]
+            args += ["-Q", queue, "--loglevel", "WARNING", "--without-gossip"]
+            args += ["--without-mingle", "--without-heartbeat"]
+            env = service_env(broker.settings, BENCH_CELERY_QUEUE=queue_type)
+            procs = [CURRENT.start("celery", *args, env=env)]
+            try:
+                return drain(broker, queue, jobs, procs)
+            finally:
+                stop(procs)
         finally:
-            stop(procs)
-    finally:
-        channel = broker.connection.channel()
-        channel.queue_delete(queue)
-        channel.exchange_delete(queue)
-        app.close()
+            channel = broker.connection.channel()
+            channel.queue_delete(queue)
+            channel.exchange_delete(queue)
+            app.close()
+
+    return contender
 
 
 def celery_available() -> bool:
@@ -82,32 +102,70 @@ def celery_available() -> bool:
     return True
 
 
-def _measure(figure: Figure, contender: Contender, jobs: int) -> None:
-    figure.samples.append(run_once(contender, jobs))
-    print(f"  {figure.what}: {figure.samples[-1]:.0f} jobs/s", file=sys.stderr, flush=True)
+class _Contender:
+    """A rate figure and a CPU-per-job figure filled by the same runs."""
+
+    def __init__(self, what: str, measure: Measure, cpu_anchor: Figure | None = None) -> None:
+        self.rate = Figure(what, "jobs/s")
+        self.cpu = Figure(f"{what}: CPU per job", "ms", higher_is_better=False)
+        self.cpu.anchor = cpu_anchor
+        self.measure = measure
+
+    def run(self, jobs: int, tree: Tree = CURRENT) -> None:
+        drained = run_once(self.measure, jobs)
+        self.rate.of(tree).samples.append(drained.rate)
+        self.cpu.of(tree).samples.append(drained.cpu_ms)
+        what = tree.named(self.rate.what)
+        line = f"  {what}: {drained.rate:.0f} jobs/s, {drained.cpu_ms:.2f} ms CPU per job"
+        print(line, file=sys.stderr, flush=True)
 
 
 def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
-    workers = trees.find("scripted worker", lambda t: t.module(SCRIPTED_WORKER))
-    runner = Figure("jobsuite runner (2 processes)", "jobs/s")
-    others: list[tuple[Figure, Contender]] = [
-        (Figure("raw pika (2 processes, prefetch 1, manual ack)", "jobs/s"), raw_pika)
-    ]
+    workers = trees.find("no-op worker", lambda t: t.module(NOOP_WORKER, SCRIPTED_WORKER))
+    pika = _Contender("raw pika (2 processes, prefetch 1, manual ack)", raw_pika)
+    pika.cpu.anchor = pika.cpu  # every CPU ratio is against raw pika's
+    runner_what = "jobsuite runner (2 processes, no-op handler)"
+    runner = _Contender(runner_what, jobsuite_runner(CURRENT, NOOP_WORKER), pika.cpu)
+    # Every job writes its manifest: a new folder and a new file in the blob store, whose
+    # cost on a disk file system moves with what else writes to it; on tmpfs the runner's own
+    # cost shows.
+    tmpfs = TMPFS.is_dir()
+    on_tmpfs = _Contender(f"{runner_what}, blob store on tmpfs", _on_tmpfs, pika.cpu)
+    # Jobs at once per process (prefetch 1 each): the latency of a job's confirms overlaps.
+    slots = _Contender(
+        "jobsuite runner (2 processes x WORKER_CONCURRENCY=4, no-op handler)",
+        jobsuite_runner(CURRENT, NOOP_WORKER, WORKER_CONCURRENCY="4"),
+        pika.cpu,
+    )
+    others = [pika, slots]
     notes = [
-        f"{jobs} no-op jobs per run; rate over the last 80% of the queue",
-        "jobsuite per job: decode + validate, job.started and job.succeeded events with"
-        " publisher confirms (one wait per job), output + manifest files, JSON log lines, ack",
+        f"{jobs} no-op jobs per run; rate and CPU over the last 80% of the queue",
+        "jobsuite per job: decode + checks, job.started and job.succeeded events with"
+        " publisher confirms (one wait per job), the manifest (a new folder and file in the"
+        " blob store), one JSON log line, ack",
+        "CPU per job: user + system time of the worker processes (and their children) over"
+        " the same window / jobs; every CPU ratio is against raw pika's",
         *workers.notes,
     ]
+    if tmpfs:
+        others.append(on_tmpfs)
     if celery_available():
-        others.append((Figure("Celery (prefork 2, acks late, prefetch x1)", "jobs/s"), celery))
+        others += [
+            _Contender(
+                "Celery (prefork 2, acks late, prefetch x1, quorum queue)",
+                celery("quorum"),
+                pika.cpu,
+            ),
+            _Contender("Celery (same, its default classic queue)", celery("classic"), pika.cpu),
+        ]
     else:
         notes.append("Celery not installed: left out")
     for run in range(runs):
         for tree, module in workers.in_turn(run):
-            _measure(runner.of(tree), jobsuite_runner(tree, module), jobs)
-        for figure, contender in others:
-            _measure(figure, contender, jobs)
-    return Section(
-        "Per-job overhead of the worker runner", [runner, *(f for f, _ in others)], notes
-    )
+            runner.measure = jobsuite_runner(tree, module)
+            runner.run(jobs, tree)
+        for contender in others:
+            contender.run(jobs)
+    figures = [runner.rate, *(c.rate for c in others), runner.cpu, pika.cpu]
+    figures += [c.cpu for c in others if c is not pika]
+    return Section("Per-job overhead of the worker runner", figures, notes)

@@ -1,4 +1,5 @@
-"""Where the runner's time goes: one jobsuite worker (of each tree) draining no-op jobs under
+"""Where the runner's time goes: one jobsuite worker (of each tree; benchmarks/noop_worker.py
+where the tree has it, else the scripted worker) draining no-op jobs under
 py-spy (all threads, idle time included), summarised as the share of samples per function.
 
     .venv/bin/python -m benchmarks.profile_runner [jobs]
@@ -15,6 +16,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from benchmarks.drain import SCRIPTED_WORKER, drain_rate, fill_noop_jobs, run_once, stop
+from benchmarks.overhead import NOOP_WORKER
 from benchmarks.stats import Table
 from benchmarks.trees import Tree, Trees
 from tests.support.broker import TestBroker
@@ -29,7 +31,9 @@ WATCHED = {
     "run_handler_once": "handler + manifest (blob files)",
     "_outputs_of": "handler + manifest (blob files)",
     "call": "job thread waiting on the I/O thread (IoBridge.call)",
-    "publish_event": "publish an event and wait for its confirm",
+    "publish_event": "publish an event (its confirm is waited for when settling)",
+    "on_delivery": "I/O thread: check a delivery, job.started, hand over",
+    "write_manifest": "the manifest (a new folder and file in the blob store)",
     "succeed": "settle: events + ack",
     "ack": "basic.ack",
     "decode_job": "decode + validate the job",
@@ -82,7 +86,7 @@ def _profiled(tree: Tree, module: str, jobs: int) -> tuple[float, Shares] | None
 
 
 def profile_table(trees: Trees, jobs: int) -> Table:
-    workers = trees.find("scripted worker", lambda t: t.module(SCRIPTED_WORKER))
+    workers = trees.find("no-op worker", lambda t: t.module(NOOP_WORKER, SCRIPTED_WORKER))
     results = {tree: _profiled(tree, module, jobs) for tree, module in workers.in_turn(0)}
     done = {tree: result for tree, result in results.items() if result}
     rates = "; ".join(tree.named(f"{rate:.0f} jobs/s") for tree, (rate, _) in done.items())

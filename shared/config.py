@@ -118,6 +118,14 @@ class Settings:
         " keep it below RabbitMQ's consumer_timeout and compose's stop grace period",
         shown="`300` (`100` in compose)",
     )
+    worker_concurrency: int = setting(
+        "WORKER_CONCURRENCY",
+        1,
+        parse.positive_int,
+        "jobs a worker process runs at once, each on its own connection, consumer channel"
+        " (prefetch 1) and job thread, every guarantee per job; for work that waits (mail"
+        " over SMTP) more than it computes",
+    )
     max_output_bytes: int = setting(
         "MAX_OUTPUT_BYTES",
         256 * 1024 * 1024,

@@ -21,6 +21,7 @@ from shared.amqp.connection import (
     connect,
     connect_once,
 )
+from shared.amqp.pika_private import send_frames_together
 
 __all__ = [
     "BLOCKED_CONNECTION_TIMEOUT_S",
@@ -33,4 +34,5 @@ __all__ = [
     "compute_backoff",
     "connect",
     "connect_once",
+    "send_frames_together",
 ]

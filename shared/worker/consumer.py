@@ -119,6 +119,11 @@ class Consumer:
         job = verdict
         context = job_context(self.service, job.id, job.type, job.attempt)
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
+        # `job.started` goes out from here, not from the job thread: no hand-over to this
+        # thread and back for it. The job thread is free (prefetch 1, and no job is taken
+        # while an interrupted one lives); the settling waits for its confirm with the rest.
+        settler = self.course.settler
+        context.run(settler.publish_event, settler.source.about("job.started", job))
         self.binding.job_thread.start(running, self.course.perform)
 
     def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:

@@ -1,5 +1,5 @@
-"""A job's course on its job thread: `job.started`, the handler (once per job id), then
-settling through the I/O thread.
+"""A job's course on its job thread: the handler (once per job id), then settling through
+the I/O thread (which sent `job.started` when it handed the job over).
 
 The handler's outcome picks the settling: outputs -> succeed; a full disk (ENOSPC, EDQUOT,
 however wrapped) -> wait for room, a long back-off not counted as an attempt; PermanentJobError
@@ -59,8 +59,6 @@ class JobCourse:
             return
         outcome = "abandoned"
         try:
-            started_event = settler.source.about("job.started", job)
-            self.bridge.call(partial(settler.publish_event, started_event))
             settle: Callable[[], str]
             try:
                 max_bytes = settler.settings.max_output_bytes

@@ -6,8 +6,14 @@ Guarantees (docs/design.md, "Delivery guarantees"):
 - connection lost: reconnect with back-off and jitter, declare the topology again, go on; a
   job still running from the lost connection is never settled on the new one (the broker
   redelivers it, and its manifest stops a second run);
-- one job at a time per job type, even across reconnects (each type's job thread outlives
-  connections).
+- one job at a time per job type and slot, even across reconnects (each type's job thread
+  outlives connections).
+
+WORKER_CONCURRENCY=N runs N slots in the process: each slot is this loop on a thread of its
+own, with its own connection, consumer channels (prefetch 1), confirm channels and job
+threads, so N jobs run at once with every guarantee kept per job, and a slot's waits for
+confirms never hold up another's. One connection per thread, as pika wants (and as
+Dramatiq's RabbitMQ broker does); SIGTERM stops every slot, each finishing its job in hand.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import FrameType
 
-from shared.amqp import Channel, Connection, compute_backoff, connect
+from shared.amqp import Channel, Connection, compute_backoff, connect, send_frames_together
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from shared.errors import BrokerUnavailable
@@ -56,9 +63,15 @@ class Worker:
         self.blobs = blobs or open_blob_store(settings)
         self.source = EventSource(service, instance or instance_name())
         self.names = Names(settings.namespace)
-        self.bindings = [
-            Binding(job_type, handler, JobThread(f"{service}-{job_type}"))
-            for job_type, handler in handlers.items()
+        self.slots = [
+            _Slot(
+                index,
+                [
+                    Binding(job_type, handler, JobThread(_thread_name(service, job_type, index)))
+                    for job_type, handler in handlers.items()
+                ],
+            )
+            for index in range(settings.worker_concurrency)
         ]
         self._stopping = threading.Event()
 
@@ -82,18 +95,51 @@ class Worker:
 
     def run(self) -> int:
         """Serve until asked to stop; returns the process exit code."""
+        if len(self.slots) == 1:
+            self._run_slot(self.slots[0])
+        else:
+            self._run_slots()
+        log.info("worker_stopped")
+        return 0
+
+    def _run_slots(self) -> None:
+        """Every slot on a thread of its own. A slot that fails stops the others (each
+        finishes its job in hand), and the failure ends the process as it would with one."""
+        failures: list[BaseException] = []
+
+        def run(slot: _Slot) -> None:
+            try:
+                self._run_slot(slot)
+            except BaseException as e:
+                failures.append(e)
+                self._stopping.set()
+
+        threads = [
+            threading.Thread(target=run, args=(slot,), name=f"slot-{slot.index}", daemon=True)
+            for slot in self.slots
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # a timed join: the main thread must take signals
+                thread.join(PUMP_S)
+        if failures:
+            raise failures[0]
+
+    def _run_slot(self, slot: _Slot) -> None:
+        """One slot's run/reconnect loop, until asked to stop; then its jobs in hand end."""
         failures = 0
         while not self._stopping.is_set():
             connection = connect(
                 self.settings,
-                self._connection_name(),
+                self._connection_name(slot),
                 should_stop=self._stopping.is_set,
                 when_blocked="wait",
             )
             if connection is None:
                 break
             try:
-                self._serve(connection)
+                self._serve(connection, slot.bindings)
                 failures = 0
             except BrokerUnavailable as e:
                 failures += 1
@@ -102,30 +148,29 @@ class Worker:
                 self._stopping.wait(delay)
             finally:
                 connection.close()
-        for binding in self.bindings:
+        for binding in slot.bindings:
             running = binding.job_thread.in_hand
             if running is not None:
                 running.done.wait()
             binding.job_thread.close()
-        log.info("worker_stopped")
-        return 0
 
-    def _connection_name(self) -> str:
+    def _connection_name(self, slot: _Slot) -> str:
         """Starts with the task queue's name (so with the namespace): tests and operators
-        find a worker's connection by it."""
-        types = "+".join(b.job_type for b in self.bindings)
-        return f"{self.names.task_queue(types)}:{self.source.instance}"
+        find a worker's connections by it."""
+        types = "+".join(b.job_type for b in slot.bindings)
+        name = f"{self.names.task_queue(types)}:{self.source.instance}"
+        return name if len(self.slots) == 1 else f"{name}#{slot.index}"
 
-    def _serve(self, connection: Connection) -> None:
+    def _serve(self, connection: Connection, bindings: list[Binding]) -> None:
         bridge = IoBridge(connection)
         try:
             # The topology once per connection; then one confirm channel per job type (a
             # nack must reach its own job's settling).
             ensure_topology(connection, self.settings)
-            publishers = [connection.channel(confirm=True) for _ in self.bindings]
+            publishers = [connection.channel(confirm=True) for _ in bindings]
             consumers = [
                 self._open(connection, bridge, binding, publisher)
-                for binding, publisher in zip(self.bindings, publishers, strict=True)
+                for binding, publisher in zip(bindings, publishers, strict=True)
             ]
             while not self._stopping.is_set():
                 connection.pump(PUMP_S)
@@ -167,8 +212,22 @@ class Worker:
             self._look_around(bridge, consumers)
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """One of WORKER_CONCURRENCY: its job threads (one per job type) outlive its
+    connections."""
+
+    index: int
+    bindings: list[Binding]
+
+
+def _thread_name(service: str, job_type: str, slot: int) -> str:
+    return f"{service}-{job_type}" if slot == 0 else f"{service}-{job_type}-{slot}"
+
+
 def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
     """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
+    send_frames_together()  # each event's three frames in one send: a worker publishes a lot
     worker = Worker(settings, service=service, handlers=handlers)
     worker.install_signal_handlers()
     return worker.run()

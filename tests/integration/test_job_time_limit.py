@@ -86,3 +86,29 @@ def test_under_respawn_a_stuck_worker_is_started_again_and_stops_cleanly_on_sigt
     supervised.signal(signal.SIGTERM)
     assert supervised.wait(timeout=15) == 0
     assert supervised.logged("worker_stopped")
+
+
+def test_with_worker_concurrency_a_job_over_its_limit_leaves_the_others_running(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    events = broker.events()
+    worker = spawn(WORKER, JOB_TIME_LIMIT="1", WORKER_CONCURRENCY="2", RETRY_DELAYS_MS="30000")
+    worker.wait_logged("consuming", count=2)
+    slow, steady = job(busy=30), job(busy=0.5)
+    broker.publish_job(slow)
+    events.wait_for(slow.id, "job.started")
+    broker.publish_job(steady)
+
+    retrying = events.wait_for(slow.id, "job.retrying", timeout=10)[0]
+    assert retrying["error"]["kind"] == "time_limit"
+    # The other slot's job, in hand while the slow one was interrupted, ran to its end.
+    events.wait_for(steady.id, "job.succeeded", timeout=10)
+    assert not events.of(steady.id, "job.retrying")
+    worker.wait_logged("job_interrupted_by_time_limit", timeout=10)
+    assert worker.proc.poll() is None
+    # Both slots go on taking jobs in the same process.
+    more = [job() for _ in range(4)]
+    for j in more:
+        broker.publish_job(j)
+    events.wait_for_terminal([j.id for j in more], timeout=15)
+    assert all(events.of(j.id, "job.succeeded") for j in more)

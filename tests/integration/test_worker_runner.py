@@ -358,3 +358,44 @@ def test_settings_with_a_different_namespace_do_not_see_these_jobs(
         assert other_broker.depth(other_broker.names.task_queue("resize")) == 1
     finally:
         other_broker.close()
+
+
+def test_worker_concurrency_runs_that_many_jobs_at_once_in_one_process(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    events = broker.events()
+    (worker,) = start_workers(spawn, WORKER_CONCURRENCY="4")
+    # Each job waits until all four are in hand: one at a time, every one would fail.
+    jobs = [job(together=4) for _ in range(4)]
+    for j in jobs:
+        broker.publish_job(j)
+    events.wait_for_terminal([j.id for j in jobs], timeout=30)
+
+    succeeded = [events.of(j.id, "job.succeeded") for j in jobs]
+    assert all(succeeded), [events.of(j.id) for j in jobs]
+    assert {instance_pid(s[0]) for s in succeeded} == {worker.pid}
+    # Four consumers of the task queue, each with its own channel and prefetch 1.
+    assert broker.consumers(broker.names.task_queue("resize")) == 4
+
+
+def test_sigterm_finishes_every_job_in_hand_with_worker_concurrency(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    events = broker.events()
+    (worker,) = start_workers(spawn, WORKER_CONCURRENCY="3")
+    in_hand = [job(sleep=2) for _ in range(3)]
+    for j in in_hand:
+        broker.publish_job(j)
+    for j in in_hand:
+        events.wait_for(j.id, "job.started")
+    queued = job(sleep=0)
+    broker.publish_job(queued)
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=20) == 0
+    for j in in_hand:
+        assert events.wait_for(j.id, "job.succeeded")
+    assert not events.of(queued.id)
+    task_queue = broker.names.task_queue("resize")
+    broker.wait_until(lambda: broker.consumers(task_queue) == 0, 10, "the consumers to go")
+    assert broker.depth(task_queue) == 1

@@ -5,7 +5,9 @@ the integration tests exercise every delivery guarantee without image work in th
 
 params: `sleep` (seconds, one uninterruptible call), `busy` (seconds of Python-level work
 that a time limit can interrupt), `fail` ("permanent" | "transient" | "crash"), `fail_until`
-(raise TransientJobError while attempt < it). Each run stores its instance in the blob store
+(raise TransientJobError while attempt < it), `together` (a count N: wait until N jobs with
+`together` are in hand at once, each marked under `together/`; PermanentJobError after 20 s,
+so a worker that cannot hold N at once fails them). Each run stores its instance in the blob store
 under `runs/<job id>/<time>-<random>` so tests can count how often the handler really ran.
 """
 
@@ -44,6 +46,8 @@ def scripted_handler(job: Job, blobs: BlobStore) -> list[str]:
     run = f"runs/{job.id}/{time.time_ns()}-{uuid.uuid4().hex}"
     blobs.write_bytes(run, instance_name().encode())
     log.info("scripted_job_running", params=job.params)
+    if "together" in job.params:
+        wait_together(job, blobs, int(job.params["together"]))
     time.sleep(float(job.params.get("sleep", 0)))
     busy_until = time.monotonic() + float(job.params.get("busy", 0))
     while time.monotonic() < busy_until:
@@ -58,6 +62,16 @@ def scripted_handler(job: Job, blobs: BlobStore) -> list[str]:
     if fail == "exception":
         raise RuntimeError("scripted unexpected exception")
     return [blobs.write_bytes(output_key(job.id, "result.txt"), instance_name().encode())]
+
+
+def wait_together(job: Job, blobs: BlobStore, count: int) -> None:
+    """Block until `count` jobs (this one included) have marked themselves in hand."""
+    blobs.write_bytes(f"together/{job.id}", b"")
+    deadline = time.monotonic() + 20
+    while len(blobs.list("together")) < count:
+        if time.monotonic() > deadline:
+            raise PermanentJobError(f"never {count} jobs in hand at once", kind="scripted")
+        time.sleep(0.02)
 
 
 def main() -> int:

@@ -1,0 +1,46 @@
+"""The Dramatiq anchor: an actor doing what a resizer job does (the resizer's own handler on
+the same blob store), on a queue of the bench namespace (Dramatiq's durable classic queue;
+it acks after the actor returns, and its prefetch is twice its threads).
+
+JOBSUITE_NAMESPACE=… BLOB_DIR=… python -m dramatiq benchmarks.dramatiq_app -p 2 -t 8 -Q …
+"""
+
+from __future__ import annotations
+
+import os
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from services.resizer.handler import resize_job
+from shared.blobs import FolderBlobStore
+from shared.config import Settings
+from shared.jobtypes import RESIZE
+from shared.messages import decode_job
+
+ACTOR = "resize"
+
+
+def queue_name(namespace: str) -> str:
+    return f"{namespace}.dramatiq"
+
+
+def make_broker(namespace: str, amqp_url: str) -> tuple[RabbitmqBroker, dramatiq.Actor]:
+    """The broker and the resize actor, declared on it (the bench publishes with these too)."""
+    broker = RabbitmqBroker(url=amqp_url, confirm_delivery=True)
+    settings = Settings.from_env()
+    blobs = FolderBlobStore(settings.blob_dir)
+    limits = RESIZE.limits(settings)
+
+    def resize(body: str) -> None:
+        resize_job(decode_job(body.encode()), blobs, limits)
+
+    actor = dramatiq.actor(
+        resize, actor_name=ACTOR, queue_name=queue_name(namespace), broker=broker, max_retries=0
+    )
+    return broker, actor
+
+
+if "JOBSUITE_NAMESPACE" in os.environ:  # a worker started by the bench (not the bench itself)
+    broker, _ = make_broker(os.environ["JOBSUITE_NAMESPACE"], os.environ["AMQP_URL"])
+    dramatiq.set_broker(broker)

@@ -1,0 +1,54 @@
+"""WORKER_CONCURRENCY: a worker process runs that many slots, each with its own job threads
+and connection, and a slot that fails stops the others instead of leaving the process
+running short of a slot. (The slots against the real broker: tests/integration/
+test_worker_runner.py and test_job_time_limit.py.)"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.blobs import FolderBlobStore
+from shared.config import Settings
+from shared.worker import Worker
+from shared.worker.runner import _Slot
+
+
+def worker(tmp_path: Path, concurrency: int) -> Worker:
+    settings = Settings(namespace="ns", blob_dir=tmp_path, worker_concurrency=concurrency)
+    return Worker(
+        settings,
+        service="tester",
+        handlers={"resize": lambda job, blobs: [], "render": lambda job, blobs: []},
+        blobs=FolderBlobStore(tmp_path),
+        instance="h:1",
+    )
+
+
+def test_each_slot_has_job_threads_and_a_connection_of_its_own(tmp_path: Path) -> None:
+    w = worker(tmp_path, 3)
+    assert [slot.index for slot in w.slots] == [0, 1, 2]
+    threads = [b.job_thread for slot in w.slots for b in slot.bindings]
+    assert len({id(t) for t in threads}) == 6  # 3 slots x 2 job types
+    names = [w._connection_name(slot) for slot in w.slots]
+    assert names == [f"ns.jobs.resize+render:h:1#{i}" for i in range(3)]
+    one = worker(tmp_path, 1)
+    assert one._connection_name(one.slots[0]) == "ns.jobs.resize+render:h:1"
+
+
+def test_a_failing_slot_stops_the_others_and_ends_the_run(tmp_path: Path) -> None:
+    w = worker(tmp_path, 2)
+    stopped_seen = threading.Event()
+
+    def run_slot(slot: _Slot) -> None:
+        if slot.index == 1:
+            raise RuntimeError("slot 1 broke")
+        w._stopping.wait(5)  # slot 0 serves until asked to stop
+        stopped_seen.set()
+
+    w._run_slot = run_slot  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="slot 1 broke"):
+        w.run()
+    assert stopped_seen.is_set()
