@@ -53,8 +53,10 @@ def verify(
         typer.Argument(help="the audit folder, its log/ folder or one segment (default AUDIT_DIR)"),
     ] = None,
 ) -> None:
-    """Check the whole hash chain and compare it with the checkpoints in the state store
-    (signatures too when AUDIT_SIGNING_KEY is set); exit 1 with one line per finding."""
+    """Check the hash chain against the checkpoints; exit 1 with one line per finding.
+
+    The whole chain, compared with the checkpoints in the state store (signatures too when
+    AUDIT_SIGNING_KEY is set)."""
     from services.audit.checkpoint_check import compare, wanted_seqs
     from services.audit.readmodel import DB_NAME, recorded_head
     from services.audit.verify import verify as verify_log

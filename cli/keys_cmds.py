@@ -146,9 +146,10 @@ def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
 @keys_app.command("local")
 @readable_errors
 def local() -> None:
-    """The admin key `local` of `make run`: made on first start and saved in the key file
-    (~/.config/jobsuite/<namespace or default>.key, mode 0600); made again when the store
-    lost it. Prints the key file's path."""
+    """The admin key `local` of `make run`; prints the key file's path.
+
+    Made on first start and saved in the key file (~/.config/jobsuite/<namespace or
+    default>.key, mode 0600); made again when the store lost it."""
     s = settings()
     path = key_file(s.namespace)
     saved = read_key_file(path)

@@ -38,8 +38,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
     gateway: GatewayOpt = None,
 ) -> None:
-    """Where a job stands: status, attempts, timestamps, error, outputs, and the pipeline it
-    is part of (the job before it and its follow-ups)."""
+    """Where a job stands, and the pipeline it is part of.
+
+    Status, attempts, timestamps, error, outputs, and the job before it and its follow-ups."""
     gw = GatewayClient(gateway)
     record = gw.call("GET", f"/jobs/{job_id}", 200).json()
     steps = tree(gw, record)

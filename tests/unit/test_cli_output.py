@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner, Result
 
 from cli import audit_cmds, common, dlq_cmds
@@ -174,3 +176,24 @@ def test_verify_says_one_segment_not_segments(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["audit", "verify"], env=env)
     assert result.exit_code == 0, result.output
     assert "audit log intact: 1 record in 1 segment, seq 1..1" in result.output
+
+
+def _commands(group: object) -> Iterator[tuple[str, Any]]:
+    """Every command under `group`, by its full name (typer may carry its own click, so the
+    groups are told by their `commands`)."""
+
+    command = typer.main.get_command(group) if isinstance(group, typer.Typer) else group
+    for name, sub in getattr(command, "commands", {}).items():
+        yield name, sub
+        yield from ((f"{name} {n}", c) for n, c in _commands(sub))
+
+
+def test_each_command_summary_in_a_listing_is_one_sentence_on_one_line() -> None:
+    """The command lists show a docstring's first paragraph: hard line breaks in it show up
+    as a summary broken mid-sentence at 80 columns."""
+    commands = dict(_commands(app))
+    assert {"status", "audit verify", "keys local"} <= commands.keys()
+    broken = [
+        name for name, c in commands.items() if "\n" in (c.help or "").strip().split("\n\n")[0]
+    ]
+    assert broken == []
