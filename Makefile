@@ -37,8 +37,10 @@ up:
 down:
 	$(COMPOSE) down
 
-## test: unit, integration and end-to-end tests against the local RabbitMQ
+## test: unit, integration, end-to-end, security and browser tests against the local RabbitMQ
+## (Debian's chromium for tests/browser: deploy/ensure-chromium.sh installs it when missing)
 test: $(STAMP) broker
+	deploy/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-faults: back-pressure, network faults and the chaos soak (SOAK_JOBS=2000 jobs)

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared import apidocs
 from shared.errors import StateError
 from shared.log import get_logger
 from shared.state.keys import ApiKey, ApiKeyStore, KeyLimits
@@ -29,6 +30,8 @@ log = get_logger(__name__)
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+# The API docs' scripts and styles: files of a public package, the same for everyone.
+OPEN_PREFIXES = (f"{apidocs.ASSETS}/",)
 BEARER_CHALLENGE = "Bearer"
 BASIC_CHALLENGE = 'Basic realm="jobsuite audit"'
 _MAX_HEADER = 1024  # a key is 47 characters; anything far longer is not one
@@ -156,6 +159,7 @@ class RequireKey:
         basic: bool = False,
         admin_only: bool = False,
         open_paths: Collection[str] = OPEN_PATHS,
+        open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
         after: Callable[[Scope, Caller], JSONResponse | None] | None = None,
     ) -> None:
         self.app = app
@@ -164,10 +168,11 @@ class RequireKey:
         self.basic = basic
         self.admin_only = admin_only
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
         self.after = after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.store is None or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or self.store is None or self._open(scope["path"]):
             await self.app(scope, receive, send)
             return
         refused = self._check(scope)
@@ -175,6 +180,9 @@ class RequireKey:
             await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     def _check(self, scope: Scope) -> JSONResponse | None:
         assert self.store is not None

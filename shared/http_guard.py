@@ -35,16 +35,13 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 STRICT_CSP = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
-# FastAPI's /docs (Swagger UI) and /redoc load their scripts, styles and fonts from CDNs and
-# Swagger UI starts with one inline script (allowed by its hash, computed from the page).
-# Exactly what those pages need, until the assets are vendored (another issue): then this
-# goes and STRICT_CSP covers them too. Redoc builds its styles at run time ('unsafe-inline'
-# for styles only: no script) and parses in a blob: worker.
+# /docs (Swagger UI) and /redoc (shared/apidocs.py) load their files from this origin; Swagger
+# UI starts with one inline script (allowed by its hash, computed from the page). Redoc builds
+# its styles at run time ('unsafe-inline' for styles only: no script) and parses in a blob:
+# worker; both show data: images.
 DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net{hashes}; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; "
+    "default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
     "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/redoc"})

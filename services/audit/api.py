@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.audit.queries import Queries
+from shared import apidocs
 from shared.auth import BASIC_CHALLENGE, RequireKey
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
@@ -70,7 +71,10 @@ def create_app(
         description="The audit read model: every job's status and its event history."
         " Every route but /healthz needs an admin API key (Bearer, or the password of HTTP"
         " Basic).",
+        docs_url=None,
+        redoc_url=None,
     )
+    apidocs.install(app)
     app.add_middleware(
         RequireKey,
         store=keys,

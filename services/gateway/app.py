@@ -1,6 +1,7 @@
 """The gateway's FastAPI app: job submission, job status and results, health.
 
-OpenAPI comes with FastAPI at `/openapi.json` and `/docs`. Route modules hold the endpoints;
+OpenAPI comes with FastAPI at `/openapi.json`; `/docs` and `/redoc` work offline
+(shared/apidocs.py). Route modules hold the endpoints;
 this module wires them to the gateway's parts and to the error handlers.
 """
 
@@ -17,6 +18,7 @@ from services.gateway import job_routes, rejections, submit_routes
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import BEARER, SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
+from shared import apidocs
 from shared.auth import RequireKey, warn_if_disabled
 from shared.config import Settings
 from shared.http_guard import GuardPolicy, HttpGuard
@@ -54,7 +56,14 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
         finally:
             gateway.close()
 
-    app = FastAPI(title="jobsuite gateway", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="jobsuite gateway",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    apidocs.install(app)
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     warn_if_disabled(settings.auth_disabled, SERVICE, gateway.keys)

@@ -19,6 +19,7 @@ from services.mailsink import page, views
 from services.mailsink.auth import BasicAuth, Credentials
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
+from shared import apidocs
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.strict_request import StrictJSONRoute
 
@@ -50,7 +51,8 @@ def create_app(
     guard: GuardPolicy | None = None,
 ) -> FastAPI:
     """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
-    app = FastAPI(title="jobsuite mailsink", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="jobsuite mailsink", docs_url=None, redoc_url=None)
+    apidocs.install(app, redoc=False)
     if credentials is not None:
         app.add_middleware(BasicAuth, credentials=credentials)
     # Added last, so outermost: a foreign Host or Origin is refused before anything else.
