@@ -22,10 +22,11 @@ $(STAMP): pyproject.toml
 ## for people, with one line once every service answers; SCALE=resizer=4 runs four resizers.
 ## First makes the admin key `local` when there is none, saved in
 ## ~/.config/jobsuite/<namespace or default>.key (the CLI reads it), and gives it to the
-## gateway as AUDIT_API_KEY unless that is set.
+## gateway as AUDIT_API_KEY unless that (or AUDIT_API_KEY_FILE) is set.
 run: $(STAMP) broker
 	keyfile="$$($(BIN)/jobsuite keys local)" && \
-	AUDIT_API_KEY="$${AUDIT_API_KEY:-$$(cat "$$keyfile")}" \
+	if [ -z "$${AUDIT_API_KEY_FILE:-}" ]; then \
+		export AUDIT_API_KEY="$${AUDIT_API_KEY:-$$(cat "$$keyfile")}"; fi && \
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m shared.run_local $(if $(SCALE),-c $(SCALE))
 
 ## up: the suite in Docker (docker-compose.yml), built and started in the background, with

@@ -404,7 +404,7 @@ class Settings:
 
 def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     d = declared(f)
-    raw = env.get(d.env)
+    raw = _given(d.env, env)
     if raw is None:
         return d.default_from() if d.default_from else f.default
     try:
@@ -412,6 +412,22 @@ def _read(f: Field[Any], env: Mapping[str, str]) -> Any:
     except (ValueError, TypeError) as e:
         got = "" if f.repr else " (a secret: its value is not shown)"
         raise ConfigError(f"{d.env} {e}{got or f', got {_without_password(raw)!r}'}") from None
+
+
+def _given(name: str, env: Mapping[str, str]) -> str | None:
+    """The variable's value, or the content of the file `<name>_FILE` names (Docker and
+    Kubernetes secrets are files; the official images read `*_FILE` the same way)."""
+    path = env.get(f"{name}_FILE")
+    if path is None:
+        return env.get(name)
+    if name in env:
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{name}_FILE: cannot read {path!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}_FILE: {path!r} is not UTF-8 text") from None
 
 
 # "user:password@" in a URL, as typed (with or without a scheme).

@@ -37,6 +37,11 @@ def configuration_markdown() -> str:
         "the service with one line such as",
         "`jobsuite: configuration error: SMTP_PORT must be an integer, got 'abc'`.",
         "",
+        "Any of them may instead come from a file: `<NAME>_FILE` names it (a Docker or",
+        "Kubernetes secret, say `AMQP_URL_FILE=/run/secrets/amqp_url`); its text, without the",
+        "spaces and line end around it, is the value. Setting both `NAME` and `NAME_FILE` is an",
+        "error.",
+        "",
         "| variable | default | meaning |",
         "|---|---|---|",
     ]

@@ -231,3 +231,37 @@ def test_installed_as_a_package_the_folders_are_in_the_working_folder(
     monkeypatch.setattr(shared.config, "__file__", str(site))
     monkeypatch.chdir(tmp_path)
     assert Settings.from_env({}).audit_dir == tmp_path / "var/audit"
+
+
+def test_a_setting_may_come_from_the_file_its_name_file_variable_names(tmp_path: Path) -> None:
+    url = tmp_path / "amqp_url"
+    url.write_text("amqp://svc:s3cret@rabbit:5672/%2F\n")  # as `echo … > file` leaves it
+    key = tmp_path / "audit_api_key"
+    key.write_text("  jsk_abc\r\n")
+    s = Settings.from_env({"AMQP_URL_FILE": str(url), "AUDIT_API_KEY_FILE": str(key)})
+    assert s.amqp_url == "amqp://svc:s3cret@rabbit:5672/%2F"
+    assert s.audit_api_key == "jsk_abc"
+    assert "jsk_abc" not in repr(s)
+
+
+def test_a_setting_and_its_file_together_are_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "port").write_text("587")
+    with pytest.raises(ConfigError, match="set SMTP_PORT or SMTP_PORT_FILE, not both"):
+        Settings.from_env({"SMTP_PORT": "25", "SMTP_PORT_FILE": str(tmp_path / "port")})
+
+
+def test_an_unreadable_or_bad_secret_file_is_named_and_its_content_never_shown(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigError, match=r"SMTP_PASSWORD_FILE: cannot read .*nowhere"):
+        Settings.from_env({"SMTP_PASSWORD_FILE": str(missing)})
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        Settings.from_env({"AUDIT_SIGNING_KEY_FILE": str(binary)})
+    short = tmp_path / "short"
+    short.write_text("tiny-secret")
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"AUDIT_SIGNING_KEY_FILE": str(short)})
+    assert "AUDIT_SIGNING_KEY" in str(refused.value) and "tiny-secret" not in str(refused.value)
