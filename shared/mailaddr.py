@@ -27,6 +27,20 @@ MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit
 MAX_DISPLAY_NAME = 200
 ONE_ADDRESS = "must be one e-mail address: user@host or Name <user@host>"
 
+# The same rules as JSON Schema patterns (ECMA and Python alike), for the OpenAPI document.
+# Not expressible there, and so checked by the server alone: the 254-character address and
+# 200-character display name limits.
+_CONTROL = r"\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029"
+HEADER_VALUE_PATTERN = rf"^[^{_CONTROL}]*$"
+_SPACE = r"[ \t\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]*"  # what strip() takes, but breaks
+_ADDRESS = rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*"
+_PLAIN_NAME = rf'[^<>"@,;:{_CONTROL}]*'
+_QUOTED_NAME = rf'"(?:[^"\\@<>{_CONTROL}]|\\[^@<>{_CONTROL}])*"'
+ADDRESS_PATTERN = (
+    rf"^{_SPACE}(?:{_ADDRESS}|(?:{_QUOTED_NAME}|{_PLAIN_NAME}){_SPACE}<{_SPACE}{_ADDRESS}{_SPACE}>)"
+    rf"{_SPACE}$"
+)
+
 
 def check_header_value(value: str) -> str:
     """Return `value` if it can go into a header as is, else raise ValueError."""

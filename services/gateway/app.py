@@ -1,7 +1,7 @@
 """The gateway's FastAPI app: job submission, job status and results, health.
 
-OpenAPI comes with FastAPI at `/openapi.json`; `/docs` and `/redoc` work offline
-(shared/apidocs.py). Route modules hold the endpoints;
+OpenAPI at `/openapi.json` (FastAPI's, completed by apidoc.py); `/docs` and `/redoc` work
+offline (shared/apidocs.py). Route modules hold the endpoints;
 this module wires them to the gateway's parts and to the error handlers.
 """
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.gateway import job_routes, rejections, submit_routes
+from services.gateway import apidoc, job_routes, rejections, submit_routes
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import BEARER, SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
         redoc_url=None,
     )
     apidocs.install(app)
+    apidoc.install(app, settings)
     app.state.gateway = gateway
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     warn_if_disabled(settings.auth_disabled, SERVICE, gateway.keys)

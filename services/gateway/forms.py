@@ -37,7 +37,12 @@ def form_model(spec: JobTypeSpec[Any, Any]) -> type[BaseModel]:
     return create_model(
         f"{spec.name.title()}Form",
         # Not strict: text to numbers happens here, explicitly declared by each field's type.
-        __config__=ConfigDict(extra="forbid", strict=False),
+        # The params' own rules for the OpenAPI document (e.g. width, height or sizes).
+        __config__=ConfigDict(
+            extra="forbid",
+            strict=False,
+            json_schema_extra=spec.params.model_config.get("json_schema_extra"),
+        ),
         __doc__=f"`POST /jobs/{spec.name}`: the upload, its params, and optionally a follow-up.",
         **fields,
     )

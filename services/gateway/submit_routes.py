@@ -7,6 +7,7 @@ and `then`, or, for a type that takes an upload, a multipart form (services/gate
 # and those name models built per job type inside the factories below, which a string
 # annotation could not reach.
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, Response, UploadFile
@@ -176,6 +177,27 @@ for _spec in JOB_TYPES:
         status_code=202,
         response_model=JobAccepted,
         responses=_UPLOAD_RESPONSES if _spec.upload else _ACCEPTED_RESPONSES,
+    )
+
+
+def _post_only(path: str) -> Callable[[], None]:
+    """Only POST at a submission path: 405 with `Allow`, where GET /jobs/{id} would take the
+    path for an id and answer 422."""
+
+    def not_allowed() -> None:
+        raise Rejected(
+            405, "method_not_allowed", f"{path} takes POST only", headers={"Allow": "POST"}
+        )
+
+    return not_allowed
+
+
+for _name in JOB_TYPE_NAMES:
+    router.add_api_route(
+        f"/jobs/{_name}",
+        _post_only(f"/jobs/{_name}"),
+        methods=["GET", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
     )
 
 

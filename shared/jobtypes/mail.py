@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.config import Settings
-from shared.ids import is_job_id
+from shared.ids import UUID_PATTERN, is_job_id
 from shared.jobtypes.models import Strict
 from shared.jobtypes.spec import CliOption, JobTypeSpec, ParamsRefused
 from shared.mailaddr import (
+    ADDRESS_PATTERN,
+    HEADER_VALUE_PATTERN,
     check_header_value,
     check_recipient_count,
     parse_address,
@@ -23,6 +25,15 @@ from shared.mailpolicy import RESERVED_ONLY, DomainPolicy
 class MailParams(Strict):
     """Addresses are checked again by the mailer (one address each, no CR/LF)."""
 
+    # In the OpenAPI document too: text, html or both, each a string.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [part], "properties": {part: {"type": "string"}}}
+                for part in ("text", "html")
+            ]
+        }
+    )
     to: list[str] = Field(min_length=1)
     cc: list[str] = Field(default_factory=list)
     bcc: list[str] = Field(default_factory=list)
@@ -49,9 +60,20 @@ def _job_id(value: str) -> str:
     return value
 
 
-Address = Annotated[str, AfterValidator(validate_address)]
-HeaderText = Annotated[str, AfterValidator(check_header_value)]
-JobId = Annotated[str, AfterValidator(_job_id)]
+# Each with its rule as a pattern for the OpenAPI document; the validator stays the judge.
+Address = Annotated[
+    str,
+    AfterValidator(validate_address),
+    WithJsonSchema({"type": "string", "pattern": ADDRESS_PATTERN}),
+]
+HeaderText = Annotated[
+    str,
+    AfterValidator(check_header_value),
+    WithJsonSchema({"type": "string", "pattern": HEADER_VALUE_PATTERN, "maxLength": 998}),
+]
+JobId = Annotated[
+    str, AfterValidator(_job_id), WithJsonSchema({"type": "string", "pattern": UUID_PATTERN})
+]
 
 
 class CheckedMailParams(MailParams):

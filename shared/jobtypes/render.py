@@ -26,7 +26,10 @@ class RenderParams(Strict):
 
 
 class CheckedRenderParams(RenderParams):
-    """What the gateway accepts: `data` must fit its template."""
+    """What the gateway accepts: `data` must fit its template, given or not (an invoice
+    without data is refused here, not in the renderer)."""
+
+    data: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("data")
     @classmethod

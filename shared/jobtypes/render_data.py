@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     NonNegativeInt,
     PlainValidator,
@@ -117,6 +118,16 @@ VatRate = Annotated[
 
 
 class TableData(Strict):
+    # In the OpenAPI document too: a header, rows or both (rows of equal length it cannot say).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["header"], "properties": {"header": {"minItems": 1}}},
+                {"required": ["rows"], "properties": {"rows": {"minItems": 1}}},
+            ]
+        }
+    )
+
     header: list[str] = Field(default_factory=list)
     rows: list[list[Cell]] = Field(default_factory=list)
 

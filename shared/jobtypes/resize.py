@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.json_schema import JsonDict, JsonValue
 
 from shared.config import Settings
 from shared.jobtypes.models import Strict
 from shared.jobtypes.spec import CliOption, FormField, JobTypeSpec, ParamsRefused, Upload
 
-_SIZE = re.compile(r"^(?P<w>[1-9]\d{0,4})?(?:x(?P<h>[1-9]\d{0,4})?)?$")
+_SIZE = re.compile(r"^(?P<w>[1-9][0-9]{0,4})?(?:x(?P<h>[1-9][0-9]{0,4})?)?$")
+# `_SIZE` with at least one side, around what strip() takes: for the OpenAPI document.
+SIZE_PATTERN = r"^\s*(?:[1-9][0-9]{0,4}(?:x(?:[1-9][0-9]{0,4})?)?|x[1-9][0-9]{0,4})\s*$"
+SizeText = Annotated[str, WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN})]
+
+
+def _side_given(side: str) -> JsonDict:
+    return {"required": [side], "properties": {side: {"type": "integer"}}}
+
+
+def _one_of_sides(*sides: str) -> list[JsonValue]:
+    return [_side_given(side) for side in sides]
+
+
+_SOME_SIZES: JsonDict = {
+    "required": ["sizes"],
+    "properties": {"sizes": {"type": "array", "minItems": 1}},
+}
 
 
 class Size(Strict):
+    model_config = ConfigDict(json_schema_extra={"anyOf": _one_of_sides("width", "height")})
+
     width: int | None = Field(default=None, ge=1)
     height: int | None = Field(default=None, ge=1)
 
@@ -27,6 +47,17 @@ class Size(Strict):
 
 
 class ResizeParams(Strict):
+    # In the OpenAPI document too: width and/or height, or else sizes (an empty list of
+    # sizes counts as none).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                *[{**_side_given(side), "not": _SOME_SIZES} for side in ("width", "height")],
+                {**_SOME_SIZES, "not": {"anyOf": _one_of_sides("width", "height")}},
+            ]
+        }
+    )
+
     width: int | None = Field(default=None, ge=1)
     height: int | None = Field(default=None, ge=1)
     fit: Literal["contain", "cover", "exact"] = "contain"
@@ -99,7 +130,7 @@ RESIZE: JobTypeSpec[ResizeParams, ResizeLimits] = JobTypeSpec(
     upload=Upload("the image: JPEG, PNG, WebP or GIF"),
     form={
         "sizes": FormField(
-            list[str] | None, parse_sizes, "a thumbnail set: repeat as 800x600, 800 or x600"
+            list[SizeText] | None, parse_sizes, "a thumbnail set: repeat as 800x600, 800 or x600"
         )
     },
     cli=(

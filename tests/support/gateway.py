@@ -29,13 +29,13 @@ def in_process_gateway(
     publisher: JobPublisher, blob_dir: Path, **changes: Any
 ) -> Iterator[TestClient]:
     """The gateway app in this process (FastAPI's TestClient) with a stand-in publisher, its
-    state beside `blob_dir`, audit unreachable, and a client that sends the test admin key."""
+    state beside `blob_dir`, audit unreachable (unless `audit_url` is given), and a client
+    that sends the test admin key."""
     settings = replace(
         Settings(),
         blob_dir=blob_dir,
         state_dir=blob_dir.parent / "state",
-        audit_url=closed_url(),
-        **changes,
+        **{"audit_url": closed_url(), **changes},
     )
     app = create_app(settings, publisher=publisher)
     headers = bearer(admin_key(settings.state_dir))

@@ -275,7 +275,7 @@ def test_the_openapi_schema_says_which_forms_a_field_takes(
 ) -> None:
     client, _ = http
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    # The invoice models are not in the schema (render `data` is an object), so ask them.
+    # The invoice models, as the model itself says (the document refers to them by name).
     item = InvoiceData.model_json_schema()["$defs"]["InvoiceItem"]["properties"]
 
     assert [form["type"] for form in item["quantity"]["anyOf"]] == ["integer", "string"]
