@@ -9,6 +9,7 @@
   stops the suite. honcho's own printer raises BrokenPipeError there, inside its signal
   handler, before it has stopped anything, and leaves every service running.
 - A stop asked for while the processes are still being started waits until they are.
+- A process it stopped reads "stopped", not "stopped (rc=-15)", which looks like a failure.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,10 @@ class ClosablePrinter(Printer):  # type: ignore[misc]
             self.on_closed()
 
 
+# What honcho prints for a process that ended on the SIGTERM it sent.
+_STOPPED_BY_US = f" stopped (rc=-{signal.SIGTERM.value})\n"
+
+
 class SuiteManager(Manager):  # type: ignore[misc]
     """honcho's manager, but a stop asked for before every process has started (a Ctrl-C, or
     the output closed, in the first moments) waits for their pids and then stops them all:
@@ -63,6 +69,8 @@ class SuiteManager(Manager):  # type: ignore[misc]
         super().terminate()
 
     def _system_print(self, data: str) -> None:
+        if self._terminating and data.endswith(_STOPPED_BY_US):
+            data = data.removesuffix(_STOPPED_BY_US) + " stopped\n"
         # The loop prints "<name> started (pid=…)" once it knows that pid: the moment to stop.
         super()._system_print(data)
         if self._stop_pending and self._all_started():

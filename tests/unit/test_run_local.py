@@ -166,3 +166,31 @@ def test_output_closed_while_starting_or_after_stops_every_process(
         shell.kill()
         shell.wait()
     assert left == {}
+
+
+def test_ctrl_c_says_each_process_stopped_not_a_signal_return_code(tmp_path: Path) -> None:
+    """What a person reads after Ctrl-C: "<name> stopped" for each process, where honcho says
+    "stopped (rc=-15)", which reads like a failure. Real processes: a Procfile of sleeps."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("one: sleep 300\ntwo: sleep 300\n")
+    marker = f"run-local-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "JOBSUITE_NAMESPACE": marker, "PYTHONPATH": str(ROOT)}
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "shared.run_local", "-f", str(procfile)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert suite.stdout is not None
+        started = 0
+        while started < 2:
+            started += "started (pid=" in suite.stdout.readline()
+        suite.send_signal(signal.SIGINT)
+        out, _ = suite.communicate(timeout=30)
+    finally:
+        for pid in processes_of(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        suite.kill()
+        suite.wait()
+    assert "rc=-15" not in out
+    assert "one.1 stopped\n" in out and "two.1 stopped\n" in out
