@@ -96,8 +96,10 @@ def _decode(data: bytes, params: ResizeParams, limits: ResizeLimits) -> _Decoded
         _check_sides(targets, limits)
         need = imaging.needed_source(upright, targets)
         # Only JPEG implements draft (elsewhere a no-op): libjpeg decodes at 1/2, 1/4 or 1/8
-        # scale, never below `need`. It must come before load(), so before exif_transpose.
-        im.draft(im.mode, _turned(need) if quarter_turn else need)
+        # scale, never below what it is asked for: twice `need`, so LANCZOS always follows.
+        # It must come before load(), so before exif_transpose.
+        request = imaging.draft_size(need)
+        im.draft(im.mode, _turned(request) if quarter_turn else request)
         im.load()
         icc = im.info.get("icc_profile")
         ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of the whole image

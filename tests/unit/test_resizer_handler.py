@@ -418,14 +418,14 @@ def test_big_jpeg_is_drafted_before_decoding_and_resized_from_the_small_copy(
     [out] = resize(store, data, width=200)
     assert out.size == (200, 133)
     [(requested, still_undecoded, result)] = spy.drafts
-    assert requested == (200, 133)
+    assert requested == (400, 266)  # twice the output: LANCZOS always has work to do
     assert still_undecoded
     assert result is not None
     [(source, target, resample, kwargs)] = spy.resizes
-    assert source == (300, 200)  # libjpeg decoded at 1/8 scale: 64x fewer pixels
+    assert source == (600, 400)  # libjpeg decoded at 1/4 scale: 16x fewer pixels
     assert target == (200, 133)
     assert resample == Image.Resampling.LANCZOS
-    assert kwargs["reducing_gap"] == 3.0
+    assert kwargs["reducing_gap"] == 2.0
 
 
 @pytest.mark.parametrize(
