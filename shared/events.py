@@ -30,6 +30,7 @@ class EventSource:
             attempt=job.attempt,
             parent_id=job.parent_id,
             client=job.client,
+            trace_id=job.trace_id,
             **fields,
         )
 

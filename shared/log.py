@@ -73,20 +73,26 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     structlog.contextvars.bind_contextvars(service=service)
 
 
-def bind_job(service: str, job_id: str, job_type: str, attempt: int) -> None:
+def bind_job(
+    service: str, job_id: str, job_type: str, attempt: int, trace_id: str | None = None
+) -> None:
     """Start a job's log context: every line until the next job carries these fields."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         service=service, job_id=job_id, type=job_type, attempt=attempt
     )
+    if trace_id is not None:
+        structlog.contextvars.bind_contextvars(trace_id=trace_id)
 
 
-def job_context(service: str, job_id: str, job_type: str, attempt: int) -> contextvars.Context:
+def job_context(
+    service: str, job_id: str, job_type: str, attempt: int, trace_id: str | None = None
+) -> contextvars.Context:
     """A context of its own for one job, its fields bound: whatever runs in it (the job
     thread, and calls it hands to the I/O thread in copies of it) logs them; nothing else
     does, so no job's fields leak into the next."""
     context = contextvars.copy_context()
-    context.run(bind_job, service, job_id, job_type, attempt)
+    context.run(bind_job, service, job_id, job_type, attempt, trace_id)
     return context
 
 

@@ -18,6 +18,7 @@ from shared.event_names import EventName
 from shared.ids import UUID_PATTERN, follow_up_id, new_id
 from shared.jobtypes import JobTypeName
 from shared.jobtypes.models import Strict, first_error, of_json_type
+from shared.tracecontext import TRACE_ID_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
 KEY_EVENTS = ("key.created", "key.revoked")
@@ -65,6 +66,9 @@ class Job(Strict):
     submitted_at: Timestamp = Field(default_factory=utc_now)
     attempt: int = Field(default=1, ge=1)
     client: str | None = None  # the name of the API key that submitted it; None: admin-only
+    # The pipeline's W3C trace id (shared/tracecontext.py); a worker gives one to a job
+    # without it.
+    trace_id: str | None = Field(default=None, pattern=TRACE_ID_PATTERN)
 
     def follow_up(self, outputs: list[str]) -> Job | None:
         """The job to run next with this job's outputs as its inputs, if any."""
@@ -78,6 +82,7 @@ class Job(Strict):
             then=self.then.then,
             parent_id=self.id,
             client=self.client,
+            trace_id=self.trace_id,
         )
 
     def next_attempt(self) -> Job:
@@ -104,6 +109,7 @@ class Event(Strict):
     outputs: list[str] | None = None
     error: ErrorInfo | None = None
     client: str | None = None  # the job's client; for key events, the key's name
+    trace_id: str | None = Field(default=None, pattern=TRACE_ID_PATTERN)  # the job's trace
 
     @property
     def about_key(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from services.audit.lifecycle import as_utc
 from shared.errors import DecodeError
 from shared.messages import ErrorInfo, Event, Job, decode_job, utc_now
+from shared.tracecontext import trace_id_for
 
 # Fixed, so the same dead letter delivered twice gets the same event id (recorded once, and
 # announced on `events` under that id).
@@ -33,6 +34,7 @@ class DeadLetter:
     died_at: datetime | None
     first_reason: str | None
     body_error: str | None
+    trace_id: str | None = None  # the job's (shared/tracecontext.py), for its `job.dead`
 
     def summary(self) -> str:
         times = f" ({self.count}x)" if self.count > 1 else ""
@@ -54,9 +56,10 @@ def read_dead_letter(
         job = decode_job(body)
     except DecodeError as e:
         body_error = str(e)
+    job_id = job.id if job else (message_id or _body_field(body, "id") or _unknown_id(body))
     return DeadLetter(
         job=job,
-        job_id=job.id if job else (message_id or _body_field(body, "id") or _unknown_id(body)),
+        job_id=job_id,
         type=job.type if job else (message_type or _body_field(body, "type") or "unknown"),
         reason=reason or "unknown",
         queue=queue or "",
@@ -64,6 +67,7 @@ def read_dead_letter(
         died_at=as_utc(died_at) if isinstance(died_at, datetime) else None,
         first_reason=_text(headers.get("x-first-death-reason")),
         body_error=body_error,
+        trace_id=trace_id_for(job_id, job.trace_id if job else None, headers),
     )
 
 
@@ -92,6 +96,7 @@ def dead_event(dead: DeadLetter, body: bytes, service: str, instance: str) -> Ev
         parent_id=dead.job.parent_id if dead.job else None,
         client=dead.job.client if dead.job else None,
         error=ErrorInfo(kind=dead.reason, message=message),
+        trace_id=dead.trace_id,
     )
 
 

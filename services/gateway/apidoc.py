@@ -51,6 +51,21 @@ _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"ty
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
+_TRACE_ANSWER: Schema = {
+    "description": "the W3C trace of the job and its follow-ups (the caller's, continued)",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_TRACE_PARAMETER: Schema = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "description": "W3C Trace Context: the job and its follow-ups join this trace; without"
+    " it (or when it is not valid) the gateway starts one",
+    "schema": {"type": "string"},
+}
+
+
 def _header(description: str, *, required: bool = False) -> Schema:
     return {"description": description, "required": required, "schema": {"type": "string"}}
 
@@ -223,7 +238,9 @@ def _responses(path: str, method: str, operation: Schema) -> None:
         accepted["headers"] = {
             "Location": _header("the job's status URL", required=True),
             "Idempotent-Replayed": _header("`true` when an earlier submission answers"),
+            "traceparent": _TRACE_ANSWER,
         }
+        operation.setdefault("parameters", []).append(_TRACE_PARAMETER)
     elif path.startswith("/jobs/{job_id}"):
         added.update(_READ)
         if path != "/jobs/{job_id}":

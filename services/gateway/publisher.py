@@ -57,6 +57,7 @@ class Outgoing:
     body: bytes
     message_id: str
     message_type: str
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -328,4 +329,5 @@ def _publish(channel: Channel, message: Outgoing) -> None:
         message.body,
         message_id=message.message_id,
         message_type=message.message_type,
+        headers=message.headers,
     )

@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from services.gateway.tracing import answer_header, request_trace
 from shared.errors import JobsuiteError
 from shared.jobtypes import JOB_TYPE_NAMES
 
-OnRejected = Callable[[str, str, str], None]
-"""(job type, kind, message) of a refused submission."""
+OnRejected = Callable[[str, str, str, str], None]
+"""(job type, kind, message, trace id) of a refused submission."""
 
 _SUBMIT_PATH = re.compile(rf"^/jobs/({'|'.join(JOB_TYPE_NAMES)})$")
 _KINDS = {
@@ -85,10 +86,13 @@ def _message(error: Any) -> str:
 
 
 def install(app: FastAPI, on_rejected: OnRejected) -> None:
-    def rejected_submission(request: Request, kind: str, message: str) -> None:
+    def rejected_submission(request: Request, kind: str, message: str) -> dict[str, str]:
+        """Tell the audit of a refused submission; the answer's trace header."""
         match = _SUBMIT_PATH.match(request.url.path)
-        if request.method == "POST" and match:
-            on_rejected(match.group(1), kind, message)
+        if request.method != "POST" or not match:
+            return {}
+        on_rejected(match.group(1), kind, message, request_trace(request).trace_id)
+        return answer_header(request)
 
     @app.exception_handler(Rejected)
     async def on_rejected_error(request: Request, exc: Rejected) -> JSONResponse:
@@ -100,8 +104,9 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
             loc = ["body", *(int(p) if p.isdigit() else p for p in parts)]
             detail = [{"loc": loc, "msg": exc.message, "type": exc.kind}]
             reason = _describe(detail)
-        rejected_submission(request, exc.kind, reason)
-        return JSONResponse({"detail": detail}, exc.status, headers=exc.headers)
+        traced = rejected_submission(request, exc.kind, reason)
+        headers = {**(exc.headers or {}), **traced}
+        return JSONResponse({"detail": detail}, exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -113,15 +118,18 @@ def install(app: FastAPI, on_rejected: OnRejected) -> None:
             }
             for e in exc.errors()
         ]
-        rejected_submission(request, "invalid", _describe(errors))
-        return JSONResponse({"detail": errors}, 422)
+        traced = rejected_submission(request, "invalid", _describe(errors))
+        return JSONResponse({"detail": errors}, 422, headers=traced)
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        traced: dict[str, str] = {}
         if 400 <= exc.status_code < 500:
             kind = getattr(exc, "kind", None) or _KINDS.get(exc.status_code, "refused")
             detail = exc.detail
-            rejected_submission(
+            traced = rejected_submission(
                 request, kind, _describe(detail) if isinstance(detail, list) else str(detail)
             )
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"detail": exc.detail}, exc.status_code, headers={**(exc.headers or {}), **traced}
+        )

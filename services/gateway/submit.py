@@ -25,6 +25,7 @@ from shared.log import get_logger
 from shared.messages import ErrorInfo, Event, Job, decode_job, encode
 from shared.state import Claim, Reservation, SubmissionLedger
 from shared.topology import Names
+from shared.tracecontext import job_header
 
 log = get_logger(__name__)
 RETRY_AFTER_S = "5"
@@ -37,7 +38,9 @@ class Accepted:
 
 
 def job_message(names: Names, job: Job) -> Outgoing:
-    return Outgoing(names.jobs_exchange, job.type, encode(job), job.id, job.type)
+    # The trace in a header too, for tools that read headers only; the job's body has it.
+    headers = job_header(job.trace_id) if job.trace_id else None
+    return Outgoing(names.jobs_exchange, job.type, encode(job), job.id, job.type, headers)
 
 
 def event_message(names: Names, event: Event) -> Outgoing:
@@ -189,7 +192,9 @@ class Submitter:
         except (OSError, BlobError) as e:
             log.error("inputs_not_discarded", job_id=job_id, error=str(e))
 
-    def publish_rejection(self, job_type: str, kind: str, message: str) -> None:
+    def publish_rejection(
+        self, job_type: str, kind: str, message: str, trace_id: str | None = None
+    ) -> None:
         """Tell the audit log about a refused submission (best effort, not waited for)."""
         log.info("job_rejected", type=job_type, kind=kind, reason=message)
         event = Event(
@@ -199,5 +204,6 @@ class Submitter:
             service=self.source.service,
             instance=self.source.instance,
             error=ErrorInfo(kind=kind, message=message),
+            trace_id=trace_id,
         )
         self.publisher.send([event_message(self.names, event)])

@@ -27,12 +27,15 @@ from services.gateway.keychecks import check_job
 from services.gateway.rejections import Rejected
 from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted
+from services.gateway.tracing import TraceDep
 from services.gateway.uploads import store_image, upload_not_stored
+from shared import tracecontext
 from shared.auth import Caller
 from shared.errors import BlobError
 from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
 from shared.messages import FollowUp, Job
+from shared.tracecontext import TraceParent
 
 # Bodies are read strictly: NaN, duplicate keys, lone surrogates, a truncated or repeated
 # form field are refused with their place (strictbody.py).
@@ -63,9 +66,10 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
-def _answer(accepted: Accepted, response: Response) -> JobAccepted:
+def _answer(accepted: Accepted, response: Response, trace: TraceParent) -> JobAccepted:
     status_url = f"/jobs/{accepted.job_id}"
     response.headers["Location"] = status_url
+    response.headers[tracecontext.HEADER] = trace.header()
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return JobAccepted(id=accepted.job_id, status_url=status_url)
@@ -94,18 +98,25 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         caller: CallerDep,
         response: Response,
         body: body_model,  # type: ignore[valid-type]
+        trace: TraceDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JobAccepted:
         then: FollowUp | None = body.then  # type: ignore[attr-defined]
         check_params(spec, body, gateway.limits)
         check_follow_up(then, gateway.limits)
-        job = Job(type=spec.name, params=job_params(body), then=then, client=caller.name)
+        job = Job(
+            type=spec.name,
+            params=job_params(body),
+            then=then,
+            client=caller.name,
+            trace_id=trace.trace_id,
+        )
         # The caller's checks (ownership 404, the key's limits), then where mail may go (403).
         check_job(job, caller, gateway.lookup, gateway.ledger)
         check_policy(spec, body, then, gateway.limits)
         what = fingerprint(spec.name, job.params, _dump(then))
         key = _own(caller, idempotency_key)
-        return _answer(gateway.submitter.submit(job, what, key), response)
+        return _answer(gateway.submitter.submit(job, what, key), response, trace)
 
     return submit
 
@@ -118,6 +129,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         caller: CallerDep,
         response: Response,
         form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
+        trace: TraceDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JobAccepted:
         upload: UploadFile = form.file  # type: ignore[attr-defined]
@@ -155,13 +167,14 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 inputs=[stored.key],
                 then=follow_up,
                 client=caller.name,
+                trace_id=trace.trace_id,
             )
             what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
         except BaseException:
             gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
             raise
         key = _own(caller, idempotency_key)
-        return _answer(gateway.submitter.submit(job, what, key), response)
+        return _answer(gateway.submitter.submit(job, what, key), response, trace)
 
     return submit
 

@@ -21,6 +21,7 @@ from shared.errors import DecodeError
 from shared.jobtypes import ParamsRefused
 from shared.limits import Limits, check_job
 from shared.messages import Job, decode_job
+from shared.tracecontext import trace_id_for
 from shared.worker.claims import DeliveryBudget, believed_attempt, believed_delivery_count
 
 
@@ -34,6 +35,15 @@ class Refusal:
     job: Job | None = None
     failure_kind: str | None = None
     failure: str = ""
+
+
+def traced(job: Job, delivery: Delivery) -> Job:
+    """The job with its trace: a job that came without one (put straight on a queue) gets
+    its message header's, or one derived from its id, so its events and log lines, retries
+    and follow-ups carry a trace all the same."""
+    if job.trace_id is not None:
+        return job
+    return job.model_copy(update={"trace_id": trace_id_for(job.id, None, delivery.headers)})
 
 
 def check_delivery(

@@ -21,7 +21,7 @@ from shared.errors import BrokerUnavailable, PublishNacked
 from shared.exit_codes import EXIT_JOB_STUCK
 from shared.limits import limits_of
 from shared.log import get_logger, job_context
-from shared.worker.checks import Refusal, check_delivery
+from shared.worker.checks import Refusal, check_delivery, traced
 from shared.worker.claims import DeliveryBudget
 from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse, outputs_recorded
@@ -116,8 +116,8 @@ class Consumer:
         if isinstance(verdict, Refusal):
             self._refuse(delivery, verdict)
             return
-        job = verdict
-        context = job_context(self.service, job.id, job.type, job.attempt)
+        job = traced(verdict, delivery)
+        context = job_context(self.service, job.id, job.type, job.attempt, job.trace_id)
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
         # `job.started` goes out from here, not from the job thread: no hand-over to this
         # thread and back for it. The job thread is free (prefetch 1, and no job is taken
@@ -131,7 +131,7 @@ class Consumer:
         if refusal.job is not None and refusal.failure_kind is not None:
             try:
                 self.course.settler.refuse(
-                    refusal.job, delivery, refusal.failure_kind, refusal.failure
+                    traced(refusal.job, delivery), delivery, refusal.failure_kind, refusal.failure
                 )
                 return
             except PublishNacked as e:
