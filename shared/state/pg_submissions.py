@@ -4,7 +4,8 @@ The same rules as `SqliteSubmissionLedger`. Where SQLite takes its one write loc
 (`BEGIN IMMEDIATE`), a reservation here relies on the key's primary key: two replicas
 inserting the same key at once wait on each other, `ON CONFLICT DO NOTHING` lets exactly one
 in, and the other reads the winner's row. Expired keys other than this one are swept with
-`SKIP LOCKED`, so two sweeps never wait on (or deadlock with) each other.
+`SKIP LOCKED`, so two sweeps never wait on (or deadlock with) each other. Should the
+winner's row be released before the loser reads it, the loser tries again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from shared.errors import StateError
 from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
 from shared.state.submissions import KEY_TTL_S, AcceptedJob, Claim, Reservation
 
@@ -58,6 +60,15 @@ class PostgresSubmissionLedger:
         self._pool.close()
 
     def reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation:
+        for _ in range(3):
+            claimed = self._try_reserve(key, fingerprint, job_id)
+            if claimed is not None:
+                return claimed
+        raise StateError(f"cannot reserve an idempotency key: {key!r} keeps changing hands")
+
+    def _try_reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation | None:
+        """The reservation, or None when the row that kept ours out was gone before we read
+        it (its publish failed and it was released in between): then try again."""
         expired = time.time() - KEY_TTL_S
         with self._pool.transaction("reserve an idempotency key") as db:
             db.execute(
@@ -80,8 +91,8 @@ class PostgresSubmissionLedger:
             ).fetchone()
         if inserted:
             return Reservation(Claim.NEW, job_id)
-        if row is None:  # cannot be: the insert lost to a row that is still there
-            raise AssertionError(f"idempotency key {key!r} neither inserted nor found")
+        if row is None:
+            return None
         earlier_fingerprint, earlier_id, done, in_doubt_job = row
         if earlier_fingerprint != fingerprint:
             return Reservation(Claim.CONFLICT, earlier_id)

@@ -107,6 +107,25 @@ def test_a_key_released_by_one_replica_is_free_on_the_other(
     assert second.reserve("k", "fp", "job-3").claim is Claim.NEW
 
 
+def test_replicas_reserving_and_releasing_one_key_never_see_it_vanish(
+    two_replicas: tuple[SubmissionLedger, SubmissionLedger],
+) -> None:
+    """A publish that fails releases its key while another replica's insert lost to it: the
+    loser reads no row, and tries again rather than failing."""
+
+    def churn(i: int) -> set[Claim]:
+        seen = set()
+        for n in range(40):
+            claim = _reserve(two_replicas, "hot", i * 100 + n)
+            seen.add(claim.claim)
+            if claim.claim is Claim.NEW:
+                two_replicas[i % 2].release("hot", claim.job_id)
+        return seen
+
+    seen = set().union(*at_once(8, churn))
+    assert seen <= {Claim.NEW, Claim.IN_PROGRESS} and Claim.NEW in seen
+
+
 def test_replicas_migrating_a_new_database_at_once_apply_each_version_once(
     pg: Settings,
 ) -> None:
