@@ -40,7 +40,9 @@ down:
 
 ## test: unit, integration, end-to-end, security and browser tests against the local RabbitMQ
 ## (Debian's chromium for tests/browser: deploy/ensure-chromium.sh installs it when missing)
+## and the local PostgreSQL (the state stores with STATE_URL: deploy/ensure-postgres.sh)
 test: $(STAMP) broker
+	deploy/ensure-postgres.sh
 	deploy/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -48,8 +50,9 @@ test: $(STAMP) broker
 test-faults: $(STAMP) broker
 	$(BIN)/python -m pytest tests/faults --timeout=900 $(PYTEST_ARGS)
 
-## unit: the tests that need no broker
+## unit: the tests that need no broker (the state stores' tests need the local PostgreSQL)
 unit: $(STAMP)
+	deploy/ensure-postgres.sh
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: runner overhead, resize, end to end, accept rate, trust checks, PDF, memory against

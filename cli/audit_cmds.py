@@ -102,11 +102,11 @@ def verify(
 
 
 def _checkpoints(s: Settings) -> list[Checkpoint]:
-    """The log's checkpoints, found where the service keeps them; none without the file
-    (verify does not create a state store)."""
-    from shared.state import audit_log_id, checkpoints_path, open_checkpoints
+    """The log's checkpoints, found where the service keeps them; none without the SQLite
+    file (verify does not create a state store)."""
+    from shared.state import audit_log_id, checkpoints_kept, open_checkpoints
 
-    if not checkpoints_path(s).is_file():
+    if not checkpoints_kept(s):
         return []
     store = open_checkpoints(s)
     try:

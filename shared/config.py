@@ -161,7 +161,19 @@ class Settings:
         Path("var/state"),
         Path,
         "SQLite files of the shared state (idempotency keys, the mailer's send-once ledger,"
-        " API keys); never inside BLOB_DIR or AUDIT_DIR",
+        " API keys, audit checkpoints) when STATE_URL is empty; never inside BLOB_DIR or"
+        " AUDIT_DIR",
+    )
+    state_url: str = setting(
+        "STATE_URL",
+        "",
+        parse.state_url,
+        "`postgresql://user:pass@host:port/db` (or `postgres://`): the shared state in"
+        " PostgreSQL instead of STATE_DIR, for replicas on several hosts; the URL goes to"
+        " psycopg as it is, so its options (`?sslmode=verify-full&sslrootcert=…`,"
+        " `connect_timeout`) apply; its password is masked in logs",
+        shown="empty (SQLite files under STATE_DIR)",
+        secret=True,
     )
 
     # Who may call: API keys (`jobsuite keys`, docs/operations.md).

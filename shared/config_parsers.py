@@ -49,6 +49,27 @@ def port(raw: str) -> int:
     return value
 
 
+_STATE_URL_SHAPE = (
+    "must be empty (SQLite files under STATE_DIR) or postgresql://user:pass@host:port/db"
+)
+
+
+def state_url(raw: str) -> str:
+    """Where the shared state lives: empty for SQLite under STATE_DIR, or a PostgreSQL URL
+    (`postgresql://` or `postgres://`), whose query options (`sslmode`, …) are psycopg's."""
+    if raw == "":
+        return raw
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a port that is not a number 0-65535
+    except ValueError as e:
+        raise ValueError(f"{_STATE_URL_SHAPE}; {e}") from None
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        why = "the scheme is missing" if "://" not in raw else f"{parts.scheme!r} is not postgresql"
+        raise ValueError(f"{_STATE_URL_SHAPE}; {why}")
+    return raw
+
+
 _AMQP_URL_SHAPE = "must look like amqp://user:pass@host:port/vhost (amqps:// for TLS)"
 
 

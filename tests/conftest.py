@@ -10,6 +10,7 @@ import pytest
 
 from shared.config import Settings
 from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_namespace
+from tests.support.postgres import PostgresUnavailable, fresh_database
 from tests.support.processes import ServiceProcess, Spawner
 
 
@@ -54,6 +55,27 @@ def broker(settings: Settings) -> Iterator[TestBroker]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own (dropped afterwards); the test fails
+    when PostgreSQL does not answer."""
+    try:
+        with fresh_database() as url:
+            yield url
+    except PostgresUnavailable as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings of a fresh state store, once per backend: SQLite files under STATE_DIR, or
+    a fresh PostgreSQL database in STATE_URL (no broker needed)."""
+    settings = Settings(state_dir=tmp_path / "state", audit_dir=tmp_path / "audit")
+    if request.param == "postgres":
+        return replace(settings, state_url=request.getfixturevalue("postgres_url"))
+    return settings
 
 
 SpawnFn = Callable[..., ServiceProcess]

@@ -148,7 +148,8 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _key(row: tuple[Any, ...]) -> ApiKey:
+def key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    """An ApiKey from a row of `_COLUMNS` (either store's)."""
     name, admin, created, expires, revoked, recipients, mails, rate, burst = row
     return ApiKey(
         name=str(name),
@@ -223,7 +224,7 @@ class SqliteApiKeyStore:
     def list(self) -> list[ApiKey]:
         with self._lock, state_errors("read the API keys"):
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name").fetchall()
-        return [_key(r) for r in rows]
+        return [key_from_row(r) for r in rows]
 
     def revoke(self, name: str) -> ApiKey:
         now = datetime.now(UTC).isoformat()
@@ -246,4 +247,4 @@ class SqliteApiKeyStore:
             row = self._db.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE {where}", (value,)
             ).fetchone()
-        return _key(row) if row else None
+        return key_from_row(row) if row else None

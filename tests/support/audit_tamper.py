@@ -9,8 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from services.audit.chain import parse_record, seal
 from services.audit.segments import ANCHOR_NAME, list_segments, read_anchor
+from shared.config import Settings
+from shared.state import checkpoints_path
+from tests.support.postgres import query
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -72,3 +77,17 @@ def rewrite_checkpoints(store: Path, hashes: dict[int, str]) -> int:
         return len(rows)
     finally:
         db.close()
+
+
+def rewrite_stored_checkpoints(settings: Settings, hashes: dict[int, str]) -> int:
+    """`rewrite_checkpoints` in whichever store the settings name (SQLite or PostgreSQL)."""
+    if not settings.state_url:
+        return rewrite_checkpoints(checkpoints_path(settings), hashes)
+    rows = query(settings.state_url, "SELECT id, seq FROM checkpoints")
+    with psycopg.connect(settings.state_url) as db:
+        for row_id, seq in rows:
+            if seq in hashes:
+                db.execute(
+                    "UPDATE checkpoints SET hash = %s WHERE id = %s", (hashes[int(seq)], row_id)
+                )
+    return len(rows)

@@ -38,7 +38,7 @@ def in_process_gateway(
         **{"audit_url": closed_url(), **changes},
     )
     app = create_app(settings, publisher=publisher)
-    headers = bearer(admin_key(settings.state_dir))
+    headers = bearer(admin_key(settings.state_dir, settings.state_url))
     with TestClient(app, base_url="http://localhost", headers=headers) as client:
         yield client
 
@@ -81,7 +81,7 @@ def start_gateway(
     """Start `python -m services.gateway` for the test's namespace and wait for /readyz (and
     /healthz too unless `wait_for_broker` is False). Audit is unreachable unless given."""
     port = free_port()
-    key = admin_key(settings.state_dir)
+    key = admin_key(settings.state_dir, settings.state_url)
     env.setdefault("AUDIT_API_KEY", key)
     process = spawn(
         "services.gateway",

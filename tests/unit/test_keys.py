@@ -4,6 +4,7 @@ the audit API's door, a follow-up's client, the key file."""
 from __future__ import annotations
 
 import base64
+import sqlite3
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,30 +23,36 @@ from shared.config import Settings
 from shared.errors import StateError
 from shared.keyfile import client_key, key_file, read_key_file, write_key_file
 from shared.messages import FollowUp, Job
-from shared.state import API_KEYS_FILE, KeyLimits
-from shared.state.keys import KEY_PREFIX, ApiKeyStore, SqliteApiKeyStore, hash_secret
+from shared.state import API_KEYS_FILE, KeyLimits, open_api_keys
+from shared.state.keys import KEY_PREFIX, ApiKeyStore, hash_secret
 from tests.support.audit import make_event, new_job_id
+from tests.support.postgres import query
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteApiKeyStore]:
-    opened = SqliteApiKeyStore.open(tmp_path / API_KEYS_FILE)
+def store(state_settings: Settings) -> Iterator[ApiKeyStore]:
+    """The key store, once on each backend (SQLite, PostgreSQL)."""
+    opened = open_api_keys(state_settings)
     yield opened
     opened.close()
 
 
-def test_a_key_is_stored_as_its_hash_only(store: SqliteApiKeyStore, tmp_path: Path) -> None:
+def test_a_key_is_stored_as_its_hash_only(store: ApiKeyStore, state_settings: Settings) -> None:
     record, secret = store.create("alice")
     assert secret.startswith(KEY_PREFIX) and len(secret) > 40
     assert (record.name, record.admin) == ("alice", False)
-    raw = (tmp_path / API_KEYS_FILE).read_bytes()
-    assert secret.encode() not in raw
+    if state_settings.state_url:
+        rows = query(state_settings.state_url, "SELECT * FROM api_keys")
+    else:
+        assert secret.encode() not in (state_settings.state_dir / API_KEYS_FILE).read_bytes()
+        with sqlite3.connect(state_settings.state_dir / API_KEYS_FILE) as db:
+            rows = db.execute("SELECT * FROM api_keys").fetchall()
+    assert secret not in repr(rows) and hash_secret(secret) in repr(rows)
     assert store.authenticate(secret) == store.find("alice")
-    assert store._db.execute("SELECT hash FROM api_keys").fetchone() == (hash_secret(secret),)
 
 
 def test_a_name_in_use_needs_rotate_and_rotation_retires_the_old_key(
-    store: SqliteApiKeyStore,
+    store: ApiKeyStore,
 ) -> None:
     _r, first = store.create("alice")
     with pytest.raises(StateError, match="exists"):
@@ -56,13 +63,13 @@ def test_a_name_in_use_needs_rotate_and_rotation_retires_the_old_key(
     assert found is not None and found.admin
 
 
-def test_names_are_checked(store: SqliteApiKeyStore) -> None:
+def test_names_are_checked(store: ApiKeyStore) -> None:
     for bad in ("", "Alice", "-x", "a b", "a/b", "x" * 65):
         with pytest.raises(StateError, match="invalid key name"):
             store.create(bad)
 
 
-def test_revoked_and_expired_keys_say_so(store: SqliteApiKeyStore) -> None:
+def test_revoked_and_expired_keys_say_so(store: ApiKeyStore) -> None:
     _r, revoked = store.create("gone")
     store.revoke("gone")
     with pytest.raises(Unauthorized) as e:
@@ -78,7 +85,7 @@ def test_revoked_and_expired_keys_say_so(store: SqliteApiKeyStore) -> None:
     store.create("gone")
 
 
-def test_limits_are_kept_with_the_key(store: SqliteApiKeyStore) -> None:
+def test_limits_are_kept_with_the_key(store: ApiKeyStore) -> None:
     limits = KeyLimits(recipients_per_mail=3, mails_per_hour=7, submissions_per_second=0.5, burst=2)
     _r, secret = store.create("small", limits=limits)
     found = store.authenticate(secret)
@@ -138,7 +145,7 @@ def test_a_caller_sees_its_own_jobs_and_admins_every_one() -> None:
 
 
 def test_the_audit_api_needs_an_admin_key_bearer_or_basic(
-    tmp_path: Path, store: SqliteApiKeyStore
+    tmp_path: Path, store: ApiKeyStore
 ) -> None:
     recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit"))
     job_id = new_job_id()
@@ -160,7 +167,7 @@ def test_the_audit_api_needs_an_admin_key_bearer_or_basic(
 
 
 def test_the_audit_takes_the_shared_audit_api_key_as_an_admin_and_nothing_like_it(
-    tmp_path: Path, store: SqliteApiKeyStore
+    tmp_path: Path, store: ApiKeyStore
 ) -> None:
     recorder = Recorder.open(Settings(audit_dir=tmp_path / "audit"))
     shared_secret = "s3cret-shared-with-the-gateway-only"

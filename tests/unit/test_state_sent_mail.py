@@ -1,4 +1,5 @@
-"""The sent-mail ledger: durable, keyed by job id, first record wins."""
+"""The sent-mail ledger: durable, keyed by job id, first record wins. The contract tests run
+on both backends (`state_settings`); the SQLite file's own on SQLite only."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ from shared.state import open_sent_mail
 from shared.state.sent_mail import MIGRATIONS, SentRecord, SqliteSentLedger
 
 
-def test_a_recorded_job_is_found_again_after_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "ledger" / "sent.sqlite3"
+def test_a_recorded_job_is_found_again_after_reopening(state_settings: Settings) -> None:
     job_id = new_id()
     entry = SentRecord(job_id, f"<{job_id}@jobsuite>", 2, {"x@example.com": "550 no such user"})
-    ledger = SqliteSentLedger.open(path)
+    ledger = open_sent_mail(state_settings)
     assert ledger.lookup(job_id) is None
     ledger.record(entry)
     ledger.close()
 
-    reopened = SqliteSentLedger.open(path)
+    reopened = open_sent_mail(state_settings)
     assert reopened.lookup(job_id) == entry
     assert reopened.lookup(new_id()) is None
+    reopened.close()
 
 
 def test_the_ledger_runs_in_wal_mode(tmp_path: Path) -> None:
@@ -34,13 +35,15 @@ def test_the_ledger_runs_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_the_first_record_of_a_job_is_kept(tmp_path: Path) -> None:
-    ledger = SqliteSentLedger.open(tmp_path / "sent.sqlite3")
+def test_the_first_record_of_a_job_is_kept(state_settings: Settings) -> None:
+    ledger = open_sent_mail(state_settings)
     job_id = new_id()
-    ledger.record(SentRecord(job_id, "<first@jobsuite>", 1))
+    ledger.record(SentRecord(job_id, "<first@jobsuite>", 1, client="alice"))
     ledger.record(SentRecord(job_id, "<second@jobsuite>", 1))
     found = ledger.lookup(job_id)
     assert found is not None and found.message_id == "<first@jobsuite>"
+    assert found.client == "alice"
+    ledger.close()
 
 
 def test_a_ledger_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> None:
@@ -49,8 +52,8 @@ def test_a_ledger_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> No
         SqliteSentLedger.open(tmp_path / "a-file" / "sent.sqlite3")
 
 
-def test_a_closed_ledger_raises_ledger_errors(tmp_path: Path) -> None:
-    ledger = SqliteSentLedger.open(tmp_path / "sent.sqlite3")
+def test_a_closed_ledger_raises_ledger_errors(state_settings: Settings) -> None:
+    ledger = open_sent_mail(state_settings)
     ledger.close()
     with pytest.raises(StateError):
         ledger.lookup(new_id())

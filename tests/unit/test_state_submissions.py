@@ -1,4 +1,6 @@
-"""The submissions store: Idempotency-Key reservations, jobs in doubt, accepted jobs."""
+"""The submissions store: Idempotency-Key reservations, jobs in doubt, accepted jobs. The
+contract tests run on both backends (`state_settings`: SQLite, PostgreSQL); the upgrades of
+old SQLite files on SQLite only."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from shared.state import KEY_TTL_S, Claim, open_submissions
 from shared.state.submissions import MIGRATIONS, SqliteSubmissionLedger
 
 
-def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> None:
-    ledger = SqliteSubmissionLedger.open(tmp_path / "db" / "gateway.sqlite3")
+def test_the_ledger_reserves_replays_conflicts_and_releases(state_settings: Settings) -> None:
+    ledger = open_submissions(state_settings)
     assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
     assert ledger.reserve("k", "fp", "job-2").claim is Claim.IN_PROGRESS
     ledger.accepted("job-1", "render", datetime.now(UTC), "k")
@@ -28,11 +30,15 @@ def test_the_ledger_reserves_replays_conflicts_and_releases(tmp_path: Path) -> N
     assert ledger.reserve("k2", "fp", "job-6").claim is Claim.NEW
     found = ledger.find("job-1")
     assert found is not None and found.type == "render"
+    assert found.submitted_at.tzinfo is not None
     assert ledger.find("job-9") is None
+    ledger.close()
 
 
-def test_the_ledger_keeps_a_job_in_doubt_for_its_key_until_accepted(tmp_path: Path) -> None:
-    ledger = SqliteSubmissionLedger.open(tmp_path / "gateway.sqlite3")
+def test_the_ledger_keeps_a_job_in_doubt_for_its_key_until_accepted(
+    state_settings: Settings,
+) -> None:
+    ledger = open_submissions(state_settings)
     assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
     ledger.in_doubt("k", "job-1", '{"id": "job-1"}')
     retry = ledger.reserve("k", "fp", "job-2")
@@ -40,6 +46,7 @@ def test_the_ledger_keeps_a_job_in_doubt_for_its_key_until_accepted(tmp_path: Pa
     assert ledger.reserve("k", "other", "job-3").claim is Claim.CONFLICT
     ledger.accepted("job-1", "render", datetime.now(UTC), "k")
     assert ledger.reserve("k", "fp", "job-4").claim is Claim.REPLAY
+    ledger.close()
 
 
 def test_the_ledger_opens_a_database_from_before_jobs_in_doubt(tmp_path: Path) -> None:
@@ -95,17 +102,21 @@ def test_the_store_is_a_file_under_the_state_dir_in_wal_mode(tmp_path: Path) -> 
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_keys_are_forgotten_after_a_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ledger = SqliteSubmissionLedger.open(tmp_path / "submissions.sqlite3")
+def test_keys_are_forgotten_after_a_day(
+    state_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = open_submissions(state_settings)
     assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
     ledger.accepted("job-1", "render", datetime.now(UTC), "k")
     later = time.time() + KEY_TTL_S + 1
     monkeypatch.setattr(time, "time", lambda: later)
     assert ledger.reserve("k", "other", "job-2").claim is Claim.NEW
+    assert ledger.reserve("k", "other", "job-3").claim is Claim.IN_PROGRESS
+    ledger.close()
 
 
-def test_a_closed_store_raises_state_errors(tmp_path: Path) -> None:
-    ledger = SqliteSubmissionLedger.open(tmp_path / "submissions.sqlite3")
+def test_a_closed_store_raises_state_errors(state_settings: Settings) -> None:
+    ledger = open_submissions(state_settings)
     ledger.close()
     with pytest.raises(StateError, match="cannot reserve an idempotency key"):
         ledger.reserve("k", "fp", "job-1")
@@ -119,8 +130,8 @@ def test_a_store_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> Non
         open_submissions(Settings(state_dir=tmp_path / "a-file"))
 
 
-def test_mails_are_counted_per_client_within_the_window(tmp_path: Path) -> None:
-    ledger = SqliteSubmissionLedger.open(tmp_path / "s.sqlite3")
+def test_mails_are_counted_per_client_within_the_window(state_settings: Settings) -> None:
+    ledger = open_submissions(state_settings)
     now = datetime.now(UTC)
     ledger.accepted("m1", "mail", now - timedelta(minutes=61), None, "alice", mails=1)
     ledger.accepted("m2", "mail", now - timedelta(minutes=5), None, "alice", mails=1)

@@ -1,0 +1,130 @@
+"""The ApiKeyStore in PostgreSQL (STATE_URL), shared by every host of the suite.
+
+The same rules as `SqliteApiKeyStore`. Where SQLite takes its write lock to check a name and
+write it, `create` takes a transaction-level advisory lock on the name, so two `jobsuite keys
+create NAME` at once give one key and one "exists".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.errors import StateError
+from shared.state.keys import (
+    ApiKey,
+    KeyLimits,
+    check_name,
+    hash_secret,
+    key_from_row,
+    new_secret,
+)
+from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
+
+STORE = "api_keys"
+
+MIGRATIONS: list[PgMigration] = [
+    pg_statements(
+        """CREATE TABLE IF NOT EXISTS api_keys (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            admin BOOLEAN NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            revoked_at TEXT,
+            recipients_per_mail INTEGER NOT NULL,
+            mails_per_hour INTEGER NOT NULL,
+            submissions_per_second DOUBLE PRECISION NOT NULL,
+            burst INTEGER NOT NULL
+        )"""
+    ),
+]
+_COLUMNS = (
+    "name, admin, created_at, expires_at, revoked_at,"
+    " recipients_per_mail, mails_per_hour, submissions_per_second, burst"
+)
+_UPDATE = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in ("hash," + _COLUMNS).split(","))
+
+
+class PostgresApiKeyStore:
+    """The ApiKeyStore in PostgreSQL."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    def open(cls, url: str) -> PostgresApiKeyStore:
+        return cls(open_pool(url, migrations=MIGRATIONS, store=STORE, what="the API key store"))
+
+    def create(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        expires_at: datetime | None = None,
+        limits: KeyLimits | None = None,
+        rotate: bool = False,
+    ) -> tuple[ApiKey, str]:
+        check_name(name)
+        secret = new_secret()
+        record = ApiKey(name, admin, datetime.now(UTC), expires_at, None, limits or KeyLimits())
+        with self._pool.transaction("create an API key") as db:
+            db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"api_keys:{name}",)
+            )
+            row = db.execute(
+                "SELECT revoked_at FROM api_keys WHERE name = %s FOR UPDATE", (name,)
+            ).fetchone()
+            if row is not None and row[0] is None and not rotate:
+                raise StateError(f"a key named {name!r} exists: revoke it, or use --rotate")
+            db.execute(
+                f"INSERT INTO api_keys (hash, {_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" ON CONFLICT (name) DO UPDATE SET {_UPDATE}",
+                (
+                    hash_secret(secret),
+                    name,
+                    admin,
+                    record.created_at.isoformat(),
+                    expires_at.isoformat() if expires_at else None,
+                    None,
+                    record.limits.recipients_per_mail,
+                    record.limits.mails_per_hour,
+                    record.limits.submissions_per_second,
+                    record.limits.burst,
+                ),
+            )
+        return record, secret
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        return self._one("hash", hash_secret(secret))
+
+    def find(self, name: str) -> ApiKey | None:
+        return self._one("name", name)
+
+    def list(self) -> list[ApiKey]:
+        with self._pool.transaction("read the API keys") as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name").fetchall()
+        return [key_from_row(r) for r in rows]
+
+    def revoke(self, name: str) -> ApiKey:
+        now = datetime.now(UTC).isoformat()
+        with self._pool.transaction("revoke an API key") as db:
+            changed = db.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s) WHERE name = %s",
+                (now, name),
+            ).rowcount
+        found = self.find(name)
+        if not changed or found is None:
+            raise StateError(f"no key named {name!r}")
+        return found
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _one(self, column: str, value: str) -> ApiKey | None:
+        with self._pool.transaction("read the API keys") as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE {column} = %s",
+                (value,),
+            ).fetchone()
+        return key_from_row(row) if row else None

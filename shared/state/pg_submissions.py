@@ -1,0 +1,162 @@
+"""The SubmissionLedger in PostgreSQL (STATE_URL), shared by gateway replicas on any host.
+
+The same rules as `SqliteSubmissionLedger`. Where SQLite takes its one write lock
+(`BEGIN IMMEDIATE`), a reservation here relies on the key's primary key: two replicas
+inserting the same key at once wait on each other, `ON CONFLICT DO NOTHING` lets exactly one
+in, and the other reads the winner's row. Expired keys other than this one are swept with
+`SKIP LOCKED`, so two sweeps never wait on (or deadlock with) each other. Should the
+winner's row be released before the loser reads it, the loser tries again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from shared.errors import StateError
+from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
+from shared.state.submissions import KEY_TTL_S, AcceptedJob, Claim, Reservation
+
+STORE = "submissions"
+SWEEP = 500  # expired keys forgotten per reservation, at most
+
+MIGRATIONS: list[PgMigration] = [
+    pg_statements(
+        """CREATE TABLE IF NOT EXISTS idempotency_keys (
+            key TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            done BOOLEAN NOT NULL DEFAULT FALSE,
+            created DOUBLE PRECISION NOT NULL,
+            in_doubt_job TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created)",
+        """CREATE TABLE IF NOT EXISTS accepted_jobs (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            submitted_at TIMESTAMPTZ NOT NULL,
+            client TEXT,
+            mails INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS accepted_jobs_by_client"
+        " ON accepted_jobs (client, submitted_at)",
+    ),
+]
+
+
+class PostgresSubmissionLedger:
+    """The SubmissionLedger in PostgreSQL; every call one short transaction."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    def open(cls, url: str) -> PostgresSubmissionLedger:
+        return cls(
+            open_pool(url, migrations=MIGRATIONS, store=STORE, what="the submissions database")
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation:
+        for _ in range(3):
+            claimed = self._try_reserve(key, fingerprint, job_id)
+            if claimed is not None:
+                return claimed
+        raise StateError(f"cannot reserve an idempotency key: {key!r} keeps changing hands")
+
+    def _try_reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation | None:
+        """The reservation, or None when the row that kept ours out was gone before we read
+        it (its publish failed and it was released in between): then try again."""
+        expired = time.time() - KEY_TTL_S
+        with self._pool.transaction("reserve an idempotency key") as db:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+                " WHERE created < %s AND key <> %s LIMIT %s FOR UPDATE SKIP LOCKED)",
+                (expired, key, SWEEP),
+            )
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE key = %s AND created < %s", (key, expired)
+            )
+            inserted = db.execute(
+                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, fingerprint, job_id, time.time()),
+            ).rowcount
+            row = db.execute(
+                "SELECT fingerprint, job_id, done, in_doubt_job FROM idempotency_keys"
+                " WHERE key = %s",
+                (key,),
+            ).fetchone()
+        if inserted:
+            return Reservation(Claim.NEW, job_id)
+        if row is None:
+            return None
+        earlier_fingerprint, earlier_id, done, in_doubt_job = row
+        if earlier_fingerprint != fingerprint:
+            return Reservation(Claim.CONFLICT, earlier_id)
+        if done:
+            return Reservation(Claim.REPLAY, earlier_id)
+        if in_doubt_job is not None:
+            return Reservation(Claim.IN_DOUBT, earlier_id, in_doubt_job)
+        return Reservation(Claim.IN_PROGRESS, earlier_id)
+
+    def release(self, key: str, job_id: str) -> None:
+        with self._pool.transaction("release an idempotency key") as db:
+            db.execute("DELETE FROM idempotency_keys WHERE key = %s AND job_id = %s", (key, job_id))
+
+    def in_doubt(self, key: str, job_id: str, job: str) -> None:
+        with self._pool.transaction("keep a job in doubt") as db:
+            db.execute(
+                "UPDATE idempotency_keys SET in_doubt_job = %s WHERE key = %s AND job_id = %s",
+                (job, key, job_id),
+            )
+
+    def accepted(
+        self,
+        job_id: str,
+        job_type: str,
+        submitted_at: datetime,
+        key: str | None,
+        client: str | None = None,
+        mails: int = 0,
+    ) -> None:
+        with self._pool.transaction("record an accepted job") as db:
+            db.execute(
+                "INSERT INTO accepted_jobs (id, type, submitted_at, client, mails)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " type = EXCLUDED.type, submitted_at = EXCLUDED.submitted_at,"
+                " client = EXCLUDED.client, mails = EXCLUDED.mails",
+                (job_id, job_type, _aware(submitted_at), client, mails),
+            )
+            if key is not None:
+                db.execute(
+                    "UPDATE idempotency_keys SET done = TRUE, in_doubt_job = NULL"
+                    " WHERE key = %s AND job_id = %s",
+                    (key, job_id),
+                )
+
+    def find(self, job_id: str) -> AcceptedJob | None:
+        with self._pool.transaction("read the accepted jobs") as db:
+            row = db.execute(
+                "SELECT id, type, submitted_at, client FROM accepted_jobs WHERE id = %s",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return AcceptedJob(row[0], row[1], row[2].astimezone(UTC), row[3])
+
+    def mails_since(self, client: str, since: datetime) -> int:
+        with self._pool.transaction("count accepted mails") as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(mails), 0) FROM accepted_jobs"
+                " WHERE client = %s AND submitted_at >= %s",
+                (client, _aware(since)),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _aware(moment: datetime) -> datetime:
+    """A naive time is UTC, as SQLite's ledger takes it."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

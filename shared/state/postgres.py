@@ -1,0 +1,135 @@
+"""PostgreSQL plumbing of the state stores (STATE_URL=postgresql://…): one database for all.
+
+`open_pool` opens a small psycopg connection pool on the URL as given (its options, such as
+`sslmode`, are libpq's), checks each connection as it is taken (one left broken by a server
+restart is replaced, not handed out), and brings the store's schema up to date.
+
+Schema versions live in the table `jobsuite_schema` (one row per store): migration N
+(counting from 1) takes a store from version N-1 to N. They run in one transaction that first
+takes a transaction-level advisory lock, so replicas starting at once apply each migration
+exactly once, and a failed migration leaves the database as it was.
+
+Every psycopg error (the server down, a pool with no connection free within its timeout, a
+closed pool) becomes StateError, as SQLite's do; a URL's password never appears in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from shared.errors import StateError
+from shared.state.pg_url import masked
+
+PgMigration = Callable[[psycopg.Connection], None]
+# Any number, the same in every release: the lock every store's migrations take.
+MIGRATION_LOCK = 0x6A6F6273  # "jobs"
+MIN_CONNECTIONS = 1
+MAX_CONNECTIONS = 4
+# Seconds: a connection attempt (unless the URL says); waiting for a free connection.
+CONNECT_TIMEOUT_S = 5
+CHECKOUT_TIMEOUT_S = 5
+OPEN_TIMEOUT_S = 10
+
+
+def pg_statements(*sql: str) -> PgMigration:
+    """A migration made of plain SQL statements, run in the migration's transaction."""
+
+    def apply(db: psycopg.Connection) -> None:
+        for statement in sql:
+            db.execute(statement)
+
+    return apply
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """An error's text without the URL's password, should libpq ever quote it."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
+
+
+def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: str) -> Pool:
+    """A pool on the database at `url`, `store`'s schema at the newest version. StateError
+    ("cannot open <what> at <masked url>: …") when that fails."""
+    kwargs: dict[str, object] = {"autocommit": True}
+    try:
+        if "connect_timeout" not in conninfo_to_dict(url):
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    except psycopg.Error as e:
+        raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from None
+    pool = ConnectionPool(
+        url,
+        kwargs=kwargs,
+        min_size=MIN_CONNECTIONS,
+        max_size=MAX_CONNECTIONS,
+        timeout=CHECKOUT_TIMEOUT_S,
+        check=ConnectionPool.check_connection,
+        name=f"jobsuite-{store}",
+        open=False,
+    )
+    try:
+        pool.open(wait=True, timeout=OPEN_TIMEOUT_S)
+        with pool.connection() as db:
+            migrate(db, store, migrations)
+    except (psycopg.Error, StateError) as e:
+        pool.close()
+        raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from e
+    return Pool(pool, url)
+
+
+class Pool:
+    """A store's connection pool; every use a short transaction, errors as StateError."""
+
+    def __init__(self, pool: ConnectionPool, url: str) -> None:
+        self._pool = pool
+        self._url = url
+
+    @contextmanager
+    def transaction(self, doing: str) -> Iterator[psycopg.Connection]:
+        """A connection inside one transaction (committed when the block ends cleanly);
+        psycopg's errors as StateError("cannot <doing>: …")."""
+        try:
+            with self._pool.connection() as db, db.transaction():
+                yield db
+        except psycopg.Error as e:
+            raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def schema_version(db: psycopg.Connection, store: str) -> int:
+    row = db.execute("SELECT version FROM jobsuite_schema WHERE store = %s", (store,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: psycopg.Connection, store: str, migrations: Sequence[PgMigration]) -> None:
+    """Apply the migrations `store` has not had yet, under the advisory lock; StateError when
+    its version is newer than `migrations` know (an older release on a newer database)."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS jobsuite_schema ("
+            " store TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        version = schema_version(db, store)
+        if version > len(migrations):
+            raise StateError(
+                f"its schema version {version} is newer than this release knows ({len(migrations)})"
+            )
+        for migration in migrations[version:]:
+            migration(db)
+        if version < len(migrations):
+            db.execute(
+                "INSERT INTO jobsuite_schema (store, version) VALUES (%s, %s)"
+                " ON CONFLICT (store) DO UPDATE SET version = EXCLUDED.version",
+                (store, len(migrations)),
+            )

@@ -1,0 +1,288 @@
+"""The shared state in PostgreSQL (STATE_URL): replicas racing for one Idempotency-Key,
+replicas migrating one database at once, an outage as StateError, a URL's password never
+shown, and the gateway answering one job for a key submitted twice."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.config import Settings
+from shared.errors import StateError
+from shared.state import (
+    Claim,
+    Reservation,
+    SubmissionLedger,
+    open_api_keys,
+    open_checkpoints,
+    open_sent_mail,
+    open_submissions,
+)
+from shared.state.postgres import MIGRATION_LOCK
+from tests.support.gateway import in_process_gateway
+from tests.support.postgres import query
+from tests.support.tcpproxy import TcpProxy
+from tests.unit.test_gateway_in_doubt import RENDER, ScriptedPublisher
+
+T = TypeVar("T")
+OPENERS = (open_submissions, open_sent_mail, open_checkpoints, open_api_keys)
+
+
+def at_once(count: int, work: Callable[[int], T]) -> list[T]:
+    """`work(i)` for i in range(count), each on its own thread, started together."""
+    start = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        start.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def until_up(
+    call: Callable[[], T], ok: Callable[[T], bool] = lambda _r: True, within_s: float = 40
+) -> T:
+    """`call()` again until it raises no StateError and its answer is `ok`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            answer = call()
+            if ok(answer) or time.monotonic() > deadline:
+                return answer
+        except StateError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Settings:
+    return Settings(state_url=postgres_url)
+
+
+@pytest.fixture
+def two_replicas(pg: Settings) -> Iterator[tuple[SubmissionLedger, SubmissionLedger]]:
+    """Two gateway replicas' ledgers: two pools on one database."""
+    first, second = open_submissions(pg), open_submissions(pg)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_two_replicas_racing_one_idempotency_key_make_exactly_one_winner(
+    two_replicas: tuple[SubmissionLedger, SubmissionLedger],
+) -> None:
+    for round_ in range(20):
+        key = f"order-{round_}"
+        claims = at_once(8, partial(_reserve, two_replicas, key))
+        winners = [c for c in claims if c.claim is Claim.NEW]
+        assert len(winners) == 1, claims
+        assert {c.claim for c in claims} - {Claim.NEW} == {Claim.IN_PROGRESS}
+        assert {c.job_id for c in claims} == {winners[0].job_id}  # every loser names it
+
+
+def _reserve(replicas: tuple[SubmissionLedger, SubmissionLedger], key: str, i: int) -> Reservation:
+    return replicas[i % 2].reserve(key, "fp", f"{key}-job-{i}")
+
+
+def test_a_key_released_by_one_replica_is_free_on_the_other(
+    two_replicas: tuple[SubmissionLedger, SubmissionLedger],
+) -> None:
+    first, second = two_replicas
+    assert first.reserve("k", "fp", "job-1").claim is Claim.NEW
+    assert second.reserve("k", "fp", "job-2").claim is Claim.IN_PROGRESS
+    first.release("k", "job-1")
+    assert second.reserve("k", "fp", "job-3").claim is Claim.NEW
+
+
+def test_replicas_reserving_and_releasing_one_key_never_see_it_vanish(
+    two_replicas: tuple[SubmissionLedger, SubmissionLedger],
+) -> None:
+    """A publish that fails releases its key while another replica's insert lost to it: the
+    loser reads no row, and tries again rather than failing."""
+
+    def churn(i: int) -> set[Claim]:
+        seen = set()
+        for n in range(40):
+            claim = _reserve(two_replicas, "hot", i * 100 + n)
+            seen.add(claim.claim)
+            if claim.claim is Claim.NEW:
+                two_replicas[i % 2].release("hot", claim.job_id)
+        return seen
+
+    seen = set().union(*at_once(8, churn))
+    assert seen <= {Claim.NEW, Claim.IN_PROGRESS} and Claim.NEW in seen
+
+
+def test_replicas_migrating_a_new_database_at_once_apply_each_version_once(
+    pg: Settings,
+) -> None:
+    def open_all(i: int) -> None:
+        opener = OPENERS[i % len(OPENERS)]
+        opener(pg).close()
+
+    at_once(12, open_all)
+    versions = query(pg.state_url, "SELECT store, version FROM jobsuite_schema ORDER BY store")
+    assert versions == [("api_keys", 1), ("checkpoints", 1), ("sent_mail", 1), ("submissions", 1)]
+    tables = query(
+        pg.state_url,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    )
+    assert [t for (t,) in tables] == [
+        "accepted_jobs",
+        "api_keys",
+        "checkpoints",
+        "idempotency_keys",
+        "jobsuite_schema",
+        "sent",
+    ]
+
+
+def _open_every_store(url: str) -> None:
+    for opener in OPENERS:
+        opener(Settings(state_url=url)).close()
+
+
+def test_processes_migrating_a_new_database_at_once_all_start(pg: Settings) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_open_every_store, args=(pg.state_url,)) for _ in range(4)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    assert len(query(pg.state_url, "SELECT * FROM jobsuite_schema")) == len(OPENERS)
+
+
+def test_a_database_newer_than_this_release_is_refused(pg: Settings) -> None:
+    open_submissions(pg).close()
+    query(pg.state_url, "UPDATE jobsuite_schema SET version = 99 WHERE store = 'submissions'")
+    with pytest.raises(StateError, match="schema version 99 is newer than this release"):
+        open_submissions(pg)
+
+
+def test_migrations_wait_for_the_advisory_lock(pg: Settings) -> None:
+    import psycopg
+
+    with psycopg.connect(pg.state_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        opened: list[object] = []
+        t = threading.Thread(target=lambda: opened.append(open_sent_mail(pg)))
+        t.start()
+        t.join(1)
+        assert t.is_alive() and not opened  # waiting on the lock
+    t.join(10)
+    assert opened
+    opened[0].close()  # type: ignore[attr-defined]
+
+
+def test_an_unreachable_server_is_a_state_error_without_the_password() -> None:
+    url = "postgresql://jobsuite:s3cret-pw@127.0.0.1:1/state?connect_timeout=1"
+    with pytest.raises(StateError) as e:
+        open_submissions(Settings(state_url=url))
+    message = str(e.value)
+    assert message.startswith("cannot open the submissions database at ")
+    assert "postgresql://jobsuite:***@127.0.0.1:1/state" in message
+    assert "s3cret-pw" not in message
+
+
+def test_an_outage_is_a_state_error_and_the_store_recovers(postgres_url: str) -> None:
+    with TcpProxy(upstream_port=5432) as proxy:
+        url = proxy.url(postgres_url)
+        ledger = open_submissions(Settings(state_url=url))
+        try:
+            assert ledger.reserve("k", "fp", "job-1").claim is Claim.NEW
+            proxy.reset()
+            with pytest.raises(StateError, match="cannot reserve an idempotency key"):
+                ledger.reserve("k2", "fp", "job-2")
+            with pytest.raises(StateError, match="cannot read the accepted jobs"):
+                ledger.find("job-1")
+            proxy.pass_through()
+            # The pool reconnects with a growing back-off: back within its longest step.
+            assert until_up(lambda: ledger.reserve("k", "fp", "job-3")).claim is Claim.IN_PROGRESS
+        finally:
+            ledger.close()
+
+
+def test_two_key_creations_of_one_name_at_once_give_one_key(pg: Settings) -> None:
+    stores = [open_api_keys(pg) for _ in range(2)]
+
+    def create(i: int) -> str:
+        try:
+            stores[i % 2].create("alice")
+            return "made"
+        except StateError as e:
+            return str(e)
+
+    outcomes = at_once(6, create)
+    assert outcomes.count("made") == 1, outcomes
+    for store in stores:
+        store.close()
+
+
+def test_the_gateway_with_state_in_postgres_takes_one_job_for_a_key_sent_twice(
+    pg: Settings, tmp_path: Path
+) -> None:
+    publisher = ScriptedPublisher()
+    with in_gateway(publisher, tmp_path, pg.state_url) as http:
+        key = {"Idempotency-Key": "order-1"}
+        first = http.post("/jobs/render", json=RENDER, headers=key)
+        again = http.post("/jobs/render", json=RENDER, headers=key)
+        different = {"template": "document", "data": {"blocks": ["another"]}}
+        other = http.post("/jobs/render", json=different, headers=key)
+    assert (first.status_code, again.status_code) == (202, 202), (first.text, again.text)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 409, other.text
+    assert len(publisher.jobs) == 1
+    assert query(pg.state_url, "SELECT id FROM accepted_jobs") == [(first.json()["id"],)]
+    assert not (tmp_path / "state" / "submissions.sqlite3").exists()
+
+
+def test_the_gateway_answers_503_while_postgres_is_unreachable(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    publisher = ScriptedPublisher()
+    with TcpProxy(upstream_port=5432) as proxy:
+        url = proxy.url(postgres_url)
+        with in_gateway(publisher, tmp_path, url) as http:
+            proxy.reset()
+            down = http.post("/jobs/render", json=RENDER, headers={"Idempotency-Key": "k"})
+            proxy.pass_through()
+            up = until_up(
+                lambda: http.post("/jobs/render", json=RENDER, headers={"Idempotency-Key": "k"}),
+                ok=lambda r: r.status_code != 503,
+            )
+    assert down.status_code == 503, down.text
+    assert down.headers["Retry-After"]
+    assert up.status_code == 202, up.text
+    assert len(publisher.jobs) == 1
+
+
+def in_gateway(
+    publisher: ScriptedPublisher, tmp_path: Path, url: str
+) -> AbstractContextManager[TestClient]:
+    return in_process_gateway(publisher, tmp_path / "blobs", state_url=url)
+
+
+def test_state_url_may_come_from_a_file_and_is_never_in_the_settings_repr(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "state_url"
+    secret.write_text("postgresql://jobsuite:s3cret-pw@db:5432/jobsuite?sslmode=require\n")
+    settings = Settings.from_env({"STATE_URL_FILE": str(secret)})
+    assert settings.state_url == "postgresql://jobsuite:s3cret-pw@db:5432/jobsuite?sslmode=require"
+    assert "s3cret-pw" not in repr(settings)
+    assert replace(settings, state_url="").state_url == ""
