@@ -52,19 +52,20 @@ class HttpMetrics:
 
 
 def route_template(routes: list[BaseRoute], scope: Scope) -> str:
-    """The template of the route that answers `scope` (a route of another method counts: its
-    405 is about that route), else `other`."""
+    """The template of the route among `routes` that answers `scope` (a route of another
+    method counts: its 405 is about that route), else `other`."""
     partial: str | None = None
     for route in routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return _path_of(route)
+            return path_of(route)
         if match is Match.PARTIAL and partial is None:
-            partial = _path_of(route)
+            partial = path_of(route)
     return partial or OTHER
 
 
-def _path_of(route: BaseRoute) -> str:
+def path_of(route: object) -> str:
+    """A route's path template (`/jobs/{job_id}`; a mount's prefix), else `other`."""
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else OTHER
 
@@ -87,9 +88,7 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        # Matched before the app runs: routing changes the scope (a mount's root_path).
-        app: Any = scope.get("app")
-        route = route_template(list(getattr(app, "routes", [])), dict(scope))
+        before = dict(scope)  # routing changes the scope (a mount's root_path)
         status = 500  # an exception with no answer sent: the server answers 500
 
         async def send_counting(message: Message) -> None:
@@ -102,11 +101,23 @@ class CountRequests:
             await self.app(scope, receive, send_counting)
         finally:
             self.metrics.observe(
-                route,
+                _route_label(scope, before),
                 method_label(str(scope.get("method", ""))),
                 status,
                 time.perf_counter() - started,
             )
+
+
+def _route_label(scope: Scope, before: Scope) -> str:
+    """The route the router chose (it sets `scope["route"]`); for a request answered before
+    routing (a 401, a foreign Host) the app's own routes are matched, and one only an
+    included router holds is `other`."""
+    chosen = scope.get("route")
+    if chosen is not None:
+        return path_of(chosen)
+    app: Any = scope.get("app")
+    routes = [r for r in getattr(app, "routes", []) if isinstance(getattr(r, "path", None), str)]
+    return route_template(routes, before)
 
 
 def install(app: FastAPI, registry: CollectorRegistry) -> HttpMetrics:
