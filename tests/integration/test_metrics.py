@@ -7,6 +7,7 @@ import io
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from services.gateway.app import create_app
 from shared.config import Settings
 from shared.messages import Job
 from tests.conftest import SpawnFn
+from tests.support.audit import make_event, new_job_id, publish_event, start_audit
 from tests.support.broker import TestBroker
 from tests.support.gateway import closed_url
 from tests.support.keys import admin_key, bearer
@@ -128,3 +130,19 @@ def test_a_worker_whose_metrics_port_is_taken_exits_2_with_one_line(
     tail = second.tail()
     assert f"jobsuite: configuration error: METRICS_PORT {port} " in tail
     assert "Traceback" not in tail
+
+
+def test_the_audit_counts_the_events_it_records_and_its_lag_over_http(
+    spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path
+) -> None:
+    audit = start_audit(spawn, settings, tmp_path / "audit")
+    job_ids = [new_job_id() for _ in range(3)]
+    for job_id in job_ids:
+        publish_event(broker, make_event("job.started", job_id))
+    url = f"{audit.url}/metrics"  # no key: open like /healthz
+    text = scrape(url, "jobsuite_audit_events_total", 3.0, event="job.started")
+    assert sample(text, "jobsuite_audit_events_total", event="job.started") == 3.0
+    assert sample(text, "jobsuite_audit_events_total", event="job.dead") == 0.0
+    assert sample(text, "jobsuite_audit_lag_events") == 0.0  # nothing left waiting
+    assert not any(job_id in text for job_id in job_ids)
+    assert httpx.get(f"{audit.url}/jobs/{job_ids[0]}", timeout=5).status_code == 401
