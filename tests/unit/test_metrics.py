@@ -5,6 +5,7 @@ METRICS_PORT as one configuration line."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from shared.worker.settle import Settler
 from tests.support.keys import bearer, make_key
 from tests.support.stub_channel import StubChannel
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
+from tests.unit.test_worker_consumer import Rig
 
 RENDER = {"template": "document", "data": {"blocks": ["x"]}}
 IDS = ("00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002")
@@ -353,3 +355,40 @@ def test_the_audit_lag_is_the_ready_count_asked_at_most_every_interval() -> None
     probe.probe_when_due()
     assert metrics.registry.get_sample_value("jobsuite_audit_lag_events") == 3
     assert connection.opened == 2
+
+
+def test_a_running_job_is_in_progress_and_its_handler_time_is_observed_once(
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+    running = threading.Event()
+
+    def handler(job: Job, blobs: object) -> list[str]:
+        running.set()
+        release.wait(5)
+        return []
+
+    rig = Rig(tmp_path, handler)
+    metrics = WorkerMetrics(CollectorRegistry(), "tester", ["resize"])
+    rig.consumer.course.settler.metrics = metrics
+    get = metrics.registry.get_sample_value
+    try:
+        rig.deliver(Job(type="resize"))
+        assert running.wait(5)
+        assert get("jobsuite_jobs_in_progress", {"type": "resize"}) == 1.0
+        release.set()
+        rig.settle_until(rig.settled(1))
+        deadline = time.monotonic() + 5
+        while get("jobsuite_jobs_in_progress", {"type": "resize"}) != 0.0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert get("jobsuite_job_duration_seconds_count", {"type": "resize"}) == 1.0
+        assert get("jobsuite_jobs_total", {"type": "resize", "outcome": "succeeded"}) == 1.0
+        # Not a job at all: a dead letter, under the type of the queue it came from.
+        rig.channel.deliver(b"not json")
+        rig.settle_until(rig.settled(2))
+        assert get("jobsuite_jobs_total", {"type": "resize", "outcome": "dead"}) == 1.0
+    finally:
+        release.set()
+        rig.job_thread.close()
+        rig.io.close()
