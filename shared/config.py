@@ -218,6 +218,25 @@ class Settings:
         default_from=_console_on_a_terminal,
     )
 
+    # Metrics (Prometheus, docs/operations.md#metrics): the gateway and the audit serve
+    # /metrics on their own HTTP ports; a worker serves it only on METRICS_PORT.
+    metrics_port: int | None = setting(
+        "METRICS_PORT",
+        None,
+        parse.optional_port,
+        "a worker's Prometheus `/metrics` port (resizer, renderer, mailer); unset or empty:"
+        " no listener. A port in use stops the worker with one line (exit 2). Compose sets"
+        " `9100`",
+        shown="unset (no listener)",
+    )
+    metrics_host: str = setting(
+        "METRICS_HOST",
+        "127.0.0.1",
+        parse.text,
+        "where a worker's `/metrics` listens (compose sets `0.0.0.0`); open to anyone who"
+        " can reach it, and it shows only counts by job type and outcome",
+    )
+
     # Every HTTP service (gateway, audit read API, mail view): shared/http_guard.py.
     allowed_hosts: tuple[str, ...] = setting(
         "ALLOWED_HOSTS",

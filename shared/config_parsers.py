@@ -73,6 +73,11 @@ def state_url(raw: str) -> str:
 _AMQP_URL_SHAPE = "must look like amqp://user:pass@host:port/vhost (amqps:// for TLS)"
 
 
+def optional_port(raw: str) -> int | None:
+    """A port number, or None for an empty value (the setting left unset)."""
+    return None if raw == "" else port(raw)
+
+
 def amqp_url(raw: str) -> str:
     """The broker's URL: scheme amqp or amqps, a host, a port if any in range; the rest
     (the vhost, query options) is pika's to read."""

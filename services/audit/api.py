@@ -1,9 +1,10 @@
 """The read API (FastAPI): what happened to a job, the jobs by status and type, the events in
 log order, counts. Read-only; answers from the SQLite read model.
 
-Every route but `/healthz` needs an admin key (the shared key store): `Authorization: Bearer
-<key>`, or HTTP Basic with the key as the password, which is what a browser asks for after
-the 401's `WWW-Authenticate: Basic`. `keys` None (AUTH_DISABLED) leaves it open."""
+Every route but `/healthz` and `/metrics` needs an admin key (the shared key store):
+`Authorization: Bearer <key>`, or HTTP Basic with the key as the password, which is what a
+browser asks for after the 401's `WWW-Authenticate: Basic`. `keys` None (AUTH_DISABLED)
+leaves it open. `/metrics` shows counts by event name and route template only."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from services.audit.queries import Queries
-from shared import apidocs
+from shared import apidocs, http_metrics
 from shared.auth import BASIC_CHALLENGE, RequireKey
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
@@ -62,15 +64,17 @@ def create_app(
     *,
     keys: ApiKeyStore | None,
     guard: GuardPolicy | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> FastAPI:
     """`keys`: the API key store (None: AUTH_DISABLED); `guard`: the Host/Origin policy
-    (shared/http_guard.py), loopback names by default."""
+    (shared/http_guard.py), loopback names by default; `metrics`: the service's registry,
+    served on `/metrics` with the API's request counts (a new one when not given)."""
     app = FastAPI(
         title="jobsuite audit",
         version="1",
         description="The audit read model: every job's status and its event history."
-        " Every route but /healthz needs an admin API key (Bearer, or the password of HTTP"
-        " Basic).",
+        " Every route but /healthz and /metrics needs an admin API key (Bearer, or the"
+        " password of HTTP Basic).",
         docs_url=None,
         redoc_url=None,
     )
@@ -81,9 +85,12 @@ def create_app(
         challenge=BASIC_CHALLENGE,
         basic=True,
         admin_only=True,
-        open_paths={"/healthz"},  # its schema and docs describe the log: admins only
+        # Its schema and docs describe the log: admins only. /metrics: counts by event name
+        # and route template, for a Prometheus that has no key.
+        open_paths={"/healthz", "/metrics"},
     )
     app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
+    http_metrics.install(app, metrics or CollectorRegistry())  # outermost: counts refusals too
 
     @app.exception_handler(sqlite3.Error)
     async def read_model_unavailable(_request: Request, exc: sqlite3.Error) -> JSONResponse:

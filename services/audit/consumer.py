@@ -18,6 +18,7 @@ from collections.abc import Callable
 from services.audit.announce import DeadAnnouncer
 from services.audit.deadletters import dead_event, read_dead_letter
 from services.audit.health import WriteHealth
+from services.audit.metrics import AuditMetrics, LagProbe
 from services.audit.recorder import Entry, Recorder
 from shared.amqp import Connection, Delivery, broker_user, compute_backoff, connect
 from shared.config import Settings
@@ -55,9 +56,11 @@ class AuditConsumer:
         instance: str,
         stopping: threading.Event,
         health: WriteHealth | None = None,
+        metrics: AuditMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.health = health or WriteHealth([])
+        self.metrics = metrics or AuditMetrics()
         self.recorder = recorder
         self.instance = instance
         self.names = Names(settings.namespace)
@@ -106,7 +109,9 @@ class AuditConsumer:
             channel.consume(queue, _collect(pending, source), on_cancel=_note(cancelled, queue))
         self.consuming.set()
         log.info("consuming", queues=[self.names.audit_events_queue, self.names.audit_dead_queue])
+        lag = LagProbe(connection, self.names.audit_events_queue, self.metrics)
         while not self.stopping.is_set():
+            lag.probe_when_due()
             connection.pump(_PUMP_S)
             while pending and len(pending) < BATCH_MAX:
                 before = len(pending)
@@ -132,13 +137,15 @@ class AuditConsumer:
         entries = [entry for s, d in batch if (entry := self._entry(s, d)) is not None]
         try:
             # The log, the read model and the checkpoint: all written, or no ack.
-            self.recorder.record(entries)
+            records = self.recorder.record(entries)
         except (OSError, sqlite3.Error, StateError) as e:
             log.exception("recording_failed")
             reason = f"recording failed: {type(e).__name__}: {e}"
             self.health.failed(reason)
             raise RecordingFailed(reason) from e
         self.health.succeeded()
+        for record in records:  # new ones only: a redelivered copy is not recorded twice
+            self.metrics.recorded(str(record.event.get("event")))
         announcer.announce([entry[1] for entry in entries if entry[0] == "dead"])
         last = batch[-1][1]
         last.channel.ack(last, multiple=True)

@@ -18,6 +18,7 @@ from services.audit.checkpointing import Checkpointer
 from services.audit.consumer import AuditConsumer
 from services.audit.health import WriteHealth
 from services.audit.lock import AuditDirBusy, DirLock
+from services.audit.metrics import AuditMetrics
 from services.audit.queries import Queries
 from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
@@ -101,8 +102,14 @@ def _run_locked(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     health = WriteHealth([recorder.audit_log.directory, settings.state_dir])
+    metrics = AuditMetrics()  # this service's own registry, served on the read API's /metrics
     consumer = AuditConsumer(
-        settings, recorder, instance=instance_name(), stopping=stopping, health=health
+        settings,
+        recorder,
+        instance=instance_name(),
+        stopping=stopping,
+        health=health,
+        metrics=metrics,
     )
     try:
         keys = None if settings.auth_disabled else _key_store(settings)
@@ -114,6 +121,7 @@ def _run_locked(settings: Settings) -> int:
             health.stalled,
             keys=keys,
             guard=guard,
+            metrics=metrics.registry,
         )
         api = ApiThread(app, settings.audit_host, settings.audit_port)
         api.start()

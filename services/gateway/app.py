@@ -18,7 +18,7 @@ from services.gateway import apidoc, job_routes, rejections, submit_routes
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import BEARER, SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
-from shared import apidocs
+from shared import apidocs, http_metrics
 from shared.auth import RequireKey, warn_if_disabled
 from shared.config import Settings
 from shared.http_guard import GuardPolicy, HttpGuard
@@ -73,6 +73,9 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     # Added last, so outermost: a foreign Host or Origin is refused before anything reads the
     # request (and a CORS preflight is answered before a key is asked for).
     app.add_middleware(HttpGuard, policy=guard_policy(settings))
+    # Outermost of all: every request counted, refusals of the middleware above too; the
+    # /metrics route itself is open (shared.auth.OPEN_PATHS) and not rate limited.
+    http_metrics.install(app, gateway.metrics.registry)
     rejections.install(app, gateway.submitter.publish_rejection)
     app.include_router(submit_routes.router, dependencies=BEARER)
     app.include_router(job_routes.router, dependencies=BEARER)

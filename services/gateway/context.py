@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 
+from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.ratelimit import SubmissionRate
 from services.gateway.status import AuditClient, JobLookup
@@ -41,16 +42,25 @@ class Gateway:
     limits: Limits  # each job type's, by name
     keys: ApiKeyStore | None  # None: AUTH_DISABLED
     rate: SubmissionRate  # submissions per second, per key
+    metrics: GatewayMetrics  # this app's own registry, served on /metrics
 
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
         instance = instance_name()
+        metrics = GatewayMetrics()
         blobs = open_blob_store(settings)
         ledger = open_submissions(settings)
-        publisher = publisher or Publisher(settings, name=connection_name(settings, instance))
+        publisher = publisher or Publisher(
+            settings, name=connection_name(settings, instance), confirms=metrics.confirms
+        )
         audit = AuditClient(settings.audit_url, api_key=settings.audit_api_key)
         submitter = Submitter(
-            Names(settings.namespace), publisher, blobs, ledger, EventSource(SERVICE, instance)
+            Names(settings.namespace),
+            publisher,
+            blobs,
+            ledger,
+            EventSource(SERVICE, instance),
+            on_accepted=metrics.accepted,
         )
         return cls(
             settings=settings,
@@ -63,6 +73,7 @@ class Gateway:
             limits=limits_of(settings),
             keys=None if settings.auth_disabled else open_api_keys(settings),
             rate=SubmissionRate(),
+            metrics=metrics,
         )
 
     def start(self) -> None:

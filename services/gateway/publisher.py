@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from shared.amqp import Channel, Connection, compute_backoff, connect_once
+from shared.amqp import Channel, ConfirmObserver, Connection, compute_backoff, connect_once
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
@@ -107,9 +107,11 @@ class Publisher:
         name: str,
         threads: int | None = None,
         connector: Connector = connect_dropping_when_blocked,
+        confirms: ConfirmObserver | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
+        self._confirms = confirms  # each confirm's latency (jobsuite_publish_confirm_seconds)
         self._connector = connector
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"publisher-{i}", daemon=True)
@@ -226,7 +228,7 @@ class Publisher:
             return None
         try:
             ensure_topology(connection, self.settings)
-            channel = connection.channel(confirm=True)
+            channel = connection.channel(confirm=True, confirms=self._confirms)
         except BrokerError as e:
             self._last_error = str(e)
             connection.close()

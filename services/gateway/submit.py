@@ -12,6 +12,7 @@ full disk under STATE_DIR): that is logged, never a 500 that would make the clie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.gateway.keychecks import mails_in
@@ -55,12 +56,16 @@ class Submitter:
         blobs: BlobStore,
         ledger: SubmissionLedger,
         source: EventSource,
+        *,
+        on_accepted: Callable[[str], None] = lambda _job_type: None,
     ) -> None:
         self.names = names
         self.publisher = publisher
         self.blobs = blobs
         self.ledger = ledger
         self.source = source
+        # Told the type of each job the broker confirmed (not replays): the metrics.
+        self.on_accepted = on_accepted
 
     def submit(self, job: Job, fingerprint: str, key: str | None) -> Accepted:
         try:
@@ -124,6 +129,7 @@ class Submitter:
             ) from None
         # Confirmed: the job is queued and will run, so from here the answer is 202 whatever
         # fails (a 500 would make the client send it again: a second mail).
+        self.on_accepted(job.type)
         try:
             mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
             self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client, mails)

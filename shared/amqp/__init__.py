@@ -12,7 +12,7 @@ line naming its cause) and `pika_logs` (pika's own lines dropped while a thread 
 from __future__ import annotations
 
 from shared.amqp.backoff import compute_backoff
-from shared.amqp.channel import Channel, Delivery, Settles
+from shared.amqp.channel import Channel, ConfirmObserver, Delivery, Settles
 from shared.amqp.connection import (
     BLOCKED_CONNECTION_TIMEOUT_S,
     Connection,
@@ -26,6 +26,7 @@ from shared.amqp.pika_private import send_frames_together
 __all__ = [
     "BLOCKED_CONNECTION_TIMEOUT_S",
     "Channel",
+    "ConfirmObserver",
     "Connection",
     "Delivery",
     "Settles",

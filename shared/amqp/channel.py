@@ -23,6 +23,12 @@ from shared.errors import BrokerUnavailable, PublishNacked
 PERSISTENT = pika.DeliveryMode.Persistent
 
 
+class ConfirmObserver(Protocol):
+    """Told each message's confirm latency (shared.metrics.ConfirmLatency)."""
+
+    def observe(self, seconds: float) -> None: ...
+
+
 class Settles(Protocol):
     """What settles a delivery: the channel it came from."""
 
@@ -63,6 +69,7 @@ class Channel:
         app_id: str,
         confirm: bool = False,
         user_id: str | None = None,
+        confirms: ConfirmObserver | None = None,
     ) -> None:
         self._raw = raw
         self._app_id = app_id
@@ -70,6 +77,8 @@ class Channel:
         self._confirm = confirm
         self._next_tag = 1
         self._unconfirmed: dict[int, str] = {}
+        self._confirms = confirms
+        self._sent_at: dict[int, float] = {}  # only with `confirms`: when each was sent
         self._refused: list[str] = []
         if confirm:
             self._select_confirms()
@@ -178,6 +187,8 @@ class Channel:
             impl = pika_private.channel_impl(self._raw)
             impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
         self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
+        if self._confirms is not None:
+            self._sent_at[self._next_tag] = time.monotonic()
         self._next_tag += 1
 
     def wait_for_confirms(self) -> None:
@@ -197,8 +208,12 @@ class Channel:
             if method.multiple
             else [method.delivery_tag]
         )
+        now = time.monotonic()
         for tag in tags:
             what = self._unconfirmed.pop(tag, "?")
+            sent = self._sent_at.pop(tag, None)
+            if sent is not None and self._confirms is not None:
+                self._confirms.observe(now - sent)
             if isinstance(method, pika.spec.Basic.Nack):
                 self._refused.append(f"{what}: nacked by the broker (queue full?)")
 

@@ -16,7 +16,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.amqp.backoff import compute_backoff
 from shared.amqp.blocked import BlockedWatch
-from shared.amqp.channel import Channel
+from shared.amqp.channel import Channel, ConfirmObserver
 from shared.amqp.connect_errors import SETTING, URL_FORM, connect_failure
 from shared.amqp.errors import broker_errors
 from shared.amqp.pika_logs import quiet_while_connecting
@@ -63,11 +63,14 @@ class Connection:
         it stays set on a connection dropped for it (`when_blocked="drop"`)."""
         return self._blocked.reason if self._blocked is not None else None
 
-    def channel(self, *, confirm: bool = False) -> Channel:
-        """A new channel; with `confirm`, one that can publish (every message confirmed)."""
+    def channel(self, *, confirm: bool = False, confirms: ConfirmObserver | None = None) -> Channel:
+        """A new channel; with `confirm`, one that can publish (every message confirmed),
+        each confirm's latency told to `confirms` when given."""
         with broker_errors("open channel"):
             raw = self._raw.channel()
-        return Channel(raw, app_id=self._app_id, confirm=confirm, user_id=self.user)
+        return Channel(
+            raw, app_id=self._app_id, confirm=confirm, user_id=self.user, confirms=confirms
+        )
 
     def pump(self, seconds: float) -> None:
         """Run the I/O loop for a while: deliveries, heartbeats, thread-safe callbacks."""

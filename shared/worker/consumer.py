@@ -138,6 +138,8 @@ class Consumer:
                 # Dead-lettered all the same: audit.dead records the dead letter.
                 log.error("job_failed_event_refused", job_id=refusal.job.id, error=str(e))
         delivery.channel.reject(delivery)
+        # Not a job of this type at all (or its job.failed refused): a dead letter.
+        self.course.settler.count(self.binding.job_type, "dead")
 
     # --- the time limit -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -52,17 +53,24 @@ class JobCourse:
 
     def perform(self, running: RunningJob) -> None:
         """On the job thread: the job from `job.started` to its settling."""
-        job, delivery, started = running.job, running.delivery, running.started
-        settler = self.settler
         if running.timed_out:  # settled by its time limit while it waited for this thread
             log.warning("job_not_run_timed_out_while_waiting")
             return
+        metrics = self.settler.metrics
+        with metrics.in_hand(running.job.type) if metrics else nullcontext():
+            self._run_and_settle(running)
+
+    def _run_and_settle(self, running: RunningJob) -> None:
+        job, delivery, started = running.job, running.delivery, running.started
+        settler = self.settler
+        metrics = settler.metrics
         outcome = "abandoned"
         try:
             settle: Callable[[], str]
             try:
                 max_bytes = settler.settings.max_output_bytes
-                outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
+                with metrics.handler_timer(job.type) if metrics else nullcontext():
+                    outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
                 settle = partial(settler.succeed, job, delivery, outputs, started)
             except Exception as e:
                 settle = settling_of(e, running, settler)

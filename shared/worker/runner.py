@@ -25,13 +25,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 
+from prometheus_client import CollectorRegistry
+
 from shared.amqp import Channel, Connection, compute_backoff, connect, send_frames_together
 from shared.blobs import BlobStore, open_blob_store
-from shared.config import Settings
-from shared.errors import BrokerUnavailable
+from shared.config import Settings, config_error
+from shared.errors import BrokerUnavailable, ConfigError
 from shared.events import EventSource, instance_name
 from shared.exit_codes import EXIT_ABORTED
 from shared.log import get_logger
+from shared.metrics import MetricsServer, WorkerMetrics, serve_metrics
 from shared.topology import Names, ensure_topology
 from shared.worker.bridge import IoBridge
 from shared.worker.consumer import Binding, Consumer
@@ -55,11 +58,16 @@ class Worker:
         handlers: Mapping[str, Handler],
         blobs: BlobStore | None = None,
         instance: str | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker serves at least one job type")
         self.settings = settings
         self.service = service
+        # A registry of this worker's own (never the process-wide default): served on
+        # METRICS_PORT when that is set.
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry(), service, handlers)
+        self.metrics_server: MetricsServer | None = None
         self.blobs = blobs or open_blob_store(settings)
         self.source = EventSource(service, instance or instance_name())
         self.names = Names(settings.namespace)
@@ -94,13 +102,27 @@ class Worker:
     # --- the loop -------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Serve until asked to stop; returns the process exit code."""
-        if len(self.slots) == 1:
-            self._run_slot(self.slots[0])
-        else:
-            self._run_slots()
+        """Serve until asked to stop; returns the process exit code. ConfigError when
+        METRICS_PORT is set and cannot be listened on."""
+        self._serve_metrics()
+        try:
+            if len(self.slots) == 1:
+                self._run_slot(self.slots[0])
+            else:
+                self._run_slots()
+        finally:
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+                self.metrics_server = None
         log.info("worker_stopped")
         return 0
+
+    def _serve_metrics(self) -> None:
+        port, host = self.settings.metrics_port, self.settings.metrics_host
+        if port is None:
+            return
+        self.metrics_server = serve_metrics(self.metrics.registry, host, port)
+        log.info("metrics_listening", host=host, port=self.metrics_server.port)
 
     def _run_slots(self) -> None:
         """Every slot on a thread of its own. A slot that fails stops the others (each
@@ -167,7 +189,8 @@ class Worker:
             # The topology once per connection; then one confirm channel per job type (a
             # nack must reach its own job's settling).
             ensure_topology(connection, self.settings)
-            publishers = [connection.channel(confirm=True) for _ in bindings]
+            confirms = self.metrics.confirms
+            publishers = [connection.channel(confirm=True, confirms=confirms) for _ in bindings]
             consumers = [
                 self._open(connection, bridge, binding, publisher)
                 for binding, publisher in zip(bindings, publishers, strict=True)
@@ -182,7 +205,7 @@ class Worker:
     def _open(
         self, connection: Connection, bridge: IoBridge, binding: Binding, publisher: Channel
     ) -> Consumer:
-        settler = Settler(publisher, self.names, self.source, self.settings)
+        settler = Settler(publisher, self.names, self.source, self.settings, self.metrics)
         consumer = Consumer(
             binding,
             settings=self.settings,
@@ -230,4 +253,7 @@ def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handl
     send_frames_together()  # each event's three frames in one send: a worker publishes a lot
     worker = Worker(settings, service=service, handlers=handlers)
     worker.install_signal_handlers()
-    return worker.run()
+    try:
+        return worker.run()
+    except ConfigError as e:  # METRICS_PORT taken: one line, as any bad setting at start
+        return config_error(e)

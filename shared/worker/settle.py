@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import Event, Job, encode
+from shared.metrics import WorkerMetrics
 from shared.topology import DISK_FULL_RETRIES_HEADER, RETRY_DELAY_HEADER, Names, retry_delay_ms
 from shared.tracecontext import job_header
 
@@ -51,11 +52,18 @@ class Settler:
         names: Names,
         source: EventSource,
         settings: Settings,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.channel = channel
         self.names = names
         self.source = source
         self.settings = settings  # the back-off steps (RETRY_DELAYS_MS)
+        self.metrics = metrics  # counts each job settled, once acked or rejected
+
+    def count(self, job_type: str, outcome: str) -> None:
+        """`jobsuite_jobs_total{type,outcome}` one up (shared.metrics.OUTCOMES)."""
+        if self.metrics is not None:
+            self.metrics.settled(job_type, outcome)
 
     def publish_event(self, event: Event) -> None:
         """Send an event now; the next settle waits for its confirm."""
@@ -89,25 +97,39 @@ class Settler:
         )
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
+        self.count(job.type, "succeeded")
         return "succeeded"
 
-    def fail(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
-        """`job.failed` confirmed, then the reject: the queue dead-letters the job."""
+    def fail(
+        self,
+        job: Job,
+        delivery: Delivery,
+        kind: str,
+        message: str,
+        started: float,
+        *,
+        outcome: str = "failed",
+    ) -> str:
+        """`job.failed` confirmed, then the reject: the queue dead-letters the job. Counted
+        as `outcome`: `failed`, or `dead` when a passing fault ran out of back-off steps."""
         log.warning("job_failed", error_kind=kind, error=message)
         failed = self.source.failure(
             "job.failed", job, kind, message, duration_ms=_ms_since(started)
         )
-        return self._reject_after(failed, delivery)
+        return self._reject_after(failed, delivery, outcome)
 
     def refuse(self, job: Job, delivery: Delivery, kind: str, message: str) -> str:
-        """A job refused before it ran (it crashed its workers too often): `job.failed`
-        confirmed, then the reject."""
-        return self._reject_after(self.source.failure("job.failed", job, kind, message), delivery)
+        """A job refused before it ran (it crashed its workers too often, or it is over a
+        limit): `job.failed` confirmed, then the reject."""
+        outcome = "dead" if kind == "delivery_limit" else "failed"
+        failed = self.source.failure("job.failed", job, kind, message)
+        return self._reject_after(failed, delivery, outcome)
 
-    def _reject_after(self, failed: Event, delivery: Delivery) -> str:
+    def _reject_after(self, failed: Event, delivery: Delivery, outcome: str) -> str:
         self.publish_event(failed)
         self.channel.wait_for_confirms()
         delivery.channel.reject(delivery)
+        self.count(failed.type, outcome)
         return "failed"
 
     def retry(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
@@ -115,7 +137,7 @@ class Settler:
         delay = retry_delay_ms(self.settings, job.attempt)
         if delay is None:
             final = f"gave up after {job.attempt} attempts: {message}"
-            return self.fail(job, delivery, kind, final, started)
+            return self.fail(job, delivery, kind, final, started, outcome="dead")
         log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
         # A count of waits for disk space goes along, so they stay bounded over the job's life.
         waited = {DISK_FULL_RETRIES_HEADER: _disk_full_retries(delivery)}
@@ -153,6 +175,7 @@ class Settler:
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
+        self.count(job.type, "retried")
         return "retrying"
 
 

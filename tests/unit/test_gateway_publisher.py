@@ -51,7 +51,7 @@ class FakeConnection:
         self.is_open = True
         self.blocked_reason: str | None = None
 
-    def channel(self, *, confirm: bool = False) -> FakeChannel:
+    def channel(self, *, confirm: bool = False, confirms: object = None) -> FakeChannel:
         return FakeChannel(self)
 
     def pump(self, seconds: float) -> None:

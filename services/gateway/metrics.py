@@ -1,0 +1,32 @@
+"""The gateway's own metrics: jobs accepted, by type, and its publisher-confirm latency.
+
+One registry per gateway app (`GatewayMetrics.registry`), served with the HTTP metrics on
+`GET /metrics` (shared/http_metrics.py).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.jobtypes import JOB_TYPE_NAMES
+from shared.metrics import ConfirmLatency
+
+SERVICE = "gateway"
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.submitted = Counter(
+            "jobsuite_jobs_submitted",
+            "Jobs the gateway accepted (confirmed by the broker, answered 202), by type; not"
+            " idempotent replays, not refusals.",
+            ["type"],
+            registry=self.registry,
+        )
+        for job_type in JOB_TYPE_NAMES:
+            self.submitted.labels(job_type)
+        self.confirms = ConfirmLatency(self.registry, SERVICE)
+
+    def accepted(self, job_type: str) -> None:
+        self.submitted.labels(job_type).inc()
