@@ -192,8 +192,7 @@ class Settings:
         "AWS_ACCESS_KEY_ID",
         "",
         parse.text,
-        "S3 credentials: the access key (with AWS_SECRET_ACCESS_KEY; both may come from"
-        " `*_FILE`)",
+        "S3 credentials: the access key (with AWS_SECRET_ACCESS_KEY; both may come from `*_FILE`)",
         shown="(none: boto3's own chain, e.g. an instance role)",
         secret=True,
     )
