@@ -178,7 +178,7 @@ def test_every_store_is_the_interface_and_hands_out_no_local_path(
 ) -> None:
     public = {name for name in dir(implementation) if not name.startswith("_")}
     # check_bucket: the S3 store's start-up check, called by open_blob_store only
-    assert public - {"check_bucket"} == {name for name in dir(BlobStore) if not name[0] == "_"}
+    assert public - {"check_bucket"} == {name for name in dir(BlobStore) if name[0] != "_"}
     for name in public:
         assert "Path" not in str(inspect.signature(getattr(implementation, name))), name
     store = any_blob_store
