@@ -85,7 +85,12 @@ class S3Reader(io.RawIOBase):
 
 class S3Writer(io.RawIOBase):
     """Collects what is written; `finish` stores it under the key (one PUT, or the parts of a
-    multipart upload and its completion), `abort` drops it (and the parts sent so far)."""
+    multipart upload and its completion), `abort` drops it (and the parts sent so far).
+
+    A whole part is sent as soon as it is written, so a large blob never sits in memory.
+    `tell` works throughout, and `seek` (an encoder patching a header) within what has not
+    been sent yet: the whole of a blob smaller than a part; before that it is
+    io.UnsupportedOperation."""
 
     def __init__(
         self, client: Any, bucket: str, name: str, key: str, part_bytes: int = PART_BYTES
@@ -93,20 +98,43 @@ class S3Writer(io.RawIOBase):
         super().__init__()
         self._client, self._bucket, self._name, self._key = client, bucket, name, key
         self._part_bytes = part_bytes
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # what follows the parts sent
+        self._sent = 0  # bytes in the parts sent
+        self._pos = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
     def writable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        end = self._sent + len(self._buffer)
+        target = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: end}[whence] + offset
+        if target < self._sent or target < 0:
+            raise io.UnsupportedOperation(
+                f"seek to {target}: the first {self._sent} bytes of {self._key!r} are sent"
+            )
+        self._pos = target
+        return target
+
     def write(self, data: ReadableBuffer) -> int:
         chunk = memoryview(data).cast("B")
-        self._buffer += chunk
-        while len(self._buffer) >= self._part_bytes:
+        at = self._pos - self._sent
+        if at > len(self._buffer):  # written past the end: the gap reads as zeros, as in a file
+            self._buffer += bytes(at - len(self._buffer))
+        self._buffer[at : at + len(chunk)] = chunk
+        self._pos += len(chunk)
+        while self._pos - self._sent >= self._part_bytes:  # whole parts behind the position
             part = bytes(self._buffer[: self._part_bytes])
-            del self._buffer[: self._part_bytes]
             self._send_part(part)
+            del self._buffer[: self._part_bytes]
+            self._sent += len(part)
         return len(chunk)
 
     def finish(self) -> None:

@@ -226,3 +226,18 @@ def test_a_file_url_names_another_folder(tmp_path: Path) -> None:
     key = open_blob_store(settings).write_bytes(input_key("j1", "a.png"), b"a")
     assert (tmp_path / "other" / key).read_bytes() == b"a"
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_writer_tells_and_seeks_back_to_patch_a_header(any_blob_store: BlobStore) -> None:
+    key = output_key("j1", "a.bin")
+    with any_blob_store.open_write(key) as f:
+        f.write(b"HDR?")
+        f.write(b"body")
+        assert f.tell() == 8
+        f.seek(3)
+        f.write(b"!")
+        f.seek(0, 2)
+        f.write(b".")
+        f.seek(12)
+        f.write(b"z")
+    assert any_blob_store.read_bytes(key) == b"HDR!body.\0\0\0z"

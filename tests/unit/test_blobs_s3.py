@@ -3,6 +3,7 @@ start, a key prefix, credentials from `*_FILE`, and BLOB_STORE's parsing."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,15 @@ def test_the_state_folder_may_not_lie_in_a_file_url_store(tmp_path: Path) -> Non
     env = {"BLOB_STORE": (tmp_path / "b").as_uri(), "STATE_DIR": str(tmp_path / "b" / "state")}
     with pytest.raises(ConfigError, match="STATE_DIR must not be inside BLOB_STORE"):
         Settings.from_env(env)
+
+
+def test_a_writer_may_not_seek_back_into_a_part_already_sent(
+    s3_server: S3Server, bucket: str
+) -> None:
+    store = _store(s3_server, bucket, part_bytes=PART)
+    key = output_key("j1", "big.bin")
+    with pytest.raises(io.UnsupportedOperation, match="sent"), store.open_write(key) as f:
+        f.write(b"x" * (PART + 10))
+        f.seek(PART + 1)  # in what is not sent yet: fine
+        f.seek(0)
+    assert not store.exists(key) and _uploads(s3_server, bucket) == []
