@@ -27,8 +27,8 @@ from types import FrameType
 
 from shared.amqp import Channel, Connection, compute_backoff, connect, send_frames_together
 from shared.blobs import BlobStore, open_blob_store
-from shared.config import Settings
-from shared.errors import BrokerUnavailable
+from shared.config import Settings, config_error
+from shared.errors import BrokerUnavailable, ConfigError
 from shared.events import EventSource, instance_name
 from shared.exit_codes import EXIT_ABORTED
 from shared.log import get_logger
@@ -228,6 +228,9 @@ def _thread_name(service: str, job_type: str, slot: int) -> str:
 def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
     """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
     send_frames_together()  # each event's three frames in one send: a worker publishes a lot
-    worker = Worker(settings, service=service, handlers=handlers)
+    try:
+        worker = Worker(settings, service=service, handlers=handlers)
+    except ConfigError as e:  # the blob store's bucket missing or refused
+        return config_error(e)
     worker.install_signal_handlers()
     return worker.run()

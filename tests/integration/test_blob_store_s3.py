@@ -14,6 +14,7 @@ from PIL import Image
 
 from services.gateway.app import create_app
 from shared.config import Settings
+from shared.exit_codes import EXIT_CONFIG
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.gateway import closed_url
@@ -73,3 +74,13 @@ def test_a_resize_job_runs_on_an_s3_blob_store_and_its_result_downloads(
     assert f"outputs/{job_id}/manifest.json" in names
     assert any(n.startswith(f"inputs/{job_id}/input.") for n in names)
     assert not settings.blob_dir.exists()  # nothing went to the folder store
+
+
+def test_a_missing_bucket_stops_a_worker_at_start_with_one_line(
+    broker: TestBroker, spawn: SpawnFn, s3_server: S3Server
+) -> None:
+    resizer = spawn("services.resizer", **s3_server.env("never-made"))
+    assert resizer.wait(30) == EXIT_CONFIG
+    assert "configuration error: BLOB_STORE: the bucket 'never-made' does not exist" in (
+        resizer.tail()
+    )
