@@ -293,6 +293,14 @@ class Settings:
         "the gateway's confirmed publishing connections, one thread each with one confirm"
         " at a time (more, more jobs in flight)",
     )
+    result_redirect: bool = setting(
+        "RESULT_REDIRECT",
+        False,
+        parse.boolean,
+        "`true`: with an S3 BLOB_STORE, a result download answers 307 to a presigned URL of"
+        " the object (valid 5 minutes), so the bytes go from the store to the client, not"
+        " through the gateway; the client must reach S3_ENDPOINT_URL. No effect on a folder",
+    )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", 25 * 1024 * 1024, parse.positive_int, "larger uploads get 413"
     )

@@ -35,6 +35,8 @@ from shared.files import describe_os_error
 # The readiness probe's object: a name no key can have (a key's parts never start with a dot).
 _PROBE = ".jobsuite-probe"
 _READ_BUFFER = 256 * 1024
+# How long a result's presigned URL works (RESULT_REDIRECT): enough to start a download.
+DOWNLOAD_URL_S = 300
 
 
 class S3BlobStore:
@@ -152,6 +154,25 @@ class S3BlobStore:
         self, job_id: str, outputs: builtins.list[str], client: str | None = None
     ) -> None:
         self.write_bytes(manifest_key(job_id), encode_manifest(outputs, client))
+
+    def download_url(self, key: str, *, disposition: str, media_type: str) -> str | None:
+        """A presigned GET of the object, valid DOWNLOAD_URL_S seconds, answering with the
+        given Content-Type and Content-Disposition. Signed locally: only the existence check
+        asks the store."""
+        self.size(key)
+        with s3_errors(key):
+            return str(
+                self._client.generate_presigned_url(
+                    "get_object",
+                    Params={
+                        "Bucket": self._bucket,
+                        "Key": self._name(key),
+                        "ResponseContentType": media_type,
+                        "ResponseContentDisposition": disposition,
+                    },
+                    ExpiresIn=DOWNLOAD_URL_S,
+                )
+            )
 
     def check_writable(self) -> str | None:
         """A real PUT and DELETE of a small object, at most once a second (the last answer in
