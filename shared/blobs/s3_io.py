@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Parts of a multipart upload (S3 takes 5 MiB at least, but for the last); a blob smaller
 # than one part is sent with one PUT.
 PART_BYTES = 8 * 1024 * 1024
+_READALL_PIECE = 1024 * 1024
 
 
 class S3Reader(io.RawIOBase):
@@ -72,6 +73,13 @@ class S3Reader(io.RawIOBase):
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+    def readall(self) -> bytes:
+        """The rest of the blob, read in large pieces (RawIOBase's own reads 8 KiB a time)."""
+        pieces = []
+        while chunk := self.read(_READALL_PIECE):
+            pieces.append(chunk)
+        return b"".join(pieces)
 
     def close(self) -> None:
         self._drop_body()
