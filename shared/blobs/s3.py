@@ -16,6 +16,7 @@ A key is an object named `<prefix>/<key>`. The `BlobStore` guarantees, as S3 giv
 from __future__ import annotations
 
 import builtins
+import errno
 import io
 import threading
 import time
@@ -29,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.blobs.s3_client import s3_errors, unavailable
 from shared.blobs.s3_io import PART_BYTES, S3Reader, S3Writer
-from shared.errors import BlobError, ConfigError
+from shared.errors import BlobError, BlobStoreUnavailable, ConfigError
 from shared.files import describe_os_error
 
 # The readiness probe's object: a name no key can have (a key's parts never start with a dot).
@@ -138,8 +139,15 @@ class S3BlobStore:
         for start in range(0, len(names), 1000):  # DeleteObjects takes 1000 at most
             batch = [{"Key": name} for name in names[start : start + 1000]]
             with s3_errors(prefix):
-                self._client.delete_objects(
+                answer = self._client.delete_objects(
                     Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            if failed := answer.get("Errors"):  # each object has its own answer
+                first = failed[0]
+                raise BlobStoreUnavailable(
+                    errno.EIO,
+                    f"the S3 store kept {len(failed)} blobs under {prefix!r}: {first.get('Key')}"
+                    f" {first.get('Code')} {first.get('Message', '')}".rstrip(),
                 )
 
     def read_manifest(self, job_id: str) -> Manifest | None:

@@ -196,3 +196,18 @@ def test_a_writer_may_not_seek_back_into_a_part_already_sent(
         f.seek(PART + 1)  # in what is not sent yet: fine
         f.seek(0)
     assert not store.exists(key) and _uploads(s3_server, bucket) == []
+
+
+def test_a_blob_the_store_would_not_delete_is_an_os_error(
+    s3_server: S3Server, bucket: str
+) -> None:
+    store = _store(s3_server, bucket)
+    store.write_bytes(output_key("j1", "a.png"), b"a")
+    client = store._client
+
+    def refuse(**kw: Any) -> dict[str, Any]:
+        return {"Errors": [{"Key": "outputs/j1/a.png", "Code": "AccessDenied"}]}
+
+    client.delete_objects = refuse
+    with pytest.raises(BlobStoreUnavailable, match=r"kept 1 blobs.*AccessDenied"):
+        store.delete_prefix("outputs/j1")
