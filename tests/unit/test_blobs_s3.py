@@ -198,9 +198,7 @@ def test_a_writer_may_not_seek_back_into_a_part_already_sent(
     assert not store.exists(key) and _uploads(s3_server, bucket) == []
 
 
-def test_a_blob_the_store_would_not_delete_is_an_os_error(
-    s3_server: S3Server, bucket: str
-) -> None:
+def test_a_blob_the_store_would_not_delete_is_an_os_error(s3_server: S3Server, bucket: str) -> None:
     store = _store(s3_server, bucket)
     store.write_bytes(output_key("j1", "a.png"), b"a")
     client = store._client
