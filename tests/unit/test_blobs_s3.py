@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cli.app import app
 from shared.blobs import input_key, open_blob_store, output_key
 from shared.blobs.s3 import S3BlobStore
 from shared.blobs.s3_client import s3_client
@@ -209,3 +211,16 @@ def test_a_blob_the_store_would_not_delete_is_an_os_error(s3_server: S3Server, b
     client.delete_objects = refuse
     with pytest.raises(BlobStoreUnavailable, match=r"kept 1 blobs.*AccessDenied"):
         store.delete_prefix("outputs/j1")
+
+
+def test_jobsuite_enqueue_says_in_one_line_that_the_bucket_is_missing(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8")
+    env = {**s3_server.env("never-made"), "JOBSUITE_HOME": str(tmp_path)}
+    done = CliRunner().invoke(app, ["enqueue", str(photo), "--width", "10"], env=env)
+    assert done.exit_code == 1, done.output
+    assert "cannot store the input: BLOB_STORE: the bucket 'never-made' does not exist" in (
+        " ".join(done.output.split())
+    )
