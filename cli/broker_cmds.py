@@ -26,7 +26,7 @@ from cli.common import console, err_console, fail, readable_errors, settings
 from shared.amqp import Channel, Connection, connect_once
 from shared.blobs import input_key, open_blob_store
 from shared.config import Settings
-from shared.errors import BrokerError, JobsuiteError
+from shared.errors import BrokerError, ConfigError, JobsuiteError
 from shared.events import EventSource, instance_name
 from shared.messages import Job, decode_event, encode
 from shared.topology import Names, declare_topology
@@ -232,8 +232,11 @@ def enqueue(
     names = Names(s.namespace)
     job = Job(type="resize", params=params)
     key = input_key(job.id, "input" + file.suffix.lower())
-    with open_blob_store(s).open_write(key) as out, file.open("rb") as src:
-        shutil.copyfileobj(src, out)
+    try:
+        with open_blob_store(s).open_write(key) as out, file.open("rb") as src:
+            shutil.copyfileobj(src, out)
+    except (ConfigError, OSError) as e:  # a missing bucket; a store down or full
+        raise fail(f"cannot store the input: {e}", 1) from None
     job = job.model_copy(update={"inputs": [key]})
 
     channel = _channel(s)

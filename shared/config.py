@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared import config_parsers as parse
+from shared.blob_location import BlobLocation, blob_location, parse_blob_store
 from shared.config_fields import declared, setting
 from shared.errors import ConfigError
 from shared.exit_codes import EXIT_CONFIG
@@ -155,7 +156,56 @@ class Settings:
         " the current folder",
         default_from=_checkout_or_cwd,
     )
-    blob_dir: Path = setting("BLOB_DIR", Path("var/blobs"), Path, "the shared blob store")
+    blob_dir: Path = setting(
+        "BLOB_DIR", Path("var/blobs"), Path, "the shared blob store folder (BLOB_STORE empty)"
+    )
+    blob_store: str = setting(
+        "BLOB_STORE",
+        "",
+        parse_blob_store,
+        "where blobs live: empty for the folder BLOB_DIR, `file:///path` for another folder,"
+        " `s3://bucket[/prefix]` for an S3-compatible object store (the bucket must exist;"
+        " docs/operations.md)",
+    )
+    s3_endpoint_url: str = setting(
+        "S3_ENDPOINT_URL",
+        "",
+        parse.text,
+        "the S3 API's URL for a store other than AWS (MinIO, Ceph, `https://s3.example:9000`)",
+        shown="(none: AWS)",
+    )
+    s3_ca_bundle: str = setting(
+        "S3_CA_BUNDLE",
+        "",
+        parse.text,
+        "a CA bundle file to check an `https` S3_ENDPOINT_URL's certificate with",
+        shown="(none: the system's)",
+    )
+    s3_create_bucket: bool = setting(
+        "S3_CREATE_BUCKET",
+        False,
+        parse.boolean,
+        "`true`: a service creates BLOB_STORE's bucket when it does not exist (development);"
+        " else a missing bucket stops it at start",
+    )
+    aws_access_key_id: str = setting(
+        "AWS_ACCESS_KEY_ID",
+        "",
+        parse.text,
+        "S3 credentials: the access key (with AWS_SECRET_ACCESS_KEY; both may come from `*_FILE`)",
+        shown="(none: boto3's own chain, e.g. an instance role)",
+        secret=True,
+    )
+    aws_secret_access_key: str = setting(
+        "AWS_SECRET_ACCESS_KEY", "", parse.text, "S3 credentials: the secret key", secret=True
+    )
+    aws_region: str = setting(
+        "AWS_REGION",
+        "",
+        parse.text,
+        "the S3 region (`us-east-1`, or what the S3-compatible store expects)",
+        shown="(none: boto3's default)",
+    )
     state_dir: Path = setting(
         "STATE_DIR",
         Path("var/state"),
@@ -273,6 +323,14 @@ class Settings:
         parse.positive_int,
         "the gateway's confirmed publishing connections, one thread each with one confirm"
         " at a time (more, more jobs in flight)",
+    )
+    result_redirect: bool = setting(
+        "RESULT_REDIRECT",
+        False,
+        parse.boolean,
+        "`true`: with an S3 BLOB_STORE, a result download answers 307 to a presigned URL of"
+        " the object (valid 5 minutes), so the bytes go from the store to the client, not"
+        " through the gateway; the client must reach S3_ENDPOINT_URL. No effect on a folder",
     )
     max_upload_bytes: int = setting(
         "MAX_UPLOAD_BYTES", 25 * 1024 * 1024, parse.positive_int, "larger uploads get 413"
@@ -418,6 +476,11 @@ class Settings:
     )
 
     @property
+    def blob_location(self) -> BlobLocation:
+        """Where the blob store is: BLOB_STORE, or the folder BLOB_DIR when it is empty."""
+        return blob_location(self.blob_store, self.blob_dir)
+
+    @property
     def max_attempts(self) -> int:
         return len(self.retry_delays_ms) + 1
 
@@ -502,6 +565,12 @@ def _check_state_dir(s: Settings, given: Settings) -> None:
                 f"{env_name('state_dir')} must not be inside {env_name(name)}"
                 f" ({getattr(given, name)}), got {str(given.state_dir)!r}"
             )
+    chosen = s.blob_location.folder
+    if chosen is not None and state.is_relative_to(chosen.resolve()):
+        raise ConfigError(
+            f"{env_name('state_dir')} must not be inside {env_name('blob_store')}"
+            f" ({s.blob_store}), got {str(given.state_dir)!r}"
+        )
 
 
 def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:

@@ -52,6 +52,11 @@ class BlobLinkError(BlobError):
     followed, so nothing outside the store is read or written through it."""
 
 
+class BlobStoreUnavailable(OSError):
+    """An object store failed (unreachable, a timeout, a 5xx, access denied): an OSError, so
+    callers treat it as a passing fault exactly as a failing disk; `errno` names the cause."""
+
+
 class StateError(JobsuiteError):
     """The shared state (`shared/state`: idempotency keys, accepted jobs, the sent-mail
     ledger) cannot be opened, read or written."""

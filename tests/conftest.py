@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
 from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_namespace
 from tests.support.postgres import PostgresUnavailable, fresh_database
 from tests.support.processes import ServiceProcess, Spawner
+from tests.support.s3 import S3Server
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +98,24 @@ def spawn(settings: Settings, tmp_path: Path, broker: TestBroker) -> Iterator[Sp
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server process for the session (tests/support/s3.py); each test makes a
+    bucket of its own with `s3_server.bucket()`."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["folder", "s3"])
+def any_blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """Each implementation of the BlobStore contract in turn, as `open_blob_store` opens it:
+    the folder, and a bucket of its own on the S3 server."""
+    if request.param == "folder":
+        return open_blob_store(Settings(blob_dir=tmp_path / "blobs"))
+    server: S3Server = request.getfixturevalue("s3_server")
+    return open_blob_store(server.settings(Settings(), server.bucket()))

@@ -6,7 +6,7 @@ import uvicorn
 
 from services.gateway.app import create_app
 from shared.config import config_error, settings_or_exit
-from shared.errors import StateError
+from shared.errors import ConfigError, StateError
 from shared.log import configure_logging, get_logger
 from shared.pillow import use_pixel_limit
 
@@ -19,7 +19,7 @@ def main() -> int:
     use_pixel_limit(settings.max_image_pixels)
     try:
         app = create_app(settings)
-    except StateError as e:  # STATE_DIR not writable, a database too new: as the mailer does
+    except (ConfigError, StateError) as e:  # STATE_DIR not writable, a bucket missing
         return config_error(e)
     log.info("gateway_listening", host=settings.gateway_host, port=settings.gateway_port)
     # log_config=None: uvicorn's own lines go through our structlog set-up; one line per

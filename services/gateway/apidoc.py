@@ -118,6 +118,11 @@ _DOWNLOAD = {
         "headers": {"Content-Range": _header("bytes start-end/size", required=True)},
         "content": {"image/*": _BINARY, "application/pdf": _BINARY},
     },
+    "307": {
+        "description": "RESULT_REDIRECT with an S3 blob store: the file is at `Location`, a"
+        " presigned URL valid for 5 minutes (send the same Range there)",
+        "headers": {"Location": _header("the presigned URL of the file", required=True)},
+    },
     "409": _refusal("the job failed or has not finished yet"),
     "416": {
         "description": "the range lies past the end of the file",

@@ -8,14 +8,15 @@ key, answers exactly as an id that does not exist (`JobLookup.record` with the c
 from __future__ import annotations
 
 import mimetypes
+from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from services.gateway.context import CallerDep, Gateway, GatewayDep
-from services.gateway.downloads import blob_download
+from services.gateway.downloads import blob_download, content_disposition
 from services.gateway.rejections import Rejected
 from services.gateway.status import link_refused
 from shared.auth import Caller
@@ -133,6 +134,14 @@ def _content_type(key: str) -> str:
 
 def _file(gateway: Gateway, job_id: str, key: str, range_header: str | None) -> Response:
     try:
+        if gateway.settings.result_redirect:
+            url = gateway.blobs.download_url(
+                key,
+                disposition=content_disposition(PurePosixPath(key).name),
+                media_type=_content_type(key),
+            )
+            if url is not None:  # the store serves it (and its ranges) itself
+                return RedirectResponse(url, status_code=307)
         return blob_download(gateway.blobs, key, _content_type(key), range_header)
     except BlobLinkError as e:
         raise link_refused(job_id, e) from None

@@ -137,6 +137,11 @@ class FolderBlobStore:
         with self._write(manifest_key(job_id), durable=False) as f:
             f.write(encode_manifest(outputs, client))
 
+    def download_url(self, key: str, *, disposition: str, media_type: str) -> str | None:
+        """None: a folder has no URL of its own (the gateway streams the blob)."""
+        self.size(key)  # missing or a link: as every read says so
+        return None
+
     def check_writable(self) -> str | None:
         if not os.access(self._root, os.W_OK):
             return f"the blob folder {self._root} is missing or not writable"

@@ -75,6 +75,13 @@ class BlobStore(Protocol):
         every output is written."""
         ...
 
+    def download_url(self, key: str, *, disposition: str, media_type: str) -> str | None:
+        """A short-lived URL a client may GET the blob from directly (byte ranges too), that
+        answers with this Content-Disposition and Content-Type; None when the store has none
+        (a folder).
+        BlobError when the blob does not exist."""
+        ...
+
     def check_writable(self) -> str | None:
         """None when the store takes writes, else why not (for a readiness check): a real
         write, so a full disk says so; cheap enough to call every second."""

@@ -83,6 +83,9 @@ class BudgetedBlobs:
     ) -> None:
         self._blobs.write_manifest(job_id, outputs, client)
 
+    def download_url(self, key: str, *, disposition: str, media_type: str) -> str | None:
+        return self._blobs.download_url(key, disposition=disposition, media_type=media_type)
+
     def check_writable(self) -> str | None:
         return self._blobs.check_writable()
 

@@ -251,7 +251,10 @@ def _thread_name(service: str, job_type: str, slot: int) -> str:
 def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
     """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
     send_frames_together()  # each event's three frames in one send: a worker publishes a lot
-    worker = Worker(settings, service=service, handlers=handlers)
+    try:
+        worker = Worker(settings, service=service, handlers=handlers)
+    except ConfigError as e:  # the blob store's bucket missing or refused
+        return config_error(e)
     worker.install_signal_handlers()
     try:
         return worker.run()

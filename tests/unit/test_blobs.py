@@ -1,3 +1,6 @@
+"""The BlobStore contract, run against every implementation (`any_blob_store`: the folder and
+an S3 bucket); what only a folder can show (temp files, its own folders) is folder-only."""
+
 from __future__ import annotations
 
 import inspect
@@ -9,11 +12,13 @@ from shared.blobs import (
     BlobStore,
     FolderBlobStore,
     input_key,
+    manifest_key,
     open_blob_store,
     output_key,
     validate_key,
 )
 from shared.blobs.keys import Manifest
+from shared.blobs.s3 import S3BlobStore
 from shared.config import Settings
 from shared.errors import BlobError
 
@@ -24,52 +29,70 @@ def test_unsafe_keys_are_refused(key: str) -> None:
         validate_key(key)
 
 
-def test_write_is_atomic_and_leaves_no_temp_file_on_failure(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
+def test_a_failed_write_leaves_nothing_under_the_key(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     key = output_key("j1", "a.bin")
     with pytest.raises(RuntimeError), store.open_write(key) as f:
         f.write(b"half")
         raise RuntimeError("writer died")
     assert not store.exists(key)
-    assert list((tmp_path / "outputs" / "j1").iterdir()) == []
+    assert store.list("outputs/j1") == []
 
     store.write_bytes(key, b"whole")
     assert store.read_bytes(key) == b"whole"
     assert store.list("outputs/j1") == [key]
 
 
-def test_manifest_marks_a_job_complete(tmp_path: Path) -> None:
+def test_a_failed_write_leaves_the_earlier_blob_whole(any_blob_store: BlobStore) -> None:
+    key = any_blob_store.write_bytes(output_key("j1", "a.bin"), b"first")
+    with pytest.raises(RuntimeError), any_blob_store.open_write(key) as f:
+        f.write(b"second, half")
+        raise RuntimeError("writer died")
+    assert any_blob_store.read_bytes(key) == b"first"
+
+
+def test_the_folder_write_leaves_no_temp_file_on_failure(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path)
+    with pytest.raises(RuntimeError), store.open_write(output_key("j1", "a.bin")) as f:
+        f.write(b"half")
+        raise RuntimeError("writer died")
+    assert list((tmp_path / "outputs" / "j1").iterdir()) == []
+
+
+def test_manifest_marks_a_job_complete(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     assert store.read_manifest("j1") is None
     store.write_manifest("j1", ["outputs/j1/a.png"])
     assert store.read_manifest("j1") == Manifest(["outputs/j1/a.png"])
 
 
-def test_the_manifest_carries_the_jobs_owner(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
+def test_the_manifest_carries_the_jobs_owner(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     store.write_manifest("j1", ["outputs/j1/a.png"], client="alice")
     assert store.read_manifest("j1") == Manifest(["outputs/j1/a.png"], "alice")
-    (tmp_path / "outputs/j1/manifest.json").write_bytes(b'{"outputs": [], "client": 7}')
+    store.write_bytes(manifest_key("j1"), b'{"outputs": [], "client": 7}')
     assert store.read_manifest("j1") is None  # not a manifest: unfinished, never "no owner"
 
 
-def test_missing_blob_is_a_blob_error(tmp_path: Path) -> None:
+def test_missing_blob_is_a_blob_error(any_blob_store: BlobStore) -> None:
     with pytest.raises(BlobError, match="does not exist"):
-        FolderBlobStore(tmp_path).read_bytes(input_key("j", "x.jpg"))
+        any_blob_store.read_bytes(input_key("j", "x.jpg"))
 
 
-def test_a_torn_manifest_reads_as_unfinished_so_the_job_runs_again(tmp_path: Path) -> None:
-    # Manifests skip fsync: after a power cut one may be empty or cut short.
-    store = FolderBlobStore(tmp_path)
+def test_a_torn_manifest_reads_as_unfinished_so_the_job_runs_again(
+    any_blob_store: BlobStore,
+) -> None:
+    # Folder manifests skip fsync: after a power cut one may be empty or cut short.
+    store = any_blob_store
     store.write_manifest("j1", ["outputs/j1/a.png"])
-    (tmp_path / "outputs/j1/manifest.json").write_bytes(b'{"outpu')
+    store.write_bytes(manifest_key("j1"), b'{"outpu')
     assert store.read_manifest("j1") is None
-    (tmp_path / "outputs/j1/manifest.json").write_bytes(b"")
+    store.write_bytes(manifest_key("j1"), b"")
     assert store.read_manifest("j1") is None
 
 
-def test_open_read_streams_a_blob_and_closes_it(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
+def test_open_read_streams_a_blob_and_closes_it(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     data = bytes(range(256)) * 1000
     key = store.write_bytes(output_key("j1", "a.bin"), data)
     with store.open_read(key) as f:
@@ -80,10 +103,25 @@ def test_open_read_streams_a_blob_and_closes_it(tmp_path: Path) -> None:
         pass
 
 
-def test_size_is_the_blobs_length_and_a_folder_is_no_blob(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
+def test_open_read_seeks_as_the_download_ranges_do(any_blob_store: BlobStore) -> None:
+    data = bytes(range(256)) * 4000  # ~1 MiB: past any read buffer
+    key = any_blob_store.write_bytes(output_key("j1", "a.bin"), data)
+    with any_blob_store.open_read(key) as f:
+        assert f.seekable()
+        f.seek(700_000)
+        assert f.read(5) == data[700_000:700_005]
+        f.seek(3)
+        assert f.read(4) == data[3:7]
+        f.seek(-2, 2)
+        assert f.read() == data[-2:]
+        assert f.read(1) == b""
+
+
+def test_size_is_the_blobs_length_and_a_folder_is_no_blob(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     key = store.write_bytes(output_key("j1", "a.bin"), b"12345")
     assert store.size(key) == 5
+    assert store.exists(key)
     for not_a_blob in (output_key("j1", "b.bin"), "outputs/j1", "outputs/j1/a.bin/c"):
         assert not store.exists(not_a_blob)
         with pytest.raises(BlobError, match="does not exist"):
@@ -92,20 +130,27 @@ def test_size_is_the_blobs_length_and_a_folder_is_no_blob(tmp_path: Path) -> Non
             store.read_bytes(not_a_blob)
 
 
-def test_delete_prefix_removes_the_blobs_and_the_folders_it_emptied(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
+def test_delete_prefix_removes_the_blobs_under_it(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     store.write_bytes("outputs/j1/a.png", b"a")
     store.write_bytes("outputs/j1/small/b.png", b"b")
+    store.write_bytes("outputs/j10/d.png", b"d")  # a longer name is not under the prefix
     kept = store.write_bytes("outputs/j2/c.png", b"c")
     store.delete_prefix("outputs/j1")
     assert store.list("outputs/j1") == []
-    assert not (tmp_path / "outputs" / "j1").exists()
-    assert store.list("outputs") == [kept]
+    assert store.list("outputs") == ["outputs/j10/d.png", kept]
     store.delete_prefix("outputs/j9")  # nothing there: nothing to do
 
 
-def test_delete_prefix_leaves_a_write_in_progress_to_finish(tmp_path: Path) -> None:
+def test_delete_prefix_removes_the_folders_it_emptied(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path)
+    store.write_bytes("outputs/j1/small/b.png", b"b")
+    store.delete_prefix("outputs/j1")
+    assert not (tmp_path / "outputs" / "j1").exists()
+
+
+def test_delete_prefix_leaves_a_write_in_progress_to_finish(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     store.write_bytes("inputs/j1/a.png", b"a")
     with store.open_write("inputs/j1/b.png") as f:
         store.delete_prefix("inputs/j1")
@@ -113,7 +158,13 @@ def test_delete_prefix_leaves_a_write_in_progress_to_finish(tmp_path: Path) -> N
     assert store.list("inputs/j1") == ["inputs/j1/b.png"]
 
 
-def test_check_writable_says_why_a_store_takes_no_writes(tmp_path: Path) -> None:
+def test_check_writable_takes_a_write_and_leaves_nothing(any_blob_store: BlobStore) -> None:
+    assert any_blob_store.check_writable() is None
+    assert any_blob_store.list("inputs") == []
+    assert any_blob_store.list("outputs") == []
+
+
+def test_check_writable_says_why_a_folder_takes_no_writes(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path / "blobs")
     assert store.check_writable() is None
     (tmp_path / "blobs").rmdir()
@@ -121,12 +172,16 @@ def test_check_writable_says_why_a_store_takes_no_writes(tmp_path: Path) -> None
     assert reason is not None and "not writable" in reason
 
 
-def test_the_folder_store_is_the_interface_and_hands_out_no_local_path(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path)
-    public = {name for name in dir(FolderBlobStore) if not name.startswith("_")}
-    assert public == {name for name in dir(BlobStore) if not name.startswith("_")}
+@pytest.mark.parametrize("implementation", [FolderBlobStore, S3BlobStore])
+def test_every_store_is_the_interface_and_hands_out_no_local_path(
+    implementation: type, any_blob_store: BlobStore
+) -> None:
+    public = {name for name in dir(implementation) if not name.startswith("_")}
+    # check_bucket: the S3 store's start-up check, called by open_blob_store only
+    assert public - {"check_bucket"} == {name for name in dir(BlobStore) if name[0] != "_"}
     for name in public:
-        assert "Path" not in str(inspect.signature(getattr(FolderBlobStore, name))), name
+        assert "Path" not in str(inspect.signature(getattr(implementation, name))), name
+    store = any_blob_store
     key = store.write_bytes(output_key("j1", "a.png"), b"a")
     store.write_manifest("j1", [key])
     with store.open_read(key) as f:
@@ -137,19 +192,26 @@ def test_the_folder_store_is_the_interface_and_hands_out_no_local_path(tmp_path:
 
 
 @pytest.mark.parametrize("method", ["exists", "size", "read_bytes", "list", "delete_prefix"])
-def test_every_method_checks_its_key(tmp_path: Path, method: str) -> None:
+def test_every_method_checks_its_key(any_blob_store: BlobStore, method: str) -> None:
     with pytest.raises(BlobError, match="invalid blob key"):
-        getattr(FolderBlobStore(tmp_path / "blobs"), method)("../escape")
+        getattr(any_blob_store, method)("../escape")
 
 
-def test_open_read_and_open_write_check_their_key(tmp_path: Path) -> None:
-    store = FolderBlobStore(tmp_path / "blobs")
+def test_open_read_and_open_write_check_their_key(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
     with pytest.raises(BlobError, match="invalid blob key"), store.open_write("../escape"):
         pass
     with pytest.raises(BlobError, match="invalid blob key"), store.open_read("/etc/passwd"):
         pass
     with pytest.raises(BlobError, match="invalid blob key"):
         store.write_manifest("../j1", [])
+    assert store.list("outputs") == [] and store.list("inputs") == []
+
+
+def test_open_read_and_open_write_check_their_key_in_a_folder(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    with pytest.raises(BlobError), store.open_write("../escape"):
+        pass
     assert list(tmp_path.iterdir()) == [tmp_path / "blobs"]
 
 
@@ -157,3 +219,25 @@ def test_the_store_of_the_settings_is_the_blob_folder(tmp_path: Path) -> None:
     store = open_blob_store(Settings(blob_dir=tmp_path / "blobs"))
     key = store.write_bytes(input_key("j1", "a.png"), b"a")
     assert (tmp_path / "blobs" / key).read_bytes() == b"a"
+
+
+def test_a_file_url_names_another_folder(tmp_path: Path) -> None:
+    settings = Settings(blob_dir=tmp_path / "unused", blob_store=(tmp_path / "other").as_uri())
+    key = open_blob_store(settings).write_bytes(input_key("j1", "a.png"), b"a")
+    assert (tmp_path / "other" / key).read_bytes() == b"a"
+    assert not (tmp_path / "unused").exists()
+
+
+def test_a_writer_tells_and_seeks_back_to_patch_a_header(any_blob_store: BlobStore) -> None:
+    key = output_key("j1", "a.bin")
+    with any_blob_store.open_write(key) as f:
+        f.write(b"HDR?")
+        f.write(b"body")
+        assert f.tell() == 8
+        f.seek(3)
+        f.write(b"!")
+        f.seek(0, 2)
+        f.write(b".")
+        f.seek(12)
+        f.write(b"z")
+    assert any_blob_store.read_bytes(key) == b"HDR!body.\0\0\0z"
