@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.routing import BaseRoute, Match
@@ -126,8 +126,8 @@ def install(app: FastAPI, registry: CollectorRegistry) -> HttpMetrics:
     metrics = HttpMetrics(registry)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        body, media_type = exposition(registry)
+    def prometheus_metrics(request: Request) -> Response:
+        body, media_type = exposition(registry, request.headers.get("accept", ""))
         return Response(body, media_type=media_type)
 
     app.add_middleware(CountRequests, metrics=metrics)

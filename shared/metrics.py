@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     start_http_server,
 )
+from prometheus_client.exposition import choose_encoder
 
 from shared.errors import ConfigError
 
@@ -36,9 +35,16 @@ JOB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.
 CONFIRM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
-    """The registry in Prometheus' text format, and its media type."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+def exposition(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
+    """The registry in the format the scraper asks for (`Accept`): OpenMetrics, which shows
+    exemplars (a count's latest trace id), or Prometheus' text format."""
+    encoder, media_type = choose_encoder(accept)
+    return encoder(registry), media_type
+
+
+def trace_exemplar(trace_id: str | None) -> dict[str, str] | None:
+    """A count's exemplar: the trace of what it counted, so a graph leads to a trace."""
+    return {"trace_id": trace_id} if trace_id else None
 
 
 class ConfirmLatency:
@@ -100,9 +106,9 @@ class WorkerMetrics:
         """Observes into `jobsuite_job_duration_seconds{type}` how long the block ran."""
         return self.duration.labels(job_type).time()
 
-    def settled(self, job_type: str, outcome: str) -> None:
+    def settled(self, job_type: str, outcome: str, trace_id: str | None = None) -> None:
         """Count a settled job; `outcome` one of OUTCOMES."""
-        self.jobs.labels(job_type, outcome).inc()
+        self.jobs.labels(job_type, outcome).inc(exemplar=trace_exemplar(trace_id))
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.jobtypes import JOB_TYPE_NAMES
-from shared.metrics import ConfirmLatency
+from shared.messages import Job
+from shared.metrics import ConfirmLatency, trace_exemplar
 
 SERVICE = "gateway"
 
@@ -28,5 +29,5 @@ class GatewayMetrics:
             self.submitted.labels(job_type)
         self.confirms = ConfirmLatency(self.registry, SERVICE)
 
-    def accepted(self, job_type: str) -> None:
-        self.submitted.labels(job_type).inc()
+    def accepted(self, job: Job) -> None:
+        self.submitted.labels(job.type).inc(exemplar=trace_exemplar(job.trace_id))

@@ -57,7 +57,7 @@ class Submitter:
         ledger: SubmissionLedger,
         source: EventSource,
         *,
-        on_accepted: Callable[[str], None] = lambda _job_type: None,
+        on_accepted: Callable[[Job], None] = lambda _job: None,
     ) -> None:
         self.names = names
         self.publisher = publisher
@@ -129,7 +129,7 @@ class Submitter:
             ) from None
         # Confirmed: the job is queued and will run, so from here the answer is 202 whatever
         # fails (a 500 would make the client send it again: a second mail).
-        self.on_accepted(job.type)
+        self.on_accepted(job)
         try:
             mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
             self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client, mails)

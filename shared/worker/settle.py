@@ -60,10 +60,11 @@ class Settler:
         self.settings = settings  # the back-off steps (RETRY_DELAYS_MS)
         self.metrics = metrics  # counts each job settled, once acked or rejected
 
-    def count(self, job_type: str, outcome: str) -> None:
-        """`jobsuite_jobs_total{type,outcome}` one up (shared.metrics.OUTCOMES)."""
+    def count(self, job_type: str, outcome: str, trace_id: str | None = None) -> None:
+        """`jobsuite_jobs_total{type,outcome}` one up (shared.metrics.OUTCOMES), with the
+        job's trace as its exemplar."""
         if self.metrics is not None:
-            self.metrics.settled(job_type, outcome)
+            self.metrics.settled(job_type, outcome, trace_id)
 
     def publish_event(self, event: Event) -> None:
         """Send an event now; the next settle waits for its confirm."""
@@ -97,7 +98,7 @@ class Settler:
         )
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
-        self.count(job.type, "succeeded")
+        self.count(job.type, "succeeded", job.trace_id)
         return "succeeded"
 
     def fail(
@@ -129,7 +130,7 @@ class Settler:
         self.publish_event(failed)
         self.channel.wait_for_confirms()
         delivery.channel.reject(delivery)
-        self.count(failed.type, outcome)
+        self.count(failed.type, outcome, failed.trace_id)
         return "failed"
 
     def retry(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
@@ -175,7 +176,7 @@ class Settler:
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
-        self.count(job.type, "retried")
+        self.count(job.type, "retried", job.trace_id)
         return "retrying"
 
 

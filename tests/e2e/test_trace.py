@@ -1,13 +1,16 @@
 """One trace per pipeline (W3C Trace Context), across real processes: the caller's
 `traceparent` is continued by the gateway, answered, carried by the resize job into its
 render and mail follow-ups, and found in every event and in every worker's log lines about
-them; a refused submission's `job.rejected` carries the caller's trace too."""
+them, and in the metrics' counts as their exemplar (OpenMetrics); a refused submission's
+`job.rejected` carries the caller's trace too."""
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
+import httpx
 from PIL import Image
 
 from shared import tracecontext
@@ -17,6 +20,7 @@ from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.gateway import start_gateway
 from tests.support.mailsink import start_mailsink
+from tests.support.ports import free_port
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER = f"00-{TRACE}-b7ad6b7169203331-01"
@@ -31,10 +35,12 @@ def test_a_pipeline_is_one_trace_in_every_answer_event_and_log_line(
 ) -> None:
     events = broker.events()
     sink = start_mailsink(spawn, tmp_path / "mail")
+    ports = {job_type: free_port() for job_type in ("resize", "render", "mail")}
+    metrics = {"METRICS_HOST": "127.0.0.1"}
     workers = {
-        "resize": spawn("services.resizer"),
-        "render": spawn("services.renderer"),
-        "mail": spawn("services.mailer", **sink.env()),
+        "resize": spawn("services.resizer", **metrics, METRICS_PORT=str(ports["resize"])),
+        "render": spawn("services.renderer", **metrics, METRICS_PORT=str(ports["render"])),
+        "mail": spawn("services.mailer", **sink.env(), **metrics, METRICS_PORT=str(ports["mail"])),
     }
     gateway = start_gateway(spawn, settings)
     for worker in workers.values():
@@ -50,11 +56,6 @@ def test_a_pipeline_is_one_trace_in_every_answer_event_and_log_line(
             files={"file": ("photo.jpg", photo.getvalue(), "image/jpeg")},
         )
         refused = http.post("/jobs/resize", headers={"traceparent": CALLER}, data={})
-        untraced = http.post(
-            "/jobs/resize",
-            data={"width": "80"},
-            files={"file": ("photo.jpg", photo.getvalue(), "image/jpeg")},
-        )
     assert answer.status_code == 202, answer.text
     answered = tracecontext.parse(answer.headers["traceparent"])
     assert answered is not None and answered.trace_id == TRACE
@@ -74,6 +75,16 @@ def test_a_pipeline_is_one_trace_in_every_answer_event_and_log_line(
         assert about_it, worker.tail()
         assert {line.get("trace_id") for line in about_it} == {TRACE}
 
+    # Each count's exemplar is the trace of what it counted last: a graph leads to the trace.
+    exemplar = f'# {{trace_id="{TRACE}"}}'
+    with gateway.client() as http:
+        scraped = http.get("/metrics", headers={"Accept": OPENMETRICS}).text
+    assert exemplar in _series(scraped, "jobsuite_jobs_submitted_total", type="resize")
+    for job_type, port in ports.items():
+        scraped = httpx.get(f"http://127.0.0.1:{port}/", headers={"Accept": OPENMETRICS}).text
+        series = _series(scraped, "jobsuite_jobs_total", type=job_type, outcome="succeeded")
+        assert exemplar in series, scraped
+
     # A refusal answers with the caller's trace and tells the audit under it.
     assert refused.status_code == 422
     assert tracecontext.parse(refused.headers["traceparent"]).trace_id == TRACE  # type: ignore[union-attr]
@@ -85,7 +96,29 @@ def test_a_pipeline_is_one_trace_in_every_answer_event_and_log_line(
         "job.rejected with the caller's trace",
     )
     # No traceparent: the gateway starts a trace, says which, and the job runs under it.
+    with gateway.client() as http:
+        untraced = http.post(
+            "/jobs/resize",
+            data={"width": "80"},
+            files={"file": ("photo.jpg", photo.getvalue(), "image/jpeg")},
+        )
     started = tracecontext.parse(untraced.headers["traceparent"])
     assert started is not None and started.trace_id != TRACE
     done = events.wait_for(untraced.json()["id"], "job.succeeded", timeout=60)
     assert done[0]["trace_id"] == started.trace_id
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def _series(scraped: str, name: str, **labels: str) -> str:
+    """The exposition's line of one series (with its exemplar, if any)."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    lines = [
+        line
+        for line in scraped.splitlines()
+        if (found := re.match(rf"{name}\{{([^}}]*)\}}", line))
+        and set(found.group(1).split(",")) == wanted
+    ]
+    assert len(lines) == 1, scraped
+    return lines[0]
