@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared import config_parsers as parse
+from shared.amqp_url import node_urls
 from shared.blob_location import BlobLocation, blob_location, parse_blob_store
 from shared.config_fields import declared, setting
 from shared.errors import ConfigError
@@ -57,7 +58,9 @@ class Settings:
         "amqp://guest:guest@localhost:5672/%2F",
         parse.amqp_url,
         "the broker, `amqp://user:pass@host:port/vhost` (`amqps://` for TLS; `%2F` is the"
-        " vhost `/`)",
+        " vhost `/`); several nodes comma-separated, tried in order, a later one full or just"
+        " `host[:port]` (the rest, and the port when not given, taken from the first), e.g."
+        " `amqp://u:p@node1:5672/vh,node2,node3:5673`; a comma in a password is `%2C`",
     )
     amqp_heartbeat: int = setting(
         "AMQP_HEARTBEAT", 30, parse.positive_int, "heartbeat interval, seconds"
@@ -479,6 +482,11 @@ class Settings:
     def blob_location(self) -> BlobLocation:
         """Where the blob store is: BLOB_STORE, or the folder BLOB_DIR when it is empty."""
         return blob_location(self.blob_store, self.blob_dir)
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """Each broker node's full URL, in the order AMQP_URL lists them."""
+        return node_urls(self.amqp_url)
 
     @property
     def max_attempts(self) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from shared import mailpolicy
+from shared.amqp_url import node_urls
 from shared.event_names import EVENT_NAMES
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -70,29 +71,15 @@ def state_url(raw: str) -> str:
     return raw
 
 
-_AMQP_URL_SHAPE = "must look like amqp://user:pass@host:port/vhost (amqps:// for TLS)"
-
-
 def optional_port(raw: str) -> int | None:
     """A port number, or None for an empty value (the setting left unset)."""
     return None if raw == "" else port(raw)
 
 
 def amqp_url(raw: str) -> str:
-    """The broker's URL: scheme amqp or amqps, a host, a port if any in range; the rest
-    (the vhost, query options) is pika's to read."""
-    try:
-        parts = urlsplit(raw)
-        port = parts.port  # raises on a port that is not a number 0-65535
-    except ValueError as e:
-        raise ValueError(f"{_AMQP_URL_SHAPE}; {e}") from None
-    if parts.scheme.lower() not in ("amqp", "amqps"):
-        why = "the scheme is missing" if "://" not in raw else f"{parts.scheme!r} is not amqp"
-        raise ValueError(f"{_AMQP_URL_SHAPE}; {why}")
-    if port == 0:
-        raise ValueError(f"{_AMQP_URL_SHAPE}; the port must be 1-65535")
-    if not parts.hostname:
-        raise ValueError(f"{_AMQP_URL_SHAPE}; it names no host")
+    """The broker's nodes, comma-separated, each URL checked as `shared.amqp_url` says
+    (a later entry may be host[:port] only); kept as typed."""
+    node_urls(raw)
     return raw
 
 
