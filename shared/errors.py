@@ -77,7 +77,8 @@ class BrokerUnavailable(BrokerError):
 class BrokerConnectFailed(BrokerUnavailable):
     """A connection attempt failed; the message is one line naming the cause and what to
     check. `cause` is a short word for logs and tests: refused, unknown_host, unreachable,
-    timeout, not_amqp, tls, bad_credentials, vhost, network or other."""
+    timeout, not_amqp, tls, bad_credentials, vhost, network or other; with several broker
+    nodes, the one all of them failed with, or several."""
 
     def __init__(self, message: str, *, cause: str) -> None:
         super().__init__(message)

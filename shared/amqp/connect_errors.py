@@ -35,7 +35,7 @@ _REPLY = re.compile(r"\((\d{3})\) ['\"](.*?)['\"]\)?$")
 def connect_failure(error: BaseException, params: pika.ConnectionParameters) -> BrokerConnectFailed:
     """The one-line BrokerConnectFailed for a failed connection attempt with `params`."""
     root = _root_cause(error)
-    where = _host_port(params)
+    where = host_port(params)
     user = getattr(params.credentials, "username", None) or "?"
     cause, says = _explain(root, params, where, user)
     return BrokerConnectFailed(says, cause=cause)
@@ -132,7 +132,33 @@ def _broker_reply(error: BaseException) -> str:
     return match.group(2) if match else ""
 
 
-def _host_port(params: pika.ConnectionParameters) -> str:
+# Each cause in a few words, for the line that lists every node's.
+_BRIEF = {
+    "unknown_host": "host not found",
+    "not_amqp": "not AMQP",
+    "tls": "TLS failed",
+    "bad_credentials": "login refused",
+    "vhost": "vhost refused",
+    "network": "network error",
+    "other": "failed",
+}
+
+
+def all_nodes_failed(failures: list[tuple[str, BrokerConnectFailed]]) -> BrokerConnectFailed:
+    """The one line for a connect that no node took: a single node's own line; with several,
+    each node's cause in brief (`node1:5672 refused; node2:5672 unreachable`), and as the
+    cause the one they share, or `several`."""
+    if len(failures) == 1:
+        return failures[0][1]
+    causes = {f.cause for _, f in failures}
+    each = "; ".join(f"{node} {_BRIEF.get(f.cause, f.cause)}" for node, f in failures)
+    return BrokerConnectFailed(
+        f"no RabbitMQ node answered ({each}): is RabbitMQ running on one of them? check {SETTING}",
+        cause=causes.pop() if len(causes) == 1 else "several",
+    )
+
+
+def host_port(params: pika.ConnectionParameters) -> str:
     host = str(params.host)
     return f"[{host}]:{params.port}" if ":" in host else f"{host}:{params.port}"
 

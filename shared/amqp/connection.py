@@ -17,12 +17,20 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from shared.amqp.backoff import compute_backoff
 from shared.amqp.blocked import BlockedWatch
 from shared.amqp.channel import Channel, ConfirmObserver
-from shared.amqp.connect_errors import SETTING, URL_FORM, connect_failure
+from shared.amqp.connect_errors import (
+    SETTING,
+    URL_FORM,
+    all_nodes_failed,
+    connect_failure,
+    host_port,
+)
 from shared.amqp.errors import broker_errors
 from shared.amqp.pika_logs import quiet_while_connecting
 from shared.amqp.silence import SilenceWatch
+from shared.amqp_url import host_port as node_of
+from shared.amqp_url import node_urls
 from shared.config import Settings, config_error
-from shared.errors import BrokerError, ConfigError
+from shared.errors import BrokerConnectFailed, BrokerError, ConfigError
 from shared.log import get_logger
 
 log = get_logger("shared.amqp")
@@ -47,8 +55,10 @@ class Connection:
         app_id: str,
         blocked: BlockedWatch | None = None,
         user: str | None = None,
+        node: str = "",
     ) -> None:
         self._raw = raw
+        self.node = node  # the broker node it reached, host:port (for logs: no password)
         self._app_id = app_id
         self._blocked = blocked
         self.user = user  # the broker user it authenticated as: every message's user_id
@@ -92,8 +102,24 @@ class Connection:
 
 def connection_parameters(
     settings: Settings, name: str, when_blocked: WhenBlocked = "time out"
+) -> list[pika.URLParameters]:
+    """One set of parameters per broker node, in the order AMQP_URL lists them."""
+    urls = settings.amqp_urls
+    params = []
+    for number, url in enumerate(urls, start=1):
+        try:
+            params.append(_node_parameters(url, settings, name, when_blocked))
+        except ConfigError as e:
+            if len(urls) == 1:
+                raise
+            raise ConfigError(f"{e} (entry {number}, {node_of(url)})") from None
+    return params
+
+
+def _node_parameters(
+    url: str, settings: Settings, name: str, when_blocked: WhenBlocked
 ) -> pika.URLParameters:
-    params = _url_parameters(settings.amqp_url)
+    params = _url_parameters(url)
     params.heartbeat = settings.amqp_heartbeat
     if when_blocked == "time out":
         params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
@@ -106,19 +132,25 @@ def connection_parameters(
 def connect_once(
     settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
 ) -> Connection:
-    """One connection attempt; `when_blocked` says what a broker alarm does to it.
-    BrokerConnectFailed says in one line why it failed and what to check."""
-    params = connection_parameters(settings, name, when_blocked)
-    try:
-        with quiet_while_connecting():
-            raw = pika.BlockingConnection(params)
-    except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
-        raise connect_failure(e, params) from None
-    # While blocked the broker still sends heartbeats, so a connection waiting out an alarm
-    # is not mistaken for a dead one.
-    SilenceWatch.start(raw)
-    blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
-    return Connection(raw, app_id=name, blocked=blocked, user=_user_of(params))
+    """One connection attempt to each node in turn, until one answers; `when_blocked` says
+    what a broker alarm does to it. BrokerConnectFailed says in one line why each node
+    failed and what to check."""
+    failures: list[tuple[str, BrokerConnectFailed]] = []
+    for params in connection_parameters(settings, name, when_blocked):
+        try:
+            with quiet_while_connecting():
+                raw = pika.BlockingConnection(params)
+        except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
+            failures.append((host_port(params), connect_failure(e, params)))
+            continue
+        # While blocked the broker still sends heartbeats, so a connection waiting out an
+        # alarm is not mistaken for a dead one.
+        SilenceWatch.start(raw)
+        blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
+        return Connection(
+            raw, app_id=name, blocked=blocked, user=_user_of(params), node=host_port(params)
+        )
+    raise all_nodes_failed(failures)
 
 
 def connect(
@@ -135,7 +167,7 @@ def connect(
     attempt = 0
     while not should_stop():
         try:
-            return connect_once(settings, name, when_blocked=when_blocked)
+            connection = connect_once(settings, name, when_blocked=when_blocked)
         except ConfigError as e:
             raise SystemExit(config_error(e)) from None
         except BrokerError as e:
@@ -150,6 +182,9 @@ def connect(
                 retry_in_s=round(delay, 2),
             )
             _sleep_unless(should_stop, delay, sleep)
+        else:
+            log.info("broker_connected", connection=name, node=connection.node)
+            return connection
     return None
 
 
@@ -162,8 +197,9 @@ def _sleep_unless(
 
 
 def broker_user(amqp_url: str) -> str | None:
-    """The broker user an AMQP URL logs in as (pika's default, guest, without one)."""
-    return _user_of(_url_parameters(amqp_url))
+    """The broker user AMQP_URL logs in as (pika's default, guest, without one); every
+    node's is its first's, or a short entry's."""
+    return _user_of(_url_parameters(node_urls(amqp_url)[0]))
 
 
 def _url_parameters(amqp_url: str) -> pika.URLParameters:
