@@ -66,13 +66,13 @@ class _Topology:
 
 
 def management_url(s: Settings) -> str:
-    host = urlparse(s.amqp_url).hostname or "localhost"
+    host = urlparse(s.amqp_urls[0]).hostname or "localhost"
     return (s.management_url or f"http://{host}:15672").rstrip("/")
 
 
 def _management(s: Settings, what: str) -> list[dict[str, Any]]:
     """GET /api/<what>/<vhost> of the management API, limited to the namespace."""
-    amqp = urlparse(s.amqp_url)
+    amqp = urlparse(s.amqp_urls[0])
     vhost = unquote(amqp.path[1:]) or "/"
     url = f"{management_url(s)}/api/{what}/{quote(vhost, safe='')}"
     auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))

@@ -81,11 +81,11 @@ def _wait_for_management(s: Settings, timeout: float = MANAGEMENT_WAIT_S) -> Non
 
 
 def _vhost(s: Settings) -> str:
-    return unquote(urlparse(s.amqp_url).path[1:]) or "/"
+    return unquote(urlparse(s.amqp_urls[0]).path[1:]) or "/"
 
 
 def _put(s: Settings, path: str, body: dict[str, str]) -> None:
-    amqp = urlparse(s.amqp_url)
+    amqp = urlparse(s.amqp_urls[0])
     auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
     url = f"{management_url(s)}/api/{path}"
     try:

@@ -234,11 +234,11 @@ class Publisher:
             connection.close()
             log.warning("publisher_cannot_open_channel", thread=index, error=str(e))
             return None
-        log.debug("publisher_connected", thread=index)
+        log.debug("publisher_connected", thread=index, node=connection.node)
         with self._connected_lock:
             self._connected.add(index)
             if len(self._connected) == len(self._threads):
-                log.info("publishers_connected", threads=len(self._threads))
+                log.info("publishers_connected", threads=len(self._threads), node=connection.node)
         return _Link(connection, channel)
 
     def _drop(self, index: int, link: _Link) -> None:

@@ -50,6 +50,7 @@ class FakeConnection:
         self.number = number
         self.is_open = True
         self.blocked_reason: str | None = None
+        self.node = "127.0.0.1:5672"
 
     def channel(self, *, confirm: bool = False, confirms: object = None) -> FakeChannel:
         return FakeChannel(self)
