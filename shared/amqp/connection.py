@@ -183,7 +183,11 @@ def connect(
             )
             _sleep_unless(should_stop, delay, sleep)
         else:
-            log.info("broker_connected", connection=name, node=connection.node)
+            # Which node, when there is a choice of them; one node needs no line of its own.
+            several = len(settings.amqp_urls) > 1
+            (log.info if several else log.debug)(
+                "broker_connected", connection=name, node=connection.node
+            )
             return connection
     return None
 
