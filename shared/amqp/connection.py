@@ -201,8 +201,8 @@ def _sleep_unless(
 
 
 def broker_user(amqp_url: str) -> str | None:
-    """The broker user AMQP_URL logs in as (pika's default, guest, without one); every
-    node's is its first's, or a short entry's."""
+    """The broker user AMQP_URL logs in as (pika's default, guest, without one): its first
+    node's, the user every node is expected to take."""
     return _user_of(_url_parameters(node_urls(amqp_url)[0]))
 
 
