@@ -110,3 +110,29 @@ def test_the_periodic_janitor_prunes_at_once_and_stops_when_told(tmp_path: Path)
     run_periodically(blobs, 7, stop, every_s=3600)
 
     assert blobs_of(blobs, old) == []
+
+
+def test_blobs_prune_deletes_old_jobs_and_a_dry_run_only_names_them(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    blobs = FolderBlobStore(tmp_path / "blobs")
+    old, new = stored_job(blobs), stored_job(blobs)
+    age_days(tmp_path / "blobs", old, 10)
+    env = {"BLOB_DIR": str(tmp_path / "blobs"), "COLUMNS": "200", "NO_COLOR": "1"}
+
+    dry = CliRunner().invoke(app, ["blobs", "prune", "--days", "7", "--dry-run"], env=env)
+    kept = blobs_of(blobs, old)
+    done = CliRunner().invoke(app, ["blobs", "prune", "--days", "7"], env=env)
+    unset = CliRunner().invoke(app, ["blobs", "prune"], env=env)
+
+    assert dry.exit_code == 0, dry.output
+    assert old in dry.output and new not in dry.output
+    assert "would delete the blobs of 1 job older than 7 days" in dry.output
+    assert len(kept) == 3
+    assert done.exit_code == 0, done.output
+    assert "deleted the blobs of 1 job older than 7 days" in done.output
+    assert blobs_of(blobs, old) == [] and len(blobs_of(blobs, new)) == 3
+    assert unset.exit_code == 1
+    assert "BLOB_RETENTION_DAYS is unset" in unset.output
