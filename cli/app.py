@@ -7,6 +7,7 @@ import typer
 from cli import (
     audit_cmds,
     bench_cmds,
+    blobs_cmds,
     broker_cmds,
     dlq_cmds,
     events_cmds,
@@ -33,6 +34,7 @@ for module in (
     submit_cmds,
     bench_cmds,
     keys_cmds,
+    blobs_cmds,
 ):
     module.register(app)
 

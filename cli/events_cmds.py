@@ -34,6 +34,7 @@ STYLES = {
     "job.rejected": "red",
     "job.dead": "bold red",
     "job.replayed": "magenta",
+    "job.deleted": "dim",
 }
 
 

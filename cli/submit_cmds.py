@@ -1,5 +1,5 @@
 """Commands that talk to the gateway over HTTP: submit jobs (`cli/job_commands.py`), follow
-them, fetch results.
+them, fetch results, delete their blobs.
 
 `GATEWAY_URL` (or `--gateway`) picks the gateway. Job ids go to stdout, one a line, so
 `id=$(jobsuite submit render …)` works; progress and notes go to stderr. Anything the gateway
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(submit, name="submit")
     app.command("status")(status)
     app.command("result")(result)
+    app.command("delete")(delete)
 
 
 @readable_errors
@@ -103,6 +104,18 @@ def result(
         target = folder / Path(item["name"]).name
         gw.download(item["url"], target)
         console.print(str(target), highlight=False, soft_wrap=True)
+
+
+@readable_errors
+def delete(
+    job_id: Annotated[str, typer.Argument(help="the id of a finished job")],
+    gateway: GatewayOpt = None,
+) -> None:
+    """Delete a finished job's inputs and outputs (the audit keeps its record).
+
+    A follow-up is a job of its own: delete it by its own id."""
+    GatewayClient(gateway).call("DELETE", f"/jobs/{job_id}", 204)
+    console.print(f"deleted the blobs of job {job_id}", highlight=False, soft_wrap=True)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def permissions(role: str, namespace: str = "") -> Permissions:
     def names(*alternatives: str) -> str:
         return f"^{prefix}({'|'.join(alternatives)})$"
 
-    if role == "gateway":  # publishes jobs and job.submitted/job.rejected
+    if role == "gateway":  # publishes jobs and job.submitted/job.rejected/job.deleted
         return Permissions(NOTHING, names("jobs", "events"), NOTHING)
     if role in WORKERS:  # consumes its queues; publishes follow-ups, retries, events
         queues = [re.escape(f"jobs.{t}") for t in sorted(WORKERS[role])]

@@ -170,6 +170,14 @@ class Settings:
         " `s3://bucket[/prefix]` for an S3-compatible object store (the bucket must exist;"
         " docs/operations.md)",
     )
+    blob_retention_days: int = setting(
+        "BLOB_RETENTION_DAYS",
+        0,
+        parse.non_negative_int,
+        "days a job's inputs and outputs are kept in the blob store: the gateway deletes older"
+        " ones every hour (`jobsuite blobs prune` on demand; the audit keeps its record)",
+        shown="0 (kept forever)",
+    )
     s3_endpoint_url: str = setting(
         "S3_ENDPOINT_URL",
         "",

@@ -15,6 +15,7 @@ EventName = Literal[
     "job.failed",
     "job.dead",
     "job.replayed",
+    "job.deleted",
     "key.created",
     "key.revoked",
 ]

@@ -180,3 +180,7 @@ class JobRecord(BaseModel):
         default=None, description="why the broker dead-lettered it: rejected, expired, …"
     )
     replays: int = Field(default=0, description="how often `jobsuite dlq replay` re-opened it")
+    deleted_at: datetime | None = Field(
+        default=None,
+        description="when its inputs and outputs were deleted (DELETE /jobs/{id}); null: never",
+    )

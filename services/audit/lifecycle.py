@@ -31,6 +31,7 @@ _PHASE = {
     "job.failed": 3,
     "job.rejected": 3,
     "job.dead": 4,
+    "job.deleted": 5,  # its blobs deleted (DELETE /jobs/{id}): the status stays
 }
 _TRIED = {"job.started", "job.retrying", "job.succeeded", "job.failed"}
 E = TypeVar("E", bound=Event)

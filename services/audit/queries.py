@@ -140,4 +140,11 @@ def _record(row: sqlite3.Row, events: list[RecordedEvent]) -> JobRecord:
         events=events,
         dead_reason=row["dead_reason"],
         replays=row["replays"],
+        deleted_at=_deleted_at(events),
     )
+
+
+def _deleted_at(events: list[RecordedEvent]) -> datetime | None:
+    """When the job's blobs were first deleted (a believed `job.deleted`), or None."""
+    deleted = [e.at for e in events if e.event == "job.deleted" and not e.refused]
+    return min(deleted) if deleted else None

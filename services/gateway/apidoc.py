@@ -124,10 +124,21 @@ _DOWNLOAD = {
         "headers": {"Location": _header("the presigned URL of the file", required=True)},
     },
     "409": _refusal("the job failed or has not finished yet"),
+    "410": _refusal("the job's outputs were deleted (DELETE /jobs/{id}, BLOB_RETENTION_DAYS)"),
     "416": {
         "description": "the range lies past the end of the file",
         "headers": {"Content-Range": _header("bytes */size", required=True)},
     },
+}
+
+
+_DELETE = {
+    "409": _refusal("the job has not finished (submitted, started or retrying)"),
+    "503": _refusal(
+        "the audit service is unreachable and the job is unfinished, or the broker or the blob"
+        " store is unavailable (nothing recorded, or some blobs left: delete again)",
+        _RETRY_AFTER,
+    ),
 }
 
 
@@ -248,7 +259,9 @@ def _responses(path: str, method: str, operation: Schema) -> None:
         operation.setdefault("parameters", []).append(_TRACE_PARAMETER)
     elif path.startswith("/jobs/{job_id}"):
         added.update(_READ)
-        if path != "/jobs/{job_id}":
+        if method == "delete":
+            added.update(_DELETE)
+        elif path != "/jobs/{job_id}":
             added.update(_DOWNLOAD)
             ok = responses.get("200", {}).setdefault("content", {})
             ok.update({"image/*": _BINARY, "application/pdf": _BINARY})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -15,6 +16,7 @@ from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
 from shared.auth import Caller, caller_of
 from shared.blobs import BlobStore, open_blob_store
+from shared.blobs.janitor import start_janitor
 from shared.config import Settings
 from shared.events import EventSource, instance_name
 from shared.limits import Limits, limits_of
@@ -43,6 +45,8 @@ class Gateway:
     keys: ApiKeyStore | None  # None: AUTH_DISABLED
     rate: SubmissionRate  # submissions per second, per key
     metrics: GatewayMetrics  # this app's own registry, served on /metrics
+    # BLOB_RETENTION_DAYS: the janitor thread's stop (shared/blobs/janitor.py)
+    stop_janitor: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
     def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
@@ -78,8 +82,10 @@ class Gateway:
 
     def start(self) -> None:
         self.publisher.start()
+        self.stop_janitor = start_janitor(self.blobs, self.settings.blob_retention_days)
 
     def close(self) -> None:
+        self.stop_janitor()
         self.publisher.close()
         self.audit.close()
         self.ledger.close()

@@ -1,4 +1,5 @@
-"""`GET /jobs/{id}` (where it stands) and `GET /jobs/{id}/result` (what it made).
+"""`GET /jobs/{id}` (where it stands), `GET /jobs/{id}/result` (what it made) and
+`DELETE /jobs/{id}` (its blobs gone, its record kept: deletion.py).
 
 A client sees its own jobs only: another client's job, or one without a client for a client
 key, answers exactly as an id that does not exist (`JobLookup.record` with the caller's
@@ -16,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from services.gateway.context import CallerDep, Gateway, GatewayDep
+from services.gateway.deletion import delete_job
 from services.gateway.downloads import blob_download, content_disposition
 from services.gateway.rejections import Rejected
 from services.gateway.status import link_refused
@@ -54,6 +56,24 @@ def job_status(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> Job
     return gateway.lookup.record(job_id, caller.may_see)
 
 
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "its inputs and outputs are deleted (again: 204 again)"},
+        404: {"description": "unknown job"},
+        409: {"description": "the job has not finished: submitted, started or retrying"},
+    },
+)
+def job_delete(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> Response:
+    """Delete a finished job's inputs and outputs; the audit keeps its record (`deleted_at`).
+
+    Its result is then 410. A follow-up is a job of its own, deleted on its own."""
+    delete_job(gateway, caller, job_id)
+    return Response(status_code=204)
+
+
 @router.get(
     "/jobs/{job_id}/result",
     response_model=Outputs,
@@ -61,6 +81,7 @@ def job_status(gateway: GatewayDep, caller: CallerDep, job_id: JobIdPath) -> Job
         200: {"description": "the output file itself when there is one, else the list"},
         404: {"description": "unknown job"},
         409: {"description": "the job has not finished successfully"},
+        410: {"description": "its outputs were deleted (DELETE /jobs/{id}, BLOB_RETENTION_DAYS)"},
     },
 )
 def job_result(
@@ -94,7 +115,10 @@ def _size(gateway: Gateway, job_id: str, key: str) -> int:
 @router.get(
     "/jobs/{job_id}/result/{name}",
     response_class=StreamingResponse,
-    responses={404: {"description": "no such output"}},
+    responses={
+        404: {"description": "no such output"},
+        410: {"description": "its outputs were deleted (DELETE /jobs/{id}, BLOB_RETENTION_DAYS)"},
+    },
 )
 def job_result_file(
     gateway: GatewayDep,
@@ -116,12 +140,23 @@ def _finished_outputs(gateway: Gateway, caller: Caller, job_id: str) -> list[str
         return manifest.outputs
     # 404 unknown or not the caller's, 503 audit unreachable: the same for both
     record = gateway.lookup.record(job_id, caller.may_see)
+    if record.deleted_at is not None or record.status == "succeeded":
+        raise _deleted(record)
     if record.status in FAILED:
         reason = f": {record.error.message}" if record.error else ""
         raise Rejected(409, "job_failed", f"job {job_id} {record.status}{reason}")
     raise Rejected(
         409, "not_finished", f"job {job_id} has not finished yet (status: {record.status})"
     )
+
+
+def _deleted(record: JobRecord) -> Rejected:
+    """Finished, and its manifest gone: deleted by its owner, or by the janitor."""
+    if record.deleted_at is not None:
+        why = f"were deleted at {record.deleted_at.isoformat()} (DELETE /jobs/{record.id})"
+    else:
+        why = "are gone from the blob store: deleted, or past BLOB_RETENTION_DAYS"
+    return Rejected(410, "outputs_deleted", f"the outputs of job {record.id} {why}")
 
 
 def _name(job_id: str, key: str) -> str:

@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -100,6 +101,12 @@ class FolderBlobStore:
 
     def list(self, prefix: str) -> builtins.list[str]:
         """Regular files only: a link inside the prefix is neither listed nor followed."""
+        return [key for key, _mtime in self._walk(prefix)]
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, datetime]]:
+        return [(key, datetime.fromtimestamp(t, UTC)) for key, t in self._walk(prefix)]
+
+    def _walk(self, prefix: str) -> builtins.list[tuple[str, float]]:
         parts = validate_key(prefix).split("/")
         try:
             with open_folder(self._root, parts) as folder:
@@ -152,17 +159,21 @@ def _not_writable(folder: Path, error: OSError) -> str:
     return f"the blob folder {folder} is not writable: {describe_os_error(error)}"
 
 
-def _files(folder: int, prefix: str) -> Iterator[str]:
+def _files(folder: int, prefix: str) -> Iterator[tuple[str, float]]:
+    """(key, mtime) of each regular file under the open `folder`."""
     with os.scandir(folder) as entries:
         found = [
-            (e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False))
+            (e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False), e)
             for e in entries
         ]
-    for name, is_file, is_dir in found:
+    for name, is_file, is_dir, entry in found:
         if name.startswith(TEMP_PREFIX):
             continue
         if is_file:
-            yield f"{prefix}/{name}"
+            try:
+                yield f"{prefix}/{name}", entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue  # deleted meanwhile
         elif is_dir:
             try:
                 child = os.open(name, DIR_FLAGS, dir_fd=folder)

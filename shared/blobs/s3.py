@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -132,10 +133,14 @@ class S3BlobStore:
         return key
 
     def list(self, prefix: str) -> builtins.list[str]:
-        return sorted(self._keys(prefix))
+        return sorted(key for key, _at in self._objects(prefix))
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, datetime]]:
+        """Each object's LastModified (list_objects_v2 has it: no request per object)."""
+        return sorted(self._objects(prefix))
 
     def delete_prefix(self, prefix: str) -> None:
-        names = [self._name(key) for key in self._keys(prefix)]
+        names = [self._name(key) for key, _at in self._objects(prefix)]
         for start in range(0, len(names), 1000):  # DeleteObjects takes 1000 at most
             batch = [{"Key": name} for name in names[start : start + 1000]]
             with s3_errors(prefix):
@@ -204,9 +209,9 @@ class S3BlobStore:
     def _name(self, key: str) -> str:
         return self._prefix + validate_key(key)
 
-    def _keys(self, prefix: str) -> Iterator[str]:
-        """The keys under a folder-like prefix (objects whose names are not keys, such as a
-        probe's, are skipped)."""
+    def _objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """The keys under a folder-like prefix with their LastModified (objects whose names
+        are not keys, such as a probe's, are skipped)."""
         start = self._name(prefix) + "/"
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket, Prefix=start
@@ -216,6 +221,10 @@ class S3BlobStore:
                 for found in page.get("Contents", []):
                     key = found["Key"][len(self._prefix) :]
                     try:
-                        yield validate_key(key)
+                        yield validate_key(key), _utc(found["LastModified"])
                     except BlobError:
                         continue
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import IO, Protocol
 
 from shared.blobs.keys import Manifest
@@ -57,6 +58,11 @@ class BlobStore(Protocol):
     def list(self, prefix: str) -> builtins.list[str]:
         """The keys under a folder-like prefix such as `outputs/<job id>`, sorted; writes in
         progress are not listed."""
+        ...
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, datetime]]:
+        """`list(prefix)` with when each blob was last written (aware, UTC; a folder's file
+        mtime, an object's LastModified), for the janitor (`shared/blobs/janitor.py`)."""
         ...
 
     def delete_prefix(self, prefix: str) -> None:

@@ -12,6 +12,7 @@ import builtins
 import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import IO, Any
 
 from shared.blobs import BlobStore
@@ -71,6 +72,9 @@ class BudgetedBlobs:
 
     def list(self, prefix: str) -> builtins.list[str]:
         return self._blobs.list(prefix)
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, datetime]]:
+        return self._blobs.list_modified(prefix)
 
     def delete_prefix(self, prefix: str) -> None:
         self._blobs.delete_prefix(prefix)

@@ -26,11 +26,11 @@ from tests.support.processes import ServiceProcess
 
 @contextmanager
 def in_process_gateway(
-    publisher: JobPublisher, blob_dir: Path, **changes: Any
+    publisher: JobPublisher | None, blob_dir: Path, **changes: Any
 ) -> Iterator[TestClient]:
-    """The gateway app in this process (FastAPI's TestClient) with a stand-in publisher, its
-    state beside `blob_dir`, audit unreachable (unless `audit_url` is given), and a client
-    that sends the test admin key."""
+    """The gateway app in this process (FastAPI's TestClient) with a stand-in publisher (None:
+    the real one, to the broker `changes` name), its state beside `blob_dir`, audit
+    unreachable (unless `audit_url` is given), and a client that sends the test admin key."""
     settings = replace(
         Settings(),
         blob_dir=blob_dir,

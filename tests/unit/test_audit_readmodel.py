@@ -44,6 +44,21 @@ def a_job_life(job_id: str, job_type: str = "resize") -> list[Event]:
     ]
 
 
+def test_a_deleted_job_keeps_its_status_and_shows_when_it_was_deleted(
+    recorder: Recorder, settings: Settings
+) -> None:
+    job_id = new_job_id()
+    deleted = make_event("job.deleted", job_id, seconds=60, client="ann")
+    recorder.record(entries(*a_job_life(job_id), deleted))
+
+    job = queries(settings).job(job_id)
+
+    assert job is not None
+    assert (job.status, job.outputs) == ("succeeded", ["o"])
+    assert job.deleted_at == deleted.at
+    assert job.events[-1].event == "job.deleted"
+
+
 def test_recorded_events_land_in_the_log_and_the_job_row(
     recorder: Recorder, settings: Settings
 ) -> None:
