@@ -74,6 +74,24 @@ class ApiKey:
         return None
 
 
+def key_row(secret: str, record: ApiKey, admin: object) -> tuple[object, ...]:
+    """The values of a new key's row, hash first then `_COLUMNS`, in either store (`admin`
+    as the store keeps a flag)."""
+    limits = record.limits
+    return (
+        hash_secret(secret),
+        record.name,
+        admin,
+        record.created_at.isoformat(),
+        record.expires_at.isoformat() if record.expires_at else None,
+        None,
+        limits.recipients_per_mail,
+        limits.mails_per_hour,
+        limits.submissions_per_second,
+        limits.burst,
+    )
+
+
 class ApiKeyStore(Protocol):
     def create(
         self,
@@ -200,18 +218,7 @@ class SqliteApiKeyStore:
             self._db.execute(
                 f"INSERT OR REPLACE INTO api_keys (hash, {_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    hash_secret(secret),
-                    name,
-                    int(admin),
-                    record.created_at.isoformat(),
-                    expires_at.isoformat() if expires_at else None,
-                    None,
-                    record.limits.recipients_per_mail,
-                    record.limits.mails_per_hour,
-                    record.limits.submissions_per_second,
-                    record.limits.burst,
-                ),
+                key_row(secret, record, int(admin)),
             )
         return record, secret
 

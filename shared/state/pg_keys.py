@@ -16,6 +16,7 @@ from shared.state.keys import (
     check_name,
     hash_secret,
     key_from_row,
+    key_row,
     new_secret,
 )
 from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
@@ -80,18 +81,7 @@ class PostgresApiKeyStore:
                 f"INSERT INTO api_keys (hash, {_COLUMNS})"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" ON CONFLICT (name) DO UPDATE SET {_UPDATE}",
-                (
-                    hash_secret(secret),
-                    name,
-                    admin,
-                    record.created_at.isoformat(),
-                    expires_at.isoformat() if expires_at else None,
-                    None,
-                    record.limits.recipients_per_mail,
-                    record.limits.mails_per_hour,
-                    record.limits.submissions_per_second,
-                    record.limits.burst,
-                ),
+                key_row(secret, record, admin),
             )
         return record, secret
 

@@ -8,10 +8,9 @@ first record (`ON CONFLICT DO NOTHING`).
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
-from shared.state.sent_mail import SentRecord
+from shared.state.sent_mail import SentRecord, record_from_row
 
 STORE = "sent_mail"
 
@@ -46,17 +45,7 @@ class PostgresSentLedger:
                 " WHERE job_id = %s",
                 (job_id,),
             ).fetchone()
-        if row is None:
-            return None
-        message_id, sent_at, recipients, refused, client = row
-        return SentRecord(
-            job_id,
-            message_id,
-            recipients,
-            json.loads(refused),
-            datetime.fromisoformat(sent_at),
-            client,
-        )
+        return None if row is None else record_from_row(job_id, row)
 
     def record(self, entry: SentRecord) -> None:
         with self._pool.transaction("write the mail ledger") as db:

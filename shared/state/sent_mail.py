@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.state.sqlite import Migration, open_database, state_errors, statements
 
@@ -64,6 +65,14 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+def record_from_row(job_id: str, row: Sequence[Any]) -> SentRecord:
+    """A ledger row (message_id, sent_at, recipients, refused, client), in either store."""
+    message_id, sent_at, recipients, refused, client = row
+    return SentRecord(
+        job_id, message_id, recipients, json.loads(refused), datetime.fromisoformat(sent_at), client
+    )
+
+
 class SqliteSentLedger:
     """The SentLedger in one SQLite file."""
 
@@ -89,17 +98,7 @@ class SqliteSentLedger:
                 " WHERE job_id = ?",
                 (job_id,),
             ).fetchone()
-        if row is None:
-            return None
-        message_id, sent_at, recipients, refused, client = row
-        return SentRecord(
-            job_id,
-            message_id,
-            recipients,
-            json.loads(refused),
-            datetime.fromisoformat(sent_at),
-            client,
-        )
+        return None if row is None else record_from_row(job_id, row)
 
     def record(self, entry: SentRecord) -> None:
         with self._lock, state_errors("write the mail ledger"):
