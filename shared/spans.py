@@ -28,6 +28,7 @@ from shared.tracecontext import TraceParent
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span as OtelSpan
     from opentelemetry.trace import Tracer
 
@@ -139,7 +140,7 @@ class LiveSpan(Span):
 class LiveSpans(Spans):
     enabled = True
 
-    def __init__(self, service_name: str) -> None:
+    def __init__(self, service_name: str, exporter: SpanExporter | None = None) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -149,7 +150,7 @@ class LiveSpans(Spans):
         self.provider: TracerProvider = TracerProvider(
             resource=Resource.create({SERVICE_NAME: service_name})
         )
-        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        self.provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter()))
         self.tracer: Tracer = self.provider.get_tracer("jobsuite")
 
     def job(self, name: str, job: Job, headers: Mapping[str, Any]) -> Span:
