@@ -105,7 +105,8 @@ class LiveSpan(Span):
     def __init__(self, span: OtelSpan) -> None:
         self._span = span
         context = span.get_span_context()
-        self.trace = TraceParent(f"{context.trace_id:032x}", f"{context.span_id:016x}")
+        trace_id, span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+        self.trace = TraceParent(trace_id, span_id, context.trace_flags.sampled)
         self._token: Any = None
 
     def set(self, key: str, value: str | int) -> None:

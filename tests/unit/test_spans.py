@@ -148,3 +148,17 @@ def test_queue_wait_runs_from_the_jobs_submission_to_its_taking(
     assert waited.name == "queue wait"
     assert waited.start_time == int(job.submitted_at.timestamp() * 1_000_000_000)
     assert waited.end_time is not None and waited.start_time <= waited.end_time <= time.time_ns()
+
+
+def test_a_callers_trace_not_sampled_stays_not_sampled(exported: InMemorySpanExporter) -> None:
+    spans = LiveSpans("gateway", exported)
+    span = spans.request("accept", f"00-{TRACE}-{SENDER}-00", "resize")
+    span.end()
+    sampled = spans.request("accept", f"00-{TRACE}-{SENDER}-01", "resize")
+    sampled.end()
+    spans.close()
+    assert span.trace is not None and span.trace.trace_id == TRACE
+    assert not span.trace.sampled and span.trace.header().endswith("-00")
+    assert sampled.trace is not None and sampled.trace.sampled
+    (exported_span,) = exported.get_finished_spans()
+    assert exported_span.parent is not None and f"{exported_span.parent.span_id:016x}" == SENDER
