@@ -298,6 +298,25 @@ class Settings:
         " can reach it, and it shows only counts by job type and outcome",
     )
 
+    # Traces (OpenTelemetry, docs/operations.md#traces): spans exported over OTLP/HTTP only
+    # when the endpoint is set; the SDK reads its other OTEL_* variables itself.
+    otel_exporter_otlp_endpoint: str = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        parse.text,
+        "where spans go (OTLP/HTTP protobuf, `/v1/traces` added), e.g."
+        " `http://collector:4318`; unset or empty: no spans, and the OpenTelemetry SDK is"
+        " never imported",
+        shown="unset (no spans)",
+    )
+    otel_service_name: str = setting(
+        "OTEL_SERVICE_NAME",
+        "",
+        parse.text,
+        "the spans' `service.name`; unset or empty: the service's own (`gateway`, `resizer`, …)",
+        shown="unset (the service's name)",
+    )
+
     # Every HTTP service (gateway, audit read API, mail view): shared/http_guard.py.
     allowed_hosts: tuple[str, ...] = setting(
         "ALLOWED_HOSTS",

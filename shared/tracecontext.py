@@ -77,9 +77,10 @@ def trace_id_of_job(job_id: str) -> str:
     return hashlib.sha256(job_id.encode()).hexdigest()[:32]
 
 
-def job_header(trace_id: str) -> dict[str, str]:
-    """A job message's `traceparent` header: its trace, from a new span."""
-    return {HEADER: TraceParent(trace_id, new_span_id()).header()}
+def job_header(trace_id: str, span_id: str | None = None) -> dict[str, str]:
+    """A job message's `traceparent` header: its trace, from the span that sends it (the
+    gateway's `accept`, a worker's `settle`: shared/spans.py), or from a new one."""
+    return {HEADER: TraceParent(trace_id, span_id or new_span_id()).header()}
 
 
 def trace_id_for(job_id: str, own: str | None, headers: Mapping[str, Any]) -> str:

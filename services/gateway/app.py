@@ -18,11 +18,13 @@ from services.gateway import apidoc, job_routes, rejections, submit_routes
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import BEARER, SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
+from services.gateway.tracing import AcceptSpan
 from shared import apidocs, http_metrics
 from shared.auth import RequireKey, warn_if_disabled
 from shared.config import Settings
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
+from shared.spans import open_spans
 
 log = get_logger(__name__)
 DESCRIPTION = """Submit image-resize, PDF-render and e-mail jobs; follow them; fetch results.
@@ -47,6 +49,7 @@ def guard_policy(settings: Settings) -> GuardPolicy:
 
 def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> FastAPI:
     gateway = Gateway.build(settings, publisher)
+    spans = open_spans(settings, SERVICE)  # NO_SPANS unless OTEL_EXPORTER_OTLP_ENDPOINT
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +58,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
             yield
         finally:
             gateway.close()
+            spans.close()  # the last requests' spans, flushed before the exit
 
     app = FastAPI(
         title="jobsuite gateway",
@@ -76,6 +80,8 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     # Outermost of all: every request counted, refusals of the middleware above too; the
     # /metrics route itself is open (shared.auth.OPEN_PATHS) and not rate limited.
     http_metrics.install(app, gateway.metrics.registry)
+    if spans.enabled:  # outermost: from the request's arrival to its answer
+        app.add_middleware(AcceptSpan, spans=spans)
     rejections.install(app, gateway.submitter.publish_rejection)
     app.include_router(submit_routes.router, dependencies=BEARER)
     app.include_router(job_routes.router, dependencies=BEARER)

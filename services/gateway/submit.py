@@ -38,9 +38,10 @@ class Accepted:
     replayed: bool = False
 
 
-def job_message(names: Names, job: Job) -> Outgoing:
+def job_message(names: Names, job: Job, span_id: str | None = None) -> Outgoing:
     # The trace in a header too, for tools that read headers only; the job's body has it.
-    headers = job_header(job.trace_id) if job.trace_id else None
+    # Its parent: the request's span (`accept`, the one the answer names), when known.
+    headers = job_header(job.trace_id, span_id) if job.trace_id else None
     return Outgoing(names.jobs_exchange, job.type, encode(job), job.id, job.type, headers)
 
 
@@ -67,9 +68,12 @@ class Submitter:
         # Told the type of each job the broker confirmed (not replays): the metrics.
         self.on_accepted = on_accepted
 
-    def submit(self, job: Job, fingerprint: str, key: str | None) -> Accepted:
+    def submit(
+        self, job: Job, fingerprint: str, key: str | None, span_id: str | None = None
+    ) -> Accepted:
+        """`span_id`: the request's span in the job's trace, the parent of the job's."""
         try:
-            outgoing = self._messages(job)
+            outgoing = self._messages(job, span_id)
             reservation = None if key is None else self._reserve(key, fingerprint, job.id)
         except BaseException:
             self.discard_inputs(job.id)
@@ -92,11 +96,11 @@ class Submitter:
                 headers={"Retry-After": RETRY_AFTER_S},
             ) from None
 
-    def _messages(self, job: Job) -> list[Outgoing]:
+    def _messages(self, job: Job, span_id: str | None = None) -> list[Outgoing]:
         """The job and its `job.submitted`, encoded before anything is reserved or sent: a
         job that cannot be encoded fails here, with nothing to undo but its inputs."""
         submitted = self.source.about("job.submitted", job)
-        return [job_message(self.names, job), event_message(self.names, submitted)]
+        return [job_message(self.names, job, span_id), event_message(self.names, submitted)]
 
     def _publish(
         self,

@@ -116,7 +116,8 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         check_policy(spec, body, then, gateway.limits)
         what = fingerprint(spec.name, job.params, _dump(then))
         key = _own(caller, idempotency_key)
-        return _answer(gateway.submitter.submit(job, what, key), response, trace)
+        accepted = gateway.submitter.submit(job, what, key, trace.parent_id)
+        return _answer(accepted, response, trace)
 
     return submit
 
@@ -174,7 +175,8 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
             raise
         key = _own(caller, idempotency_key)
-        return _answer(gateway.submitter.submit(job, what, key), response, trace)
+        accepted = gateway.submitter.submit(job, what, key, trace.parent_id)
+        return _answer(accepted, response, trace)
 
     return submit
 

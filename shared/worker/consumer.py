@@ -24,7 +24,7 @@ from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery, traced
 from shared.worker.claims import DeliveryBudget
 from shared.worker.job_thread import JobThread, RunningJob
-from shared.worker.perform import Handler, JobCourse, outputs_recorded
+from shared.worker.perform import Handler, JobCourse, outputs_recorded, settle_in_span
 
 log = get_logger("shared.worker")
 
@@ -117,6 +117,7 @@ class Consumer:
             self._refuse(delivery, verdict)
             return
         job = traced(verdict, delivery)
+        self.course.spans.waited(job, delivery.headers)
         context = job_context(self.service, job.id, job.type, job.attempt, job.trace_id)
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
         # `job.started` goes out from here, not from the job thread: no hand-over to this
@@ -167,9 +168,16 @@ class Consumer:
             if running.delivery.channel is self.channel:
                 why = f"still running after {limit} s (JOB_TIME_LIMIT)"
                 settle = partial(
-                    self.course.settler.retry, running.job, running.delivery, "time_limit"
+                    self.course.settler.retry,
+                    running.job,
+                    running.delivery,
+                    "time_limit",
+                    why,
+                    running.started,
                 )
-                running.context.copy().run(settle, why, running.started)
+                headers = running.delivery.headers
+                in_span = partial(settle_in_span, self.course.spans, running.job, headers, settle)
+                running.context.copy().run(in_span)
             job_thread.interrupt(running)
         elif running.stuck(now):  # timed out before its thread took it, behind a stuck job
             _exit_stuck(running)

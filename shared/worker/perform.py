@@ -12,10 +12,11 @@ attempt only publishes again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from shared.blobs import BlobStore
 from shared.errors import (
@@ -30,6 +31,7 @@ from shared.errors import (
 from shared.files import disk_full_cause
 from shared.log import get_logger
 from shared.messages import Job
+from shared.spans import NO_SPANS, Spans
 from shared.worker.bridge import Bridge
 from shared.worker.job_thread import JobTimeLimitExceeded, RunningJob
 from shared.worker.output_budget import BudgetedBlobs, OutputLimitExceeded
@@ -50,6 +52,7 @@ class JobCourse:
     blobs: BlobStore
     bridge: Bridge
     settler: Settler
+    spans: Spans = NO_SPANS  # `handler` and `settle` spans (shared/spans.py)
 
     def perform(self, running: RunningJob) -> None:
         """On the job thread: the job from `job.started` to its settling."""
@@ -64,21 +67,26 @@ class JobCourse:
         job, delivery, started = running.job, running.delivery, running.started
         settler = self.settler
         metrics = settler.metrics
+        spans = self.spans
         outcome = "abandoned"
         try:
             settle: Callable[[], str]
             try:
                 max_bytes = settler.settings.max_output_bytes
-                with metrics.handler_timer(job.type) if metrics else nullcontext():
+                with (
+                    metrics.handler_timer(job.type) if metrics else nullcontext(),
+                    spans.job("handler", job, delivery.headers) as span,
+                ):
                     outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
+                    span.set("outcome", "succeeded")
                 settle = partial(settler.succeed, job, delivery, outputs, started)
             except Exception as e:
                 settle = settling_of(e, running, settler)
             try:
-                outcome = self.bridge.call(partial(_unless_timed_out, running, settle))
+                outcome = self.bridge.call(partial(_unless_timed_out, running, settle, spans))
             except PublishNacked as e:
                 refused = partial(settler.retry, job, delivery, "publish_refused", str(e), started)
-                outcome = self.bridge.call(partial(_unless_timed_out, running, refused))
+                outcome = self.bridge.call(partial(_unless_timed_out, running, refused, spans))
         except JobTimeLimitExceeded:
             outcome = "timed_out"  # the I/O thread has settled the job already
             log.warning("job_interrupted_by_time_limit")
@@ -149,13 +157,28 @@ def outputs_recorded(job: Job, blobs: BlobStore) -> bool:
         return False
 
 
-def _unless_timed_out(running: RunningJob, settle: Callable[[], str]) -> str:
+def _unless_timed_out(
+    running: RunningJob, settle: Callable[[], str], spans: Spans = NO_SPANS
+) -> str:
     """On the I/O thread: the time limit may have settled this job already."""
     if running.timed_out:
         log.warning("late_outcome_discarded", job_id=running.job.id)
         return "timed_out"
     running.settling = True
-    return settle()
+    return settle_in_span(spans, running.job, running.delivery.headers, settle)
+
+
+def settle_in_span(
+    spans: Spans, job: Job, headers: Mapping[str, Any], settle: Callable[[], str]
+) -> str:
+    """`settle()` in a `settle` span: what it publishes (a follow-up, a retry) names that
+    span as its parent."""
+    with spans.job("settle", job, headers) as span:
+        outcome = settle()
+        span.set("outcome", outcome)
+        if outcome != "succeeded":
+            span.fail(outcome)
+        return outcome
 
 
 def _kind(error: Exception) -> str:

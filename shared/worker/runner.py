@@ -35,6 +35,7 @@ from shared.events import EventSource, instance_name
 from shared.exit_codes import EXIT_ABORTED
 from shared.log import get_logger
 from shared.metrics import MetricsServer, WorkerMetrics, serve_metrics
+from shared.spans import open_spans
 from shared.topology import Names, ensure_topology
 from shared.worker.bridge import IoBridge
 from shared.worker.consumer import Binding, Consumer
@@ -70,6 +71,7 @@ class Worker:
         self.metrics_server: MetricsServer | None = None
         self.blobs = blobs or open_blob_store(settings)
         self.source = EventSource(service, instance or instance_name())
+        self.spans = open_spans(settings, service)  # NO_SPANS unless OTEL_EXPORTER_OTLP_ENDPOINT
         self.names = Names(settings.namespace)
         self.slots = [
             _Slot(
@@ -114,6 +116,7 @@ class Worker:
             if self.metrics_server is not None:
                 self.metrics_server.close()
                 self.metrics_server = None
+            self.spans.close()  # the spans of the last jobs, flushed before the exit
         log.info("worker_stopped")
         return 0
 
@@ -210,7 +213,7 @@ class Worker:
             binding,
             settings=self.settings,
             channel=connection.channel(),
-            course=JobCourse(binding.handler, self.blobs, bridge, settler),
+            course=JobCourse(binding.handler, self.blobs, bridge, settler, self.spans),
             service=self.service,
         )
         consumer.subscribe()

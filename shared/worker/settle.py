@@ -17,6 +17,7 @@ from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import Event, Job, encode
 from shared.metrics import WorkerMetrics
+from shared.spans import current_span_id
 from shared.topology import DISK_FULL_RETRIES_HEADER, RETRY_DELAY_HEADER, Names, retry_delay_ms
 from shared.tracecontext import job_header
 
@@ -79,7 +80,7 @@ class Settler:
     def _publish_job(self, job: Job, exchange: str, headers: dict[str, Any] | None = None) -> None:
         body = encode(job)
         if job.trace_id is not None:  # for tools that read headers only; the body has it too
-            headers = {**(headers or {}), **job_header(job.trace_id)}
+            headers = {**(headers or {}), **job_header(job.trace_id, current_span_id())}
         self.channel.publish_nowait(
             exchange, job.type, body, message_id=job.id, message_type=job.type, headers=headers
         )
