@@ -189,6 +189,8 @@ def test_job_that_kills_its_worker_again_and_again_ends_in_dead_letters(
     failed = events.wait_for(poison.id, "job.failed")[0]
     assert failed["error"]["kind"] == "delivery_limit"
     assert len(handler_runs(settings, poison.id)) == settings.max_deliveries
+    # job.failed is confirmed before the reject, so the dead letter may land a moment later.
+    broker.wait_until(lambda: broker.depth(broker.names.dead_queue) == 1, 5, "one dead letter")
     dead = broker.drain(broker.names.dead_queue)
     assert [props.message_id for props, _ in dead] == [poison.id]
     after = job()
