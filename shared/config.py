@@ -440,6 +440,13 @@ class Settings:
         "MAILSINK_HTTP_PORT", 8025, parse.port, "the sink's HTTP port"
     )
     mailsink_dir: Path = setting("MAILSINK_DIR", Path("var/mail"), Path, "the sink's Maildir")
+    mailsink_max_messages: int = setting(
+        "MAILSINK_MAX_MESSAGES",
+        500,
+        parse.non_negative_int,
+        "the most messages the sink keeps, the oldest going first (as Mailpit's"
+        " MP_MAX_MESSAGES); 0 keeps every one",
+    )
     mailsink_chaos: str = setting(
         "MAILSINK_CHAOS",
         "",

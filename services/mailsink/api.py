@@ -1,4 +1,5 @@
-"""The sink's read-only HTTP view (plus the chaos hook), on FastAPI.
+"""The sink's HTTP view (plus the chaos hook), on FastAPI: the pages for a person (page.py),
+the JSON API, raw sources and attachments, search, delete, and live updates (`/events`).
 
 Endpoints are plain `def`s: FastAPI runs them on worker threads, so reading the Maildir
 never holds up the SMTP server on the event loop. With credentials (MAILSINK_UI_AUTH) every
@@ -8,15 +9,18 @@ anyone who can reach it can make the sink refuse mail.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from importlib.resources import files
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Path, Response
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Form, HTTPException, Path, Query, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.mailsink import page, views
+from services.mailsink import page, search, views
 from services.mailsink.auth import BasicAuth, Credentials
+from services.mailsink.changes import Changes
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 from shared import apidocs
@@ -31,7 +35,29 @@ _LOCKED_DOWN = {
         " base-uri 'none'"
     ),
 }
+# The view's own pages: their one script and stylesheet, from here; nothing else.
+_PAGE = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';"
+        " frame-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none';"
+        " base-uri 'none'"
+    ),
+    # Not no-referrer: under that, a browser sends `Origin: null` with the page's own delete
+    # forms, and the guard refuses them as from a foreign origin.
+    "Referrer-Policy": "same-origin",
+}
+# A message's HTML part, shown in the message page's sandboxed iframe: no script, and no
+# request anywhere (remote images, fonts, trackers), only what is inline in the mail.
+_MAIL_HTML = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:;"
+        " sandbox; form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+}
 MessageId = Annotated[str, Path(max_length=255)]
+Tab = Literal["html", "text", "headers", "raw", "attachments"]
+SearchQuery = Annotated[str, Query(max_length=500, description=search.__doc__ or "")]
 
 
 class ChaosRequest(BaseModel):
@@ -49,8 +75,10 @@ def create_app(
     credentials: Credentials | None = None,
     chaos_api: bool = False,
     guard: GuardPolicy | None = None,
+    changes: Changes | None = None,
 ) -> FastAPI:
-    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default."""
+    """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default.
+    `changes`: where the store's changes go to the live view (one is made if not given)."""
     app = FastAPI(title="jobsuite mailsink", docs_url=None, redoc_url=None)
     apidocs.install(app, redoc=False)
     if credentials is not None:
@@ -59,6 +87,10 @@ def create_app(
     app.add_middleware(HttpGuard, policy=guard or GuardPolicy())
     # The chaos hook's JSON: a duplicate key or a lone surrogate is a 422, not a 500.
     app.router.route_class = StrictJSONRoute
+    live = changes or Changes()
+    store.on_change = live.tell
+    assets = StaticFiles(directory=str(files("services.mailsink") / "static"))
+    app.mount("/static", assets, "static")
 
     def stored(key: str) -> Stored:
         found = store.get(key)
@@ -66,17 +98,49 @@ def create_app(
             raise HTTPException(404, f"no message {key!r}")
         return found
 
+    def matching(query: str) -> list[dict[str, object]]:
+        """Summaries of the messages `query` matches, newest first (QueryError if unreadable)."""
+        held = store.newest_first()
+        if not query.strip():
+            return [views.summary(s) for s in held]
+        matches = search.matcher(query)
+        found = []
+        for s in held:
+            summary = views.summary(s)
+            if matches({**summary, "text": views.text_body(s.message)}):
+                found.append(summary)
+        return found
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "messages": len(store)}
 
     @app.get("/messages")
-    def list_messages() -> list[dict[str, object]]:
-        return [views.summary(s) for s in store.newest_first()]
+    def list_messages(q: SearchQuery = "") -> list[dict[str, object]]:
+        try:
+            return matching(q)
+        except search.QueryError as e:
+            raise HTTPException(422, str(e)) from e
+
+    @app.delete("/messages")
+    def delete_all() -> dict[str, int]:
+        return {"deleted": store.delete_all()}
 
     @app.get("/messages/{key}")
     def get_message(key: MessageId) -> dict[str, object]:
         return views.detail(stored(key))
+
+    @app.delete("/messages/{key}", status_code=204)
+    def delete_message(key: MessageId) -> Response:
+        if not store.delete(key):
+            raise HTTPException(404, f"no message {key!r}")
+        return Response(status_code=204)
+
+    @app.put("/messages/{key}/read", status_code=204)
+    def mark_read(key: MessageId) -> Response:
+        if not store.mark_read(key):
+            raise HTTPException(404, f"no message {key!r}")
+        return Response(status_code=204)
 
     @app.get("/messages/{key}/raw")
     def get_raw(key: MessageId) -> Response:
@@ -84,6 +148,13 @@ def create_app(
         if raw is None:
             raise HTTPException(404, f"no message {key!r}")
         return Response(raw, media_type="message/rfc822", headers=_LOCKED_DOWN)
+
+    @app.get("/messages/{key}/html")
+    def get_html(key: MessageId) -> HTMLResponse:
+        html = views.html_body(stored(key).message)
+        if html is None:
+            raise HTTPException(404, f"message {key!r} has no HTML part")
+        return HTMLResponse(html, headers=_MAIL_HTML)
 
     @app.get("/messages/{key}/attachments/{name}")
     def get_attachment(key: MessageId, name: Annotated[str, Path(max_length=255)]) -> Response:
@@ -94,10 +165,37 @@ def create_app(
         headers = {**_LOCKED_DOWN, "Content-Disposition": disposition}
         return Response(part.data, media_type=part.content_type, headers=headers)
 
+    @app.get("/events", include_in_schema=False)
+    async def events() -> StreamingResponse:
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
+
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
-        summaries = [views.summary(s) for s in store.newest_first()]
-        return HTMLResponse(page.messages_page(summaries), headers=_LOCKED_DOWN)
+    def index(q: SearchQuery = "") -> HTMLResponse:
+        try:
+            summaries, error = matching(q), ""
+        except search.QueryError as e:
+            summaries, error = [], str(e)
+        html = page.messages_page(summaries, query=q, total=len(store), error=error)
+        return HTMLResponse(html, status_code=422 if error else 200, headers=_PAGE)
+
+    @app.get("/view/{key}", response_class=HTMLResponse)
+    def view(key: MessageId, tab: Tab | None = None) -> HTMLResponse:
+        store.mark_read(key)
+        found, raw = stored(key), store.raw(key)
+        detail = views.detail(found)
+        shown = tab or ("html" if detail["html"] is not None else "text")
+        return HTMLResponse(page.message_page(detail, raw or b"", shown), headers=_PAGE)
+
+    @app.post("/actions/delete", include_in_schema=False)
+    def delete_from_page(id: Annotated[str, Form(max_length=255)]) -> RedirectResponse:
+        store.delete(id)  # gone already (another tab): the list is where to go all the same
+        return RedirectResponse("../", status_code=303)
+
+    @app.post("/actions/delete-all", include_in_schema=False)
+    def delete_all_from_page() -> RedirectResponse:
+        store.delete_all()
+        return RedirectResponse("../", status_code=303)
 
     if chaos_api:
         _chaos_routes(app, chaos)

@@ -9,12 +9,14 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
 from services.mailsink.api import create_app
 from services.mailsink.auth import credentials_from
+from services.mailsink.changes import Changes
 from services.mailsink.chaos import Chaos, ChaosRule
 from services.mailsink.smtp import SinkHandler, start_smtp_server
 from services.mailsink.store import MailStore
@@ -30,6 +32,7 @@ class MailSink:
         self.settings = settings
         self._stop_requested = False
         self._http: uvicorn.Server | None = None
+        self._changes = Changes()
 
     def install_signal_handlers(self) -> None:
         # uvicorn takes SIGTERM/SIGINT over while it serves, then restores these and raises
@@ -46,7 +49,7 @@ class MailSink:
         s = self.settings
         # The HTTP socket is bound first so a port in use fails before anything starts.
         http_socket = _listening_socket(s.mailsink_host, s.mailsink_http_port)
-        store = MailStore(s.mailsink_dir)
+        store = MailStore(s.mailsink_dir, s.mailsink_max_messages)
         chaos = Chaos(ChaosRule.from_spec(s.mailsink_chaos))
         handler = SinkHandler(store, chaos)
         # Room for attachments of MAX_MAIL_BYTES after base64 (4/3) and the headers.
@@ -60,15 +63,19 @@ class MailSink:
             credentials=credentials,
             chaos_api=s.mailsink_chaos_api,
             guard=GuardPolicy.of(s.allowed_hosts, s.cors_origins),
+            changes=self._changes,
         )
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._http = uvicorn.Server(config)
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
+        self._http = _Server(config, on_shutdown=self._changes.close)
         log.info(
             "mailsink_started",
             smtp=f"{s.mailsink_host}:{s.mailsink_smtp_port}",
             http=f"http://{s.mailsink_host}:{s.mailsink_http_port}/",
             maildir=str(store.root),
             messages=len(store),
+            max_messages=store.max_messages or "unlimited",
             chaos=chaos.state(),
             chaos_api=s.mailsink_chaos_api,
             ui_auth=credentials is not None,
@@ -82,6 +89,19 @@ class MailSink:
             http_socket.close()
         log.info("mailsink_stopped")
         return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the open live-update streams as it shuts down: it waits for
+    every open response, and a stream of server-sent events never ends by itself."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_shutdown()
+        await super().shutdown(sockets)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

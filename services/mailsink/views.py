@@ -49,7 +49,32 @@ def summary(stored: Stored) -> dict[str, object]:
         "date": _header(m, "Date"),
         "received": stored.received.isoformat(),
         "attachments": [part.name for part in attachments(m)],
+        "read": stored.read,
+        "size": stored.size,
     }
+
+
+def searchable(message: dict[str, object]) -> dict[str, str]:
+    """What a search looks in (search.py), lower case, from a summary or a detail."""
+
+    def text(value: object) -> str:
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+
+    recipients = [text(message.get(name)) for name in ("to", "cc", "envelope_to")]
+    return {
+        "from": text(message.get("from")).lower(),
+        "to": " ".join(recipients).lower(),
+        "subject": text(message.get("subject")).lower(),
+        "text": text(message.get("text")).lower(),
+    }
+
+
+def html_body(message: EmailMessage) -> str | None:
+    return _body(message, "html")
+
+
+def text_body(message: EmailMessage) -> str | None:
+    return _body(message, "plain")
 
 
 def detail(stored: Stored) -> dict[str, object]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import smtplib
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import SpawnFn
@@ -98,3 +101,30 @@ def test_a_port_in_use_is_one_clear_error_and_exit_1(
     assert clash.wait(15) == 1
     (line,) = clash.logged("mailsink_cannot_start")
     assert "in use" in line["error"]
+
+
+def test_live_updates_stream_each_new_mail_and_end_when_the_sink_stops(sink: MailSink) -> None:
+    with httpx.stream("GET", sink.url + "/events", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        send(sink, mail("<live@test>"))
+        (summary,) = sink.wait_for_messages(1)
+        assert [next(lines), next(lines)] == ["", "event: stored"]
+        assert next(lines) == f'data: {{"id": "{summary["id"]}"}}'
+        # An open stream does not hold the sink up: SIGTERM ends it cleanly (a stream cut off
+        # by uvicorn's shutdown timeout instead would end without its last chunk: an error).
+        sink.process.signal(signal.SIGTERM)
+        assert sink.process.wait(15) == 0
+        assert list(lines) == [""]
+        cut_off = [line for line in sink.process.log_lines() if "graceful" in json.dumps(line)]
+        assert cut_off == [], sink.process.tail()
+
+
+def test_the_oldest_mail_goes_over_mailsink_max_messages(spawn: SpawnFn, tmp_path: Path) -> None:
+    capped = start_mailsink(spawn, tmp_path / "mail", MAILSINK_MAX_MESSAGES="2")
+    for n in range(3):
+        send(capped, mail(f"<{n}@test>", f"mail {n}"))  # answered once stored (and trimmed)
+        time.sleep(0.02)  # arrival order by file time: a tie would be decided by the key
+    assert sorted(m["subject"] for m in capped.messages()) == ["mail 1", "mail 2"]
+    assert len(capped.maildir_files()) == 2

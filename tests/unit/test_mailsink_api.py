@@ -59,6 +59,8 @@ def test_messages_are_listed_with_their_summaries(client: TestClient, store: Mai
         "date": "Mon, 06 May 2024 07:08:09 +0000",
         "received": summary["received"],
         "attachments": ["invoice.pdf"],
+        "read": False,
+        "size": len(mail()),
     }
 
 
@@ -121,10 +123,10 @@ def test_the_html_page_says_when_there_is_no_mail(client: TestClient) -> None:
 
 
 def test_the_html_page_counts_in_the_right_number(client: TestClient, store: MailStore) -> None:
-    assert "0 messages. JSON" in client.get("/").text
+    assert "0 messages, 0 unread" in client.get("/").text
     store.deliver(mail())
     one = client.get("/").text
-    assert "<title>mailsink: 1 message</title>" in one and "1 message. JSON" in one
+    assert "<title>mailsink: 1 message, 1 unread</title>" in one and "1 messages" not in one
 
 
 def test_healthz_counts_messages(client: TestClient, store: MailStore) -> None:
