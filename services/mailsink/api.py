@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.mailsink import page, search, views
 from services.mailsink.auth import BasicAuth, Credentials
-from services.mailsink.changes import Changes
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 from shared import apidocs
 from shared.http_guard import GuardPolicy, HttpGuard
+from shared.live import Changes
 from shared.strict_request import StrictJSONRoute
 
 # Mail content is untrusted: nothing served from here may run script in the sink's origin.

@@ -16,12 +16,12 @@ import uvicorn
 
 from services.mailsink.api import create_app
 from services.mailsink.auth import credentials_from
-from services.mailsink.changes import Changes
 from services.mailsink.chaos import Chaos, ChaosRule
 from services.mailsink.smtp import SinkHandler, start_smtp_server
 from services.mailsink.store import MailStore
 from shared.config import Settings
 from shared.http_guard import GuardPolicy
+from shared.live import Changes
 from shared.log import get_logger
 
 log = get_logger(__name__)

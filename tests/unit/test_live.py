@@ -1,4 +1,4 @@
-"""The mail view's live updates: a change told from any thread reaches every open stream at
+"""Live updates (shared/live.py): a change told from any thread reaches every open stream at
 once, as a server-sent event; closing ends every stream."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from services.mailsink.changes import Changes
+from shared.live import Changes
 
 
 async def _next(stream: object) -> str:

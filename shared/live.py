@@ -1,7 +1,8 @@
-"""Live updates for the mail view: every change to the mailbox, fanned out to each open
-server-sent-events stream. The store tells from any thread (the SMTP side stores from a
-worker thread, HTTP deletes from others); each stream waits on its own asyncio queue on the
-event loop that serves it. No polling: a change wakes the streams at once.
+"""Live updates for a web page (the mail view, the audit console): every change, fanned out
+to each open server-sent-events stream. A change is told from any thread (the mail sink's
+SMTP side stores from a worker thread, the audit records from its consumer thread); each
+stream waits on its own asyncio queue on the event loop that serves it. No polling: a change
+wakes the streams at once.
 """
 
 from __future__ import annotations
