@@ -1,20 +1,11 @@
-"""`jobsuite dlq`: inspect the dead letters in `jobs.dead`, replay them, or drop them.
-
-The dead letters are taken with basic.get and held unacked while the command runs; whatever
-the command does not replay or drop goes back to the queue when its connection closes.
-Replay publishes the job (attempt 1) with a confirm, then a `job.replayed` event, and only
-then acks the dead letter: a failure half-way leaves the dead letter where it was.
-The audit service's own copy (in `audit.dead`) is separate and unaffected.
-"""
+"""`jobsuite dlq`: inspect the dead letters in `jobs.dead`, replay them, or drop them
+(services/audit/dlq_box.py holds them, replays and drops: the console does the same)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,20 +13,15 @@ import typer
 from cli.audit_cmds import audit_get
 from cli.common import console, err_console, fail, readable_errors, settings
 from cli.tables import Row, error_line, print_listing, short_time
-from shared.amqp import Channel, Delivery, connect_once
 from shared.config import Settings
-from shared.errors import AuditUnavailable, BrokerError
+from shared.errors import AuditUnavailable
 from shared.events import EventSource, instance_name
-from shared.messages import encode, utc_now
-from shared.topology import Names, ensure_topology
 from shared.words import count
 
 if TYPE_CHECKING:
-    from services.audit.deadletters import DeadLetter
+    from services.audit.dlq_box import Box, Held
 
 dlq_app = typer.Typer(help="Inspect, replay or drop dead letters.", no_args_is_help=True)
-
-RETURN_TIMEOUT_S = 5.0
 TypeOption = Annotated[str | None, typer.Option("--type", help="only jobs of this type")]
 
 
@@ -43,61 +29,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(dlq_app, name="dlq")
 
 
-@dataclass(frozen=True)
-class Held:
-    delivery: Delivery
-    dead: DeadLetter
-
-
-class Box:
-    """The dead letters taken off `jobs.dead` for one command, held unacked."""
-
-    def __init__(self, channel: Channel, held: list[Held]) -> None:
-        self.channel = channel
-        self.held = held
-        self.settled = 0
-
-    def drop(self, h: Held) -> None:
-        """Ack: the dead letter leaves the queue for good."""
-        self.channel.ack(h.delivery)
-        self.settled += 1
-
-
 @contextmanager
 def _dead_letters(s: Settings) -> Iterator[Box]:
-    """Every dead letter now in `jobs.dead`, held unacked until the block ends; what was not
-    dropped then goes back to the queue."""
-    from services.audit.deadletters import read_dead_letter
+    from services.audit.dlq_box import dead_letters
 
-    queue = Names(s.namespace).dead_queue
-    connection = connect_once(s, f"jobsuite-dlq:{instance_name()}")
-    box: Box | None = None
-    try:
-        ensure_topology(connection, s)
-        box = Box(connection.channel(confirm=True), [])
-        while (d := box.channel.get(queue)) is not None:
-            box.held.append(Held(d, read_dead_letter(d.body, d.headers, d.message_id, None)))
+    with dead_letters(s, f"jobsuite-dlq:{instance_name()}") as box:
         yield box
-    finally:
-        connection.close()
-        if box is not None:
-            with contextlib.suppress(BrokerError):
-                _wait_until_returned(s, queue, len(box.held) - box.settled)
-
-
-def _wait_until_returned(s: Settings, queue: str, count: int) -> None:
-    """A quorum queue takes back released messages a moment after the connection closed:
-    wait for that, so the next command sees every dead letter."""
-    if count <= 0:
-        return
-    connection = connect_once(s, f"jobsuite-dlq:{instance_name()}")
-    try:
-        channel = connection.channel()
-        deadline = time.monotonic() + RETURN_TIMEOUT_S
-        while channel.queue_depth(queue)[0] < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        connection.close()
 
 
 def _pick(held: list[Held], ids: list[str]) -> list[Held]:
@@ -110,18 +47,9 @@ def _pick(held: list[Held], ids: list[str]) -> list[Held]:
 
 
 def _summary(h: Held, errors: dict[str, Any]) -> dict[str, Any]:
-    d = h.dead
-    return {
-        "job_id": d.job_id,
-        "type": d.type,
-        "reason": d.reason,
-        "queue": d.queue,
-        "attempt": d.job.attempt if d.job else None,
-        "deaths": d.count,
-        "died_at": d.died_at.isoformat() if d.died_at else None,
-        "error": errors.get(d.job_id)
-        or ({"kind": "invalid_job", "message": d.body_error} if d.body_error else None),
-    }
+    from services.audit.dlq_box import summary
+
+    return summary(h, errors)
 
 
 def _where_and_why(row: dict[str, Any]) -> str:
@@ -206,7 +134,6 @@ def replay(
     if bool(job_ids) == all_:
         raise fail("give job ids or --all (with --type to narrow it)", 2)
     s = settings()
-    names = Names(s.namespace)
     source = EventSource("cli", instance_name())
     unreplayable = 0
     with _dead_letters(s) as box:
@@ -222,20 +149,7 @@ def replay(
                 )
                 unreplayable += 1
                 continue
-            # A new submitted_at marks the job's new life for the audit's lifecycle order.
-            job = h.dead.job.model_copy(update={"attempt": 1, "submitted_at": utc_now()})
-            box.channel.publish(
-                names.jobs_exchange, job.type, encode(job), message_id=job.id, message_type=job.type
-            )
-            event = source.about("job.replayed", job, at=job.submitted_at)
-            box.channel.publish(
-                names.events_exchange,
-                "",
-                encode(event),
-                message_id=event.event_id,
-                message_type=event.event,
-            )
-            box.drop(h)
+            job = box.replay(h, source)
             console.print(f"replayed {job.id} ({job.type})", highlight=False)
     if unreplayable:
         raise typer.Exit(1)

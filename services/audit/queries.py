@@ -42,15 +42,20 @@ class Queries:
         since: datetime | None,
         limit: int,
         before: int | None,
+        client: str | None = None,
+        id_prefix: str | None = None,
     ) -> tuple[list[JobRecord], int | None]:
         """Newest first (by when the audit first heard of the job). `before` is the cursor
         from the previous page; the second value is the cursor for the next page, if any."""
         where, args = ["1 = 1"], []
+        prefix = _like_prefix(id_prefix) if id_prefix else None
         for clause, value in (
             ("status = ?", status),
             ("type = ?", job_type),
             ("updated_at >= ?", timestamp(since) if since else None),
             ("first_seq < ?", before),
+            ("client = ?", client),
+            ("id LIKE ? ESCAPE '\\'", prefix),
         ):
             if value is not None:
                 where.append(clause)
@@ -66,6 +71,45 @@ class Queries:
         more = len(rows) > limit
         rows = rows[:limit]
         return [_record(r, []) for r in rows], (rows[-1]["first_seq"] if more else None)
+
+    def follow_ups(self, job_id: str) -> list[JobRecord]:
+        """The jobs that name `job_id` as their parent, oldest first."""
+        rows = self._db().execute(
+            "SELECT * FROM jobs WHERE parent_id = ? ORDER BY first_seq", (job_id,)
+        )
+        return [_record(r, []) for r in rows]
+
+    def clients(self) -> list[str]:
+        rows = self._db().execute("SELECT DISTINCT client FROM jobs WHERE client IS NOT NULL")
+        return sorted(r[0] for r in rows)
+
+    def job_types(self) -> list[str]:
+        return sorted(r[0] for r in self._db().execute("SELECT DISTINCT type FROM jobs"))
+
+    def workers(self, limit_events: int = 50_000) -> list[dict[str, Any]]:
+        """Each worker instance seen in the newest `limit_events` events: its service, the
+        job types it ran, its last event, jobs done and failed (retries count as failures)."""
+        rows = self._db().execute(
+            "SELECT json_extract(body, '$.service') AS service,"
+            " json_extract(body, '$.instance') AS instance, type, event, recorded_at"
+            " FROM events WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events) - ?"
+            " AND event IN ('job.started', 'job.succeeded', 'job.failed', 'job.retrying')"
+            " AND json_extract(body, '$.refused') IS NULL ORDER BY seq",
+            (limit_events,),
+        )
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            worker = seen.setdefault(
+                (r["service"], r["instance"]),
+                {"service": r["service"], "instance": r["instance"], "types": set(),
+                 "done": 0, "failed": 0, "last_event": "", "last_at": ""},
+            )  # fmt: skip
+            worker["types"].add(r["type"])
+            worker["done"] += r["event"] == "job.succeeded"
+            worker["failed"] += r["event"] in ("job.failed", "job.retrying")
+            worker["last_event"], worker["last_at"] = r["event"], r["recorded_at"]
+        workers = [{**w, "types": sorted(w["types"])} for w in seen.values()]
+        return sorted(workers, key=lambda w: w["last_at"], reverse=True)
 
     def events(self, since: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db().execute(
@@ -118,6 +162,12 @@ class Queries:
     def head_seq(self) -> int:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()
         return int(row[0]) if row else 0
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ids that start with `prefix`, its own % and _ taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 def _record(row: sqlite3.Row, events: list[RecordedEvent]) -> JobRecord:

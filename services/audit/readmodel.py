@@ -59,6 +59,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_first_seq ON jobs (first_seq);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, first_seq);
 CREATE INDEX IF NOT EXISTS jobs_by_type ON jobs (type, first_seq);
 CREATE INDEX IF NOT EXISTS jobs_by_updated ON jobs (updated_at);
+CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs (parent_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _JOB_COLUMNS = (
