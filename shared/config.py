@@ -511,6 +511,15 @@ class Settings:
         " job's status; unset: every event is believed and its publisher only recorded",
         shown="unset",
     )
+    audit_dlq_amqp_url: str = setting(
+        "AUDIT_DLQ_AMQP_URL",
+        "",
+        lambda raw: parse.amqp_url(raw) if raw else "",
+        "the broker as the console's dead-letters page reaches it (list, replay, purge) and"
+        " its queues page: the `dlq` broker user in compose, as `jobsuite dlq` runs",
+        shown="AMQP_URL",
+        secret=True,
+    )
 
     @property
     def blob_location(self) -> BlobLocation:

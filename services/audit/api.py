@@ -1,5 +1,5 @@
 """The read API (FastAPI): what happened to a job, the jobs by status and type, the events in
-log order, counts. Read-only; answers from the SQLite read model.
+log order, counts, answered from the SQLite read model; and the web console on `/`.
 
 Every route but `/healthz` and `/metrics` needs an admin key (the shared key store):
 `Authorization: Bearer <key>`, or HTTP Basic with the key as the password, which is what a
@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
+from services.audit.console.routes import Console
+from services.audit.console.routes import install as install_console
 from services.audit.queries import Queries
 from shared import apidocs, http_metrics
 from shared.auth import BASIC_CHALLENGE, RequireKey
@@ -65,10 +67,12 @@ def create_app(
     keys: ApiKeyStore | None,
     guard: GuardPolicy | None = None,
     metrics: CollectorRegistry | None = None,
+    console: Console | None = None,
 ) -> FastAPI:
     """`keys`: the API key store (None: AUTH_DISABLED); `guard`: the Host/Origin policy
     (shared/http_guard.py), loopback names by default; `metrics`: the service's registry,
-    served on `/metrics` with the API's request counts (a new one when not given)."""
+    served on `/metrics` with the API's request counts (a new one when not given); `console`:
+    the web console at `/` (console/routes.py), none when not given."""
     app = FastAPI(
         title="jobsuite audit",
         version="1",
@@ -152,5 +156,8 @@ def create_app(
     @app.get("/stats")
     def stats() -> dict[str, Any]:
         return queries.stats()
+
+    if console is not None:
+        install_console(app, queries, console)
 
     return app

@@ -41,6 +41,8 @@ class Recorder:
         self.model = model
         self.clock = clock
         self.policy = policy
+        # Told of each batch once it is on disk and in the read model (the console's live view).
+        self.on_recorded: Callable[[list[Record]], None] | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Recorder:
@@ -89,6 +91,8 @@ class Recorder:
         self.model.apply(records)
         for r in records:
             _log_record(r)
+        if records and self.on_recorded is not None:
+            self.on_recorded(records)
         return records
 
     def prune(self, retention_days: int) -> None:

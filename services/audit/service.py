@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import cast
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 from services.audit.api import create_app
 from services.audit.checkpointing import Checkpointer
+from services.audit.console.routes import Console
 from services.audit.consumer import AuditConsumer
 from services.audit.health import WriteHealth
 from services.audit.lock import AuditDirBusy, DirLock
@@ -29,6 +31,7 @@ from shared.errors import StateError
 from shared.events import instance_name
 from shared.exit_codes import EXIT_CONFIG
 from shared.http_guard import GuardPolicy
+from shared.live import Changes
 from shared.log import get_logger
 from shared.state import ApiKeyStore, open_api_keys
 
@@ -39,12 +42,17 @@ _API_START_TIMEOUT_S = 15.0
 class ApiThread:
     """uvicorn on a socket bound here, so a taken port fails at start with a clear error."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, on_stop: Callable[[], None] = lambda: None
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        )
         self.server = uvicorn.Server(config)
+        self.on_stop = on_stop
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="audit-api", daemon=True
         )
@@ -58,6 +66,7 @@ class ApiThread:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        self.on_stop()  # the console's live streams end, or uvicorn would wait for them
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
@@ -115,6 +124,8 @@ def _run_locked(settings: Settings) -> int:
         keys = None if settings.auth_disabled else _key_store(settings)
         warn_if_disabled(settings.auth_disabled, "audit", keys)
         guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
+        live = Changes()
+        recorder.on_recorded = lambda records: live.tell("recorded", records[-1].event["job_id"])
         app = create_app(
             Queries(settings.audit_dir / DB_NAME),
             consumer.consuming.is_set,
@@ -122,8 +133,9 @@ def _run_locked(settings: Settings) -> int:
             keys=keys,
             guard=guard,
             metrics=metrics.registry,
+            console=Console.of(settings, live),
         )
-        api = ApiThread(app, settings.audit_host, settings.audit_port)
+        api = ApiThread(app, settings.audit_host, settings.audit_port, on_stop=live.close)
         api.start()
     except (OSError, RuntimeError, StateError) as e:
         log.error(

@@ -252,6 +252,33 @@ def test_a_clients_key_sees_only_its_own_jobs_and_the_mail_view_and_audit_ask_fo
     assert audit.output.decode().strip() == "401", audit.output.decode()
 
 
+def test_the_console_on_the_published_port_shows_jobs_queues_and_dead_letters(
+    stack: ComposeStack,
+) -> None:
+    submitted = stack.http.post(
+        "/jobs/resize", files={"file": ("c.jpg", small_jpeg(12))}, data={"width": "30"}
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    stack.wait_finished([job_id])
+    console = httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.audit_port}",
+        auth=("admin", f"audit-{stack.password}"),  # AUDIT_API_KEY, an admin key
+        timeout=30,
+    )
+    assert httpx.get(f"http://127.0.0.1:{stack.audit_port}/", timeout=10).status_code == 401
+    jobs = console.get("/")
+    assert jobs.status_code == 200 and f'data-id="{job_id}"' in jobs.text
+    # Queues and dead letters are asked of the broker as the `dlq` user (AUDIT_DLQ_AMQP_URL).
+    queues = console.get("/console/queues")
+    assert queues.status_code == 200, queues.text
+    resize = queues.text[queues.text.index("jobs.resize</code>") :].split("</tr>")[0]
+    consumers = int(resize.rsplit('<td class="number">', 1)[1].removesuffix("</td>"))
+    assert consumers >= 1  # the resizers (four, but an earlier test may be restarting one)
+    dead = console.get("/console/dead")
+    assert dead.status_code == 200 and "dead letter" in dead.text, dead.text
+
+
 AUDIT_WITHOUT_KEY = """
 import sys, urllib.error, urllib.request
 try:

@@ -50,6 +50,7 @@ class ComposeStack:
     project: str = field(default_factory=lambda: f"jobsuite-test-{uuid.uuid4().hex[:8]}")
     gateway_port: int = field(default_factory=free_port)
     mailsink_port: int = field(default_factory=free_port)
+    audit_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -70,6 +71,7 @@ class ComposeStack:
             "MAILSINK_UI_AUTH": f"sink:{self.password}",
             "GATEWAY_PUBLISHED_PORT": str(self.gateway_port),
             "MAILSINK_PUBLISHED_PORT": str(self.mailsink_port),
+            "AUDIT_PUBLISHED_PORT": str(self.audit_port),
             "RABBITMQ_UI_PUBLISHED_PORT": str(self.ui_port),
             "JOBSUITE_IMAGE": f"{self.project}:latest",
         }

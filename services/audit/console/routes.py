@@ -1,0 +1,253 @@
+"""The console's routes on the audit service's HTTP port: `/` (jobs), `/console/jobs/{id}`,
+`/console/dead` (with replay and purge), `/console/workers`, `/console/queues`, the live
+stream `/console/live` and the console's own script and stylesheet. The read API's key check
+(an admin key, as the password of HTTP Basic in a browser) covers every one of them.
+
+Dead letters and queues are asked of the broker at each request, as the `dlq` broker user
+(AUDIT_DLQ_AMQP_URL; AMQP_URL when unset): replaying publishes `job.replayed`, which the audit
+believes only from that user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Form, HTTPException, Path, Query, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.audit.console import pages
+from services.audit.console.pages import JobFilters, PipelineNode
+from services.audit.dlq_box import Box, Held, dead_letters, summary
+from services.audit.queries import Queries
+from shared.amqp import connect_once
+from shared.config import Settings
+from shared.errors import BrokerError
+from shared.events import EventSource, instance_name
+from shared.jobtypes import JOB_TYPES
+from shared.live import Changes
+from shared.log import get_logger
+from shared.messages import JobRecord
+from shared.topology import Names
+from shared.words import count
+
+log = get_logger(__name__)
+PAGE_SIZE = 100
+MAX_PIPELINE = 200  # jobs drawn in one pipeline tree; a longer chain is cut there
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';"
+        " img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    # Not no-referrer: under that, a browser sends `Origin: null` with the page's own forms,
+    # and the guard refuses them as from a foreign origin.
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+Text = Annotated[str, Query(max_length=200)]
+
+
+@dataclass(frozen=True)
+class Console:
+    """What the console needs besides the read model: the live changes (told by the
+    recorder) and the settings it reaches the broker with."""
+
+    live: Changes
+    settings: Settings
+
+    @classmethod
+    def of(cls, settings: Settings, live: Changes) -> Console:
+        broker = settings.audit_dlq_amqp_url or settings.amqp_url
+        return cls(live, replace(settings, amqp_url=broker))
+
+
+def install(app: FastAPI, queries: Queries, console: Console) -> None:
+    assets = StaticFiles(directory=str(files("services.audit.console") / "static"))
+    app.mount("/console/static", assets, "console-static")
+
+    def html(text: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def jobs(
+        id: Text = "",
+        type: Text = "",
+        status: Text = "",
+        client: Text = "",
+        since: Text = "",
+        cursor: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Response:
+        filters = JobFilters(type, status, client, since, id.strip())
+        if filters.id and queries.job(filters.id) is not None:
+            return RedirectResponse(f"console/jobs/{quote(filters.id)}", status_code=303)
+        error, moment = "", None
+        if since:
+            try:
+                moment = datetime.fromisoformat(since)
+            except ValueError:
+                error = f"`since` {since!r} is not a date and time"
+        if status and status not in pages.STATUSES:
+            error = f"no status {status!r}: one of {', '.join(pages.STATUSES)}"
+        found, next_cursor = (
+            ([], None)
+            if error
+            else queries.jobs(
+                status=status or None,
+                job_type=type or None,
+                since=moment,
+                limit=PAGE_SIZE,
+                before=cursor,
+                client=client or None,
+                id_prefix=filters.id or None,
+            )
+        )
+        page = pages.jobs_page(
+            found,
+            filters,
+            job_types=sorted({*queries.job_types(), *(spec.name for spec in JOB_TYPES)}),
+            clients=queries.clients(),
+            stats=queries.stats(),
+            next_cursor=next_cursor,
+            error=error,
+        )
+        return html(page, 422 if error else 200)
+
+    @app.get("/console/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def job(job_id: Annotated[str, Path(max_length=200)]) -> HTMLResponse:
+        record = queries.job(job_id)
+        if record is None:
+            raise HTTPException(404, f"no job {job_id!r} in the audit record")
+        return html(pages.job_page(record, _pipeline(queries, record)))
+
+    @app.get("/console/workers", response_class=HTMLResponse, include_in_schema=False)
+    def workers() -> HTMLResponse:
+        return html(pages.workers_page(queries.workers()))
+
+    @app.get("/console/queues", response_class=HTMLResponse, include_in_schema=False)
+    def queues() -> HTMLResponse:
+        try:
+            return html(pages.queues_page(_queue_depths(console.settings)))
+        except BrokerError as e:
+            return html(pages.queues_page([], f"the broker did not answer: {e}"), 503)
+
+    @app.get("/console/dead", response_class=HTMLResponse, include_in_schema=False)
+    def dead(done: Text = "") -> HTMLResponse:
+        try:
+            with _held(console) as box:
+                letters = [summary(h, _errors(queries, h)) for h in box.held]
+        except BrokerError as e:
+            return html(pages.dead_page([], error=f"the broker did not answer: {e}"), 503)
+        return html(pages.dead_page(letters, notice=done))
+
+    @app.post("/console/dead/replay", include_in_schema=False)
+    def replay(
+        id: Annotated[list[str] | None, Form(max_length=200)] = None,
+        all: Annotated[bool, Form()] = False,
+    ) -> RedirectResponse:
+        source = EventSource("audit-console", instance_name())
+        replayed, skipped = 0, 0
+        with _held(console) as box:
+            for h in _chosen(box, id, all):
+                if h.dead.job is None:
+                    skipped += 1  # not a job at all: it can only be purged
+                    continue
+                box.replay(h, source)
+                replayed += 1
+        log.info("console_replayed", replayed=replayed, unreplayable=skipped)
+        said = f"Replayed {count(replayed, 'dead letter')}." + (
+            f" {count(skipped, 'body', 'bodies')} that are not jobs can only be purged."
+            if skipped
+            else ""
+        )
+        return _back(said)
+
+    @app.post("/console/dead/purge", include_in_schema=False)
+    def purge(
+        id: Annotated[list[str] | None, Form(max_length=200)] = None,
+        all: Annotated[bool, Form()] = False,
+    ) -> RedirectResponse:
+        with _held(console) as box:
+            chosen = _chosen(box, id, all)
+            for h in chosen:
+                box.drop(h)
+        log.info("console_purged", dropped=len(chosen))
+        return _back(f"Dropped {count(len(chosen), 'dead letter')} for good.")
+
+    @app.get("/console/live", include_in_schema=False)
+    async def live() -> StreamingResponse:
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(
+            console.live.stream(), media_type="text/event-stream", headers=headers
+        )
+
+
+def _held(console: Console) -> Any:
+    return dead_letters(console.settings, f"audit-console:{instance_name()}")
+
+
+def _chosen(box: Box, ids: list[str] | None, every: bool) -> list[Held]:
+    if every:
+        return list(box.held)
+    wanted = set(ids or ())
+    if not wanted:
+        raise HTTPException(422, "name the dead letters (`id`) or ask for `all`")
+    chosen = [h for h in box.held if h.dead.job_id in wanted]
+    missing = wanted - {h.dead.job_id for h in chosen}
+    if missing:
+        raise HTTPException(404, f"no dead letter for {', '.join(sorted(missing))}")
+    return chosen
+
+
+def _back(notice: str) -> RedirectResponse:
+    # Relative to /console/dead/<action>: the dead letters page, saying what was done.
+    return RedirectResponse(f"../dead?{urlencode({'done': notice})}", status_code=303)
+
+
+def _errors(queries: Queries, h: Held) -> dict[str, Any]:
+    record = queries.job(h.dead.job_id)
+    if record is None or record.error is None:
+        return {}
+    return {h.dead.job_id: record.error.model_dump()}
+
+
+def _pipeline(queries: Queries, job: JobRecord) -> PipelineNode:
+    """The whole pipeline `job` is part of, from its first job down."""
+    root, seen = job, {job.id}
+    while root.parent_id is not None and len(seen) < MAX_PIPELINE:
+        parent = queries.job(root.parent_id)
+        if parent is None or parent.id in seen:
+            break
+        root = parent
+        seen.add(root.id)
+    budget = [MAX_PIPELINE]
+
+    def grow(record: JobRecord) -> PipelineNode:
+        children = []
+        for child in queries.follow_ups(record.id):
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            children.append(grow(child))
+        return PipelineNode(record, children)
+
+    return grow(root)
+
+
+def _queue_depths(settings: Settings) -> list[tuple[str, int, int]]:
+    names = Names(settings.namespace)
+    queues = [names.task_queue(spec.name) for spec in JOB_TYPES]
+    queues += [names.dead_queue, names.audit_events_queue, names.audit_dead_queue]
+    connection = connect_once(settings, f"audit-console:{instance_name()}")
+    try:
+        channel = connection.channel()
+        found = []
+        for queue in queues:
+            depth, consumers = channel.queue_depth(queue)
+            found.append((queue, depth, consumers))
+        return found
+    finally:
+        connection.close()
