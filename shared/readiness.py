@@ -52,7 +52,7 @@ def ready_line(settings: Settings) -> str:
     urls = service_urls(settings)
     return (
         f"jobsuite is ready: gateway {urls['gateway']} (API docs {urls['gateway']}/docs),"
-        f" audit {urls['audit']}, mail view {urls['mailsink']}/ (Ctrl-C stops it all)"
+        f" console {urls['audit']}/, mail view {urls['mailsink']}/ (Ctrl-C stops it all)"
     )
 
 

@@ -134,7 +134,7 @@ def test_ctrl_c_stops_make_run_piped_through_tee_and_leaves_nothing_running(
         assert text.count("publishers_connected") == 1, text
         (ready,) = re.findall(r"jobsuite is ready: .*", text)
         assert f"gateway {gateway} (API docs {gateway}/docs)" in ready
-        assert f"audit http://localhost:{run_env['AUDIT_PORT']}" in ready
+        assert f"console http://localhost:{run_env['AUDIT_PORT']}/" in ready
         assert f"mail view http://localhost:{run_env['MAILSINK_HTTP_PORT']}/" in ready
 
         terminal.pump(1.0)  # a person reads the line first: the output is idle

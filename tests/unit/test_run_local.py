@@ -71,7 +71,7 @@ def test_the_ready_line_names_every_url_a_person_opens() -> None:
     settings = Settings(gateway_port=18080, mailsink_http_port=18025, audit_url="http://x:1/")
     text = ready_line(settings)
     assert "gateway http://localhost:18080 (API docs http://localhost:18080/docs)" in text
-    assert "audit http://x:1," in text
+    assert "console http://x:1/," in text
     assert "mail view http://localhost:18025/" in text
     assert "\n" not in text
 
