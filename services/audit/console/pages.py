@@ -303,16 +303,8 @@ def _dead_row(d: dict[str, Any], root: str) -> str:
 
 def workers_page(workers: Sequence[dict[str, Any]]) -> str:
     root = "../"
-    rows = (
-        "\n".join(
-            f"<tr><td>{escape(w['service'] or '')}</td><td><code>{escape(w['instance'] or '')}"
-            f"</code></td><td>{escape(', '.join(w['types']))}</td>"
-            f"<td>{escape(w['last_event'])}<br><span class='muted'>{escape(when_text(w['last_at']))}"
-            f'</span></td><td class="number">{w["done"]}</td>'
-            f'<td class="number">{w["failed"]}</td></tr>'
-            for w in workers
-        )
-        or '<tr><td colspan="6" class="muted">No worker has reported yet.</td></tr>'
+    rows = "\n".join(_worker_row(w) for w in workers) or (
+        '<tr><td colspan="6" class="muted">No worker has reported yet.</td></tr>'
     )
     body = f"""<h1>Workers</h1>
 <p class="muted">Every worker instance seen in the recent events, the most recently heard
@@ -329,6 +321,15 @@ first. Failures count retries too.</p>
 </div>
 """
     return document("Workers", "workers", body, root)
+
+
+def _worker_row(w: dict[str, Any]) -> str:
+    last = f"{escape(w['last_event'])}<br><span class='muted'>{escape(when_text(w['last_at']))}"
+    return (
+        f"<tr><td>{escape(w['service'] or '')}</td><td><code>{escape(w['instance'] or '')}"
+        f"</code></td><td>{escape(', '.join(w['types']))}</td><td>{last}</span></td>"
+        f'<td class="number">{w["done"]}</td><td class="number">{w["failed"]}</td></tr>'
+    )
 
 
 def queues_page(queues: Sequence[tuple[str, int, int]], error: str = "") -> str:
