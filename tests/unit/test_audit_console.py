@@ -183,3 +183,14 @@ def test_the_consoles_script_and_stylesheet_come_from_the_package(client: TestCl
     assert client.get("/console/static/console.css").status_code == 200
     links = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert links and not [link for link in links if "//" in link]
+
+
+def test_a_cross_site_page_cannot_replay_or_purge(client: TestClient) -> None:
+    for action in ("replay", "purge"):
+        response = client.post(
+            f"/console/dead/{action}",
+            data={"all": "true"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 403
+        assert response.json()["error"] == "origin_not_allowed"
