@@ -26,8 +26,9 @@ from services.audit.readmodel import DB_NAME
 from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
 from shared.auth import WithServiceKey, warn_if_disabled
+from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
-from shared.errors import StateError
+from shared.errors import BlobError, ConfigError, StateError
 from shared.events import instance_name
 from shared.exit_codes import EXIT_CONFIG
 from shared.http_guard import GuardPolicy
@@ -133,7 +134,7 @@ def _run_locked(settings: Settings) -> int:
             keys=keys,
             guard=guard,
             metrics=metrics.registry,
-            console=Console.of(settings, live),
+            console=Console.of(settings, live, _console_blobs(settings)),
         )
         api = ApiThread(app, settings.audit_host, settings.audit_port, on_stop=live.close)
         api.start()
@@ -158,6 +159,16 @@ def _run_locked(settings: Settings) -> int:
         recorder.close()
     log.info("audit_stopped", head_seq=recorder.audit_log.head_seq)
     return 0
+
+
+def _console_blobs(settings: Settings) -> BlobStore | None:
+    """The blob store, read by the console for output previews and downloads; without it
+    the console lists outputs by name, and the audit runs all the same."""
+    try:
+        return open_blob_store(settings)
+    except (ConfigError, BlobError, OSError) as e:
+        log.warning("console_without_blob_store", error=str(e))
+        return None
 
 
 def _close(checkpointer: Checkpointer) -> None:

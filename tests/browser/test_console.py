@@ -96,6 +96,16 @@ def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
     assert broker.depth(broker.names.dead_queue) == 0
     expect(page.get_by_text("No dead letters.")).to_be_visible()
 
+    # Its page now has its output, served from the blob store.
+    page.goto(f"{audit.url}/console/jobs/{job.id}")
+    download = page.get_by_role("link", name="result.txt")
+    expect(download).to_be_visible()
+    served = page.request.get(audit.url + "/" + download.get_attribute("href").lstrip("./"))
+    assert (
+        served.ok
+        and served.body() == (settings.blob_dir / "outputs" / job.id / "result.txt").read_bytes()
+    )
+
     page.get_by_role("link", name="Workers").click()
     worker_row = page.locator("#workers tbody tr").filter(has_text="resize")
     expect(worker_row).to_have_count(1)

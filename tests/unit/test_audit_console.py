@@ -5,17 +5,20 @@ workers, the key check, its own assets."""
 from __future__ import annotations
 
 import base64
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from services.audit.api import create_app
 from services.audit.console.routes import Console
 from services.audit.queries import Queries
 from services.audit.recorder import Recorder
+from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
 from shared.live import Changes
 from shared.messages import Event
@@ -194,3 +197,46 @@ def test_a_cross_site_page_cannot_replay_or_purge(client: TestClient) -> None:
         )
         assert response.status_code == 403
         assert response.json()["error"] == "origin_not_allowed"
+
+
+def test_outputs_are_previewed_and_served_from_the_blob_store(
+    recorder: Recorder, keys: SqliteApiKeyStore, admin_key: str, tmp_path: Path
+) -> None:
+    blobs = FolderBlobStore(tmp_path / "blobs")
+    job_id = new_job_id()
+    picture = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(picture, "JPEG")
+    jpeg = blobs.write_bytes(output_key(job_id, "30x20.jpg"), picture.getvalue())
+    data = blobs.write_bytes(output_key(job_id, "data.html"), b"<script>alert(1)</script>")
+    blobs.write_manifest(job_id, [jpeg, data], client="alice")
+    record(
+        recorder,
+        make_event("job.submitted", job_id, client="alice"),
+        make_event("job.succeeded", job_id, seconds=1, outputs=[jpeg, data]),
+    )
+    app = create_app(
+        Queries(recorder.model.path), keys=keys, console=Console.of(Settings(), Changes(), blobs)
+    )
+    basic = base64.b64encode(f"admin:{admin_key}".encode()).decode()
+    client = TestClient(app, headers={"Authorization": f"Basic {basic}"}, base_url=BASE)
+
+    page = client.get(f"/console/jobs/{job_id}").text
+    href = f"../../console/jobs/{job_id}/outputs/30x20.jpg"
+    assert f'<img src="{href}" alt="30x20.jpg"' in page
+    assert "image/jpeg, " in page and 'outputs/data.html" download' in page
+    assert '<img src="../../console/jobs/' + job_id + '/outputs/data.html"' not in page
+
+    image = client.get(f"/console/jobs/{job_id}/outputs/30x20.jpg")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.headers["content-disposition"].startswith("inline")
+    assert Image.open(io.BytesIO(image.content)).size == (30, 20)
+    html = client.get(f"/console/jobs/{job_id}/outputs/data.html")
+    assert html.headers["content-type"] == "application/octet-stream"
+    assert html.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in html.headers["content-security-policy"]
+    assert client.get(f"/console/jobs/{job_id}/outputs/other.jpg").status_code == 404
+
+    blobs.delete_prefix(f"outputs/{job_id}")  # deleted, or past retention
+    gone = client.get(f"/console/jobs/{job_id}").text
+    assert "Not in the blob store the console reads" in gone
+    assert client.get(f"/console/jobs/{job_id}/outputs/30x20.jpg").status_code == 404

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from services.audit.console.outputs import OutputFile
 from shared.messages import JobRecord, RecordedEvent
 from shared.words import count
 
@@ -148,7 +149,10 @@ class PipelineNode:
     follow_ups: list[PipelineNode]
 
 
-def job_page(job: JobRecord, pipeline: PipelineNode | None) -> str:
+def job_page(
+    job: JobRecord, pipeline: PipelineNode | None, files: Sequence[OutputFile] | None = None
+) -> str:
+    """`files`: the outputs found in the blob store (None: no store, or no manifest)."""
     root = "../../"
     trace = next((e.trace_id for e in job.events if e.trace_id), None)
     facts = [
@@ -167,14 +171,7 @@ def job_page(job: JobRecord, pipeline: PipelineNode | None) -> str:
         ("Deleted", when(job.deleted_at) if job.deleted_at else ""),
     ]
     rows = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts if value)
-    outputs = "".join(f"<li><code>{escape(name)}</code></li>" for name in job.outputs)
-    fetch = f"jobsuite result {job.id}" if job.outputs else ""
-    outputs_part = (
-        f"<ul>{outputs}</ul><p class='muted'>Fetch them with <code>{escape(fetch)}</code>"
-        " or the gateway's <code>GET /jobs/{id}/result/{name}</code>.</p>"
-        if outputs
-        else '<p class="muted">None.</p>'
-    )
+    outputs_part = _outputs(job, files, root)
     tree = (
         f'<ul class="tree">{_node(pipeline, job.id, root)}</ul>'
         if pipeline and (pipeline.follow_ups or pipeline.job.id != job.id)
@@ -193,6 +190,36 @@ def job_page(job: JobRecord, pipeline: PipelineNode | None) -> str:
 </div>
 """
     return document(f"Job {job.id}", "jobs", body, root)
+
+
+def _outputs(job: JobRecord, files: Sequence[OutputFile] | None, root: str) -> str:
+    if files:
+        return '<ul class="outputs">' + "".join(_output(job.id, f, root) for f in files) + "</ul>"
+    if not job.outputs:
+        return '<p class="muted">None.</p>'
+    names = "".join(f"<li><code>{escape(name)}</code></li>" for name in job.outputs)
+    where = "deleted, past retention, or" if job.status == "succeeded" else ""
+    return (
+        f'<ul>{names}</ul><p class="muted">Not in the blob store the console reads ({where}'
+        f" none given): fetch them with <code>jobsuite result {escape(job.id)}</code>.</p>"
+    )
+
+
+def _output(job_id: str, f: OutputFile, root: str) -> str:
+    if f.size is None:
+        return (
+            f"<li><code>{escape(f.name)}</code> <span class='error'>gone from the store</span></li>"
+        )
+    href = f"{root}console/jobs/{quote(job_id)}/outputs/{quote(f.name, safe='')}"
+    preview = (
+        f'<img src="{href}" alt="{escape(f.name)}" loading="lazy" class="preview">'
+        if f.image
+        else ""
+    )
+    return (
+        f'<li>{preview}<a href="{href}" download>{escape(f.name)}</a> '
+        f'<span class="muted">{escape(f.content_type)}, {human_size(f.size)}</span></li>'
+    )
 
 
 def _node(node: PipelineNode, here: str, root: str) -> str:
@@ -374,6 +401,12 @@ def when_text(iso: object) -> str:
         return datetime.fromisoformat(str(iso)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return str(iso)
+
+
+def human_size(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    return f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
 
 
 def duration(ms: float | None) -> str:

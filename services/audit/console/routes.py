@@ -21,10 +21,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.audit.console import pages
+from services.audit.console.outputs import INLINE, chunks, output_files
 from services.audit.console.pages import JobFilters, PipelineNode
 from services.audit.dlq_box import Box, Held, dead_letters, summary
 from services.audit.queries import Queries
 from shared.amqp import connect_once
+from shared.blobs import BlobStore
 from shared.config import Settings
 from shared.errors import BrokerError
 from shared.events import EventSource, instance_name
@@ -58,11 +60,12 @@ class Console:
 
     live: Changes
     settings: Settings
+    blobs: BlobStore | None = None  # read only: previews and downloads of outputs
 
     @classmethod
-    def of(cls, settings: Settings, live: Changes) -> Console:
+    def of(cls, settings: Settings, live: Changes, blobs: BlobStore | None = None) -> Console:
         broker = settings.audit_dlq_amqp_url or settings.amqp_url
-        return cls(live, replace(settings, amqp_url=broker))
+        return cls(live, replace(settings, amqp_url=broker), blobs)
 
 
 def install(app: FastAPI, queries: Queries, console: Console) -> None:
@@ -121,7 +124,30 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
         record = queries.job(job_id)
         if record is None:
             raise HTTPException(404, f"no job {job_id!r} in the audit record")
-        return html(pages.job_page(record, _pipeline(queries, record)))
+        files = output_files(console.blobs, job_id) if console.blobs is not None else None
+        return html(pages.job_page(record, _pipeline(queries, record), files))
+
+    @app.get("/console/jobs/{job_id}/outputs/{name}", include_in_schema=False)
+    def output(
+        job_id: Annotated[str, Path(max_length=200)], name: Annotated[str, Path(max_length=255)]
+    ) -> StreamingResponse:
+        if console.blobs is None:
+            raise HTTPException(404, "the console was given no blob store (BLOB_STORE)")
+        files = output_files(console.blobs, job_id) or []
+        found = next((f for f in files if f.name == name and f.size is not None), None)
+        if found is None:
+            raise HTTPException(404, f"job {job_id} has no output {name!r} in the blob store")
+        inline = found.content_type in INLINE
+        kind = found.content_type if inline else "application/octet-stream"
+        disposition = "inline" if inline else "attachment"
+        headers = {
+            "Content-Disposition": f"{disposition}; filename*=utf-8''{quote(found.name, safe='')}",
+            "Content-Length": str(found.size),
+            # An output is data, never a page of ours: nothing in it may run here.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, max-age=300",
+        }
+        return StreamingResponse(chunks(console.blobs, found.key), media_type=kind, headers=headers)
 
     @app.get("/console/workers", response_class=HTMLResponse, include_in_schema=False)
     def workers() -> HTMLResponse:
