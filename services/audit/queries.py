@@ -111,6 +111,22 @@ class Queries:
         workers = [{**w, "types": sorted(w["types"])} for w in seen.values()]
         return sorted(workers, key=lambda w: w["last_at"], reverse=True)
 
+    def rates(self, since: datetime, limit_events: int = 50_000) -> dict[str, dict[str, int]]:
+        """Per job type, the jobs submitted and finished (succeeded or failed: a dead job
+        failed first) since `since`, from the newest `limit_events` events."""
+        rows = self._db().execute(
+            "SELECT type, event, COUNT(*) FROM events"
+            " WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events) - ? AND recorded_at >= ?"
+            " AND event IN ('job.submitted', 'job.succeeded', 'job.failed')"
+            " AND json_extract(body, '$.refused') IS NULL GROUP BY type, event",
+            (limit_events, timestamp(since)),
+        )
+        found: dict[str, dict[str, int]] = {}
+        for job_type, event, n in rows:
+            counts = found.setdefault(job_type, {"submitted": 0, "finished": 0})
+            counts["submitted" if event == "job.submitted" else "finished"] += n
+        return found
+
     def events(self, since: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db().execute(
             "SELECT seq, recorded_at, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

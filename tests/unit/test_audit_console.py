@@ -8,6 +8,7 @@ import base64
 import io
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from services.audit.recorder import Recorder
 from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
 from shared.live import Changes
-from shared.messages import Event
+from shared.messages import Event, utc_now
 from shared.state import API_KEYS_FILE
 from shared.state.keys import SqliteApiKeyStore
 from tests.support.audit import make_event, new_job_id
@@ -240,3 +241,15 @@ def test_outputs_are_previewed_and_served_from_the_blob_store(
     gone = client.get(f"/console/jobs/{job_id}").text
     assert "Not in the blob store the console reads" in gone
     assert client.get(f"/console/jobs/{job_id}/outputs/30x20.jpg").status_code == 404
+
+
+def test_rates_count_each_types_jobs_in_and_out_since_a_moment(recorder: Recorder) -> None:
+    before = utc_now() - timedelta(seconds=1)
+    pipeline(recorder)
+    rates = Queries(recorder.model.path).rates(before)
+    assert rates == {
+        "resize": {"submitted": 1, "finished": 1},
+        "render": {"submitted": 1, "finished": 1},
+        "mail": {"submitted": 1, "finished": 1},
+    }
+    assert Queries(recorder.model.path).rates(utc_now() + timedelta(seconds=1)) == {}

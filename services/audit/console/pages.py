@@ -359,22 +359,25 @@ def _worker_row(w: dict[str, Any]) -> str:
     )
 
 
-def queues_page(queues: Sequence[tuple[str, int, int]], error: str = "") -> str:
+def queues_page(
+    queues: Sequence[tuple[str, str | None, int, int]],
+    rates: dict[str, dict[str, int]],
+    error: str = "",
+) -> str:
+    """`queues`: (name, job type or None, ready, consumers); `rates`: per job type, jobs
+    submitted and finished in the last minute."""
     root = "../"
     problem = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-    rows = "\n".join(
-        f'<tr><td><code>{escape(name)}</code></td><td class="number">{depth}</td>'
-        f'<td class="number">{consumers}</td></tr>'
-        for name, depth, consumers in queues
-    )
+    rows = "\n".join(_queue_row(q, rates) for q in queues)
     body = f"""<h1>Queues</h1>
 <p class="muted">Messages ready in each queue and the consumers on it, asked of the broker
-now. Rates: the RabbitMQ management UI, or the services' <code>/metrics</code>.</p>
+now; jobs in and out per minute, from the events of the last minute.</p>
 {problem}
 <div data-live="queues">
 <table id="queues">
 <thead><tr><th scope="col">Queue</th><th scope="col">Ready</th>
-<th scope="col">Consumers</th></tr></thead>
+<th scope="col">Consumers</th><th scope="col">In /min</th>
+<th scope="col">Out /min</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -382,6 +385,21 @@ now. Rates: the RabbitMQ management UI, or the services' <code>/metrics</code>.<
 </div>
 """
     return document("Queues", "queues", body, root)
+
+
+def _queue_row(queue: tuple[str, str | None, int, int], rates: dict[str, dict[str, int]]) -> str:
+    name, job_type, depth, consumers = queue
+    rate = rates.get(job_type or "", {}) if job_type else None
+    flows = (
+        f'<td class="number">{rate.get("submitted", 0)}</td>'
+        f'<td class="number">{rate.get("finished", 0)}</td>'
+        if rate is not None
+        else "<td></td><td></td>"
+    )
+    return (
+        f'<tr><td><code>{escape(name)}</code></td><td class="number">{depth}</td>'
+        f'<td class="number">{consumers}</td>{flows}</tr>'
+    )
 
 
 # --- values as people read them ---------------------------------------------------------------

@@ -11,7 +11,7 @@ believes only from that user.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -33,12 +33,13 @@ from shared.events import EventSource, instance_name
 from shared.jobtypes import JOB_TYPES
 from shared.live import Changes
 from shared.log import get_logger
-from shared.messages import JobRecord
+from shared.messages import JobRecord, utc_now
 from shared.topology import Names
 from shared.words import count
 
 log = get_logger(__name__)
 PAGE_SIZE = 100
+RATE_WINDOW = timedelta(minutes=1)
 MAX_PIPELINE = 200  # jobs drawn in one pipeline tree; a longer chain is cut there
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -155,10 +156,11 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
 
     @app.get("/console/queues", response_class=HTMLResponse, include_in_schema=False)
     def queues() -> HTMLResponse:
+        rates = queries.rates(utc_now() - RATE_WINDOW)
         try:
-            return html(pages.queues_page(_queue_depths(console.settings)))
+            return html(pages.queues_page(_queue_depths(console.settings), rates))
         except BrokerError as e:
-            return html(pages.queues_page([], f"the broker did not answer: {e}"), 503)
+            return html(pages.queues_page([], rates, f"the broker did not answer: {e}"), 503)
 
     @app.get("/console/dead", response_class=HTMLResponse, include_in_schema=False)
     def dead(done: Text = "") -> HTMLResponse:
@@ -263,17 +265,17 @@ def _pipeline(queries: Queries, job: JobRecord) -> PipelineNode:
     return grow(root)
 
 
-def _queue_depths(settings: Settings) -> list[tuple[str, int, int]]:
+def _queue_depths(settings: Settings) -> list[tuple[str, str | None, int, int]]:
+    """(queue, the job type it holds or None, messages ready, consumers) of every queue."""
     names = Names(settings.namespace)
-    queues = [names.task_queue(spec.name) for spec in JOB_TYPES]
-    queues += [names.dead_queue, names.audit_events_queue, names.audit_dead_queue]
+    queues: list[tuple[str, str | None]] = [
+        (names.task_queue(spec.name), spec.name) for spec in JOB_TYPES
+    ]
+    queues += [(q, None) for q in (names.dead_queue, names.audit_events_queue)]
+    queues.append((names.audit_dead_queue, None))
     connection = connect_once(settings, f"audit-console:{instance_name()}")
     try:
         channel = connection.channel()
-        found = []
-        for queue in queues:
-            depth, consumers = channel.queue_depth(queue)
-            found.append((queue, depth, consumers))
-        return found
+        return [(queue, job_type, *channel.queue_depth(queue)) for queue, job_type in queues]
     finally:
         connection.close()
