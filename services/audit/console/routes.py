@@ -20,9 +20,9 @@ from fastapi import FastAPI, Form, HTTPException, Path, Query, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.audit.console import pages
+from services.audit.console import job_pages, ops_pages
+from services.audit.console.job_pages import STATUSES, JobFilters, PipelineNode
 from services.audit.console.outputs import INLINE, chunks, output_files
-from services.audit.console.pages import JobFilters, PipelineNode
 from services.audit.dlq_box import Box, Held, dead_letters, summary
 from services.audit.queries import Queries
 from shared.amqp import connect_once
@@ -94,8 +94,8 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
                 moment = datetime.fromisoformat(since)
             except ValueError:
                 error = f"`since` {since!r} is not a date and time"
-        if status and status not in pages.STATUSES:
-            error = f"no status {status!r}: one of {', '.join(pages.STATUSES)}"
+        if status and status not in STATUSES:
+            error = f"no status {status!r}: one of {', '.join(STATUSES)}"
         found, next_cursor = (
             ([], None)
             if error
@@ -109,7 +109,7 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
                 id_prefix=filters.id or None,
             )
         )
-        page = pages.jobs_page(
+        page = job_pages.jobs_page(
             found,
             filters,
             job_types=sorted({*queries.job_types(), *(spec.name for spec in JOB_TYPES)}),
@@ -126,7 +126,7 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
         if record is None:
             raise HTTPException(404, f"no job {job_id!r} in the audit record")
         files = output_files(console.blobs, job_id) if console.blobs is not None else None
-        return html(pages.job_page(record, _pipeline(queries, record), files))
+        return html(job_pages.job_page(record, _pipeline(queries, record), files))
 
     @app.get("/console/jobs/{job_id}/outputs/{name}", include_in_schema=False)
     def output(
@@ -152,15 +152,15 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
 
     @app.get("/console/workers", response_class=HTMLResponse, include_in_schema=False)
     def workers() -> HTMLResponse:
-        return html(pages.workers_page(queries.workers()))
+        return html(ops_pages.workers_page(queries.workers()))
 
     @app.get("/console/queues", response_class=HTMLResponse, include_in_schema=False)
     def queues() -> HTMLResponse:
         rates = queries.rates(utc_now() - RATE_WINDOW)
         try:
-            return html(pages.queues_page(_queue_depths(console.settings), rates))
+            return html(ops_pages.queues_page(_queue_depths(console.settings), rates))
         except BrokerError as e:
-            return html(pages.queues_page([], rates, f"the broker did not answer: {e}"), 503)
+            return html(ops_pages.queues_page([], rates, f"the broker did not answer: {e}"), 503)
 
     @app.get("/console/dead", response_class=HTMLResponse, include_in_schema=False)
     def dead(done: Text = "") -> HTMLResponse:
@@ -168,8 +168,8 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
             with _held(console) as box:
                 letters = [summary(h, _errors(queries, h)) for h in box.held]
         except BrokerError as e:
-            return html(pages.dead_page([], error=f"the broker did not answer: {e}"), 503)
-        return html(pages.dead_page(letters, notice=done))
+            return html(ops_pages.dead_page([], error=f"the broker did not answer: {e}"), 503)
+        return html(ops_pages.dead_page(letters, notice=done))
 
     @app.post("/console/dead/replay", include_in_schema=False)
     def replay(
