@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, HTTPException, Path, Query, Response
+from fastapi import FastAPI, Form, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +55,8 @@ _MAIL_HTML = {
     ),
     "X-Frame-Options": "SAMEORIGIN",
 }
+# What an inline part may be served as; anything else (SVG can carry script) is bytes.
+_INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 MessageId = Annotated[str, Path(max_length=255)]
 Tab = Literal["html", "text", "headers", "raw", "attachments"]
 SearchQuery = Annotated[str, Query(max_length=500, description=search.__doc__ or "")]
@@ -150,11 +152,26 @@ def create_app(
         return Response(raw, media_type="message/rfc822", headers=_LOCKED_DOWN)
 
     @app.get("/messages/{key}/html")
-    def get_html(key: MessageId) -> HTMLResponse:
+    def get_html(key: MessageId, request: Request) -> HTMLResponse:
         html = views.html_body(stored(key).message)
         if html is None:
             raise HTTPException(404, f"message {key!r} has no HTML part")
-        return HTMLResponse(html, headers=_MAIL_HTML)
+        # Inline images come from this origin, named exactly: in the sandbox the part has
+        # an origin of its own, which `'self'` would not match.
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        csp = _MAIL_HTML["Content-Security-Policy"].replace("img-src data:", f"img-src data: {own}")
+        headers = {**_MAIL_HTML, "Content-Security-Policy": csp}
+        return HTMLResponse(views.with_inline_links(html), headers=headers)
+
+    @app.get("/messages/{key}/cid/{content_id}")
+    def get_inline(key: MessageId, content_id: Annotated[str, Path(max_length=255)]) -> Response:
+        part = views.inline_part(stored(key).message, content_id)
+        if part is None:
+            raise HTTPException(404, f"message {key!r} has no part with Content-ID {content_id!r}")
+        kind = (
+            part.content_type if part.content_type in _INLINE_IMAGES else "application/octet-stream"
+        )
+        return Response(part.data, media_type=kind, headers=_LOCKED_DOWN)
 
     @app.get("/messages/{key}/attachments/{name}")
     def get_attachment(key: MessageId, name: Annotated[str, Path(max_length=255)]) -> Response:

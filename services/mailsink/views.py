@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
+from urllib.parse import quote, unquote
 
 from services.mailsink.store import Stored
 
 ENVELOPE_FROM = "X-Mailsink-Envelope-From"
+# src="cid:…" (or url(cid:…) in a style): the part's Content-ID, up to the quote or bracket.
+_CID = re.compile(r"""((?:src|background)\s*=\s*["']?|url\(\s*["']?)cid:([^"')\s>]+)""", re.I)
 ENVELOPE_TO = "X-Mailsink-Envelope-To"
 
 
@@ -30,6 +34,24 @@ def attachments(message: EmailMessage) -> list[Part]:
         data = part.get_payload(decode=True)
         found.append(Part(name or f"part-{index}", part.get_content_type(), data if data else b""))
     return found
+
+
+def inline_part(message: EmailMessage, content_id: str) -> Part | None:
+    """The part with this Content-ID (`cid:` in the HTML names it without its <>)."""
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        if str(part.get("Content-ID", "")).strip().strip("<>") == content_id:
+            data = part.get_payload(decode=True)
+            return Part(
+                content_id, part.get_content_type(), data if isinstance(data, bytes) else b""
+            )
+    return None
+
+
+def with_inline_links(html: str) -> str:
+    """`cid:` references (inline images) made links to `cid/<id>`, beside the HTML part."""
+    return _CID.sub(lambda m: f"{m.group(1)}cid/{quote(unquote(m.group(2)), safe='')}", html)
 
 
 def find_attachment(message: EmailMessage, name: str) -> Part | None:

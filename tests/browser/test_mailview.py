@@ -5,6 +5,7 @@ confirmation) empties the list, live in every open tab."""
 
 from __future__ import annotations
 
+import io
 import smtplib
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Dialog, expect
 
 from tests.browser.conftest import OfflinePage
@@ -60,6 +62,10 @@ def send(sink: MailSink, subject: str, html: str, attach: bool = True) -> None:
     m["From"], m["To"], m["Subject"] = "jobs@example.com", "ann@example.com", subject
     m.set_content(f"{subject} as text")
     m.add_alternative(html, subtype="html")
+    if "cid:logo" in html:
+        logo = io.BytesIO()
+        Image.new("RGB", (24, 12), (0, 90, 200)).save(logo, "PNG")
+        m.get_payload()[1].add_related(logo.getvalue(), "image", "png", cid="<logo@jobsuite>")
     if attach:
         m.add_attachment(PDF, maintype="application", subtype="pdf", filename="invoice.pdf")
     with smtplib.SMTP("127.0.0.1", sink.smtp_port, timeout=10) as smtp:
@@ -79,6 +85,7 @@ def test_a_new_mail_appears_live_and_opens_rendered_with_its_attachment(
 
     html = (
         "<h2>Hello <b>Ann</b></h2><p id='body'>Your invoice is attached.</p>"
+        "<img id='logo' alt='logo' src='cid:logo@jobsuite'>"
         f"<img alt='tracker' src='{remote}/pixel.gif'>"
         f"<link rel='stylesheet' href='{remote}/style.css'>"
         "<script>document.title = 'script ran'; parent.document.title = 'escaped'</script>"
@@ -102,6 +109,9 @@ def test_a_new_mail_appears_live_and_opens_rendered_with_its_attachment(
     body = page.frame_locator("#html-body")
     expect(body.locator("#body")).to_have_text("Your invoice is attached.")
     expect(body.locator("b")).to_have_text("Ann")
+    # The inline image (cid:) shows, from the sink; the remote one does not.
+    logo = body.locator("#logo")
+    expect(logo).to_have_js_property("naturalWidth", 24)
     page.get_by_role("link", name="Text").click()
     expect(page.get_by_text("Invoice INV-2026-000042 as text")).to_be_visible()
     page.get_by_role("link", name="Attachments (1)").click()

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from services.mailsink.api import create_app
 from services.mailsink.chaos import Chaos
 from services.mailsink.store import MailStore
+from services.mailsink.views import with_inline_links
 
 BASE = "http://localhost"
 
@@ -152,3 +153,41 @@ def test_the_views_script_and_stylesheet_come_from_the_package(client: TestClien
     assert client.get("/static/mailview.css").status_code == 200
     links = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert links and not [link for link in links if "//" in link]  # nothing from elsewhere
+
+
+def test_inline_images_are_served_from_their_content_id(
+    client: TestClient, store: MailStore
+) -> None:
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "jobs@x.com", "ann@y.com", "With a logo"
+    m.set_content("text")
+    m.add_alternative('<p>Hi</p><img src="cid:logo@x" alt="logo">', subtype="html")
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 40
+    m.get_payload()[1].add_related(png, "image", "png", cid="<logo@x>")
+    m.add_attachment(b"<svg onload=alert(1)>", maintype="image", subtype="svg+xml", cid="<s@x>")
+    key = store.deliver(m.as_bytes()).key
+
+    part = client.get(f"/messages/{key}/html")
+    assert '<img src="cid/logo%40x" alt="logo">' in part.text
+    assert f"img-src data: {BASE};" in part.headers["content-security-policy"]
+    image = client.get(f"/messages/{key}/cid/logo@x")
+    assert (image.status_code, image.headers["content-type"], image.content) == (
+        200, "image/png", png
+    )  # fmt: skip
+    svg = client.get(f"/messages/{key}/cid/s@x")
+    assert svg.headers["content-type"] == "application/octet-stream"  # never as a page
+    assert client.get(f"/messages/{key}/cid/other@x").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("html", "linked"),
+    [
+        ('<img src="cid:a@b">', '<img src="cid/a%40b">'),
+        ("<img SRC='cid:a%40b'>", "<img SRC='cid/a%40b'>"),
+        ("<td background=cid:bg>", "<td background=cid/bg>"),
+        ('<div style="background: url(cid:bg)">', '<div style="background: url(cid/bg)">'),
+        ("<p>cid:not-a-link</p>", "<p>cid:not-a-link</p>"),
+    ],
+)
+def test_cid_references_become_links_beside_the_html_part(html: str, linked: str) -> None:
+    assert with_inline_links(html) == linked
