@@ -145,3 +145,6 @@ def test_purge_asks_first_and_drops_the_dead_letter(
     expect(page.get_by_text("No dead letters.")).to_be_visible()
     assert broker.depth(broker.names.dead_queue) == 0
     assert audit.job(job.id)["status"] == "dead"  # the audit keeps its history
+    # Purged meanwhile (another tab, `jobsuite dlq`): the page says so, nothing breaks.
+    again = page.request.post(audit.url + "/console/dead/purge", form={"id": job.id})
+    assert again.ok and f"purged meanwhile): {job.id}." in again.text()

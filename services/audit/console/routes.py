@@ -175,35 +175,42 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
     def replay(
         id: Annotated[list[str] | None, Form(max_length=200)] = None,
         all: Annotated[bool, Form()] = False,
-    ) -> RedirectResponse:
+    ) -> Response:
         source = EventSource("audit-console", instance_name())
         replayed, skipped = 0, 0
-        with _held(console) as box:
-            for h in _chosen(box, id, all):
-                if h.dead.job is None:
-                    skipped += 1  # not a job at all: it can only be purged
-                    continue
-                box.replay(h, source)
-                replayed += 1
+        try:
+            with _held(console) as box:
+                chosen, missing = _chosen(box, id, all)
+                for h in chosen:
+                    if h.dead.job is None:
+                        skipped += 1  # not a job at all: it can only be purged
+                        continue
+                    box.replay(h, source)
+                    replayed += 1
+        except BrokerError as e:
+            return _broker_failed("replay", e)
         log.info("console_replayed", replayed=replayed, unreplayable=skipped)
         said = f"Replayed {count(replayed, 'dead letter')}." + (
             f" {count(skipped, 'body', 'bodies')} that are not jobs can only be purged."
             if skipped
             else ""
         )
-        return _back(said)
+        return _back(said + _gone(missing))
 
     @app.post("/console/dead/purge", include_in_schema=False)
     def purge(
         id: Annotated[list[str] | None, Form(max_length=200)] = None,
         all: Annotated[bool, Form()] = False,
-    ) -> RedirectResponse:
-        with _held(console) as box:
-            chosen = _chosen(box, id, all)
-            for h in chosen:
-                box.drop(h)
+    ) -> Response:
+        try:
+            with _held(console) as box:
+                chosen, missing = _chosen(box, id, all)
+                for h in chosen:
+                    box.drop(h)
+        except BrokerError as e:
+            return _broker_failed("purge", e)
         log.info("console_purged", dropped=len(chosen))
-        return _back(f"Dropped {count(len(chosen), 'dead letter')} for good.")
+        return _back(f"Dropped {count(len(chosen), 'dead letter')} for good." + _gone(missing))
 
     @app.get("/console/live", include_in_schema=False)
     async def live() -> StreamingResponse:
@@ -217,17 +224,29 @@ def _held(console: Console) -> Any:
     return dead_letters(console.settings, f"audit-console:{instance_name()}")
 
 
-def _chosen(box: Box, ids: list[str] | None, every: bool) -> list[Held]:
+def _chosen(box: Box, ids: list[str] | None, every: bool) -> tuple[list[Held], list[str]]:
+    """The dead letters asked for, and the ids asked for that are not there (replayed or
+    purged meanwhile, in another tab or by `jobsuite dlq`)."""
     if every:
-        return list(box.held)
+        return list(box.held), []
     wanted = set(ids or ())
     if not wanted:
         raise HTTPException(422, "name the dead letters (`id`) or ask for `all`")
     chosen = [h for h in box.held if h.dead.job_id in wanted]
-    missing = wanted - {h.dead.job_id for h in chosen}
-    if missing:
-        raise HTTPException(404, f"no dead letter for {', '.join(sorted(missing))}")
-    return chosen
+    return chosen, sorted(wanted - {h.dead.job_id for h in chosen})
+
+
+def _gone(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    gone = ", ".join(missing)
+    return f" Not in the dead letters any more (replayed or purged meanwhile): {gone}."
+
+
+def _broker_failed(action: str, e: BrokerError) -> HTMLResponse:
+    log.error("console_dead_letters_failed", action=action, error=str(e))
+    page = ops_pages.dead_page([], error=f"could not {action}: the broker did not answer: {e}")
+    return HTMLResponse(page, status_code=503, headers=_PAGE_HEADERS)
 
 
 def _back(notice: str) -> RedirectResponse:
