@@ -18,6 +18,7 @@ from benchmarks.change import LIMIT_PCT, change_table
 from benchmarks.checks import checks_section
 from benchmarks.concurrency import concurrency_section
 from benchmarks.e2e_resize import e2e_section
+from benchmarks.e2e_stores import stores_section
 from benchmarks.memory import memory_section
 from benchmarks.overhead import overhead_section
 from benchmarks.pdf import pdf_section
@@ -34,6 +35,7 @@ SECTIONS: dict[str, Run] = {
     "concurrency": lambda a, t: concurrency_section(a.runs, a.mail_jobs, a.concurrency_jobs),
     "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
     "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
+    "stores": lambda a, t: stores_section(a.runs, a.stores_jobs, a.stores_window),
     "accept": lambda a, t: accept_section(t, a.runs, a.accept_jobs, a.accept_clients),
     "checks": lambda a, t: checks_section(t, a.runs, a.checks_iterations),
     "pdf": lambda a, t: pdf_section(t, a.runs, a.pdf_docs),
@@ -53,6 +55,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--e2e-jobs", type=int, default=300, help="jobs per end-to-end run")
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
+    p.add_argument("--stores-jobs", type=int, default=60, help="jobs per stores run")
+    p.add_argument("--stores-window", type=int, default=4, help="stores: jobs in flight")
     p.add_argument("--accept-jobs", type=int, default=2000, help="jobs per accept-rate run")
     p.add_argument("--accept-clients", type=int, default=32, help="HTTP client threads")
     p.add_argument(
