@@ -42,6 +42,7 @@ class Box:
         self.held = held
         self.names = names
         self.settled = 0
+        self.left = 0  # dead letters left in the queue, past a limit on what was taken
 
     def drop(self, h: Held) -> None:
         """Ack: the dead letter leaves the queue for good."""
@@ -72,17 +73,21 @@ class Box:
 
 
 @contextmanager
-def dead_letters(s: Settings, connection_name: str) -> Iterator[Box]:
-    """Every dead letter now in `jobs.dead`, held unacked until the block ends; what was not
-    dropped then goes back to the queue."""
+def dead_letters(s: Settings, connection_name: str, limit: int | None = None) -> Iterator[Box]:
+    """Every dead letter now in `jobs.dead` (or the first `limit`), held unacked until the
+    block ends; what was not dropped then goes back to the queue."""
     names = Names(s.namespace)
     connection = connect_once(s, connection_name)
     box: Box | None = None
     try:
         ensure_topology(connection, s)
         box = Box(connection.channel(confirm=True), [], names)
-        while (d := box.channel.get(names.dead_queue)) is not None:
+        while limit is None or len(box.held) < limit:
+            if (d := box.channel.get(names.dead_queue)) is None:
+                break
             box.held.append(Held(d, read_dead_letter(d.body, d.headers, d.message_id, None)))
+        else:
+            box.left = box.channel.queue_depth(names.dead_queue)[0]
         yield box
     finally:
         connection.close()

@@ -47,19 +47,21 @@ class Queries:
     ) -> tuple[list[JobRecord], int | None]:
         """Newest first (by when the audit first heard of the job). `before` is the cursor
         from the previous page; the second value is the cursor for the next page, if any."""
-        where, args = ["1 = 1"], []
-        prefix = _like_prefix(id_prefix) if id_prefix else None
+        where: list[str] = ["1 = 1"]
+        args: list[object] = []
         for clause, value in (
             ("status = ?", status),
             ("type = ?", job_type),
             ("updated_at >= ?", timestamp(since) if since else None),
             ("first_seq < ?", before),
             ("client = ?", client),
-            ("id LIKE ? ESCAPE '\\'", prefix),
         ):
             if value is not None:
                 where.append(clause)
                 args.append(value)
+        if id_prefix:  # exactly, case and all (LIKE would ignore case)
+            where.append("substr(id, 1, ?) = ?")
+            args += [len(id_prefix), id_prefix]
         rows = (
             self._db()
             .execute(
@@ -178,12 +180,6 @@ class Queries:
     def head_seq(self) -> int:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()
         return int(row[0]) if row else 0
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching ids that start with `prefix`, its own % and _ taken literally."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
 
 
 def _record(row: sqlite3.Row, events: list[RecordedEvent]) -> JobRecord:

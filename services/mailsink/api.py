@@ -101,7 +101,7 @@ def create_app(
         return found
 
     def matching(query: str) -> list[dict[str, object]]:
-        """Summaries of the messages `query` matches, newest first (QueryError if unreadable)."""
+        """Summaries of the messages `query` matches, newest first."""
         held = store.newest_first()
         if not query.strip():
             return [views.summary(s) for s in held]
@@ -119,10 +119,7 @@ def create_app(
 
     @app.get("/messages")
     def list_messages(q: SearchQuery = "") -> list[dict[str, object]]:
-        try:
-            return matching(q)
-        except search.QueryError as e:
-            raise HTTPException(422, str(e)) from e
+        return matching(q)
 
     @app.delete("/messages")
     def delete_all() -> dict[str, int]:
@@ -163,7 +160,7 @@ def create_app(
         headers = {**_MAIL_HTML, "Content-Security-Policy": csp}
         return HTMLResponse(views.with_inline_links(html), headers=headers)
 
-    @app.get("/messages/{key}/cid/{content_id}")
+    @app.get("/messages/{key}/cid/{content_id:path}")
     def get_inline(key: MessageId, content_id: Annotated[str, Path(max_length=255)]) -> Response:
         part = views.inline_part(stored(key).message, content_id)
         if part is None:
@@ -173,14 +170,14 @@ def create_app(
         )
         return Response(part.data, media_type=kind, headers=_LOCKED_DOWN)
 
-    @app.get("/messages/{key}/attachments/{name}")
+    @app.get("/messages/{key}/attachments/{name:path}")
     def get_attachment(key: MessageId, name: Annotated[str, Path(max_length=255)]) -> Response:
         part = views.find_attachment(stored(key).message, name)
         if part is None:
             raise HTTPException(404, f"message {key!r} has no attachment {name!r}")
         disposition = f"attachment; filename*=utf-8''{quote(part.name, safe='')}"
         headers = {**_LOCKED_DOWN, "Content-Disposition": disposition}
-        return Response(part.data, media_type=part.content_type, headers=headers)
+        return Response(part.data, media_type=_served_type(part.content_type), headers=headers)
 
     @app.get("/events", include_in_schema=False)
     async def events() -> StreamingResponse:
@@ -189,12 +186,8 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     def index(q: SearchQuery = "") -> HTMLResponse:
-        try:
-            summaries, error = matching(q), ""
-        except search.QueryError as e:
-            summaries, error = [], str(e)
-        html = page.messages_page(summaries, query=q, total=len(store), error=error)
-        return HTMLResponse(html, status_code=422 if error else 200, headers=_PAGE)
+        html = page.messages_page(matching(q), query=q, total=len(store))
+        return HTMLResponse(html, headers=_PAGE)
 
     @app.get("/view/{key}", response_class=HTMLResponse)
     def view(key: MessageId, tab: Tab | None = None) -> HTMLResponse:
@@ -233,3 +226,9 @@ def _chaos_routes(app: FastAPI, chaos: Chaos) -> None:
     def clear_chaos() -> dict[str, object]:
         chaos.clear()
         return chaos.state()
+
+
+def _served_type(content_type: str) -> str:
+    """A part's type as a header can carry it: a type from a mail may be anything."""
+    plain = content_type.isascii() and content_type.isprintable()
+    return content_type if plain else "application/octet-stream"

@@ -37,9 +37,7 @@ def _document(title: str, body: str, root: str) -> str:
 """
 
 
-def messages_page(
-    summaries: Sequence[dict[str, object]], *, query: str = "", total: int, error: str = ""
-) -> str:
+def messages_page(summaries: Sequence[dict[str, object]], *, query: str = "", total: int) -> str:
     """The list, newest first: `summaries` are those matching `query`, of `total` held."""
     unread = sum(1 for s in summaries if not s.get("read"))
     shown = count(len(summaries), "message")
@@ -48,7 +46,6 @@ def messages_page(
     rows = "\n".join(_row(s) for s in summaries) or (
         f'<tr><td colspan="5" class="muted">{empty}</td></tr>'
     )
-    problem = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     body = f"""<header>
 <h1><a href="./">mailsink</a></h1>
 <p id="count" class="muted" aria-live="polite">{escape(held)}</p>
@@ -60,7 +57,6 @@ def messages_page(
 {'<a href="./">Clear</a>' if query else ""}
 <p id="search-help" class="muted">{escape(SEARCH_HELP)}</p>
 </form>
-{problem}
 <form class="danger" method="post" action="actions/delete-all" data-confirm="Delete every message?">
 <button type="submit">Delete all</button>
 <span class="muted">JSON: <a href="messages">/messages</a></span>

@@ -10,18 +10,16 @@ subject, text), and a few qualifiers narrow it. Pure.
 
 from __future__ import annotations
 
-import shlex
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.mailsink.views import searchable
 
 FIELDS = ("from", "to", "subject")
+# -"a phrase" or "a phrase" (a closed pair of quotes), else a run of non-space characters.
+_TOKEN = re.compile(r'(?P<neg>-?)"(?P<phrase>[^"]*)"|(?P<word>\S+)')
 FLAGS = {"is:unread", "is:read", "has:attachment", "has:attachments"}
-
-
-class QueryError(ValueError):
-    """A query that cannot be read (an unclosed quote)."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +30,20 @@ class Term:
 
 
 def parse(query: str) -> list[Term]:
-    try:
-        words = shlex.split(query)
-    except ValueError as e:
-        raise QueryError(f"cannot read the search {query!r}: {e}") from e
+    """Any text is a query: only a pair of double quotes groups words; a lone quote, an
+    apostrophe (O'Brien) or a backslash is taken as typed."""
+    words = [quoted if quoted is not None else word for quoted, word in _words(query)]
     return [_term(word) for word in words if word.strip("-")]
+
+
+def _words(query: str) -> list[tuple[str | None, str]]:
+    found: list[tuple[str | None, str]] = []
+    for m in _TOKEN.finditer(query):
+        if m.group("phrase") is not None:
+            found.append((m.group("neg") + m.group("phrase"), ""))
+        else:
+            found.append((None, m.group("word")))
+    return found
 
 
 def _term(word: str) -> Term:

@@ -253,3 +253,13 @@ def test_rates_count_each_types_jobs_in_and_out_since_a_moment(recorder: Recorde
         "mail": {"submitted": 1, "finished": 1},
     }
     assert Queries(recorder.model.path).rates(utc_now() + timedelta(seconds=1)) == {}
+
+
+def test_a_since_out_of_range_and_a_prefix_in_another_case(
+    client: TestClient, recorder: Recorder
+) -> None:
+    resize, _render, _mail = pipeline(recorder)
+    far = client.get("/", params={"since": "0001-01-01T00:00:00+01:00"})
+    assert far.status_code == 422 and "is not a date and time" in far.text
+    upper = client.get("/", params={"id": resize[:8].upper()})
+    assert "No jobs match." in upper.text  # ids are compared exactly, case and all

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.mailsink.search import QueryError, matcher
+from services.mailsink.search import matcher
 
 INVOICE: dict[str, object] = {
     "from": "Jobs <jobs@x.com>",
@@ -58,6 +58,17 @@ def test_queries_find_what_they_say(query: str, found: list[str]) -> None:
     assert [name for name, message in names.items() if matches(message)] == found
 
 
-def test_an_unclosed_quote_is_a_clear_error() -> None:
-    with pytest.raises(QueryError, match="cannot read the search"):
-        matcher('"late fee')
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ('"late fee', ["invoice"]),  # an unclosed quote is taken as typed: `"late`, `fee`
+        ("o'brien", ["news"]),
+        ("from:o'brien", ["news"]),
+        ("c:\\tmp", ["news"]),
+    ],
+)
+def test_any_text_is_a_query(query: str, found: list[str]) -> None:
+    obrien = {**NEWS, "from": "Pat O'Brien <pat@x.com>", "text": "files in c:\\tmp"}
+    matches = matcher(query)
+    names = {"invoice": {**INVOICE, "text": 'the "late fee is waived'}, "news": obrien}
+    assert [name for name, message in names.items() if matches(message)] == found

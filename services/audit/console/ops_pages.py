@@ -15,7 +15,10 @@ from shared.words import count
 # --- dead letters -----------------------------------------------------------------------------
 
 
-def dead_page(letters: Sequence[dict[str, Any]], *, notice: str = "", error: str = "") -> str:
+def dead_page(
+    letters: Sequence[dict[str, Any]], *, notice: str = "", error: str = "", more: int = 0
+) -> str:
+    """`more`: dead letters in the queue past those shown."""
     root = "../"
     said = f'<p class="notice" role="status">{escape(notice)}</p>' if notice else ""
     problem = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
@@ -37,7 +40,7 @@ def dead_page(letters: Sequence[dict[str, Any]], *, notice: str = "", error: str
 <p class="muted">The jobs in the dead-letter queue now: replay puts one back on its queue as a
 new life (attempt 1); purge drops it for good. The audit keeps their history either way.</p>
 {said}{problem}
-<p id="dead-count">{count(len(letters), "dead letter")}</p>
+<p id="dead-count">{count(len(letters), "dead letter")}{_more(more)}</p>
 {every}
 <table id="dead">
 <thead><tr><th scope="col">Job</th><th scope="col">Type</th><th scope="col">Reason</th>
@@ -49,6 +52,15 @@ new life (attempt 1); purge drops it for good. The audit keeps their history eit
 </table>
 """
     return document("Dead letters", "dead", body, root)
+
+
+def _more(more: int) -> str:
+    if not more:
+        return ""
+    return (
+        f", and {more} more in the queue, not shown: `jobsuite dlq list` lists them all,"
+        " Replay all and Purge all take them all"
+    )
 
 
 def _dead_row(d: dict[str, Any], root: str) -> str:
@@ -129,7 +141,7 @@ def queues_page(
 <p class="muted">Messages ready in each queue and the consumers on it, asked of the broker
 now; jobs in and out per minute, from the events of the last minute.</p>
 {problem}
-<div data-live="queues">
+<div>
 <table id="queues">
 <thead><tr><th scope="col">Queue</th><th scope="col">Ready</th>
 <th scope="col">Consumers</th><th scope="col">In /min</th>

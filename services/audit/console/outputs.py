@@ -12,8 +12,9 @@ from shared.blobs import BlobStore
 from shared.errors import BlobError
 
 CHUNK = 64 * 1024
-# What the browser may show inline; anything else is a download. No SVG: it can carry script.
-INLINE = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"})
+# What the browser may show inline; anything else is a download. No SVG: it can carry script;
+# no PDF: it is served under CSP `sandbox`, where a browser's PDF viewer does not run.
+INLINE = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 
 
 @dataclass(frozen=True)

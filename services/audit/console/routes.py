@@ -10,6 +10,9 @@ believes only from that user.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from importlib.resources import files
@@ -24,6 +27,7 @@ from services.audit.console import job_pages, ops_pages
 from services.audit.console.job_pages import STATUSES, JobFilters, PipelineNode
 from services.audit.console.outputs import INLINE, chunks, output_files
 from services.audit.dlq_box import Box, Held, dead_letters, summary
+from services.audit.lifecycle import as_utc
 from services.audit.queries import Queries
 from shared.amqp import connect_once
 from shared.blobs import BlobStore
@@ -39,6 +43,8 @@ from shared.words import count
 
 log = get_logger(__name__)
 PAGE_SIZE = 100
+DEAD_SHOWN = 500  # dead letters a page view takes (and gives back): a long queue is cut
+TAKE_ATTEMPTS, TAKE_PAUSE_S = 3, 1.0
 RATE_WINDOW = timedelta(minutes=1)
 MAX_PIPELINE = 200  # jobs drawn in one pipeline tree; a longer chain is cut there
 _PAGE_HEADERS = {
@@ -91,8 +97,8 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
         error, moment = "", None
         if since:
             try:
-                moment = datetime.fromisoformat(since)
-            except ValueError:
+                moment = as_utc(datetime.fromisoformat(since))  # year 1 at +01:00 overflows
+            except (ValueError, OverflowError):
                 error = f"`since` {since!r} is not a date and time"
         if status and status not in STATUSES:
             error = f"no status {status!r}: one of {', '.join(STATUSES)}"
@@ -163,24 +169,24 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
             return html(ops_pages.queues_page([], rates, f"the broker did not answer: {e}"), 503)
 
     @app.get("/console/dead", response_class=HTMLResponse, include_in_schema=False)
-    def dead(done: Text = "") -> HTMLResponse:
+    def dead(done: Annotated[str, Query(max_length=5000)] = "") -> HTMLResponse:
         try:
-            with _held(console) as box:
+            with _held(console, DEAD_SHOWN) as box:
                 letters = [summary(h, _errors(queries, h)) for h in box.held]
+                more = box.left
         except BrokerError as e:
             return html(ops_pages.dead_page([], error=f"the broker did not answer: {e}"), 503)
-        return html(ops_pages.dead_page(letters, notice=done))
+        return html(ops_pages.dead_page(letters, notice=done, more=more))
 
     @app.post("/console/dead/replay", include_in_schema=False)
     def replay(
-        id: Annotated[list[str] | None, Form(max_length=200)] = None,
+        id: Annotated[list[str] | None, Form(max_length=255)] = None,
         all: Annotated[bool, Form()] = False,
     ) -> Response:
         source = EventSource("audit-console", instance_name())
         replayed, skipped = 0, 0
         try:
-            with _held(console) as box:
-                chosen, missing = _chosen(box, id, all)
+            with _held_for(console, id, all) as (box, chosen, missing):
                 for h in chosen:
                     if h.dead.job is None:
                         skipped += 1  # not a job at all: it can only be purged
@@ -188,7 +194,9 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
                     box.replay(h, source)
                     replayed += 1
         except BrokerError as e:
-            return _broker_failed("replay", e)
+            log.error("console_replay_failed", replayed=replayed, error=str(e))
+            done = count(replayed, "dead letter")
+            return _broker_failed(f"finish the replay ({done} replayed before it stopped)", e)
         log.info("console_replayed", replayed=replayed, unreplayable=skipped)
         said = f"Replayed {count(replayed, 'dead letter')}." + (
             f" {count(skipped, 'body', 'bodies')} that are not jobs can only be purged."
@@ -199,16 +207,15 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
 
     @app.post("/console/dead/purge", include_in_schema=False)
     def purge(
-        id: Annotated[list[str] | None, Form(max_length=200)] = None,
+        id: Annotated[list[str] | None, Form(max_length=255)] = None,
         all: Annotated[bool, Form()] = False,
     ) -> Response:
         try:
-            with _held(console) as box:
-                chosen, missing = _chosen(box, id, all)
+            with _held_for(console, id, all) as (box, chosen, missing):
                 for h in chosen:
                     box.drop(h)
         except BrokerError as e:
-            return _broker_failed("purge", e)
+            return _broker_failed("finish the purge (what was dropped stays dropped)", e)
         log.info("console_purged", dropped=len(chosen))
         return _back(f"Dropped {count(len(chosen), 'dead letter')} for good." + _gone(missing))
 
@@ -220,20 +227,28 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
         )
 
 
-def _held(console: Console) -> Any:
-    return dead_letters(console.settings, f"audit-console:{instance_name()}")
+def _held(console: Console, limit: int | None = None) -> Any:
+    return dead_letters(console.settings, f"audit-console:{instance_name()}", limit)
 
 
-def _chosen(box: Box, ids: list[str] | None, every: bool) -> tuple[list[Held], list[str]]:
-    """The dead letters asked for, and the ids asked for that are not there (replayed or
-    purged meanwhile, in another tab or by `jobsuite dlq`)."""
-    if every:
-        return list(box.held), []
+@contextmanager
+def _held_for(
+    console: Console, ids: list[str] | None, every: bool
+) -> Iterator[tuple[Box, list[Held], list[str]]]:
+    """The dead letters asked for, held, and the ids asked for that are not there. A page
+    view in another tab holds the dead letters for a moment, so an id not found is looked
+    for again before it is called gone (replayed or purged meanwhile)."""
     wanted = set(ids or ())
-    if not wanted:
+    if not every and not wanted:
         raise HTTPException(422, "name the dead letters (`id`) or ask for `all`")
-    chosen = [h for h in box.held if h.dead.job_id in wanted]
-    return chosen, sorted(wanted - {h.dead.job_id for h in chosen})
+    for attempt in range(TAKE_ATTEMPTS):
+        with _held(console) as box:
+            chosen = list(box.held) if every else [h for h in box.held if h.dead.job_id in wanted]
+            missing = sorted(wanted - {h.dead.job_id for h in chosen})
+            if not missing or attempt == TAKE_ATTEMPTS - 1:
+                yield box, chosen, missing
+                return
+        time.sleep(TAKE_PAUSE_S)
 
 
 def _gone(missing: list[str]) -> str:

@@ -2,6 +2,25 @@
 // adds live updates (server-sent events from ./events) and asks before deleting.
 "use strict";
 
+const REFRESH_MS = 1000; // at most one refresh a second, however many changes arrive
+let waiting = null; // the timer of the last refresh, while it runs
+let again = false; // a change came meanwhile: refresh once more when the timer ends
+
+function refreshSoon() {
+  if (waiting) {
+    again = true;
+    return;
+  }
+  refreshList();
+  waiting = setTimeout(() => {
+    waiting = null;
+    if (again) {
+      again = false;
+      refreshSoon();
+    }
+  }, REFRESH_MS);
+}
+
 function root() {
   // The list lives at ./, a message at ./view/<id>: the events stream is next to the list.
   return location.pathname.includes("/view/") ? "../" : "./";
@@ -44,7 +63,7 @@ function listen() {
   const source = new EventSource(root() + "events");
   const onChange = (event) => {
     if (onList) {
-      refreshList();
+      refreshSoon();
       return;
     }
     const id = JSON.parse(event.data).id;
