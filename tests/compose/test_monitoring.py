@@ -39,14 +39,26 @@ def query(stack: ComposeStack, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def gateway_count(stack: ComposeStack, name: str, **labels: str) -> float:
-    """A sample of the gateway's own /metrics, read through its published port."""
-    text = stack.http.get("/metrics").text
+FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=5).read().decode())"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    raise AssertionError(f"no {name}{labels} on the gateway's /metrics")
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    raise AssertionError(f"no {name}{labels} in:\n{text}")
+
+
+def own_count(stack: ComposeStack, service: str, port: int, name: str, **labels: str) -> float:
+    """The sum of a sample over the service's replicas, each read from its own /metrics
+    inside its container: what Prometheus should show once it has scraped them all."""
+    total = 0.0
+    for container in stack.containers(service):
+        result = container.exec_run(["python", "-c", FETCH, f"http://127.0.0.1:{port}/metrics"])
+        assert result.exit_code == 0, result.output.decode()
+        total += sample(result.output.decode(), name, **labels)
+    return total
 
 
 def wait_for(what: str, check: Any, timeout: float, last: Any) -> Any:
@@ -93,29 +105,30 @@ def test_prometheus_scrapes_every_service_and_every_resizer_replica(stack: Compo
 def test_job_counts_reach_prometheus_and_the_jobsuite_console(stack: ComposeStack) -> None:
     ids = [stack.submit_resize(small_jpeg(300 + i), width="120") for i in range(3)]
     assert {r["status"] for r in stack.wait_finished(ids).values()} == {"succeeded"}
-    submitted = gateway_count(stack, "jobsuite_jobs_submitted_total", type="resize")
-    assert submitted >= len(ids)
-
-    submitted_expr = 'sum(jobsuite_jobs_submitted_total{type="resize"})'
-    succeeded_expr = 'sum(jobsuite_jobs_total{type="resize",outcome="succeeded"})'
-    wait_for(
-        "Prometheus to scrape the gateway's count",
-        lambda: query(stack, submitted_expr) == submitted,
-        60,
-        lambda: query(stack, submitted_expr),
-    )
-    # Summed over the replicas: counts since each one started, so at least this test's jobs.
-    wait_for(
-        "the resizers' counts",
-        lambda: (query(stack, succeeded_expr) or 0) >= len(ids),
-        60,
-        lambda: query(stack, succeeded_expr),
-    )
-    recorded = query(stack, 'sum(jobsuite_audit_events_total{event="job.succeeded"})')
-    assert recorded is not None and recorded >= len(ids)
+    counts = {
+        'sum(jobsuite_jobs_submitted_total{type="resize"})': own_count(
+            stack, "gateway", 8080, "jobsuite_jobs_submitted_total", type="resize"
+        ),
+        'sum(jobsuite_jobs_total{type="resize",outcome="succeeded"})': own_count(
+            stack, "resizer", 9100, "jobsuite_jobs_total", type="resize", outcome="succeeded"
+        ),
+        'sum(jobsuite_audit_events_total{event="job.succeeded"})': own_count(
+            stack, "audit", 8081, "jobsuite_audit_events_total", event="job.succeeded"
+        ),
+    }
+    # Counts since each process started: at least this test's jobs.
+    assert min(counts.values()) >= len(ids), counts
+    # Each target is scraped at its own moment: wait for every count to arrive.
+    for expr, expected in counts.items():
+        wait_for(
+            f"{expr} == {expected:.0f}",
+            lambda expr=expr, expected=expected: query(stack, expr) == expected,
+            60,
+            lambda expr=expr: query(stack, expr),
+        )
     assert query(stack, "max(jobsuite_audit_lag_events)") is not None
+    submitted, succeeded = list(counts.values())[:2]
 
-    succeeded = query(stack, succeeded_expr)  # nothing runs now: what the page shows too
     page = stack.prometheus("/consoles/jobsuite.html")
     assert page.status_code == 200, page.text
     html = page.text
