@@ -62,12 +62,13 @@ bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-## compose-test: docker-compose.yml with four resizers on a real Docker engine (installs
-## Docker when missing; builds stand-in base images unless PYTHON_IMAGE and RABBITMQ_IMAGE are set)
+## compose-test: docker-compose.yml with four resizers and the monitoring profile on a real
+## Docker engine (installs Docker when missing; builds stand-in base images unless PYTHON_IMAGE,
+## RABBITMQ_IMAGE and PROMETHEUS_IMAGE are set)
 compose-test: $(STAMP)
 	deploy/ensure-docker.sh
 	$(BIN)/python -m pip install --quiet -e '.[test,compose]'
-	$(if $(and $(PYTHON_IMAGE),$(RABBITMQ_IMAGE)),,eval "$$(deploy/offline/build-images.sh)" &&) \
+	$(if $(and $(PYTHON_IMAGE),$(RABBITMQ_IMAGE),$(PROMETHEUS_IMAGE)),,eval "$$(deploy/offline/build-images.sh)" &&) \
 	$(BIN)/python -m pytest tests/compose --timeout=900 $(PYTEST_ARGS)
 
 lint: $(STAMP)

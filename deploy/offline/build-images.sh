@@ -11,6 +11,7 @@ suite=bookworm
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 python_image="${OFFLINE_PYTHON_IMAGE:-jobsuite-offline/python:$suite}"
 rabbitmq_image="${OFFLINE_RABBITMQ_IMAGE:-jobsuite-offline/rabbitmq:$suite}"
+prometheus_image="${OFFLINE_PROMETHEUS_IMAGE:-jobsuite-offline/prometheus:$suite}"
 
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
 say() { echo "build-images: $*" >&2; }
@@ -48,4 +49,13 @@ if ! exists "$rabbitmq_image"; then
   say "built $rabbitmq_image"
 fi
 
-echo "export PYTHON_IMAGE=$python_image RABBITMQ_IMAGE=$rabbitmq_image"
+# For the compose profile `monitoring`.
+if ! exists "$prometheus_image"; then
+  say "building $prometheus_image from Debian's prometheus"
+  docker build --quiet --tag "$prometheus_image" --build-arg "BASE_IMAGE=$python_image" \
+    --file prometheus.Dockerfile . >/dev/null
+  say "built $prometheus_image"
+fi
+
+echo "export PYTHON_IMAGE=$python_image RABBITMQ_IMAGE=$rabbitmq_image" \
+  "PROMETHEUS_IMAGE=$prometheus_image"

@@ -1,5 +1,6 @@
-"""One compose project for the module: up with four resizers, down (volumes too) afterwards,
-with the logs of every service printed when a test failed."""
+"""One compose project for the whole session (every test file shares it: one stack to build
+and start): up with four resizers and the `monitoring` profile (Prometheus), down (volumes
+too) afterwards, with the logs of every service printed when a test failed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pytest
 
 from tests.support.compose import ComposeStack
 
-SERVICES = ("rabbitmq", "gateway", "audit", "mailsink", "resizer", "renderer", "mailer")
+SERVICES = (
+    "rabbitmq",
+    "gateway",
+    "audit",
+    "mailsink",
+    "resizer",
+    "renderer",
+    "mailer",
+    "prometheus",
+)
 _failed: list[str] = []
 
 
@@ -21,12 +31,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     return report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
-    compose = ComposeStack()
+    compose = ComposeStack(profiles=("monitoring",))
     try:
         compose.up("--scale", "resizer=4")
-        compose.wait_healthy(["rabbitmq", "gateway", "audit", "mailsink"])
+        compose.wait_healthy(["rabbitmq", "gateway", "audit", "mailsink", "prometheus"])
         compose.use_admin_key()
         for service, count in (("resizer", 4), ("renderer", 1), ("mailer", 1)):
             compose.wait_consuming(service, count)

@@ -1,5 +1,5 @@
 """The suite as a docker compose project: bring it up, find and control its containers
-(docker SDK), talk to its published gateway and mail sink, and tear it all down."""
+(docker SDK), talk to its published gateway, mail sink and Prometheus, and tear it all down."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ class ComposeStack:
     mailsink_port: int = field(default_factory=free_port)
     audit_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
+    prometheus_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    profiles: tuple[str, ...] = ()  # compose profiles for every command (up and down alike)
 
     def __post_init__(self) -> None:
         self.command = compose_command()
@@ -73,7 +75,9 @@ class ComposeStack:
             "MAILSINK_PUBLISHED_PORT": str(self.mailsink_port),
             "AUDIT_PUBLISHED_PORT": str(self.audit_port),
             "RABBITMQ_UI_PUBLISHED_PORT": str(self.ui_port),
+            "PROMETHEUS_PUBLISHED_PORT": str(self.prometheus_port),
             "JOBSUITE_IMAGE": f"{self.project}:latest",
+            "COMPOSE_PROFILES": ",".join(self.profiles),
         }
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -203,6 +207,12 @@ class ComposeStack:
             return None
 
         return str(wait_until(f"job {job_id} to start", started, timeout, every=0.05))
+
+    def prometheus(self, path: str, **params: str) -> httpx.Response:
+        """GET from the published Prometheus (profile `monitoring`)."""
+        return httpx.get(
+            f"http://127.0.0.1:{self.prometheus_port}{path}", params=params, timeout=10
+        )
 
     def mailsink(self, path: str) -> httpx.Response:
         return httpx.get(
