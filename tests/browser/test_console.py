@@ -148,3 +148,37 @@ def test_purge_asks_first_and_drops_the_dead_letter(
     # Purged meanwhile (another tab, `jobsuite dlq`): the page says so, nothing breaks.
     again = page.request.post(audit.url + "/console/dead/purge", form={"id": job.id})
     assert again.ok and f"purged meanwhile): {job.id}." in again.text()
+
+
+def test_the_console_works_from_the_keyboard_alone(
+    spawn: SpawnFn,
+    broker: TestBroker,
+    settings: Settings,
+    audit: AuditService,
+    admin_page: OfflinePage,
+) -> None:
+    worker = spawn(FLAGGED)
+    worker.wait_logged("consuming")
+    job, _flag = flagged_job(settings)
+    broker.publish_job(job)
+    audit.wait_for_status(job.id, "dead")
+    page = admin_page.page
+    page.goto(audit.url + "/")
+    # Every control has a name a screen reader says; the id box is reached by Tab alone.
+    for label in ("Job id", "Type", "Status", "Client", "Since"):
+        expect(page.get_by_label(label)).to_be_visible()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.name") == "id":
+            break
+    else:
+        raise AssertionError("Tab never reached the job id box")
+    page.keyboard.type(job.id)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=f"Job {job.id}")).to_be_visible()
+    # The dead letter is replayed with the keyboard too: focus its button, Enter, confirm.
+    page.goto(audit.url + "/console/dead")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Replay {job.id}").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Replayed 1 dead letter.")
