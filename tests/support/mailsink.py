@@ -108,6 +108,8 @@ def start_mailsink(
 ) -> MailSink:
     """Start the sink on free ports and wait for /healthz; retry if a port was taken meanwhile.
     `chaos_api` serves /chaos (MAILSINK_CHAOS_API); `ui_auth` asks for HTTP Basic."""
+    # Tests count every mail they sent (the soak sends 600): no cap unless a test sets one.
+    env.setdefault("MAILSINK_MAX_MESSAGES", "0")
     if chaos_api:
         env["MAILSINK_CHAOS_API"] = "true"
     if ui_auth is not None:
