@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote, urlencode
 
-from shared.words import count
+from shared.words import count, human_size
 
 TABS = (
     ("html", "HTML"),
@@ -181,18 +181,6 @@ def when(iso: str) -> str:
     except ValueError:
         return iso
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def human_size(size: int) -> str:
-    """`512 B`, `1.5 kB`, `2.0 MB` (powers of 1000, as mail clients show them)."""
-    if size < 1000:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("kB", "MB"):
-        value /= 1000
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1000:.1f} GB"
 
 
 def _list(value: object) -> list[object]:

@@ -12,10 +12,10 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from services.audit.console.layout import document, duration, human_size, status_badge, when
+from services.audit.console.layout import document, duration, status_badge, when
 from services.audit.console.outputs import OutputFile
 from shared.messages import JobRecord, RecordedEvent
-from shared.words import count
+from shared.words import count, human_size
 
 STATUSES = ("submitted", "started", "retrying", "succeeded", "failed", "rejected", "dead")
 

@@ -58,12 +58,6 @@ def when_text(iso: object) -> str:
         return str(iso)
 
 
-def human_size(size: int) -> str:
-    if size < 1000:
-        return f"{size} B"
-    return f"{size / 1000:.1f} kB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
-
-
 def duration(ms: float | None) -> str:
     if ms is None:
         return ""
