@@ -17,8 +17,8 @@ from tests.browser.conftest import OfflinePage
 from tests.conftest import SpawnFn
 from tests.support.audit import AuditService, start_audit
 from tests.support.broker import TestBroker
-
-FLAGGED = "tests.support.flagged_worker"
+from tests.support.flagged_worker import MODULE as FLAGGED_WORKER
+from tests.support.flagged_worker import flag_path, flagged_job
 
 
 @pytest.fixture
@@ -36,12 +36,15 @@ def admin_page(chromium: Browser, audit: AuditService) -> Iterator[OfflinePage]:
         context.close()
 
 
-def flagged_job(settings: Settings) -> tuple[Job, Path]:
-    """A job that fails for good while its flag blob exists; the flag."""
-    flag = settings.blob_dir / "flags" / "broken"
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text("on")
-    return Job(type="resize", params={"fail_while": "flags/broken"}), flag
+@pytest.fixture
+def dead_job(spawn: SpawnFn, broker: TestBroker, settings: Settings, audit: AuditService) -> Job:
+    """A job the flagged worker has failed for good: dead, in the dead letters."""
+    worker = spawn(FLAGGED_WORKER)
+    worker.wait_logged("consuming")
+    job = flagged_job(settings)
+    broker.publish_job(job)
+    audit.wait_for_status(job.id, "dead")
+    return job
 
 
 def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
@@ -51,7 +54,7 @@ def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
     audit: AuditService,
     admin_page: OfflinePage,
 ) -> None:
-    worker = spawn(FLAGGED)
+    worker = spawn(FLAGGED_WORKER)
     worker.wait_logged("consuming")
     page = admin_page.page
     errors: list[str] = []
@@ -61,7 +64,7 @@ def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
     expect(page.get_by_text("No jobs match.")).to_be_visible()
     page.evaluate("window.loadedOnce = true")  # gone if the page were reloaded
 
-    job, flag = flagged_job(settings)
+    job = flagged_job(settings)
     broker.publish_job(job)
     row = page.locator(f'tr[data-id="{job.id}"]')
     expect(row).to_be_visible(timeout=15_000)
@@ -80,7 +83,7 @@ def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
     expect(dead_row).to_contain_text("rejected")
     expect(dead_row).to_contain_text("flags/broken is set")
 
-    flag.unlink()  # the cause, fixed
+    flag_path(settings).unlink()  # the cause, fixed
     asked: list[str] = []
 
     def answer(dialog: Dialog) -> None:
@@ -121,17 +124,9 @@ def test_a_job_shows_up_live_dies_and_is_replayed_from_the_console(
 
 
 def test_purge_asks_first_and_drops_the_dead_letter(
-    spawn: SpawnFn,
-    broker: TestBroker,
-    settings: Settings,
-    audit: AuditService,
-    admin_page: OfflinePage,
+    broker: TestBroker, audit: AuditService, admin_page: OfflinePage, dead_job: Job
 ) -> None:
-    worker = spawn(FLAGGED)
-    worker.wait_logged("consuming")
-    job, _flag = flagged_job(settings)
-    broker.publish_job(job)
-    audit.wait_for_status(job.id, "dead")
+    job = dead_job
     page = admin_page.page
     page.goto(audit.url + "/console/dead")
     answers = iter([False, True])
@@ -151,17 +146,9 @@ def test_purge_asks_first_and_drops_the_dead_letter(
 
 
 def test_the_console_works_from_the_keyboard_alone(
-    spawn: SpawnFn,
-    broker: TestBroker,
-    settings: Settings,
-    audit: AuditService,
-    admin_page: OfflinePage,
+    audit: AuditService, admin_page: OfflinePage, dead_job: Job
 ) -> None:
-    worker = spawn(FLAGGED)
-    worker.wait_logged("consuming")
-    job, _flag = flagged_job(settings)
-    broker.publish_job(job)
-    audit.wait_for_status(job.id, "dead")
+    job = dead_job
     page = admin_page.page
     page.goto(audit.url + "/")
     # Every control has a name a screen reader says; the id box is reached by Tab alone.

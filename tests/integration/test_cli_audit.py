@@ -20,11 +20,12 @@ from shared.messages import Job
 from tests.conftest import SpawnFn
 from tests.support.audit import AuditService, audit_env, start_audit
 from tests.support.broker import TestBroker
+from tests.support.flagged_worker import MODULE as FLAGGED_WORKER
+from tests.support.flagged_worker import flag_path, flagged_job
 from tests.support.keys import admin_key
 from tests.support.ports import free_port
 from tests.support.processes import ROOT, ServiceProcess, service_env
 
-FLAGGED = "tests.support.flagged_worker"
 JOBSUITE = [sys.executable, "-c", "from cli.app import main; main()"]
 
 
@@ -54,18 +55,9 @@ def env(settings: Settings, audit: AuditService, audit_dir: Path) -> dict[str, s
 
 
 def start_worker(spawn: SpawnFn) -> ServiceProcess:
-    worker = spawn(FLAGGED)
+    worker = spawn(FLAGGED_WORKER)
     worker.wait_logged("consuming")
     return worker
-
-
-def flagged_job(settings: Settings) -> Job:
-    """A job that fails for good while its flag blob exists."""
-    j = Job(type="resize", params={"fail_while": "flags/broken"})
-    flag = settings.blob_dir / "flags" / "broken"
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text("on")
-    return j
 
 
 class Tail:
@@ -306,7 +298,7 @@ def test_a_dead_job_is_listed_shown_and_after_its_cause_is_fixed_replayed_to_suc
     assert shown.exit_code == 0 and '"x-death"' in shown.output and "fail_while" in shown.output
     assert broker.depth(broker.names.dead_queue) == 1  # looking does not take it away
 
-    (settings.blob_dir / "flags" / "broken").unlink()  # the cause, fixed
+    flag_path(settings).unlink()  # the cause, fixed
     replayed = cli(env, "dlq", "replay", j.id)
     assert replayed.exit_code == 0, replayed.output
 
