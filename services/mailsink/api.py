@@ -192,9 +192,9 @@ def create_app(
     @app.get("/view/{key}", response_class=HTMLResponse)
     def view(key: MessageId, tab: Tab | None = None) -> HTMLResponse:
         store.mark_read(key)
-        found, raw = stored(key), store.raw(key)
-        detail = views.detail(found)
+        detail = views.detail(stored(key))
         shown = tab or ("html" if detail["html"] is not None else "text")
+        raw = store.raw(key) if shown == "raw" else None  # read again only for its own tab
         return HTMLResponse(page.message_page(detail, raw or b"", shown), headers=_PAGE)
 
     @app.post("/actions/delete", include_in_schema=False)
