@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 from services.audit.console.layout import document, duration, status_badge, when
 from services.audit.console.outputs import OutputFile
-from shared.messages import JobRecord, RecordedEvent
+from shared.messages import JobRecord, JobStatus, RecordedEvent
 from shared.words import count, human_size
 
-STATUSES = ("submitted", "started", "retrying", "succeeded", "failed", "rejected", "dead")
+STATUSES: tuple[str, ...] = get_args(JobStatus)  # the read model's, in lifecycle order
 
 
 @dataclass(frozen=True)
