@@ -13,6 +13,9 @@ import json
 import threading
 from collections.abc import AsyncIterator
 
+MEDIA_TYPE = "text/event-stream"
+# Never cached; not buffered by a proxy in front (nginx reads X-Accel-Buffering).
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 HEARTBEAT_S = 15.0  # a comment line now and then, so proxies keep an idle stream open
 _END = ("end", None)
 

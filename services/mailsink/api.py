@@ -24,7 +24,7 @@ from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 from shared import apidocs
 from shared.http_guard import GuardPolicy, HttpGuard
-from shared.live import Changes
+from shared.live import MEDIA_TYPE, STREAM_HEADERS, Changes
 from shared.strict_request import StrictJSONRoute
 
 # Mail content is untrusted: nothing served from here may run script in the sink's origin.
@@ -181,8 +181,7 @@ def create_app(
 
     @app.get("/events", include_in_schema=False)
     async def events() -> StreamingResponse:
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(live.stream(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(live.stream(), media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
     @app.get("/", response_class=HTMLResponse)
     def index(q: SearchQuery = "") -> HTMLResponse:

@@ -35,7 +35,7 @@ from shared.config import Settings
 from shared.errors import BrokerError
 from shared.events import EventSource, instance_name
 from shared.jobtypes import JOB_TYPES
-from shared.live import Changes
+from shared.live import MEDIA_TYPE, STREAM_HEADERS, Changes
 from shared.log import get_logger
 from shared.messages import JobRecord, utc_now
 from shared.topology import Names
@@ -221,10 +221,8 @@ def install(app: FastAPI, queries: Queries, console: Console) -> None:
 
     @app.get("/console/live", include_in_schema=False)
     async def live() -> StreamingResponse:
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(
-            console.live.stream(), media_type="text/event-stream", headers=headers
-        )
+        stream = console.live.stream()
+        return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=STREAM_HEADERS)
 
 
 def _held(console: Console, limit: int | None = None) -> Any:
