@@ -85,7 +85,12 @@ class S3BlobStore:
         if region and region != "us-east-1":
             extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
         with s3_errors(self._bucket):
-            self._client.create_bucket(Bucket=self._bucket, **extra)
+            try:
+                self._client.create_bucket(Bucket=self._bucket, **extra)
+            except ClientError as e:
+                # Replicas starting at once race to make it: the one that loses finds it made.
+                if e.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise
 
     def exists(self, key: str) -> bool:
         try:

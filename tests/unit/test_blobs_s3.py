@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -224,3 +225,36 @@ def test_jobsuite_enqueue_says_in_one_line_that_the_bucket_is_missing(
     assert "cannot store the input: BLOB_STORE: the bucket 'never-made' does not exist" in (
         " ".join(done.output.split())
     )
+
+
+class _RacedClient:
+    """An S3 client whose bucket another replica makes between our check and our create; the
+    create then answers as MinIO (and AWS outside us-east-1) do, where moto's us-east-1 says
+    200."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.meta = client.meta
+
+    def head_bucket(self, Bucket: str) -> None:  # noqa: N803 (boto3's spelling)
+        self._client.create_bucket(Bucket=Bucket)
+        raise ClientError(
+            {"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadBucket"
+        )
+
+    def create_bucket(self, Bucket: str) -> None:  # noqa: N803
+        self._client.head_bucket(Bucket=Bucket)
+        raise ClientError(
+            {
+                "Error": {"Code": "BucketAlreadyOwnedByYou", "Message": "already yours"},
+                "ResponseMetadata": {"HTTPStatusCode": 409},
+            },
+            "CreateBucket",
+        )
+
+
+def test_replicas_that_race_to_create_the_bucket_all_start(s3_server: S3Server) -> None:
+    settings = s3_server.settings(Settings(), "made-by-two")
+    store = S3BlobStore(_RacedClient(s3_client(settings)), "made-by-two")
+    store.check_bucket(create=True)  # the loser of the race finds it made: no error
+    assert s3_server.client().head_bucket(Bucket="made-by-two")  # type: ignore[attr-defined]
