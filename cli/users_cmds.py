@@ -11,10 +11,11 @@ The services cannot declare the topology with those permissions, so it declares 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlparse
 
 import httpx
+import typer
 from rich.table import Table
 
 from cli.broker_cmds import management_url
@@ -31,7 +32,15 @@ def register(app: Any) -> None:
 
 
 @readable_errors
-def broker_users() -> None:
+def broker_users(
+    await_nodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="wait until this many broker nodes run (a cluster) before declaring queues",
+        ),
+    ] = 1,
+) -> None:
     """Create or update each service's broker user (BROKER_USERS) and declare the topology."""
     s = settings()
     if not s.broker_users:
@@ -42,6 +51,9 @@ def broker_users() -> None:
             f"BROKER_USERS names an unknown role {unknown[0]!r} (known: {', '.join(ROLES)})", 2
         )
     _wait_for_management(s)
+    if await_nodes > 1:
+        # A quorum queue gets its members when declared: on the nodes running at that moment.
+        _wait_for_nodes(s, await_nodes)
     table = Table("user", "configure", "write", "read")
     for role, password in s.broker_users:
         granted = permissions(role, s.namespace)
@@ -80,16 +92,47 @@ def _wait_for_management(s: Settings, timeout: float = MANAGEMENT_WAIT_S) -> Non
             time.sleep(1)
 
 
+# Nodes of a cluster come up one by one; the last may take a minute to join.
+NODES_WAIT_S = 180.0
+
+
+def _wait_for_nodes(s: Settings, wanted: int) -> None:
+    timeout = NODES_WAIT_S
+    deadline = time.monotonic() + timeout
+    running: list[str] = []
+    while True:
+        try:
+            response = httpx.get(f"{management_url(s)}/api/nodes", auth=_admin(s), timeout=5)
+            if response.status_code == 200:
+                running = [n["name"] for n in response.json() if n.get("running")]
+        except (httpx.HTTPError, ValueError, TypeError, KeyError):
+            pass  # asked again below, until the deadline
+        if len(running) >= wanted:
+            console.print(f"{len(running)} broker nodes running: {', '.join(sorted(running))}")
+            return
+        if time.monotonic() > deadline:
+            raise fail(
+                f"only {len(running)} of {wanted} broker nodes are running after {timeout:.0f} s"
+                f" ({', '.join(sorted(running)) or 'none'}); are they clustered (one Erlang"
+                " cookie, each node listed in the others' peer discovery)?"
+            )
+        time.sleep(1)
+
+
+def _admin(s: Settings) -> tuple[str, str]:
+    """The management API's login: AMQP_URL's user, an administrator."""
+    amqp = urlparse(s.amqp_urls[0])
+    return (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
+
+
 def _vhost(s: Settings) -> str:
     return unquote(urlparse(s.amqp_urls[0]).path[1:]) or "/"
 
 
 def _put(s: Settings, path: str, body: dict[str, str]) -> None:
-    amqp = urlparse(s.amqp_urls[0])
-    auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
     url = f"{management_url(s)}/api/{path}"
     try:
-        response = httpx.put(url, json=body, auth=auth, timeout=10)
+        response = httpx.put(url, json=body, auth=_admin(s), timeout=10)
     except httpx.HTTPError as e:
         raise fail(
             f"the RabbitMQ management API is not reachable at {management_url(s)}"
