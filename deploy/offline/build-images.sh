@@ -10,11 +10,23 @@ cd "$(dirname "$0")"
 suite=bookworm
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 python_image="${OFFLINE_PYTHON_IMAGE:-jobsuite-offline/python:$suite}"
-rabbitmq_image="${OFFLINE_RABBITMQ_IMAGE:-jobsuite-offline/rabbitmq:$suite}"
-prometheus_image="${OFFLINE_PROMETHEUS_IMAGE:-jobsuite-offline/prometheus:$suite}"
+# The images built from a Dockerfile here carry its hash (and its scripts') in their tag, so
+# an edited stand-in is built again rather than an old one reused.
+digest() { cat "$@" | sha256sum | cut -c1-12; }
+rabbitmq_image="${OFFLINE_RABBITMQ_IMAGE:-jobsuite-offline/rabbitmq:$suite-$(digest rabbitmq.Dockerfile)}"
+prometheus_image="${OFFLINE_PROMETHEUS_IMAGE:-jobsuite-offline/prometheus:$suite-$(digest prometheus.Dockerfile)}"
+postgres_image="${OFFLINE_POSTGRES_IMAGE:-jobsuite-offline/postgres:$suite-$(digest postgres.Dockerfile postgres-entrypoint.sh)}"
+s3_image="${OFFLINE_S3_IMAGE:-jobsuite-offline/s3:$suite-$(digest s3.Dockerfile s3-standin.sh s3-standin-mc.sh)}"
 
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
 say() { echo "build-images: $*" >&2; }
+stand_in() {  # image, Dockerfile, what it is built from
+  if ! exists "$1"; then
+    say "building $1 from $3"
+    docker build --quiet --tag "$1" --build-arg "BASE_IMAGE=$python_image" --file "$2" . >/dev/null
+    say "built $1"
+  fi
+}
 
 if ! exists "$python_image"; then
   command -v debootstrap >/dev/null || { say "debootstrap is missing: apt-get install -y debootstrap"; exit 1; }
@@ -42,20 +54,12 @@ if ! exists "$python_image"; then
   say "built $python_image"
 fi
 
-if ! exists "$rabbitmq_image"; then
-  say "building $rabbitmq_image from Debian's rabbitmq-server"
-  docker build --quiet --tag "$rabbitmq_image" --build-arg "BASE_IMAGE=$python_image" \
-    --file rabbitmq.Dockerfile . >/dev/null
-  say "built $rabbitmq_image"
-fi
-
+stand_in "$rabbitmq_image" rabbitmq.Dockerfile "Debian's rabbitmq-server"
 # For the compose profile `monitoring`.
-if ! exists "$prometheus_image"; then
-  say "building $prometheus_image from Debian's prometheus"
-  docker build --quiet --tag "$prometheus_image" --build-arg "BASE_IMAGE=$python_image" \
-    --file prometheus.Dockerfile . >/dev/null
-  say "built $prometheus_image"
-fi
+stand_in "$prometheus_image" prometheus.Dockerfile "Debian's prometheus"
+# For deploy/compose.cluster.yml.
+stand_in "$postgres_image" postgres.Dockerfile "Debian's postgresql"
+stand_in "$s3_image" s3.Dockerfile "moto's S3 server (pip)"
 
 echo "export PYTHON_IMAGE=$python_image RABBITMQ_IMAGE=$rabbitmq_image" \
-  "PROMETHEUS_IMAGE=$prometheus_image"
+  "PROMETHEUS_IMAGE=$prometheus_image POSTGRES_IMAGE=$postgres_image S3_IMAGE=$s3_image"
