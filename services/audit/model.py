@@ -1,6 +1,8 @@
 """The read model's one door: which backend holds it (STATE_URL: empty, a SQLite file in
 AUDIT_DIR; `postgresql://…`, tables in that database) is decided here and nowhere else.
-Everything else holds a `ReadModelWriter` or a `ReadModelReader` and cannot tell which."""
+Everything else holds a `ReadModelWriter` or a `ReadModelReader` and cannot tell which.
+PostgreSQL's modules are imported only when STATE_URL asks for them (psycopg stays unloaded
+otherwise, as in `shared.state`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.audit.chain import Record
-from services.audit.readmodel import DB_NAME
+from services.audit.queries import Queries
+from services.audit.readmodel import DB_NAME, ReadModel
+from services.audit.readmodel import rebuild as sqlite_rebuild
+from services.audit.readmodel import recorded_head as sqlite_head
 from shared.config import Settings
 from shared.messages import JobRecord
 
@@ -75,8 +80,6 @@ def open_read_model(settings: Settings) -> ReadModelWriter:
         from services.audit.readmodel_pg import PostgresReadModel
 
         return PostgresReadModel.open(settings.state_url, settings.namespace)
-    from services.audit.readmodel import ReadModel  # beside its SQLite kin, loaded anyway
-
     return ReadModel(sqlite_path(settings))
 
 
@@ -87,8 +90,6 @@ def open_queries(settings: Settings) -> ReadModelReader:
         from services.audit.queries_pg import PostgresQueries
 
         return PostgresQueries.open(settings.state_url, settings.namespace)
-    from services.audit.queries import Queries
-
     return Queries(sqlite_path(settings))
 
 
@@ -99,8 +100,6 @@ def recorded_head(settings: Settings, folder: Path | None = None) -> int | None:
         from services.audit.readmodel_pg import recorded_head as pg_head
 
         return pg_head(settings.state_url, settings.namespace)
-    from services.audit.readmodel import recorded_head as sqlite_head
-
     folder = folder or settings.audit_dir
     db = folder / DB_NAME if (folder / DB_NAME).exists() else folder.parent / DB_NAME
     return sqlite_head(db)
@@ -113,6 +112,4 @@ def rebuild_read_model(settings: Settings, fill: Callable[[ReadModelWriter], int
         from services.audit.readmodel_pg import rebuild as pg_rebuild
 
         return pg_rebuild(settings.state_url, settings.namespace, fill)
-    from services.audit.readmodel import rebuild as sqlite_rebuild
-
     return sqlite_rebuild(sqlite_path(settings), fill)

@@ -16,18 +16,8 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import cast
 
-from services.audit.model_sql import SQLITE, Row, iter_chunks, timestamp
+from services.audit.model_sql import SQLITE, Row
 from services.audit.model_writer import SqlReadModel
-
-__all__ = [
-    "DB_NAME",
-    "ReadModel",
-    "connect",
-    "iter_chunks",
-    "rebuild",
-    "recorded_head",
-    "timestamp",
-]
 
 DB_NAME = "readmodel.sqlite3"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg.rows import dict_row
@@ -31,9 +31,11 @@ _MAX_NAMESPACE_BYTES = 32  # PostgreSQL cuts names at 63 bytes: room for the res
 
 @dataclass(frozen=True)
 class PgTables:
-    """The table names of one audit log's read model (`prefix` + events, jobs, meta)."""
+    """The table names of one audit log's read model: `prefix` + events, jobs or meta +
+    `suffix` (a rebuild's scratch tables only)."""
 
     prefix: str
+    suffix: str = ""
 
     @classmethod
     def of(cls, namespace: str) -> PgTables:
@@ -43,7 +45,7 @@ class PgTables:
         return cls(f"audit_{namespace}_" if namespace else "audit_")
 
     def name(self, table: str) -> str:
-        return f"{self.prefix}{table}"
+        return f"{self.prefix}{table}{self.suffix}"
 
     def dialect(self) -> Dialect:
         events, jobs, meta = (_quote(self.name(t)) for t in ("events", "jobs", "meta"))
@@ -54,8 +56,9 @@ class PgTables:
         return f"{self.prefix}read_model"
 
     def scratch(self) -> PgTables:
-        """Where a rebuild builds (no live table's name ends in `_rebuild_`)."""
-        return PgTables(f"{self.prefix}rebuild_")
+        """Where a rebuild builds. A live table's name ends in events, jobs or meta whatever
+        the namespace, so no namespace's live table can be named as this scratch one."""
+        return replace(self, suffix="_rebuild")
 
 
 def _quote(name: str) -> str:
@@ -65,8 +68,8 @@ def _quote(name: str) -> str:
 def migrations(tables: PgTables) -> list[PgMigration]:
     d = tables.dialect()
 
-    def index(name: str) -> str:
-        return _quote(tables.name(name))
+    def index(name: str) -> str:  # named after the table, as tables are per namespace
+        return _quote(f"{tables.prefix}{name}")
 
     return [
         pg_statements(

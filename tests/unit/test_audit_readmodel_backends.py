@@ -344,22 +344,30 @@ def test_postgres_answers_every_query_as_sqlite_does(postgres_url: str, tmp_path
 
 
 def test_each_namespace_has_a_read_model_of_its_own(postgres_url: str, tmp_path: Path) -> None:
-    def recorded(namespace: str, job_id: str) -> ReadModelReader:
-        settings = Settings(
+    def settings_of(namespace: str) -> Settings:
+        return Settings(
             audit_dir=tmp_path / (namespace or "default"),
             state_url=postgres_url,
             namespace=namespace,
         )
-        recorder = Recorder.open(settings)
+
+    def listed(namespace: str) -> list[str]:
+        reader = open_queries(settings_of(namespace))
+        try:
+            found = reader.jobs(status=None, job_type=None, since=None, limit=9, before=None)
+        finally:
+            reader.close()
+        return [j.id for j in found[0]]
+
+    # "rebuild": its live tables must not be the default namespace's rebuild scratch.
+    namespaces = ["", "ci-1", "rebuild", "x" * 80]
+    ids = {ns: new_job_id() for ns in namespaces}
+    for ns, job_id in ids.items():
+        recorder = Recorder.open(settings_of(ns))
         recorder.record(entries(*a_job_life(job_id)))
         recorder.close()
-        return open_queries(settings)
+    assert rebuild(settings_of("")) == 3
 
-    one, other, long = new_job_id(), new_job_id(), new_job_id()
-    readers = [recorded("", one), recorded("ci-1", other), recorded("x" * 80, long)]
-    assert [[j.id for j in r.jobs(status=None, job_type=None, since=None, limit=9, before=None)[0]]
-            for r in readers] == [[one], [other], [long]]  # fmt: skip
-    for r in readers:
-        r.close()
+    assert {ns: listed(ns) for ns in namespaces} == {ns: [i] for ns, i in ids.items()}
     tables = {str(t) for (t,) in query(postgres_url, "SELECT tablename FROM pg_tables")}
     assert {"audit_events", "audit_jobs", "audit_meta", "audit_ci-1_events"} <= tables
