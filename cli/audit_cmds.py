@@ -58,7 +58,7 @@ def verify(
     The whole chain, compared with the checkpoints in the state store (signatures too when
     AUDIT_SIGNING_KEY is set)."""
     from services.audit.checkpoint_check import compare, wanted_seqs
-    from services.audit.readmodel import DB_NAME, recorded_head
+    from services.audit.model import recorded_head
     from services.audit.verify import verify as verify_log
 
     s = settings()
@@ -73,8 +73,7 @@ def verify(
         raise fail(f"no audit log at {target}{why}", 2)
     head = None
     if target.is_dir():
-        db = target / DB_NAME if (target / DB_NAME).exists() else target.parent / DB_NAME
-        head = recorded_head(db)  # read before the log: the log is written first
+        head = recorded_head(s, target)  # read before the log: the log is written first
     history = _checkpoints(s) if target.is_dir() else []
     report = verify_log(target, recorded_head=head, wanted=wanted_seqs(history))
     for note in report.notes:

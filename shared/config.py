@@ -230,7 +230,8 @@ class Settings:
         "",
         parse.state_url,
         "`postgresql://user:pass@host:port/db` (or `postgres://`): the shared state in"
-        " PostgreSQL instead of STATE_DIR, for replicas on several hosts; the URL goes to"
+        " PostgreSQL instead of STATE_DIR, and the audit's read model instead of its file in"
+        " AUDIT_DIR, for replicas on several hosts; the URL goes to"
         " psycopg as it is, so its options (`?sslmode=verify-full&sslrootcert=…`,"
         " `connect_timeout`) apply; its password is masked in logs",
         shown="empty (SQLite files under STATE_DIR)",
@@ -471,7 +472,12 @@ class Settings:
     )
 
     # The audit service.
-    audit_dir: Path = setting("AUDIT_DIR", Path("var/audit"), Path, "the audit log and read model")
+    audit_dir: Path = setting(
+        "AUDIT_DIR",
+        Path("var/audit"),
+        Path,
+        "the audit log, and its read model when STATE_URL is empty",
+    )
     audit_host: str = setting(
         "AUDIT_HOST",
         "127.0.0.1",

@@ -1,5 +1,6 @@
 """The read API (FastAPI): what happened to a job, the jobs by status and type, the events in
-log order, counts, answered from the SQLite read model; and the web console on `/`.
+log order, counts, answered from the read model (SQLite, or PostgreSQL with STATE_URL); and
+the web console on `/`.
 
 Every route but `/healthz` and `/metrics` needs an admin key (the shared key store):
 `Authorization: Bearer <key>`, or HTTP Basic with the key as the password, which is what a
@@ -20,9 +21,10 @@ from pydantic import BaseModel
 
 from services.audit.console.routes import Console
 from services.audit.console.routes import install as install_console
-from services.audit.queries import Queries
+from services.audit.model import ReadModelReader
 from shared import apidocs, http_metrics
 from shared.auth import BASIC_CHALLENGE, RequireKey
+from shared.errors import StateError
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.log import get_logger
 from shared.messages import JobRecord, JobStatus, RecordedEvent
@@ -60,7 +62,7 @@ class Health(BaseModel):
 
 
 def create_app(
-    queries: Queries,
+    queries: ReadModelReader,
     consuming: Callable[[], bool] = lambda: True,
     stalled: Callable[[], str | None] = lambda: None,
     *,
@@ -97,7 +99,8 @@ def create_app(
     http_metrics.install(app, metrics or CollectorRegistry())  # outermost: counts refusals too
 
     @app.exception_handler(sqlite3.Error)
-    async def read_model_unavailable(_request: Request, exc: sqlite3.Error) -> JSONResponse:
+    @app.exception_handler(StateError)  # the read model in PostgreSQL (STATE_URL)
+    async def read_model_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         log.error("read_model_query_failed", error=str(exc))
         return JSONResponse({"detail": "the read model is unavailable"}, status_code=503)
 

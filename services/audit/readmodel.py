@@ -1,25 +1,23 @@
-"""The SQLite read model (WAL): an `events` table in log order and a `jobs` table folded from it.
+"""The SQLite read model (WAL), in AUDIT_DIR: the writer's connection, schema and rebuild.
 
 One writer (the consumer thread) owns `ReadModel`; API threads read through `Queries`, each
 with its own connection (WAL lets them read while the writer writes). The log is the source
-of truth: this file can be deleted and rebuilt from it at any time.
-
-An event's `body` is a `RecordedEvent`: the event with the record's `publisher` and
-`refused` marks. Refused events are listed with their job but never folded into its status;
-a job only refused events speak of has no row in `jobs`.
+of truth: this file can be deleted and rebuilt from it at any time. What the writer does is
+`model_writer.py`'s, the same for PostgreSQL (`readmodel_pg.py`).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import cast
 
-from services.audit.chain import Record
-from services.audit.lifecycle import JobState, as_utc, fold
-from shared.messages import Event, RecordedEvent
+from services.audit.model_sql import SQLITE, Row
+from services.audit.model_writer import SqlReadModel
 
 DB_NAME = "readmodel.sqlite3"
 
@@ -62,16 +60,6 @@ CREATE INDEX IF NOT EXISTS jobs_by_updated ON jobs (updated_at);
 CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs (parent_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_JOB_COLUMNS = (
-    "id, type, status, attempts, parent_id, submitted_at, started_at, finished_at, duration_ms,"
-    " error_kind, error_message, dead_reason, replays, outputs, first_seq, last_seq, updated_at,"
-    " client"
-)
-
-
-def timestamp(moment: datetime) -> str:
-    """One fixed text form for times, so SQLite compares them correctly as strings."""
-    return as_utc(moment).isoformat(timespec="microseconds")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -123,133 +111,64 @@ def recorded_head(path: Path) -> int | None:
     return int(row[0]) if row else 0
 
 
-class ReadModel:
-    """The writer side; used by one thread only."""
+class SqliteSql:
+    """`Sql` on a SQLite connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def rows(self, statement: str, args: Sequence[object] = ()) -> Sequence[Row]:
+        return cast(list[Row], self.db.execute(statement, args).fetchall())
+
+    def execute(self, statement: str, args: Sequence[object] = ()) -> int:
+        return self.db.execute(statement, args).rowcount
+
+
+class ReadModel(SqlReadModel):
+    """The writer side in the SQLite file at `path`."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = connect(path)
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'head_seq'").fetchone()
-        self.head_seq = int(row[0]) if row else 0
+        super().__init__(SQLITE)
 
-    def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(event_ids), 500):  # stay under SQLite's variable limit
-            chunk = event_ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk
-            )
-            found.update(r[0] for r in rows)
-        return found
+    @contextmanager
+    def _transaction(self) -> Iterator[SqliteSql]:
+        # IMMEDIATE: the write lock at once, so readers never make this transaction fail.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteSql(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
-    def apply(self, records: Sequence[Record]) -> None:
-        """Add records (in seq order) and refold every job they touch, in one transaction."""
-        if not records:
-            return
-        with self._transaction():
-            touched: dict[str, None] = {}
-            for r in records:
-                event = Event.model_validate(r.event)
-                self.db.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        r.seq,
-                        event.event_id,
-                        event.job_id,
-                        event.event,
-                        event.type,
-                        timestamp(event.at),
-                        r.recorded_at,
-                        json.dumps({**r.event, **r.marks.fields()}),
-                    ),
-                )
-                if not event.about_key:  # key events are in the log, not job rows
-                    touched[event.job_id] = None
-            for job_id in touched:
-                self._refold(job_id)
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('head_seq', ?)", (str(records[-1].seq),)
-            )
-        self.head_seq = records[-1].seq
-
-    def _refold(self, job_id: str) -> None:
-        rows = self.db.execute(
-            "SELECT seq, recorded_at, body FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
-        ).fetchall()
-        events = [RecordedEvent.model_validate_json(r["body"]) for r in rows]
-        believed = [e for e in events if not e.refused]
-        if not believed:
-            return
-        state = fold(job_id, believed)
-        self.db.execute(
-            f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})",
-            (
-                *_job_values(state),
-                rows[0]["seq"],
-                rows[-1]["seq"],
-                rows[-1]["recorded_at"],
-                state.client,
-            ),
-        )
-
-    def prune(self, before: datetime) -> int:
-        """Delete jobs (and their events) whose last event was recorded before `before`."""
-        cutoff = timestamp(before)
-        with self._transaction():
-            self.db.execute(
-                "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE updated_at < ?)",
-                (cutoff,),
-            )
-            return self.db.execute("DELETE FROM jobs WHERE updated_at < ?", (cutoff,)).rowcount
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def _reading(self) -> nullcontext[SqliteSql]:
+        return nullcontext(SqliteSql(self.db))
 
     def close(self) -> None:
         self.db.close()
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _job_values(state: JobState) -> tuple[object, ...]:
-    def when(moment: datetime | None) -> str | None:
-        return timestamp(moment) if moment else None
-
-    return (
-        state.id,
-        state.type,
-        state.status,
-        state.attempts,
-        state.parent_id,
-        when(state.submitted_at),
-        when(state.started_at),
-        when(state.finished_at),
-        state.duration_ms,
-        state.error.kind if state.error else None,
-        state.error.message if state.error else None,
-        state.dead_reason,
-        state.replays,
-        json.dumps(state.outputs),
-    )
+def rebuild(path: Path, fill: Callable[[ReadModel], int]) -> int:
+    """A fresh read model `fill`ed beside `path`, then renamed over it; what `fill` returns."""
+    scratch = path.with_name(f".{path.name}.rebuild-{os.getpid()}-{int(time.time())}")
+    model = ReadModel(scratch)
+    try:
+        count = fill(model)
+    except BaseException:
+        model.close()
+        _remove_db(scratch)
+        raise
+    # Everything into the one file, so that renaming it moves the whole database.
+    model.db.execute("PRAGMA journal_mode = DELETE")
+    model.close()
+    _remove_db(path)
+    os.replace(scratch, path)
+    return count
 
 
-def iter_chunks(records: Iterable[Record], size: int) -> Iterable[list[Record]]:
-    chunk: list[Record] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

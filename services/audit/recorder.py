@@ -7,14 +7,12 @@ event redelivered after a crash is recognised by its id and recorded once.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from services.audit.chain import Marks, Record
-from services.audit.readmodel import DB_NAME, ReadModel, iter_chunks, timestamp
+from services.audit.model import ReadModelWriter, open_read_model, rebuild_read_model
+from services.audit.model_sql import iter_chunks, timestamp
 from services.audit.segments import AuditLog
 from services.audit.trust import RECORD_ONLY, PublisherPolicy
 from services.audit.verify import LOG_DIRNAME
@@ -33,7 +31,7 @@ class Recorder:
     def __init__(
         self,
         audit_log: AuditLog,
-        model: ReadModel,
+        model: ReadModelWriter,
         clock: Callable[[], datetime] = utc_now,
         policy: PublisherPolicy = RECORD_ONLY,
     ) -> None:
@@ -47,9 +45,17 @@ class Recorder:
     @classmethod
     def open(cls, settings: Settings) -> Recorder:
         audit_log = AuditLog(settings.audit_dir / LOG_DIRNAME, settings.audit_segment_bytes)
-        model = ReadModel(settings.audit_dir / DB_NAME)
+        try:
+            model = open_read_model(settings)
+        except BaseException:
+            audit_log.close()  # the log's lock and files: the caller never gets a recorder
+            raise
         recorder = cls(audit_log, model, policy=PublisherPolicy.from_settings(settings))
-        recorder.catch_up()
+        try:
+            recorder.catch_up()
+        except BaseException:
+            recorder.close()
+            raise
         return recorder
 
     def catch_up(self) -> int:
@@ -134,27 +140,14 @@ def _log_record(r: Record) -> None:
 
 def rebuild(settings: Settings) -> int:
     """Build a fresh read model from the log and swap it in; the service must be stopped."""
-    db_path = settings.audit_dir / DB_NAME
-    scratch = db_path.with_name(f".{DB_NAME}.rebuild-{os.getpid()}-{int(time.time())}")
     audit_log = AuditLog(settings.audit_dir / LOG_DIRNAME, settings.audit_segment_bytes)
-    model = ReadModel(scratch)
-    try:
+
+    def fill(model: ReadModelWriter) -> int:
         count = Recorder(audit_log, model).catch_up()
         model.prune(utc_now() - timedelta(days=settings.audit_retention_days))
-    except BaseException:
-        model.close()
-        _remove_db(scratch)
-        raise
+        return count
+
+    try:
+        return rebuild_read_model(settings, fill)
     finally:
         audit_log.close()
-    # Everything into the one file, so that renaming it moves the whole database.
-    model.db.execute("PRAGMA journal_mode = DELETE")
-    model.close()
-    _remove_db(db_path)
-    os.replace(scratch, db_path)
-    return count
-
-
-def _remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -21,8 +21,7 @@ from services.audit.consumer import AuditConsumer
 from services.audit.health import WriteHealth
 from services.audit.lock import AuditDirBusy, DirLock
 from services.audit.metrics import AuditMetrics
-from services.audit.queries import Queries
-from services.audit.readmodel import DB_NAME
+from services.audit.model import ReadModelReader, open_queries
 from services.audit.recorder import Recorder
 from services.audit.segments import LogCorrupt
 from shared.auth import WithServiceKey, warn_if_disabled
@@ -91,6 +90,9 @@ def _run_locked(settings: Settings) -> int:
     except LogCorrupt as e:
         log.error("audit_log_corrupt", error=str(e))
         return 1
+    except StateError as e:  # the read model in PostgreSQL (STATE_URL) cannot be reached
+        log.error("read_model_unavailable", error=str(e))
+        return EXIT_CONFIG
     try:
         checkpointer = Checkpointer.open(settings, recorder.audit_log)
         checkpointer.start()
@@ -121,14 +123,16 @@ def _run_locked(settings: Settings) -> int:
         health=health,
         metrics=metrics,
     )
+    queries: ReadModelReader | None = None
     try:
         keys = None if settings.auth_disabled else _key_store(settings)
         warn_if_disabled(settings.auth_disabled, "audit", keys)
         guard = GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
         live = Changes()
         recorder.on_recorded = lambda records: live.tell("recorded", records[-1].event["job_id"])
+        queries = open_queries(settings)
         app = create_app(
-            Queries(settings.audit_dir / DB_NAME),
+            queries,
             consumer.consuming.is_set,
             health.stalled,
             keys=keys,
@@ -143,6 +147,8 @@ def _run_locked(settings: Settings) -> int:
             "api_failed_to_start", host=settings.audit_host, port=settings.audit_port, error=str(e)
         )
         _close(checkpointer)
+        if queries is not None:
+            queries.close()
         recorder.close()
         return 1
     log.info(
@@ -155,6 +161,7 @@ def _run_locked(settings: Settings) -> int:
         consumer.run()
     finally:
         api.stop()
+        queries.close()
         _close(checkpointer)
         recorder.close()
     log.info("audit_stopped", head_seq=recorder.audit_log.head_seq)

@@ -28,7 +28,7 @@ from services.audit.console.job_pages import STATUSES, JobFilters, PipelineNode
 from services.audit.console.outputs import INLINE, chunks, output_files
 from services.audit.dlq_box import Box, Held, dead_letters, summary
 from services.audit.lifecycle import as_utc
-from services.audit.queries import Queries
+from services.audit.model import ReadModelReader
 from shared.amqp import connect_once
 from shared.blobs import BlobStore
 from shared.config import Settings
@@ -75,7 +75,7 @@ class Console:
         return cls(live, replace(settings, amqp_url=broker), blobs)
 
 
-def install(app: FastAPI, queries: Queries, console: Console) -> None:
+def install(app: FastAPI, queries: ReadModelReader, console: Console) -> None:
     assets = StaticFiles(directory=str(files("services.audit.console") / "static"))
     app.mount("/console/static", assets, "console-static")
 
@@ -267,14 +267,14 @@ def _back(notice: str) -> RedirectResponse:
     return RedirectResponse(f"../dead?{urlencode({'done': notice})}", status_code=303)
 
 
-def _errors(queries: Queries, h: Held) -> dict[str, Any]:
+def _errors(queries: ReadModelReader, h: Held) -> dict[str, Any]:
     record = queries.job(h.dead.job_id)
     if record is None or record.error is None:
         return {}
     return {h.dead.job_id: record.error.model_dump()}
 
 
-def _pipeline(queries: Queries, job: JobRecord) -> PipelineNode:
+def _pipeline(queries: ReadModelReader, job: JobRecord) -> PipelineNode:
     """The whole pipeline `job` is part of, from its first job down."""
     root, seen = job, {job.id}
     while root.parent_id is not None and len(seen) < MAX_PIPELINE:
