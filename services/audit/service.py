@@ -113,7 +113,9 @@ def _run_locked(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    health = WriteHealth([recorder.audit_log.directory, settings.state_dir])
+    # STATE_DIR holds the checkpoints only without STATE_URL; with it, it may not even exist.
+    kept_here = [] if settings.state_url else [settings.state_dir]
+    health = WriteHealth([recorder.audit_log.directory, *kept_here])
     metrics = AuditMetrics()  # this service's own registry, served on the read API's /metrics
     consumer = AuditConsumer(
         settings,

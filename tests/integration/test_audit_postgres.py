@@ -21,10 +21,10 @@ from tests.support.processes import service_env
 
 
 def start_audit_on(
-    spawn: SpawnFn, settings: Settings, audit_dir: Path, state_url: str
+    spawn: SpawnFn, settings: Settings, audit_dir: Path, state_url: str, **extra: str
 ) -> AuditService:
     port = free_port()
-    env = audit_env(settings, audit_dir, port, STATE_URL=state_url)
+    env = audit_env(settings, audit_dir, port, STATE_URL=state_url, **extra)
     process = spawn("services.audit", **env)
     process.wait_logged("consuming")
     # The API keys follow STATE_URL too: the admin key is made in that database.
@@ -35,7 +35,11 @@ def test_a_jobs_events_and_status_come_from_the_read_model_in_postgres(
     spawn: SpawnFn, broker: TestBroker, settings: Settings, tmp_path: Path, postgres_url: str
 ) -> None:
     audit_dir = tmp_path / "audit"
-    audit = start_audit_on(spawn, settings, audit_dir, postgres_url)
+    # A STATE_DIR nobody can write in, root included (as in a read-only container): nothing
+    # is kept there with STATE_URL.
+    (tmp_path / "a-file").write_text("")
+    nowhere = tmp_path / "a-file" / "state"
+    audit = start_audit_on(spawn, settings, audit_dir, postgres_url, STATE_DIR=str(nowhere))
     spawn("tests.support.scripted_worker").wait_logged("consuming")
     j = Job(type="resize", params={"fail_until": 2})
     broker.publish_job(j)
@@ -49,6 +53,8 @@ def test_a_jobs_events_and_status_come_from_the_read_model_in_postgres(
         "job.succeeded",
     ]
     assert audit.get("/stats").json()["head_seq"] == 4
+    health = audit.get("/healthz")
+    assert health.status_code == 200, health.text
     # The namespace's own tables: another namespace's audit may share the database.
     jobs, events = (f'"audit_{settings.namespace}_{t}"' for t in ("jobs", "events"))
     assert query(postgres_url, f"SELECT status, last_seq FROM {jobs}") == [("succeeded", 4)]
