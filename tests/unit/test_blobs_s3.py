@@ -236,13 +236,13 @@ class _RacedClient:
         self._client = client
         self.meta = client.meta
 
-    def head_bucket(self, Bucket: str) -> None:  # noqa: N803 (boto3's spelling)
+    def head_bucket(self, Bucket: str) -> None:
         self._client.create_bucket(Bucket=Bucket)
         raise ClientError(
             {"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadBucket"
         )
 
-    def create_bucket(self, Bucket: str) -> None:  # noqa: N803
+    def create_bucket(self, Bucket: str) -> None:
         self._client.head_bucket(Bucket=Bucket)
         raise ClientError(
             {
