@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 COMPOSE := deploy/compose.sh
 comma := ,
 
-.PHONY: run up down test unit lint format docs broker clean bench compose-test test-faults
+.PHONY: run up down up-cluster down-cluster test unit lint format docs broker clean bench compose-test test-faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ up:
 down:
 	$(COMPOSE) down
 
+## up-cluster: deploy/compose.cluster.yml (three RabbitMQ nodes, PostgreSQL, MinIO, services
+## that share no volume), with .env from here when there is one. down-cluster: stops it.
+CLUSTER_COMPOSE = $(COMPOSE) $(if $(wildcard .env),--env-file .env) --file deploy/compose.cluster.yml
+up-cluster:
+	$(CLUSTER_COMPOSE) up --detach --build $(foreach s,$(subst $(comma), ,$(SCALE)),--scale $(s))
+
+down-cluster:
+	$(CLUSTER_COMPOSE) down
+
 ## test: unit, integration, end-to-end, security and browser tests against the local RabbitMQ
 ## (Debian's chromium for tests/browser: deploy/ensure-chromium.sh installs it when missing)
 ## and the local PostgreSQL (the state stores with STATE_URL: deploy/ensure-postgres.sh)
@@ -62,13 +71,14 @@ bench: $(STAMP) broker
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-## compose-test: docker-compose.yml with four resizers and the monitoring profile on a real
-## Docker engine (installs Docker when missing; builds stand-in base images unless PYTHON_IMAGE,
-## RABBITMQ_IMAGE and PROMETHEUS_IMAGE are set)
+## compose-test: docker-compose.yml with four resizers and the monitoring profile, then
+## deploy/compose.cluster.yml, on a real Docker engine (installs Docker when missing; builds
+## stand-in images unless PYTHON_IMAGE, RABBITMQ_IMAGE, PROMETHEUS_IMAGE, POSTGRES_IMAGE and
+## S3_IMAGE are set)
 compose-test: $(STAMP)
 	deploy/ensure-docker.sh
 	$(BIN)/python -m pip install --quiet -e '.[test,compose]'
-	$(if $(and $(PYTHON_IMAGE),$(RABBITMQ_IMAGE),$(PROMETHEUS_IMAGE)),,eval "$$(deploy/offline/build-images.sh)" &&) \
+	$(if $(and $(PYTHON_IMAGE),$(RABBITMQ_IMAGE),$(PROMETHEUS_IMAGE),$(POSTGRES_IMAGE),$(S3_IMAGE)),,eval "$$(deploy/offline/build-images.sh)" &&) \
 	$(BIN)/python -m pytest tests/compose --timeout=900 $(PYTEST_ARGS)
 
 lint: $(STAMP)

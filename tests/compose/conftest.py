@@ -1,6 +1,8 @@
-"""One compose project for the whole session (every test file shares it: one stack to build
-and start): up with four resizers and the `monitoring` profile (Prometheus), down (volumes
-too) afterwards, with the logs of every service printed when a test failed."""
+"""Two compose projects, each brought up once: `stack` (docker-compose.yml with four resizers
+and the `monitoring` profile) for the whole session, `cluster` (deploy/compose.cluster.yml)
+for test_cluster.py alone, which runs first, so the two never run side by side on CI's two
+cores. Each goes down (volumes too) afterwards, with its services' logs printed when a test
+failed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.compose import ComposeStack
+from tests.support.compose import CLUSTER, ComposeStack
 
 SERVICES = (
     "rabbitmq",
@@ -19,6 +21,20 @@ SERVICES = (
     "renderer",
     "mailer",
     "prometheus",
+)
+CLUSTER_SERVICES = (
+    "rabbitmq1",
+    "rabbitmq2",
+    "rabbitmq3",
+    "rabbitmq-users",
+    "postgres",
+    "s3",
+    "gateway",
+    "audit",
+    "mailsink",
+    "resizer",
+    "renderer",
+    "mailer",
 )
 _failed: list[str] = []
 
@@ -34,25 +50,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture(scope="session")
 def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     compose = ComposeStack(profiles=("monitoring",))
+    healthy = ["rabbitmq", "gateway", "audit", "mailsink", "prometheus"]
+    yield from _running(request, compose, SERVICES, healthy, resizers=4)
+
+
+@pytest.fixture(scope="module")
+def cluster(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    compose = ComposeStack(file=CLUSTER)
+    healthy = ["rabbitmq1", "rabbitmq2", "rabbitmq3", "postgres", "s3", "gateway", "audit"]
+    yield from _running(request, compose, CLUSTER_SERVICES, healthy, resizers=2, within=300)
+
+
+def _running(
+    request: pytest.FixtureRequest,
+    compose: ComposeStack,
+    services: tuple[str, ...],
+    healthy: list[str],
+    *,
+    resizers: int,
+    within: float = 180,
+) -> Iterator[ComposeStack]:
+    """Up, healthy, an admin key, every worker consuming; down afterwards, with the logs of
+    `services` printed when a test (or the start itself) failed meanwhile."""
+    failed_before = len(_failed)
     try:
-        compose.up("--scale", "resizer=4")
-        compose.wait_healthy(["rabbitmq", "gateway", "audit", "mailsink", "prometheus"])
+        compose.up("--scale", f"resizer={resizers}")
+        compose.wait_healthy(healthy, timeout=within)
         compose.use_admin_key()
-        for service, count in (("resizer", 4), ("renderer", 1), ("mailer", 1)):
+        for service, count in (("resizer", resizers), ("renderer", 1), ("mailer", 1)):
             compose.wait_consuming(service, count)
         yield compose
     except BaseException:
-        _failed.append("compose up")
+        _failed.append(f"compose up ({compose.file.name})")
         raise
     finally:
-        if _failed:
-            _print_logs(request, compose)
+        if len(_failed) > failed_before:
+            _print_logs(request, compose, services)
         compose.down()
 
 
-def _print_logs(request: pytest.FixtureRequest, compose: ComposeStack) -> None:
+def _print_logs(
+    request: pytest.FixtureRequest, compose: ComposeStack, services: tuple[str, ...]
+) -> None:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for service in SERVICES:
+    for service in services:
         text = f"\n===== logs of {service} ({compose.project}) =====\n{compose.logs(service)}"
         if reporter is not None:
             reporter.write(text)

@@ -21,6 +21,9 @@ from docker.models.containers import Container
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+SINGLE_HOST = ROOT / "docker-compose.yml"
+# Three broker nodes, PostgreSQL and an S3 server; no shared volume (its own tests).
+CLUSTER = ROOT / "deploy" / "compose.cluster.yml"
 TERMINAL = {"succeeded", "failed", "dead"}
 TERMINAL_EVENTS = {"job.succeeded", "job.failed"}
 
@@ -45,7 +48,8 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float
 
 @dataclass
 class ComposeStack:
-    """One compose project of docker-compose.yml, on free loopback ports of its own."""
+    """One compose project (docker-compose.yml unless `file` says), on free loopback ports of
+    its own, with passwords of its own."""
 
     project: str = field(default_factory=lambda: f"jobsuite-test-{uuid.uuid4().hex[:8]}")
     gateway_port: int = field(default_factory=free_port)
@@ -55,6 +59,7 @@ class ComposeStack:
     prometheus_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: uuid.uuid4().hex)
     profiles: tuple[str, ...] = ()  # compose profiles for every command (up and down alike)
+    file: Path = SINGLE_HOST
 
     def __post_init__(self) -> None:
         self.command = compose_command()
@@ -78,11 +83,17 @@ class ComposeStack:
             "PROMETHEUS_PUBLISHED_PORT": str(self.prometheus_port),
             "JOBSUITE_IMAGE": f"{self.project}:latest",
             "COMPOSE_PROFILES": ",".join(self.profiles),
+            # compose.cluster.yml's: the nodes' cookie, one scheduler thread per node (three
+            # nodes share CI's two cores), the database's and the S3 store's secrets.
+            "RABBITMQ_ERLANG_COOKIE": f"cookie-{self.password}",
+            "RABBITMQ_ERL_ARGS": "+S 1:1",
+            "POSTGRES_PASSWORD": f"pg-{self.password}",
+            "S3_SECRET_KEY": f"s3-{self.password}",
         }
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*self.command, "--file", str(ROOT / "docker-compose.yml"), *args],
+            [*self.command, "--file", str(self.file), *args],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -212,6 +223,14 @@ class ComposeStack:
         """GET from the published Prometheus (profile `monitoring`)."""
         return httpx.get(
             f"http://127.0.0.1:{self.prometheus_port}{path}", params=params, timeout=10
+        )
+
+    def audit(self, path: str) -> httpx.Response:
+        """GET from the published audit read API, as the admin (AUDIT_API_KEY)."""
+        return httpx.get(
+            f"http://127.0.0.1:{self.audit_port}{path}",
+            auth=("admin", f"audit-{self.password}"),
+            timeout=10,
         )
 
     def mailsink(self, path: str) -> httpx.Response:
