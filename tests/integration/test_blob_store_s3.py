@@ -1,6 +1,7 @@
 """BLOB_STORE=s3://… end to end: the gateway (in this process, its real publisher) and a
 resizer process share a bucket on the S3 server; a photo goes in, the resized one comes
-back through the gateway, whole and as a byte range, and no blob touches a folder."""
+back through the gateway, whole and as a byte range, and no blob touches a folder. Then the
+layout of several hosts: S3 and PostgreSQL only, a render → mail pipeline through them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.gateway import closed_url
 from tests.support.keys import admin_key, bearer
+from tests.support.mailsink import start_mailsink
+from tests.support.pdfs import open_pdf, text_of
+from tests.support.postgres import query
 from tests.support.s3 import S3Server
 
 
@@ -84,3 +88,51 @@ def test_a_missing_bucket_stops_a_worker_at_start_with_one_line(
     assert "configuration error: BLOB_STORE: the bucket 'never-made' does not exist" in (
         resizer.tail()
     )
+
+
+def test_a_render_then_mail_pipeline_runs_on_s3_and_postgres_with_no_folder(
+    broker: TestBroker,
+    spawn: SpawnFn,
+    settings: Settings,
+    s3_server: S3Server,
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    """The layout of several hosts: blobs in the bucket, every ledger in PostgreSQL, and no
+    service writing to BLOB_DIR or STATE_DIR."""
+    bucket = s3_server.bucket()
+    shared = {**s3_server.env(bucket), "STATE_URL": postgres_url}
+    sink = start_mailsink(spawn, tmp_path / "mail")
+    for worker in (
+        spawn("services.renderer", **shared),
+        spawn("services.mailer", **shared, **sink.env()),
+    ):
+        worker.wait_logged("consuming")
+    on_s3 = replace(
+        s3_server.settings(settings, bucket), audit_url=closed_url(), state_url=postgres_url
+    )
+    headers = bearer(admin_key(on_s3.state_dir, postgres_url))
+    with TestClient(create_app(on_s3), base_url="http://localhost", headers=headers) as http:
+        accepted = http.post(
+            "/jobs/render",
+            json={
+                "template": "document",
+                "title": "Shared nothing",
+                "data": {"blocks": ["From the bucket, by way of PostgreSQL."]},
+                "then": {
+                    "type": "mail",
+                    "params": {"to": ["ada@example.com"], "subject": "Shared", "text": "PDF."},
+                },
+            },
+        )
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+        pdf = _wait_for_result(http, job_id)
+    assert "From the bucket, by way of PostgreSQL." in text_of(open_pdf(pdf))
+
+    (message,) = sink.wait_for_messages(1, timeout=60)
+    (attachment,) = sink.message(message["id"])["attachments"]
+    assert sink.attachment(message["id"], attachment["name"]).content == pdf
+    assert query(postgres_url, "SELECT id FROM accepted_jobs") == [(job_id,)]
+    assert len(query(postgres_url, "SELECT job_id FROM sent")) == 1  # the send-once ledger
+    assert not settings.blob_dir.exists() and not settings.state_dir.exists()

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from shared.config import Settings
 from shared.errors import StateError
@@ -249,6 +250,31 @@ def test_the_gateway_with_state_in_postgres_takes_one_job_for_a_key_sent_twice(
     assert len(publisher.jobs) == 1
     assert query(pg.state_url, "SELECT id FROM accepted_jobs") == [(first.json()["id"],)]
     assert not (tmp_path / "state" / "submissions.sqlite3").exists()
+
+
+def test_two_gateway_replicas_on_one_database_take_one_job_for_one_key(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two gateway processes' apps, each with its own blob folder and publisher, sharing only
+    PostgreSQL; a client sends one key to both at the same moment, five times over."""
+    publishers = ScriptedPublisher(), ScriptedPublisher()
+    with (
+        in_process_gateway(publishers[0], tmp_path / "blobs-a", state_url=postgres_url) as a,
+        in_process_gateway(publishers[1], tmp_path / "blobs-b", state_url=postgres_url) as b,
+    ):
+        for round_ in range(5):
+            key = {"Idempotency-Key": f"order-{round_}"}
+
+            def submit(i: int, key: dict[str, str] = key) -> Response:
+                return (a, b)[i].post("/jobs/render", json=RENDER, headers=key)
+
+            answers = at_once(2, submit)
+            assert {r.status_code for r in answers} <= {202, 409}, [r.text for r in answers]
+            ids = {r.json()["id"] for r in answers if r.status_code == 202}
+            assert len(ids) == 1, [r.text for r in answers]  # the loser replays it or waits
+            later = b.post("/jobs/render", json=RENDER, headers=key)
+            assert later.status_code == 202 and later.json()["id"] in ids, later.text
+    assert len(publishers[0].jobs) + len(publishers[1].jobs) == 5, "one job per key"
 
 
 def test_the_gateway_answers_503_while_postgres_is_unreachable(
