@@ -1,9 +1,10 @@
 """PDF: a 10-page `document` through the render handler (of each tree, on a real folder blob
-store), against plain reportlab building the same story (standard fonts, no validation, no
-escaping, no page decoration), with and without ASCII85 (reportlab's default, which the
-renderer turns off). Each contender runs in a process of its own per round
-(benchmarks/pdf_probe.py, the tree's own probe for its handler), rounds interleaved; wall and
-CPU time (CPU time is steadier on a busy machine)."""
+store), against plain reportlab building the same story with the same embedded font, styles
+and table look (no validation, no page header or footer, no durable write), with binary
+streams as the renderer makes them and with ASCII85 (reportlab's default). Each contender
+runs in a process of its own per round (benchmarks/pdf_probe.py, the tree's own probe for
+its handler), rounds interleaved; wall and CPU time (CPU time is steadier on a busy
+machine)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from benchmarks.trees import CURRENT, Tree, Trees
 
 CONTENDERS = {
     "handler": "render handler",
-    "plain": "plain reportlab",
+    "plain": "plain reportlab, same story and font",
     "plain-a85": "plain reportlab, ASCII85 on",
 }
 OLD_SECTION = "tests.bench.pdf"  # trees before the probe measured in-process, one table each

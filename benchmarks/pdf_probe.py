@@ -14,14 +14,21 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+from xml.sax.saxutils import escape
 
 from pypdf import PdfReader
 from reportlab import rl_config
+from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Table
 
 Make = Callable[[], bytes]
@@ -54,23 +61,83 @@ def sample_data(sections: int = 9) -> dict[str, Any]:
 
 
 def plain_reportlab(data: dict[str, Any]) -> bytes:
-    """The same story with reportlab's sample styles: what the handler adds is the rest."""
-    styles = getSampleStyleSheet()
-    story: list[Any] = [Paragraph(data["title"], styles["Title"])]
+    """The same story as the handler's, written with reportlab alone: the same embedded font
+    (DejaVu Sans, the renderer's files) and paragraph styles, the same table look, A4 with
+    20 mm margins, binary streams as the renderer sets them. What the handler adds is the
+    rest: validation, escaping, checks, page header and footer, a durable write."""
+    style = _plain_styles()
+    story: list[Any] = [Paragraph(escape(data["title"]), style.title)]
     for block in data["blocks"]:
         if isinstance(block, str):
-            story.append(Paragraph(block, styles["BodyText"]))
+            story.append(Paragraph(escape(block), style.body))
         elif "heading" in block:
-            story.append(Paragraph(block["heading"], styles["Heading1"]))
+            story.append(Paragraph(escape(block["heading"]), style.headings[0]))
         elif "bullets" in block:
-            items = [ListItem(Paragraph(b, styles["BodyText"])) for b in block["bullets"]]
-            story.append(ListFlowable(items, bulletType="bullet"))
+            items = [ListItem(Paragraph(escape(b), style.bullet)) for b in block["bullets"]]
+            story.append(
+                ListFlowable(items, bulletType="bullet", start="•", bulletFontName=REGULAR_FONT)
+            )
         else:
             table = block["table"]
-            story.append(Table([table["header"], *table["rows"]], repeatRows=1))
+            rows = [table["header"], *([str(c) for c in row] for row in table["rows"])]
+            story.append(Table(rows, repeatRows=1, hAlign="LEFT", style=_TABLE_LOOK))
     buffer = io.BytesIO()
-    SimpleDocTemplate(buffer, pagesize=A4, title=data["title"]).build(story)
+    margin = 20 * mm
+    SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=data["title"],
+        leftMargin=margin,
+        rightMargin=margin,
+        topMargin=margin,
+        bottomMargin=margin,
+    ).build(story)
     return buffer.getvalue()
+
+
+REGULAR_FONT, BOLD_FONT = "DejaVuSans", "DejaVuSans-Bold"
+_TABLE_LOOK = [
+    ("FONT", (0, 0), (-1, -1), REGULAR_FONT, 9, 11.5),
+    ("FONT", (0, 0), (-1, 0), BOLD_FONT, 9, 11.5),
+    ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#b0b0b0")),
+    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6e6")),
+    ("ROWBACKGROUNDS", (0, 1), (-1, -1), [None, colors.HexColor("#f7f7f7")]),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LEFTPADDING", (0, 0), (-1, -1), 6),
+    ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+    ("TOPPADDING", (0, 0), (-1, -1), 3),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ("ALIGN", (1, 0), (2, -1), "RIGHT"),
+]
+
+
+@dataclass(frozen=True)
+class _PlainStyles:
+    title: ParagraphStyle
+    headings: tuple[ParagraphStyle, ...]
+    body: ParagraphStyle
+    bullet: ParagraphStyle
+
+
+@cache
+def _plain_styles() -> _PlainStyles:
+    rl_config.useA85 = 0  # as the renderer does (ASCII85 on is the `plain-a85` contender)
+    fonts = Path(__file__).resolve().parents[1] / "services" / "renderer" / "fonts"
+    pdfmetrics.registerFont(TTFont(REGULAR_FONT, str(fonts / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(BOLD_FONT, str(fonts / "DejaVuSans-Bold.ttf")))
+    body = ParagraphStyle("body", fontName=REGULAR_FONT, fontSize=10, leading=14, spaceAfter=6)
+    heading = ParagraphStyle(
+        "h1",
+        body,
+        fontName=BOLD_FONT,
+        fontSize=15,
+        leading=18.75,
+        spaceBefore=12,
+        spaceAfter=6,
+        keepWithNext=1,
+    )
+    title = ParagraphStyle("title", body, fontName=BOLD_FONT, fontSize=20, leading=25)
+    return _PlainStyles(title, (heading,), body, ParagraphStyle("bullet", body, spaceAfter=2))
 
 
 @contextmanager
@@ -106,6 +173,7 @@ def plain(data: dict[str, Any], _folder: Path) -> Make:
 
 def plain_a85(data: dict[str, Any], _folder: Path) -> Make:
     def make() -> bytes:
+        _plain_styles()  # sets useA85 = 0 the first time: switch it on after that
         with _ascii85():
             return plain_reportlab(data)
 
