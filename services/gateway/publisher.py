@@ -23,6 +23,7 @@ blocked-connection timeout.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -170,6 +171,21 @@ class Publisher:
                 raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
             # Being published right now: pika's own timeouts bound how long that takes.
             future.result()
+
+    async def publish_async(
+        self, messages: Sequence[Outgoing], timeout: float = QUEUE_TIMEOUT_S
+    ) -> None:
+        """`publish` for a coroutine: the same outcome and timeout, awaited on the event loop
+        instead of blocking a thread (the request holds no thread while the broker confirms)."""
+        future = self.send(messages)
+        waited = asyncio.wrap_future(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(waited), timeout)
+        except TimeoutError:
+            if future.cancel():  # never picked up: it will never be published
+                raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
+            # Being published right now: pika's own timeouts bound how long that takes.
+            await waited
 
     # --- publisher threads ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, Response, UploadFile
 from pydantic import BaseModel, create_model
+from starlette.concurrency import run_in_threadpool
 
 from services.gateway.checks import (
     check_follow_up,
@@ -20,10 +21,10 @@ from services.gateway.checks import (
     job_params,
     parse_follow_up,
 )
-from services.gateway.context import CallerDep, GatewayDep
+from services.gateway.context import CallerDep, Gateway, GatewayDep
 from services.gateway.forms import form_model, params_from_form
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
-from services.gateway.keychecks import check_job
+from services.gateway.keychecks import check_job, mails_in
 from services.gateway.rejections import Rejected
 from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted
@@ -93,7 +94,23 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         then=(FollowUp | None, None),
     )
 
-    def submit(
+    def submit_in_thread(
+        gateway: Gateway,
+        caller: Caller,
+        job: Job,
+        body: BaseModel,
+        then: FollowUp | None,
+        trace: TraceParent,
+        idempotency_key: str | None,
+    ) -> Accepted:
+        # The caller's checks (ownership 404, the key's limits), then where mail may go (403).
+        check_job(job, caller, gateway.lookup, gateway.ledger)
+        check_policy(spec, body, then, gateway.limits)
+        what = fingerprint(spec.name, job.params, _dump(then))
+        key = _own(caller, idempotency_key)
+        return gateway.submitter.submit(job, what, key, trace.parent_id)
+
+    async def submit(
         gateway: GatewayDep,
         caller: CallerDep,
         response: Response,
@@ -111,12 +128,16 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             client=caller.name,
             trace_id=trace.trace_id,
         )
-        # The caller's checks (ownership 404, the key's limits), then where mail may go (403).
-        check_job(job, caller, gateway.lookup, gateway.ledger)
-        check_policy(spec, body, then, gateway.limits)
-        what = fingerprint(spec.name, job.params, _dump(then))
-        key = _own(caller, idempotency_key)
-        accepted = gateway.submitter.submit(job, what, key, trace.parent_id)
+        publish = getattr(gateway.publisher, "publish_async", None)
+        if idempotency_key is None and publish is not None and not any(mails_in(job)):
+            # No key to reserve, no mail to count or attach (check_job has nothing to look
+            # up): only pure checks, then the confirm, awaited on the event loop.
+            check_policy(spec, body, then, gateway.limits)
+            accepted = await gateway.submitter.submit_unkeyed(job, publish, trace.parent_id)
+        else:  # the ledger or the audit to ask, or a publisher that only blocks: a thread
+            accepted = await run_in_threadpool(
+                submit_in_thread, gateway, caller, job, body, then, trace, idempotency_key
+            )
         return _answer(accepted, response, trace)
 
     return submit

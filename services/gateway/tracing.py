@@ -37,7 +37,12 @@ def answer_header(request: Request) -> dict[str, str]:
     return {tracecontext.HEADER: request_trace(request).header()}
 
 
-TraceDep = Annotated[TraceParent, Depends(request_trace)]
+async def _trace_dep(request: Request) -> TraceParent:
+    """`request_trace` without a thread-pool hop (it reads headers only)."""
+    return request_trace(request)
+
+
+TraceDep = Annotated[TraceParent, Depends(_trace_dep)]
 
 
 class AcceptSpan:

@@ -4,6 +4,7 @@ once while held), an unreachable broker (fails fast), shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -264,3 +265,23 @@ def test_a_broker_down_is_said_once_a_step_not_once_a_thread(
     assert len(by_thread_0) >= 2
     assert len(warned) <= len(by_thread_0) + 1, said.lines
     assert all(kw["error"] == "connect: connection refused" for kw in warned)
+
+
+def test_publish_async_awaits_the_confirm_and_raises_what_publish_would(
+    publisher: Publisher, broker: FakeBroker
+) -> None:
+    asyncio.run(publisher.publish_async([message("job"), message("event")]))
+    assert [m for _, m in broker.published] == ["mjob", "mevent"]
+    broker.failures.append(PublishNacked("nacked"))
+    with pytest.raises(PublishNacked):
+        asyncio.run(publisher.publish_async([message("refused")]))
+
+
+def test_publish_async_not_picked_up_in_time_is_unavailable(broker: FakeBroker) -> None:
+    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
+    # Not started: no thread takes the request, so it is withdrawn and never published.
+    with pytest.raises(BrokerUnavailable, match="no publisher free"):
+        asyncio.run(p.publish_async([message("late")], timeout=0.05))
+    p.start()
+    p.close()
+    assert broker.published == []
