@@ -16,6 +16,7 @@ so each is written to be a no-op where that older code had done its work already
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +55,7 @@ def open_database(
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db, busy_timeout_s)
             db.execute(f"PRAGMA synchronous={synchronous}")
             migrate(db, migrations)
         except BaseException:
@@ -63,6 +64,22 @@ def open_database(
     except (sqlite3.Error, OSError, StateError) as e:
         raise StateError(f"cannot open {what} {path}: {e}") from e
     return db
+
+
+def _use_wal(db: sqlite3.Connection, within_s: float) -> None:
+    """Switch to WAL, waiting up to `within_s` for the lock it takes. SQLite does not always
+    call its busy handler there: while another process creates the same new database, the
+    pragma can fail at once with "database is locked" (seen with six processes starting
+    together), so it is asked again until the timeout."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def adopt_legacy_file(legacy: Path, path: Path) -> bool:
