@@ -70,14 +70,21 @@ def management_url(s: Settings) -> str:
     return (s.management_url or f"http://{host}:15672").rstrip("/")
 
 
+def management_login(s: Settings) -> tuple[str, str]:
+    """The management API's login: AMQP_URL's (first node's) user and password."""
+    amqp = urlparse(s.amqp_urls[0])
+    return (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
+
+
+def amqp_vhost(s: Settings) -> str:
+    return unquote(urlparse(s.amqp_urls[0]).path[1:]) or "/"
+
+
 def _management(s: Settings, what: str) -> list[dict[str, Any]]:
     """GET /api/<what>/<vhost> of the management API, limited to the namespace."""
-    amqp = urlparse(s.amqp_urls[0])
-    vhost = unquote(amqp.path[1:]) or "/"
-    url = f"{management_url(s)}/api/{what}/{quote(vhost, safe='')}"
-    auth = (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
+    url = f"{management_url(s)}/api/{what}/{quote(amqp_vhost(s), safe='')}"
     try:
-        response = httpx.get(url, auth=auth, timeout=5)
+        response = httpx.get(url, auth=management_login(s), timeout=5)
     except httpx.HTTPError as e:
         raise ManagementUnavailable(
             f"the RabbitMQ management API is not enabled or not reachable at"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote
 
 import httpx
 import typer
 from rich.table import Table
 
-from cli.broker_cmds import management_url
+from cli.broker_cmds import amqp_vhost, management_login, management_url
 from cli.common import console, fail, readable_errors, settings
 from shared.amqp import connect_once
 from shared.broker_permissions import ROLES, permissions
@@ -60,7 +60,7 @@ def broker_users(
         _put(s, f"users/{quote(role, safe='')}", {"password": password, "tags": ""})
         _put(
             s,
-            f"permissions/{quote(_vhost(s), safe='')}/{quote(role, safe='')}",
+            f"permissions/{quote(amqp_vhost(s), safe='')}/{quote(role, safe='')}",
             {"configure": granted.configure, "write": granted.write, "read": granted.read},
         )
         table.add_row(role, granted.configure, granted.write, granted.read)
@@ -102,7 +102,9 @@ def _wait_for_nodes(s: Settings, wanted: int) -> None:
     running: list[str] = []
     while True:
         try:
-            response = httpx.get(f"{management_url(s)}/api/nodes", auth=_admin(s), timeout=5)
+            response = httpx.get(
+                f"{management_url(s)}/api/nodes", auth=management_login(s), timeout=5
+            )
             if response.status_code == 200:
                 running = [n["name"] for n in response.json() if n.get("running")]
         except (httpx.HTTPError, ValueError, TypeError, KeyError):
@@ -119,20 +121,10 @@ def _wait_for_nodes(s: Settings, wanted: int) -> None:
         time.sleep(1)
 
 
-def _admin(s: Settings) -> tuple[str, str]:
-    """The management API's login: AMQP_URL's user, an administrator."""
-    amqp = urlparse(s.amqp_urls[0])
-    return (unquote(amqp.username or "guest"), unquote(amqp.password or "guest"))
-
-
-def _vhost(s: Settings) -> str:
-    return unquote(urlparse(s.amqp_urls[0]).path[1:]) or "/"
-
-
 def _put(s: Settings, path: str, body: dict[str, str]) -> None:
     url = f"{management_url(s)}/api/{path}"
     try:
-        response = httpx.put(url, json=body, auth=_admin(s), timeout=10)
+        response = httpx.put(url, json=body, auth=management_login(s), timeout=10)
     except httpx.HTTPError as e:
         raise fail(
             f"the RabbitMQ management API is not reachable at {management_url(s)}"
