@@ -12,30 +12,6 @@ import pytest
 
 from tests.support.compose import CLUSTER, ComposeStack
 
-SERVICES = (
-    "rabbitmq",
-    "gateway",
-    "audit",
-    "mailsink",
-    "resizer",
-    "renderer",
-    "mailer",
-    "prometheus",
-)
-CLUSTER_SERVICES = (
-    "rabbitmq1",
-    "rabbitmq2",
-    "rabbitmq3",
-    "rabbitmq-users",
-    "postgres",
-    "s3",
-    "gateway",
-    "audit",
-    "mailsink",
-    "resizer",
-    "renderer",
-    "mailer",
-)
 _failed: list[str] = []
 
 
@@ -51,27 +27,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 def stack(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     compose = ComposeStack(profiles=("monitoring",))
     healthy = ["rabbitmq", "gateway", "audit", "mailsink", "prometheus"]
-    yield from _running(request, compose, SERVICES, healthy, resizers=4)
+    yield from _running(request, compose, healthy, resizers=4)
 
 
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     compose = ComposeStack(file=CLUSTER)
     healthy = ["rabbitmq1", "rabbitmq2", "rabbitmq3", "postgres", "s3", "gateway", "audit"]
-    yield from _running(request, compose, CLUSTER_SERVICES, healthy, resizers=2, within=300)
+    yield from _running(request, compose, healthy, resizers=2, within=300)
 
 
 def _running(
     request: pytest.FixtureRequest,
     compose: ComposeStack,
-    services: tuple[str, ...],
     healthy: list[str],
     *,
     resizers: int,
     within: float = 180,
 ) -> Iterator[ComposeStack]:
     """Up, healthy, an admin key, every worker consuming; down afterwards, with the logs of
-    `services` printed when a test (or the start itself) failed meanwhile."""
+    every service printed when a test (or the start itself) failed meanwhile."""
     failed_before = len(_failed)
     try:
         compose.up("--scale", f"resizer={resizers}")
@@ -85,15 +60,13 @@ def _running(
         raise
     finally:
         if len(_failed) > failed_before:
-            _print_logs(request, compose, services)
+            _print_logs(request, compose)
         compose.down()
 
 
-def _print_logs(
-    request: pytest.FixtureRequest, compose: ComposeStack, services: tuple[str, ...]
-) -> None:
+def _print_logs(request: pytest.FixtureRequest, compose: ComposeStack) -> None:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for service in services:
+    for service in compose.services():
         text = f"\n===== logs of {service} ({compose.project}) =====\n{compose.logs(service)}"
         if reporter is not None:
             reporter.write(text)

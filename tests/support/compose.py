@@ -16,6 +16,7 @@ from typing import Any
 
 import docker
 import httpx
+import yaml
 from docker.models.containers import Container
 
 from tests.support.ports import free_port
@@ -127,6 +128,10 @@ class ComposeStack:
         """From now on `http` sends a fresh admin key (call it once the gateway is up)."""
         key = self.create_key("compose-admin", "--admin")
         self.http.headers["Authorization"] = f"Bearer {key}"
+
+    def services(self) -> list[str]:
+        """Every service the compose file declares, in its order."""
+        return list(yaml.safe_load(self.file.read_text())["services"])
 
     def logs(self, service: str, tail: int = 200) -> str:
         return self.compose("logs", "--no-color", "--tail", str(tail), service).stdout
