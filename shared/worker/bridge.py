@@ -4,11 +4,19 @@ pika's BlockingConnection must only be used by the thread that owns it. A job th
 it work with `add_callback_threadsafe` and blocks on a Future; meanwhile the I/O thread keeps
 pumping, so heartbeats flow however long the job runs. The call runs in a copy of the
 caller's context, so what it logs carries the job's fields (job_id, type, attempt).
+
+A short job need not wake the I/O loop at all: the I/O thread that handed a job over waits a
+moment for it (`HandOver`), and a job done by then hands its settling straight to it. That
+saves the loop's wake-up pipe, a turn of pika's loop and the timer it sets, about a fifth of
+a no-op job's CPU; `job.started`, still in the connection's output buffer, then goes out in
+one write with the job's other events.
 """
 
 from __future__ import annotations
 
 import contextvars
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol, TypeVar
@@ -25,10 +33,44 @@ class ThreadsafeDoor(Protocol):
     def call_threadsafe(self, fn: Callable[[], None]) -> None: ...
 
 
+class HandOver:
+    """One job's settling handed from its job thread straight to the I/O thread, if that
+    thread is still waiting for it; once it has stopped waiting, never (the settling then goes
+    through the I/O loop). Exactly one of the two happens: both sides decide under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting = True
+        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def offer(self, run: Callable[[], None]) -> bool:
+        """From the job thread: hand `run` over; False when the I/O thread no longer waits."""
+        with self._lock:
+            if not self._waiting:
+                return False
+            self._waiting = False
+            self._inbox.put(run)
+            return True
+
+    def take(self, seconds: float) -> bool:
+        """On the I/O thread: run what the job thread hands over within `seconds`; whether
+        something was."""
+        try:
+            run = self._inbox.get(timeout=seconds)
+        except queue.Empty:
+            with self._lock:
+                if self._waiting:
+                    self._waiting = False
+                    return False
+            run = self._inbox.get()  # offered as the wait ended: it is there now
+        run()
+        return True
+
+
 class Bridge(Protocol):
     """What a job thread needs of its connection's I/O thread (IoBridge is one)."""
 
-    def call(self, fn: Callable[[], T]) -> T: ...
+    def call(self, fn: Callable[[], T], hand_over: HandOver | None = None) -> T: ...
 
 
 class IoBridge:
@@ -43,8 +85,9 @@ class IoBridge:
         """The connection is gone: every waiting and future call fails fast."""
         self._closed = True
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the I/O thread and return its result (or raise its exception)."""
+    def call(self, fn: Callable[[], T], hand_over: HandOver | None = None) -> T:
+        """Run `fn` on the I/O thread and return its result (or raise its exception): handed
+        over when the I/O thread still waits on `hand_over`, else through the I/O loop."""
         if self._closed:
             raise BrokerUnavailable("connection lost")
         future: Future[T] = Future()
@@ -61,7 +104,8 @@ class IoBridge:
             except BaseException as e:
                 future.set_exception(e)
 
-        self._connection.call_threadsafe(run)
+        if hand_over is None or not hand_over.offer(run):
+            self._connection.call_threadsafe(run)
         while True:
             try:
                 return future.result(timeout=_POLL_S)

@@ -27,6 +27,11 @@ from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse, outputs_recorded, settle_in_span
 
 log = get_logger("shared.worker")
+# How long the I/O thread waits for a job it handed over to come back to be settled, before it
+# goes back to its loop (bridge.HandOver): a tiny job is settled without waking the loop, and
+# a long one's `job.started` leaves at most this late. The loop is not pumped meanwhile, so
+# another job type on the same connection may wait this long for its delivery.
+SETTLE_WAIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class Consumer:
         settler = self.course.settler
         context.run(settler.publish_event, settler.source.about("job.started", job))
         self.binding.job_thread.start(running, self.course.perform)
+        running.hand_over.take(SETTLE_WAIT_S)
 
     def _refuse(self, delivery: Delivery, refusal: Refusal) -> None:
         log.error(refusal.log_event, **refusal.log_fields)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from shared.amqp import Delivery
 from shared.log import get_logger
 from shared.messages import Job
+from shared.worker.bridge import HandOver
 
 log = get_logger("shared.worker")
 # How long a timed-out thread gets to notice the interruption before the process ends.
@@ -57,6 +58,8 @@ class RunningJob:
     # Set on the I/O thread when the job thread's own outcome is being settled: from then on
     # the limit has nothing left to settle.
     settling: bool = False
+    # Where the I/O thread that handed the job over waits a moment for its settling.
+    hand_over: HandOver = field(default_factory=HandOver)
 
     def over_limit(self, now: float) -> bool:
         if self.timed_out or self.settling or self.done.is_set():

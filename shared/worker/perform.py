@@ -83,7 +83,8 @@ class JobCourse:
             except Exception as e:
                 settle = settling_of(e, running, settler)
             try:
-                outcome = self.bridge.call(partial(_unless_timed_out, running, settle, spans))
+                settling = partial(_unless_timed_out, running, settle, spans)
+                outcome = self.bridge.call(settling, running.hand_over)
             except PublishNacked as e:
                 refused = partial(settler.retry, job, delivery, "publish_refused", str(e), started)
                 outcome = self.bridge.call(partial(_unless_timed_out, running, refused, spans))
