@@ -2,18 +2,18 @@
 
 pika connections are not thread-safe, so request threads never touch one. A small pool of
 publisher threads each owns one connection with a confirm channel; request threads hand
-them a batch of messages through a queue and wait on a Future. Each thread has one confirm
-in flight at a time, so the pool size (GATEWAY_PUBLISHERS) sets how many jobs are confirmed
-in parallel. Measured (`python -m benchmarks.gateway_bench`) against one connection per
-request thread: as many accepted jobs/s over HTTP within the noise, with a bounded number of
-connections that answer heartbeats while idle and reconnect in the background.
+them a request (a job and its events) through a queue and wait on a Future. A thread takes
+every request waiting (up to BATCH_MAX) at once: it publishes all their jobs, waits once for
+all their confirms and settles each request by its own job's confirm, then does the same for
+their events. One wake-up and two confirm waits serve the whole batch, not each request.
 
-A batch is published in order and each message waits for its broker confirm. Only the first
-message (the job) decides the outcome: if it fails the whole request fails and nothing after
-it is sent; later messages (the `job.submitted` event) are best effort once the job is in.
-A lost connection is retried once on a fresh one (a duplicate job is harmless: jobs are
-idempotent by id) and reopened in the background with back-off. A job that was sent but not
-confirmed fails as PublishInDoubt: the broker may hold it (submit.py keeps its inputs).
+Only the first message of a request (the job) decides its outcome: a nacked or unroutable
+job fails its own request alone and nothing after it is sent; later messages (the
+`job.submitted` event) are best effort once the job is in. A lost connection is retried once
+on a fresh one (a duplicate job is harmless: jobs are idempotent by id) and reopened in the
+background with back-off; a batch it breaks falls back to serving its requests one by one.
+A job that was sent but not confirmed fails as PublishInDoubt: the broker may hold it
+(submit.py keeps its inputs).
 
 During a memory or disk alarm RabbitMQ blocks a connection as soon as it publishes. The
 connection is dropped the moment the broker says so, and for ALARM_HOLD_S after that jobs
@@ -36,7 +36,7 @@ from typing import Protocol
 
 from shared.amqp import Channel, ConfirmObserver, Connection, compute_backoff, connect_once
 from shared.config import Settings
-from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
+from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
 from shared.log import get_logger
 from shared.topology import ensure_topology
 
@@ -47,6 +47,8 @@ QUEUE_TIMEOUT_S = 15.0
 # After the broker blocked a publish (memory/disk alarm), refuse jobs without trying for this
 # long: one publish per hold finds out whether the alarm is over.
 ALARM_HOLD_S = 2.0
+# At most this many requests are published together on one channel.
+BATCH_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -210,14 +212,18 @@ class Publisher:
             except queue.Empty:
                 link = self._keep_alive(index, link)
                 continue
-            if not request.future.set_running_or_notify_cancel():
-                continue
+            batch = [
+                taken
+                for taken in [request, *self._take_waiting(link)]
+                if taken.future.set_running_or_notify_cancel()
+            ]
             try:
-                link = self._serve(index, link, request)
-            except Exception as e:  # a bug or an unwrapped pika error: fail this one, go on
+                link = self._serve_all(index, link, batch)
+            except Exception as e:  # a bug or an unwrapped pika error: fail these, go on
                 log.exception("publisher_error", thread=index)
-                if not request.future.done():
-                    request.future.set_exception(BrokerUnavailable(f"{type(e).__name__}: {e}"))
+                for taken in batch:
+                    if not taken.future.done():
+                        taken.future.set_exception(BrokerUnavailable(f"{type(e).__name__}: {e}"))
                 if link is not None:
                     self._drop(index, link)
                 link = None
@@ -276,11 +282,86 @@ class Publisher:
             self._drop(index, link)
             return None
 
-    def _serve(self, index: int, link: _Link | None, request: _Request) -> _Link | None:
+    def _take_waiting(self, link: _Link | None) -> list[_Request]:
+        """The requests waiting now, to publish together with the one just taken. Only a
+        channel that tells each message's confirm apart can carry several (not a test's
+        scripted one, nor no channel yet): else one request at a time."""
+        if link is None or not isinstance(link.channel, Channel):
+            return []
+        waiting: list[_Request] = []
+        while len(waiting) < BATCH_MAX - 1:
+            try:
+                waiting.append(self._requests.get_nowait())
+            except queue.Empty:
+                break
+        return waiting
+
+    def _serve_all(self, index: int, link: _Link | None, batch: list[_Request]) -> _Link | None:
+        if len(batch) == 1:
+            return self._serve(index, link, batch[0])
+        if not batch:
+            return link
+        assert link is not None  # _take_waiting batches only on an open link
+        if (alarm := self._alarm()) is not None:
+            for request in batch:
+                request.future.set_exception(BrokerUnavailable(alarm))
+            return link
+        return self._serve_batch(index, link, batch)
+
+    def _serve_batch(self, index: int, link: _Link, batch: list[_Request]) -> _Link | None:
+        """Publish every job of the batch, wait once, settle each request by its own job."""
+        sent = 0  # the first `sent` jobs may have reached the broker
+        try:
+            for request in batch:
+                _publish_nowait(link.channel, request.messages[0])
+                sent += 1
+            refused = link.channel.wait_for_confirms_each()
+        except BrokerError as e:
+            return self._batch_broken(index, link, batch, sent, e)
+        accepted: list[_Request] = []
+        for request in batch:
+            why = refused.get(request.messages[0].message_id)
+            if why is None:
+                request.future.set_result(None)
+                accepted.append(request)
+            else:  # nacked or unroutable: this job alone, the connection is still fine
+                request.future.set_exception(PublishNacked(why))
+        return self._send_rests(index, link, [m for r in accepted for m in r.messages[1:]])
+
+    def _batch_broken(
+        self,
+        index: int,
+        link: _Link,
+        batch: list[_Request],
+        sent: int,
+        error: BrokerError,
+    ) -> _Link | None:
+        """The batch failed as a whole (most often a lost connection): serve each request on
+        its own, as a retry; a job already sent stays in doubt should that retry fail too."""
+        self._last_error = str(error)
+        log.warning("publisher_connection_lost", thread=index, error=str(error))
+        if (reason := link.connection.blocked_reason) is not None:
+            self._hold_alarm(reason)
+        self._drop(index, link)
+        new_link: _Link | None = None
+        for i, request in enumerate(batch):
+            in_doubt = _in_doubt(error) if i < sent else None
+            new_link = self._serve(index, new_link, request, in_doubt=in_doubt, tries=1)
+        return new_link
+
+    def _serve(
+        self,
+        index: int,
+        link: _Link | None,
+        request: _Request,
+        *,
+        in_doubt: PublishInDoubt | None = None,
+        tries: int = 2,
+    ) -> _Link | None:
+        """Publish one request's job and wait for its confirm, trying `tries` connections.
+        `in_doubt`: an earlier try may have reached the broker (kept should these fail)."""
         first, *rest = request.messages
-        # Set once the job may have reached the broker: from then on a failure is in doubt.
-        in_doubt: PublishInDoubt | None = None
-        for attempt in (1, 2):
+        for attempt in range(1, tries + 1):
             if (alarm := self._alarm()) is not None:
                 request.future.set_exception(in_doubt or BrokerUnavailable(alarm))
                 return link
@@ -301,7 +382,7 @@ class Publisher:
                 self._drop(index, link)
                 link = None
                 in_doubt = e if isinstance(e, PublishInDoubt) else in_doubt
-                if attempt == 2:
+                if attempt == tries:
                     request.future.set_exception(in_doubt or e)
                     return None
             except BrokerError as e:  # nacked or unroutable: the connection is still fine
@@ -325,6 +406,25 @@ class Publisher:
             "nothing was sent"
         )
 
+    def _send_rests(self, index: int, link: _Link, rests: list[Outgoing]) -> _Link | None:
+        """A batch's events, best effort: published together, each refusal logged."""
+        if not rests:
+            return link
+        try:
+            for message in rests:
+                _publish_nowait(link.channel, message)
+            refused = link.channel.wait_for_confirms_each()
+        except BrokerError as e:
+            for message in rests:
+                log.warning("event_not_published", message_id=message.message_id, error=str(e))
+            if link.is_open:
+                return link
+            self._drop(index, link)
+            return None
+        for message_id, why in refused.items():
+            log.warning("event_not_published", message_id=message_id, error=why)
+        return link
+
     def _send_rest(self, index: int, link: _Link | None, rest: list[Outgoing]) -> _Link | None:
         for message in rest:
             if link is None:
@@ -338,6 +438,24 @@ class Publisher:
                     self._drop(index, link)
                     link = None
         return link
+
+
+def _in_doubt(error: BrokerError) -> PublishInDoubt:
+    """A job sent before `error` may be on the broker, whatever the error says."""
+    if isinstance(error, PublishInDoubt):
+        return error
+    return PublishInDoubt(f"sent, but not confirmed: {error}")
+
+
+def _publish_nowait(channel: Channel, message: Outgoing) -> None:
+    channel.publish_nowait(
+        message.exchange,
+        message.routing_key,
+        message.body,
+        message_id=message.message_id,
+        message_type=message.message_type,
+        headers=message.headers,
+    )
 
 
 def _publish(channel: Channel, message: Outgoing) -> None:

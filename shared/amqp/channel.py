@@ -4,6 +4,8 @@ A channel opened with confirms tracks them itself, as pika's asynchronous adapte
 instead of letting pika's BlockingChannel wait for each message in turn (a broker round trip,
 and for a quorum queue a disk sync, per message): `publish_nowait` sends, and
 `wait_for_confirms` waits once for everything sent so far. `publish` is the two together.
+`wait_for_confirms_each` waits the same way but says which messages were refused, so a caller
+that sent many unrelated messages can fail each one alone.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class Delivery:
         return int(count) if isinstance(count, int) else 0
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A published message as its confirm (or refusal) names it."""
+
+    message_id: str
+    what: str  # "type id", or why it was refused
+
+
 class Channel:
     """One pika channel. Publishing needs confirms (`Connection.channel(confirm=True)`):
     every message is persistent, `mandatory`, and counts as sent only once confirmed.
@@ -76,10 +86,10 @@ class Channel:
         self._user_id = user_id
         self._confirm = confirm
         self._next_tag = 1
-        self._unconfirmed: dict[int, str] = {}
+        self._unconfirmed: dict[int, _Sent] = {}
         self._confirms = confirms
         self._sent_at: dict[int, float] = {}  # only with `confirms`: when each was sent
-        self._refused: list[str] = []
+        self._refused: list[_Sent] = []  # each with why it was refused
         if confirm:
             self._select_confirms()
 
@@ -186,7 +196,7 @@ class Channel:
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
             impl = pika_private.channel_impl(self._raw)
             impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
-        self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
+        self._unconfirmed[self._next_tag] = _Sent(message_id, f"{message_type} {message_id}")
         if self._confirms is not None:
             self._sent_at[self._next_tag] = time.monotonic()
         self._next_tag += 1
@@ -194,12 +204,22 @@ class Channel:
     def wait_for_confirms(self) -> None:
         """Until every message sent so far is confirmed; PublishNacked names any refused,
         PublishInDoubt when the connection failed with messages still unconfirmed."""
+        refused = self._wait_for_confirms()
+        if refused:
+            raise PublishNacked("; ".join(sent.what for sent in refused))
+
+    def wait_for_confirms_each(self) -> dict[str, str]:
+        """Until every message sent so far is confirmed; returns the refused ones (nacked, or
+        returned as unroutable), message_id -> why. Raises as `wait_for_confirms` does when
+        the connection fails, and then says nothing of which messages were confirmed."""
+        return {sent.message_id: sent.what for sent in self._wait_for_confirms()}
+
+    def _wait_for_confirms(self) -> list[_Sent]:
         what = "wait for publisher confirms"
         with broker_errors(what), in_doubt_once_sent(what):
             pika_private.flush_until(self._raw, lambda: not self._unconfirmed)
-        if self._refused:
-            refused, self._refused = self._refused, []
-            raise PublishNacked("; ".join(refused))
+        refused, self._refused = self._refused, []
+        return refused
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -210,17 +230,18 @@ class Channel:
         )
         now = time.monotonic()
         for tag in tags:
-            what = self._unconfirmed.pop(tag, "?")
-            sent = self._sent_at.pop(tag, None)
-            if sent is not None and self._confirms is not None:
-                self._confirms.observe(now - sent)
+            sent = self._unconfirmed.pop(tag, _Sent("?", "?"))
+            sent_at = self._sent_at.pop(tag, None)
+            if sent_at is not None and self._confirms is not None:
+                self._confirms.observe(now - sent_at)
             if isinstance(method, pika.spec.Basic.Nack):
-                self._refused.append(f"{what}: nacked by the broker (queue full?)")
+                why = f"{sent.what}: nacked by the broker (queue full?)"
+                self._refused.append(_Sent(sent.message_id, why))
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
         # A mandatory message no queue took comes back before its confirm.
-        what = f"{props.type} {props.message_id}"
-        self._refused.append(f"{what}: returned as unroutable ({method.reply_text})")
+        why = f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
+        self._refused.append(_Sent(str(props.message_id), why))
 
     # --- consuming ------------------------------------------------------------------------
 
