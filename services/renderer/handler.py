@@ -7,6 +7,8 @@ what happens to the message.
 
 from __future__ import annotations
 
+import gc
+
 from services.renderer.build import Metadata, build_pdf
 from services.renderer.fonts import check_coverage
 from services.renderer.limits import RenderLimits
@@ -47,6 +49,18 @@ def render_job(job: Job, blobs: BlobStore, limits: RenderLimits) -> list[str]:
     key = output_key(job.id, rendered.file_name)
     blobs.write_bytes(key, pdf)  # atomic: temp file, fsync, rename
     return [key]
+
+
+def render_and_collect(job: Job, blobs: BlobStore, limits: RenderLimits) -> list[str]:
+    """`render_job`, then the reference cycles reportlab leaves (a document, its canvas, the
+    fonts' per-document state) collected at once. Left to Python's rare full collections they
+    piled up: about 2.5 MiB of RSS per 1,000 documents. Cheap once the heap of the started
+    service is frozen (`__main__`): the collector then scans little more than what the job
+    made."""
+    try:
+        return render_job(job, blobs, limits)
+    finally:
+        gc.collect()
 
 
 def _parse(job: Job) -> RenderParams:
