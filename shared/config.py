@@ -352,8 +352,8 @@ class Settings:
         "GATEWAY_PUBLISHERS",
         16,
         parse.positive_int,
-        "the gateway's confirmed publishing connections, one thread each with one confirm"
-        " at a time (more, more jobs in flight)",
+        "the gateway's confirmed publishing connections, one thread each; a thread publishes"
+        " every request waiting (up to 64) with one confirm wait for the lot",
     )
     result_redirect: bool = setting(
         "RESULT_REDIRECT",
