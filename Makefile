@@ -65,9 +65,10 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: runner overhead, resize, end to end, accept rate, trust checks, PDF, memory against
-## their anchors (bench extras into the same venv); BENCH_ARGS="--only resize,pdf" picks sections;
-## BENCH_BASELINE=<git ref or checkout> measures that tree too (docs/performance.md)
+## their anchors (bench extras into the same venv, wrk from Debian); BENCH_ARGS="--only resize,pdf"
+## picks sections; BENCH_BASELINE=<git ref or checkout> measures that tree too (docs/performance.md)
 bench: $(STAMP) broker
+	deploy/ensure-wrk.sh
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -36,7 +36,9 @@ SECTIONS: dict[str, Run] = {
     "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
     "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
     "stores": lambda a, t: stores_section(a.runs, a.stores_jobs, a.stores_window),
-    "accept": lambda a, t: accept_section(t, a.runs, a.accept_jobs, a.accept_clients),
+    "accept": lambda a, t: accept_section(
+        t, a.runs, a.accept_jobs, a.accept_clients, a.accept_seconds
+    ),
     "checks": lambda a, t: checks_section(t, a.runs, a.checks_iterations),
     "pdf": lambda a, t: pdf_section(t, a.runs, a.pdf_docs),
     "memory": lambda a, t: memory_section(t, a.memory_jobs),
@@ -57,8 +59,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
     p.add_argument("--stores-jobs", type=int, default=60, help="jobs per stores run")
     p.add_argument("--stores-window", type=int, default=4, help="stores: jobs in flight")
-    p.add_argument("--accept-jobs", type=int, default=2000, help="jobs per accept-rate run")
-    p.add_argument("--accept-clients", type=int, default=32, help="HTTP client threads")
+    p.add_argument(
+        "--accept-jobs", type=int, default=2000, help="jobs per publisher-alone and pika run"
+    )
+    p.add_argument(
+        "--accept-clients", type=int, default=32, help="HTTP connections (wrk), publisher threads"
+    )
+    p.add_argument("--accept-seconds", type=float, default=5, help="seconds of wrk per run")
     p.add_argument(
         "--checks-iterations", type=int, default=2000, help="calls per round of each check"
     )

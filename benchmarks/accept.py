@@ -1,5 +1,5 @@
 """Gateway accept rate: small render jobs POSTed to the real gateway process (of each tree) by
-concurrent HTTP clients (benchmarks/gateway_bench.py), against the gateway's publisher alone
+wrk over 32 keep-alive connections (benchmarks/wrk.py), against the gateway's publisher alone
 (no HTTP; the tree's own gateway_bench in a process of its own) and a plain pika publisher,
 one confirmed publish per message, on the same broker and the same kind of queue (quorum
 `jobs.render`). This tree's gateway also runs with `AUTH_DISABLED=true` in the same runs,
@@ -7,6 +7,7 @@ interleaved: the cost of the API key check (issue 13) in jobs/s and gateway CPU 
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from benchmarks.namespace import bench_namespace
 from benchmarks.procmem import cpu_seconds
 from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import Tree, Trees
+from benchmarks.wrk import post_for
 from shared.config import Settings
 from shared.messages import Job
 from tests.support.gateway import start_gateway
@@ -27,28 +29,37 @@ GATEWAY_BENCH = ("benchmarks.gateway_bench", "tests.support.gateway_bench")  # n
 
 
 def through_gateway(
-    tree: Tree, jobs: int, clients: int, cpu: Sequence[Figure], auth_disabled: bool = False
+    tree: Tree, seconds: float, clients: int, cpu: Sequence[Figure], auth_disabled: bool = False
 ) -> float:
-    """Accepted jobs/s of `tree`'s gateway, its key check on unless `auth_disabled`; CPU ms
-    per accepted job of the gateway and (when `cpu` has a second figure) of this (client)
-    process go to `cpu`."""
+    """Accepted jobs/s of `tree`'s gateway under wrk (`clients` connections for `seconds`), its
+    key check on unless `auth_disabled`; CPU ms per accepted job of the gateway and (when `cpu`
+    has a second figure) of wrk go to `cpu`. Accepted = jobs that reached the task queue."""
     with bench_namespace(tree) as ns:
         gateway = start_gateway(
             ns.spawn, ns.settings, AUTH_DISABLED="true" if auth_disabled else "false"
         )
         key = bearer(gateway.key)
         post_many(gateway.url, WARM_UP, clients, key)
+        queue = ns.broker.names.task_queue("render")
+        queued = ns.broker.depth(queue)
         pid = gateway.process.pid
-        before = cpu_seconds(pid), time.process_time(), time.perf_counter()
-        accepted = post_many(gateway.url, jobs, clients, key)
-        after = cpu_seconds(pid), time.process_time(), time.perf_counter()
-        if not accepted:
+        before = cpu_seconds(pid), _children_cpu()
+        run = post_for(f"{gateway.url}/jobs/render", BODY, key, clients, seconds)
+        after = cpu_seconds(pid), _children_cpu()
+        accepted = ns.broker.depth(queue) - queued
+        if not accepted or run.socket_errors:
             raise RuntimeError(
-                f"the gateway accepted none of {jobs} jobs:\n{gateway.process.tail()}"
+                f"the gateway accepted {accepted} jobs ({run}):\n{gateway.process.tail()}"
             )
         for figure, start, end in zip(cpu, before, after, strict=False):
             figure.of(tree).samples.append((end - start) * 1000 / accepted)
-        return accepted / (after[2] - before[2])
+        return accepted / run.seconds
+
+
+def _children_cpu() -> float:
+    """User + system seconds of this process's waited-for children (wrk, once it exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def plain_pika(jobs: int) -> float:
@@ -97,40 +108,43 @@ def _gateways(
     return [*with_keys, without] if run % 2 == 0 else [without, *with_keys]
 
 
-def accept_section(trees: Trees, runs: int, jobs: int, clients: int) -> Section:
+def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: float) -> Section:
     tools = trees.find("gateway_bench", lambda t: t.module(*GATEWAY_BENCH))
     publishers = Settings().gateway_publishers
     cpu = (
         Figure("gateway process: CPU per accepted job", "ms", higher_is_better=False),
-        Figure("HTTP client (bench process): CPU per accepted job", "ms", higher_is_better=False),
+        Figure("wrk (the HTTP client): CPU per accepted job", "ms", higher_is_better=False),
     )
     open_cpu = Figure(
         "gateway process, AUTH_DISABLED=true: CPU per accepted job", "ms", higher_is_better=False
     )
     anchored([cpu[0], open_cpu, cpu[1]])
-    gateway = Figure(f"gateway, HTTP POST /jobs/render ({clients} client threads)", "jobs/s")
-    open_gateway = Figure("gateway, AUTH_DISABLED=true (no key check), same clients", "jobs/s")
+    gateway = Figure(f"gateway, HTTP POST /jobs/render (wrk, {clients} connections)", "jobs/s")
+    open_gateway = Figure("gateway, AUTH_DISABLED=true (no key check), same wrk", "jobs/s")
     alone = Figure(f"gateway's publisher alone, no HTTP ({clients} threads)", "jobs/s")
     pika = Figure("plain pika, 1 thread, one confirmed publish per message", "jobs/s")
     for run in range(runs):
         for figure, tree, figures, off in _gateways(
             run, trees, gateway, cpu, open_gateway, open_cpu
         ):
-            _record(figure, through_gateway(tree, jobs, clients, figures, off))
+            _record(figure, through_gateway(tree, seconds, clients, figures, off))
         for tree, module in tools.in_turn(run):
             _record(alone.of(tree), publisher_alone(tree, module, jobs, clients))
         _record(pika, plain_pika(jobs))
     notes = [
-        f"{jobs} jobs per run after {WARM_UP} to warm up, {runs} runs per contender,"
-        " interleaved, each in a fresh namespace",
+        f"through the gateway: wrk (1 thread, {clients} keep-alive connections) for"
+        f" {seconds:g} s after {WARM_UP} jobs to warm up; accepted = jobs that reached the task"
+        " queue (the few in flight as wrk stops count, not their time); the publisher alone"
+        f" and plain pika: {jobs} jobs per run; {runs} runs per contender, interleaved, each"
+        " in a fresh namespace",
         "the gateway publishes two confirmed messages per job (the job and its job.submitted"
         f" event) from a pool of {publishers} publisher connections"
         " (GATEWAY_PUBLISHERS) and logs a line per job; plain pika publishes the job only",
-        "AUTH_DISABLED=true: the same gateway and clients (which still send the key), every"
+        "AUTH_DISABLED=true: the same gateway and wrk (which still sends the key), every"
         " key check off: no Authorization lookup in the key store, no per-key token bucket;"
         " its ratio against the first row is the accept rate without / with the check",
         "CPU per job x jobs/s / 1000 = cores busy: the gateway is one uvicorn process (one"
-        " core at most for Python code) and the client threads share this process's GIL",
+        " core at most for Python code); wrk, in C, leaves it the other core",
         *tools.notes,
     ]
     if trees.baseline:
