@@ -350,10 +350,11 @@ class Settings:
     )
     gateway_publishers: int = setting(
         "GATEWAY_PUBLISHERS",
-        16,
+        2,
         parse.positive_int,
         "the gateway's confirmed publishing connections, one thread each; a thread publishes"
-        " every request waiting (up to 64) with one confirm wait for the lot",
+        " every request waiting (up to 64) with one confirm wait for the lot. Two keep a"
+        " spare connection; more threads cost CPU per job (they contend for the GIL)",
     )
     result_redirect: bool = setting(
         "RESULT_REDIRECT",
