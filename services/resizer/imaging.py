@@ -11,6 +11,8 @@ from typing import IO, Literal
 
 from PIL import Image
 
+from services.resizer.resample import resample
+
 try:
     from PIL import ImageCms
 except ImportError:  # a Pillow built without LittleCMS: large profiles are only dropped
@@ -152,12 +154,7 @@ def normalise_mode(im: Image.Image) -> Image.Image:
 
 def render(im: Image.Image, target: Target, fmt: OutputFormat) -> Image.Image:
     """Resample `im` (already in a normalised mode) into one output image, metadata-free."""
-    out = im.resize(
-        target.size,
-        Image.Resampling.LANCZOS,
-        box=source_box(im.size, target),
-        reducing_gap=REDUCING_GAP,
-    )
+    out = resample(im, target.size, source_box(im.size, target), REDUCING_GAP)
     out = _output_mode(out, fmt)
     # Encoders fall back to im.info for comments, ICC and transparency: start clean.
     out.info = {}
