@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
+from services.gateway.loop_returns import LoopReturns
 from shared.amqp import Channel, ConfirmObserver, Connection, compute_backoff, connect_once
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
@@ -49,6 +50,15 @@ QUEUE_TIMEOUT_S = 15.0
 ALARM_HOLD_S = 2.0
 # At most this many requests are published together on one channel.
 BATCH_MAX = 64
+
+
+def _give_up_unless_taken(
+    future: Future[None], waiter: asyncio.Future[None], timeout: float
+) -> None:
+    """`publish`'s timeout for `publish_async`: a request no thread has taken is never
+    published (503); one being published is waited for (pika's own timeouts bound it)."""
+    if future.cancel() and not waiter.done():
+        waiter.set_exception(BrokerUnavailable(f"no publisher free within {timeout:.0f} s"))
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,7 @@ class Publisher:
         self._last_error = "not connected yet"
         self._alarm_reason = ""
         self._alarm_until = 0.0
+        self._loop_returns: LoopReturns | None = None
 
     # --- for request threads --------------------------------------------------------------
 
@@ -179,15 +190,20 @@ class Publisher:
     ) -> None:
         """`publish` for a coroutine: the same outcome and timeout, awaited on the event loop
         instead of blocking a thread (the request holds no thread while the broker confirms)."""
+        returns = self._returns_to(asyncio.get_running_loop())
         future = self.send(messages)
-        waited = asyncio.wrap_future(future)
+        waiter = returns.watch(future)
+        timer = returns.loop.call_later(timeout, _give_up_unless_taken, future, waiter, timeout)
         try:
-            await asyncio.wait_for(asyncio.shield(waited), timeout)
-        except TimeoutError:
-            if future.cancel():  # never picked up: it will never be published
-                raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
-            # Being published right now: pika's own timeouts bound how long that takes.
-            await waited
+            await waiter
+        finally:
+            timer.cancel()
+
+    def _returns_to(self, loop: asyncio.AbstractEventLoop) -> LoopReturns:
+        returns = self._loop_returns
+        if returns is None or returns.loop is not loop:  # one loop in the service, tests more
+            returns = self._loop_returns = LoopReturns(loop)
+        return returns
 
     # --- publisher threads ----------------------------------------------------------------
 
