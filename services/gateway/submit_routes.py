@@ -146,30 +146,17 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
     form_type = form_model(spec)
 
-    def submit(
-        gateway: GatewayDep,
-        caller: CallerDep,
-        response: Response,
-        form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
-        trace: TraceDep,
-        idempotency_key: IdempotencyKey = None,
-    ) -> JobAccepted:
-        upload: UploadFile = form.file  # type: ignore[attr-defined]
-        then_text: str | None = form.then  # type: ignore[attr-defined]
-        params = params_from_form(spec, form)
-        check_params(spec, params, gateway.limits)
-        follow_up = parse_follow_up(then_text)
-        check_follow_up(follow_up, gateway.limits)
-        job_id = new_id()
-        # The caller's checks (ownership 404, the key's limits), then where mail may go (403),
-        # all before the upload is stored: a refusal leaves nothing behind.
-        check_job(
-            Job(id=job_id, type=spec.name, then=follow_up, client=caller.name),
-            caller,
-            gateway.lookup,
-            gateway.ledger,
-        )
-        check_policy(spec, params, follow_up, gateway.limits)
+    def stored_job(
+        gateway: Gateway,
+        caller: Caller,
+        job_id: str,
+        upload: UploadFile,
+        params: BaseModel,
+        follow_up: FollowUp | None,
+        trace: TraceParent,
+    ) -> tuple[Job, str]:
+        """In a thread (a durable write): the upload stored, then the job naming it, and
+        its fingerprint for an Idempotency-Key; its input deleted should the job fail."""
         settings = gateway.settings
         try:
             stored = store_image(
@@ -191,12 +178,56 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 client=caller.name,
                 trace_id=trace.trace_id,
             )
-            what = fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
+            return job, fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
         except BaseException:
             gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
             raise
+
+    def submit_in_thread(
+        gateway: Gateway,
+        caller: Caller,
+        probe: Job,
+        upload: UploadFile,
+        params: BaseModel,
+        trace: TraceParent,
+        idempotency_key: str | None,
+    ) -> Accepted:
+        # The caller's checks (ownership 404, the key's limits), then where mail may go (403),
+        # all before the upload is stored: a refusal leaves nothing behind.
+        check_job(probe, caller, gateway.lookup, gateway.ledger)
+        check_policy(spec, params, probe.then, gateway.limits)
+        job, what = stored_job(gateway, caller, probe.id, upload, params, probe.then, trace)
         key = _own(caller, idempotency_key)
-        accepted = gateway.submitter.submit(job, what, key, trace.parent_id)
+        return gateway.submitter.submit(job, what, key, trace.parent_id)
+
+    async def submit(
+        gateway: GatewayDep,
+        caller: CallerDep,
+        response: Response,
+        form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
+        trace: TraceDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> JobAccepted:
+        upload: UploadFile = form.file  # type: ignore[attr-defined]
+        then_text: str | None = form.then  # type: ignore[attr-defined]
+        params = params_from_form(spec, form)
+        check_params(spec, params, gateway.limits)
+        follow_up = parse_follow_up(then_text)
+        check_follow_up(follow_up, gateway.limits)
+        probe = Job(id=new_id(), type=spec.name, then=follow_up, client=caller.name)
+        publish = getattr(gateway.publisher, "publish_async", None)
+        if idempotency_key is None and publish is not None and not any(mails_in(probe)):
+            # As a JSON job: only pure checks, then one thread for the durable write of the
+            # upload, and the confirm awaited on the event loop.
+            check_policy(spec, params, follow_up, gateway.limits)
+            job, _ = await run_in_threadpool(
+                stored_job, gateway, caller, probe.id, upload, params, follow_up, trace
+            )
+            accepted = await gateway.submitter.submit_unkeyed(job, publish, trace.parent_id)
+        else:  # the ledger or the audit to ask, or a publisher that only blocks: a thread
+            accepted = await run_in_threadpool(
+                submit_in_thread, gateway, caller, probe, upload, params, trace, idempotency_key
+            )
         return _answer(accepted, response, trace)
 
     return submit
