@@ -34,7 +34,7 @@ SECTIONS: dict[str, Run] = {
     "profile": lambda a, t: profile_table(t, a.jobs // 2),
     "concurrency": lambda a, t: concurrency_section(a.runs, a.mail_jobs, a.concurrency_jobs),
     "resize": lambda a, t: resize_section(t, a.runs, a.resize_images),
-    "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window),
+    "e2e": lambda a, t: e2e_section(t, a.runs, a.e2e_jobs, a.e2e_window, a.e2e_heavy_jobs),
     "stores": lambda a, t: stores_section(a.runs, a.stores_jobs, a.stores_window),
     "accept": lambda a, t: accept_section(
         t, a.runs, a.accept_jobs, a.accept_clients, a.accept_seconds
@@ -57,6 +57,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--e2e-jobs", type=int, default=300, help="jobs per end-to-end run")
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
+    p.add_argument(
+        "--e2e-heavy-jobs", type=int, default=60, help="CPU-heavy jobs per end-to-end run"
+    )
     p.add_argument("--stores-jobs", type=int, default=60, help="jobs per stores run")
     p.add_argument("--stores-window", type=int, default=4, help="stores: jobs in flight")
     p.add_argument(

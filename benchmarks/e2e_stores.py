@@ -16,33 +16,17 @@ from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
 
-import httpx
-
-from benchmarks.load import Submit, run_load
+from benchmarks.load import HEAVY_IMAGE, HEAVY_SIZES, heavy_request, run_load
 from benchmarks.namespace import bench_namespace
 from benchmarks.stats import Figure, Section, anchored
-from cli.bench_cmds import sample_image
 from tests.support.gateway import start_gateway
 from tests.support.keys import bearer
 from tests.support.postgres import fresh_database
 from tests.support.s3 import S3Server
 
-IMAGE = (800, 600)
-SIZES = ("640", "480", "320", "160")
 RESIZERS = 2
 WARM_UP = 8
 MODES = ("folder + SQLite", "S3 + PostgreSQL")
-
-
-def heavy_request() -> Submit:
-    """800x600 JPEG to four WebP sizes: the work, not the bookkeeping, dominates."""
-    data = sample_image(IMAGE)
-
-    def submit(http: httpx.Client) -> httpx.Response:
-        files = {"file": ("bench.jpg", data, "image/jpeg")}
-        return http.post("/jobs/resize", files=files, data={"sizes": list(SIZES), "format": "webp"})
-
-    return submit
 
 
 @contextmanager
@@ -95,7 +79,8 @@ def stores_section(runs: int, jobs: int, window: int) -> Section:
         finally:
             s3.stop()
     notes = [
-        f"{jobs} jobs per run ({IMAGE[0]}x{IMAGE[1]} JPEG to {len(SIZES)} WebP sizes) after"
+        f"{jobs} jobs per run ({HEAVY_IMAGE[0]}x{HEAVY_IMAGE[1]} JPEG to {len(HEAVY_SIZES)}"
+        " WebP sizes) after"
         f" {WARM_UP} to warm up, at most {window} in flight, {RESIZERS} resizer processes and"
         f" a gateway; {runs} runs per setting, the order alternating",
         "S3: moto's server (in memory, pure Python) on the same cores, so its own CPU counts"

@@ -57,6 +57,22 @@ def resize_request(size: tuple[int, int] = (640, 480), width: int = 160) -> Subm
     return submit
 
 
+HEAVY_IMAGE = (800, 600)
+HEAVY_SIZES = ("640", "480", "320", "160")
+
+
+def heavy_request() -> Submit:
+    """800x600 JPEG to four WebP sizes: the work, not the bookkeeping, dominates."""
+    data = sample_image(HEAVY_IMAGE)
+
+    def submit(http: httpx.Client) -> httpx.Response:
+        files = {"file": ("bench.jpg", data, "image/jpeg")}
+        form = {"sizes": list(HEAVY_SIZES), "format": "webp"}
+        return http.post("/jobs/resize", files=files, data=form)
+
+    return submit
+
+
 def render_request() -> Submit:
     body = {"template": "document", "data": {"title": "jobsuite bench", "blocks": ["Hello."]}}
     return lambda http: http.post("/jobs/render", json=body)
