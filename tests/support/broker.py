@@ -88,7 +88,7 @@ class TestBroker:
 
     def drain(self, queue: str) -> list[tuple[Any, bytes]]:
         """Take every message now in `queue` (acked): (properties, body) pairs."""
-        taken = []
+        taken: list[tuple[Any, bytes]] = []
         while True:
             method, props, body = self.channel.basic_get(queue, auto_ack=True)
             if method is None:
