@@ -329,7 +329,7 @@ class Publisher:
         sent = 0  # the first `sent` jobs may have reached the broker
         try:
             for request in batch:
-                _publish_nowait(link.channel, request.messages[0])
+                _publish(link.channel, request.messages[0], wait=False)
                 sent += 1
             refused = link.channel.wait_for_confirms_each()
         except BrokerError as e:
@@ -428,7 +428,7 @@ class Publisher:
             return link
         try:
             for message in rests:
-                _publish_nowait(link.channel, message)
+                _publish(link.channel, message, wait=False)
             refused = link.channel.wait_for_confirms_each()
         except BrokerError as e:
             for message in rests:
@@ -463,19 +463,11 @@ def _in_doubt(error: BrokerError) -> PublishInDoubt:
     return PublishInDoubt(f"sent, but not confirmed: {error}")
 
 
-def _publish_nowait(channel: Channel, message: Outgoing) -> None:
-    channel.publish_nowait(
-        message.exchange,
-        message.routing_key,
-        message.body,
-        message_id=message.message_id,
-        message_type=message.message_type,
-        headers=message.headers,
-    )
-
-
-def _publish(channel: Channel, message: Outgoing) -> None:
-    channel.publish(
+def _publish(channel: Channel, message: Outgoing, *, wait: bool = True) -> None:
+    """Send `message`; with `wait`, block until the broker confirms it (else a later wait
+    for confirms covers it)."""
+    send = channel.publish if wait else channel.publish_nowait
+    send(
         message.exchange,
         message.routing_key,
         message.body,

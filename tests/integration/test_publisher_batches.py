@@ -138,16 +138,31 @@ def through(proxy: TcpProxy) -> Callable[[Settings, str], Connection]:
     return connect
 
 
+def send_and_cut_after_five(
+    broker: TestBroker,
+    publisher: Publisher,
+    proxy: TcpProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    back: bool,
+) -> list[Future[None]]:
+    """N jobs queued in one batch, the connection cut after the fifth is sent (`back`: new
+    connections get through again), then the publisher started."""
+    futures = [publisher.send(request(broker, i)) for i in range(N)]
+    cut_after(monkeypatch, proxy, 5, back=back)
+    publisher.start()
+    return futures
+
+
 def test_a_connection_lost_mid_batch_is_retried_once_on_a_fresh_one(
     broker: TestBroker,
     one_thread: Callable[..., Publisher],
     proxy: TcpProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    publisher = one_thread(connector=through(proxy))
-    futures = [publisher.send(request(broker, i)) for i in range(N)]
-    cut_after(monkeypatch, proxy, 5, back=True)
-    publisher.start()
+    futures = send_and_cut_after_five(
+        broker, one_thread(connector=through(proxy)), proxy, monkeypatch, back=True
+    )
     assert [outcome(f) for f in futures] == [None] * N
     assert proxy.accepted >= 2  # the retry came on a new connection
     # Every job is in; one sent before the cut may be in twice (jobs are idempotent by id).
@@ -161,10 +176,10 @@ def test_jobs_sent_before_a_connection_lost_mid_batch_stay_in_doubt_if_the_retry
     proxy: TcpProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    publisher = one_thread(connector=through(proxy))
-    futures = [publisher.send(request(broker, i)) for i in range(N)]
-    cut_after(monkeypatch, proxy, 5, back=False)  # and no new connection gets through
-    publisher.start()
+    # back=False: no new connection gets through, so the retry fails
+    futures = send_and_cut_after_five(
+        broker, one_thread(connector=through(proxy)), proxy, monkeypatch, back=False
+    )
     errors = [outcome(f) for f in futures]
     assert all(isinstance(e, BrokerUnavailable) for e in errors), errors
     assert all(isinstance(e, PublishInDoubt) for e in errors[:5]), errors[:5]
