@@ -27,7 +27,7 @@ from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
 from services.gateway.keychecks import check_job, mails_in
 from services.gateway.rejections import Rejected
 from services.gateway.strictbody import StrictBodyRoute
-from services.gateway.submit import Accepted
+from services.gateway.submit import Accepted, AsyncPublish
 from services.gateway.tracing import TraceDep
 from services.gateway.uploads import store_image, upload_not_stored
 from shared import tracecontext
@@ -86,6 +86,16 @@ def _dump(then: FollowUp | None) -> dict[str, object]:
     return then.model_dump(mode="json") if then else {}
 
 
+def _on_the_loop(gateway: Gateway, job: Job, idempotency_key: str | None) -> AsyncPublish | None:
+    """The publisher's awaitable publish when `job` may be submitted on the event loop: no
+    Idempotency-Key to reserve and no mail to count or attach, so check_job has nothing to
+    look up. None: the submission goes to a thread."""
+    publish: AsyncPublish | None = getattr(gateway.publisher, "publish_async", None)
+    if idempotency_key is None and not any(mails_in(job)):
+        return publish
+    return None
+
+
 def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
     body_model = create_model(
         f"{spec.name.title()}Request",
@@ -128,10 +138,8 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             client=caller.name,
             trace_id=trace.trace_id,
         )
-        publish = getattr(gateway.publisher, "publish_async", None)
-        if idempotency_key is None and publish is not None and not any(mails_in(job)):
-            # No key to reserve, no mail to count or attach (check_job has nothing to look
-            # up): only pure checks, then the confirm, awaited on the event loop.
+        if publish := _on_the_loop(gateway, job, idempotency_key):
+            # Only pure checks, then the confirm, awaited on the event loop.
             check_policy(spec, body, then, gateway.limits)
             accepted = await gateway.submitter.submit_unkeyed(job, publish, trace.parent_id)
         else:  # the ledger or the audit to ask, or a publisher that only blocks: a thread
@@ -215,8 +223,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         follow_up = parse_follow_up(then_text)
         check_follow_up(follow_up, gateway.limits)
         probe = Job(id=new_id(), type=spec.name, then=follow_up, client=caller.name)
-        publish = getattr(gateway.publisher, "publish_async", None)
-        if idempotency_key is None and publish is not None and not any(mails_in(probe)):
+        if publish := _on_the_loop(gateway, probe, idempotency_key):
             # As a JSON job: only pure checks, then one thread for the durable write of the
             # upload, and the confirm awaited on the event loop.
             check_policy(spec, params, follow_up, gateway.limits)
