@@ -44,12 +44,15 @@ def open_folder(root: Path, parts: Sequence[str], *, create: bool = False) -> It
     folders are FileNotFoundError, or made on the way with `create`; a link is BlobLinkError."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        # Where the root really is, as opened (one readlink; a realpath would lstat every
+        # component of the root's path, on every walk).
+        top = _path_of(fd) if parts else None
         for depth, part in enumerate(parts, 1):
             child = _child_folder(fd, part, "/".join(parts[:depth]), create=create)
             os.close(fd)
             fd = child
-        if parts:
-            _check_inside(fd, root, "/".join(parts))
+        if top is not None:
+            _check_inside(fd, top, "/".join(parts))
         yield fd
     finally:
         os.close(fd)
@@ -98,12 +101,20 @@ def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> int:
     return _child_folder(folder, name, shown, create=False)  # re-opened: a link is refused
 
 
-def _check_inside(fd: int, root: Path, shown: str) -> None:
+def _path_of(fd: int) -> str | None:
+    """The path the open folder `fd` has now; None without /proc (the O_NOFOLLOW walk is
+    then the guarantee)."""
     try:
-        reached = os.readlink(_PROC_FD / str(fd))
+        return os.readlink(_PROC_FD / str(fd))
     except OSError:
-        return  # no /proc: the O_NOFOLLOW walk is the guarantee
-    top = os.path.realpath(root)
+        return None
+
+
+def _check_inside(fd: int, top: str, shown: str) -> None:
+    """`fd`, reached from the root whose path is `top`, still lies under it."""
+    reached = _path_of(fd)
+    if reached is None:
+        return
     if reached.endswith(" (deleted)"):  # removed meanwhile: as if it never was
         raise FileNotFoundError(shown)
     if reached != top and not reached.startswith(top.rstrip("/") + "/"):
