@@ -350,11 +350,12 @@ class Settings:
     )
     gateway_publishers: int = setting(
         "GATEWAY_PUBLISHERS",
-        2,
+        1,
         parse.positive_int,
         "the gateway's confirmed publishing connections, one thread each; a thread publishes"
-        " every request waiting (up to 64) with one confirm wait for the lot. Two keep a"
-        " spare connection; more threads cost CPU per job (they contend for the GIL)",
+        " every request waiting (up to 64) with one confirm wait for the lot, and retries a"
+        " lost connection's requests at once on a fresh one. A second keeps a spare"
+        " connection, at about 10% more gateway CPU per job (threads contend for the GIL)",
     )
     result_redirect: bool = setting(
         "RESULT_REDIRECT",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from shared.config import Settings
@@ -71,14 +72,15 @@ def test_an_unroutable_job_is_503_and_its_upload_is_deleted(
     assert broker.depth(broker.names.task_queue("render")) == 1
 
 
+@pytest.mark.parametrize("publishers", [1, 2])  # the default, and with a spare connection
 def test_a_connection_closed_by_the_broker_is_replaced(
-    broker: TestBroker, spawn: SpawnFn, settings: Settings
+    broker: TestBroker, spawn: SpawnFn, settings: Settings, publishers: int
 ) -> None:
-    gateway = start_gateway(spawn, settings, GATEWAY_PUBLISHERS="2")
+    gateway = start_gateway(spawn, settings, GATEWAY_PUBLISHERS=str(publishers))
     with gateway.client() as http:
         assert http.post("/jobs/render", json={"template": "document"}).status_code == 202
         closed = close_connections_named(f"{settings.namespace}.gateway:")
-        assert closed == 2
+        assert closed == publishers
         gateway.process.wait_logged("publisher_connection_lost")
         wait_for_ok(gateway, "/healthz")
         answers = [
