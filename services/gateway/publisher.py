@@ -35,7 +35,14 @@ from functools import partial
 from typing import Protocol
 
 from services.gateway.loop_returns import LoopReturns
-from shared.amqp import Channel, ConfirmObserver, Connection, compute_backoff, connect_once
+from shared.amqp import (
+    Channel,
+    ConfirmObserver,
+    Connection,
+    compute_backoff,
+    connect_once,
+    send_frames_together,
+)
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
 from shared.log import get_logger
@@ -150,6 +157,7 @@ class Publisher:
         return self._last_error
 
     def start(self) -> None:
+        send_frames_together()  # a batch's jobs, then its events, each in one send
         for thread in self._threads:
             thread.start()
 

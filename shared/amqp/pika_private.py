@@ -3,7 +3,8 @@
 pika's BlockingConnection has no public way to track publisher confirms without waiting for
 each one, to end a connection without a closing handshake, or to reach the I/O loop's
 timers; its own asynchronous adapter underneath (`_impl`) has all three. And pika sends a
-message's frames with one `send` each, which `send_frames_together` makes one. What is used here
+message's frames with one `send` each, and each message buffered meanwhile with one more,
+which `send_frames_together` makes one `send` for the lot. What is used here
 has been stable through pika 1.x (checked against 1.3 and 1.4.4); the tests that exercise
 it (tests/unit/test_amqp_silence.py, the worker and gateway tests against the real broker,
 the network-fault and alarm tests) fail first if it moves.
@@ -11,11 +12,17 @@ the network-fault and alarm tests) fail first if it moves.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.utils.io_services_utils import _AsyncTransportBase
 from pika.connection import Connection as PikaConnection
+
+# At most this much buffered output goes out in one `send` (a partial send re-queues the
+# rest as a copy: bounded, that stays cheap).
+SEND_MAX_BYTES = 256 * 1024
 
 
 def connection_impl(raw: BlockingConnection) -> Any:
@@ -41,9 +48,20 @@ def terminate_stream(impl: Any, error: Exception) -> None:
 
 
 def send_frames_together() -> None:
-    """Hand a message's frames (method, header, body) to the transport as one write: pika
-    writes each on its own, one `send` each. Process-wide; the bytes on the wire are the
-    same."""
+    """Hand a message's frames (method, header, body) to the transport as one write, and
+    send what the transport has buffered (the messages published since the I/O loop last
+    ran: a worker's events, a gateway batch's jobs) in one `send`, up to SEND_MAX_BYTES:
+    pika sends each frame with a `send` of its own. Process-wide; the bytes on the wire are
+    the same."""
+    if not getattr(_AsyncTransportBase._produce, "_jobsuite_joined", False):
+        produce = _AsyncTransportBase._produce
+
+        def produce_together(self: Any) -> None:
+            coalesce(self._tx_buffers)
+            produce(self)
+
+        produce_together._jobsuite_joined = True  # type: ignore[attr-defined]
+        _AsyncTransportBase._produce = produce_together  # type: ignore[method-assign]
     if getattr(PikaConnection._output_marshaled_frames, "_jobsuite_joined", False):
         return
 
@@ -56,3 +74,16 @@ def send_frames_together() -> None:
 
     output._jobsuite_joined = True  # type: ignore[attr-defined]
     PikaConnection._output_marshaled_frames = output  # type: ignore[method-assign]
+
+
+def coalesce(chunks: deque[bytes], limit: int = SEND_MAX_BYTES) -> None:
+    """Join the leading chunks into one of at most `limit` bytes (a larger first chunk
+    stays as it is)."""
+    if len(chunks) < 2:
+        return
+    taken = [chunks.popleft()]
+    size = len(taken[0])
+    while chunks and size + len(chunks[0]) <= limit:
+        size += len(chunks[0])
+        taken.append(chunks.popleft())
+    chunks.appendleft(b"".join(taken) if len(taken) > 1 else taken[0])
