@@ -91,7 +91,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric_level)
     # pika is chatty at INFO about every connection step; its warnings still come through.
     logging.getLogger("pika").setLevel(max(logging.WARNING, root.level))
     # httpx logs every request at INFO: a line per status lookup the gateway makes of the audit.
