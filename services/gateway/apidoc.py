@@ -32,6 +32,15 @@ Schema = dict[str, Any]
 REF = "#/components/schemas/{model}"
 _SUBMIT_PATHS = {f"/jobs/{spec.name}" for spec in JOB_TYPES}
 _OPEN_PATHS = {"/healthz", "/readyz"}
+# The key every other path needs (shared.auth.RequireKey checks it, before any route).
+BEARER_SCHEME = "HTTPBearer"
+_SECURITY_SCHEMES: Schema = {
+    BEARER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key: `jobsuite keys create NAME`",
+    }
+}
 REFUSAL: Schema = {
     "title": "Refusal",
     "description": "Why a request was refused: a sentence, or (422) one entry per field.",
@@ -160,7 +169,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 
 def complete(document: Schema, settings: Settings) -> Schema:
-    schemas: Schema = document.setdefault("components", {}).setdefault("schemas", {})
+    components: Schema = document.setdefault("components", {})
+    components["securitySchemes"] = copy.deepcopy(_SECURITY_SCHEMES)
+    schemas: Schema = components.setdefault("schemas", {})
     _add_models(schemas, [*TEMPLATE_DATA.values(), *(spec.request_model for spec in JOB_TYPES)])
     schemas["Refusal"] = REFUSAL
     _data_by_template(schemas, "RenderRequest")
@@ -247,6 +258,7 @@ def _responses(path: str, method: str, operation: Schema) -> None:
     if path in _OPEN_PATHS:
         added["400"] = _GUARDED["400"]
     else:
+        operation["security"] = [{BEARER_SCHEME: []}]
         added.update(_GUARDED)
     if path in _SUBMIT_PATHS and method == "post":
         added.update(_SUBMISSION)

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPBearer
+from fastapi import Depends, Request
 
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import JobPublisher, Publisher
@@ -93,7 +92,7 @@ class Gateway:
             self.keys.close()
 
 
-def _gateway(request: Request) -> Gateway:
+def gateway_of(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -102,7 +101,7 @@ def _gateway(request: Request) -> Gateway:
 # would cost a thread-pool hop per request each (profiled: the hops were a tenth of the
 # gateway's CPU per accepted job).
 async def _gateway_dep(request: Request) -> Gateway:
-    return _gateway(request)
+    return gateway_of(request)
 
 
 async def _caller_dep(request: Request) -> Caller:
@@ -110,8 +109,4 @@ async def _caller_dep(request: Request) -> Caller:
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway_dep)]
-# Declares the bearer scheme in the OpenAPI schema; the check itself is `shared.auth.RequireKey`,
-# which runs before any route (and before a body is parsed).
-bearer = HTTPBearer(auto_error=False, description="an API key: `jobsuite keys create NAME`")
-BEARER = [Security(bearer)]  # for include_router(dependencies=…)
 CallerDep = Annotated[Caller, Depends(_caller_dep)]

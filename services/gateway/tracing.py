@@ -8,9 +8,8 @@ that span's: the answer's `traceparent` and the job message's name it as the par
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,14 +34,6 @@ def answer_header(request: Request) -> dict[str, str]:
     """The `traceparent` an answer about a submission carries: the caller's trace, from the
     gateway's span, so a caller without one learns the trace its jobs belong to."""
     return {tracecontext.HEADER: request_trace(request).header()}
-
-
-async def _trace_dep(request: Request) -> TraceParent:
-    """`request_trace` without a thread-pool hop (it reads headers only)."""
-    return request_trace(request)
-
-
-TraceDep = Annotated[TraceParent, Depends(_trace_dep)]
 
 
 class AcceptSpan:
