@@ -6,8 +6,8 @@ For each design a gateway process runs in a fresh namespace on the local RabbitM
 threads (httpx, one client each) POST `{"template": "document"}` to /jobs/render as fast as
 they get answers; accepted jobs / wall time is reported. Designs:
 
-- `pool-N`: the gateway's Publisher, N publisher threads each owning a connection, fed from
-  one request queue (N=1 is the classic "dedicated publisher thread");
+- `pool-N`: the gateway's Publisher on N connections (GATEWAY_PUBLISHERS), on an event loop
+  of its own here, the callers' threads handing it their requests;
 - `per-thread`: one connection + confirm channel per web worker thread (thread-local),
   publishing directly from the request thread.
 """
@@ -164,7 +164,8 @@ def measure_direct(design: str, jobs: int, threads: int) -> float:
             publisher = PerThreadPublisher(settings)
         else:
             count = int(design.removeprefix("pool-"))
-            publisher = Publisher(settings, name=connection_name(settings, "bench"), threads=count)
+            name = connection_name(settings, "bench")
+            publisher = Publisher(settings, name=name, connections=count)
         publisher.start()
         try:
             _call_many(publisher, Names(namespace), threads * 4, threads)  # warm up

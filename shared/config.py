@@ -352,10 +352,10 @@ class Settings:
         "GATEWAY_PUBLISHERS",
         1,
         parse.positive_int,
-        "the gateway's confirmed publishing connections, one thread each; a thread publishes"
-        " every request waiting (up to 64) with one confirm wait for the lot, and retries a"
-        " lost connection's requests at once on a fresh one. A second keeps a spare"
-        " connection, at about 10% more gateway CPU per job (threads contend for the GIL)",
+        "the gateway's confirmed publishing connections, all on its event loop: requests take"
+        " them in turn, many in flight on each, every request awaiting its own job's confirm;"
+        " a lost one is reopened at once and its requests retried on a fresh one. A second"
+        " keeps a spare connection",
     )
     result_redirect: bool = setting(
         "RESULT_REDIRECT",

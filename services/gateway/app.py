@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
         try:
             yield
         finally:
-            gateway.close()
+            await gateway.aclose()
             spans.close()  # the last requests' spans, flushed before the exit
 
     app = FastAPI(

@@ -83,6 +83,14 @@ class Gateway:
         self.publisher.start()
         self.stop_janitor = start_janitor(self.blobs, self.settings.blob_retention_days)
 
+    async def aclose(self) -> None:
+        """`close` on the event loop: the publisher's connections close cleanly first (a
+        stand-in publisher without `aclose` is just closed)."""
+        closing = getattr(self.publisher, "aclose", None)
+        if closing is not None:
+            await closing()
+        self.close()
+
     def close(self) -> None:
         self.stop_janitor()
         self.publisher.close()

@@ -1,71 +1,59 @@
-"""Confirmed publishing from a multi-threaded web server.
+"""Confirmed publishing on the gateway's event loop.
 
-pika connections are not thread-safe, so request threads never touch one. A small pool of
-publisher threads each owns one connection with a confirm channel; request threads hand
-them a request (a job and its events) through a queue and wait on a Future. A thread takes
-every request waiting (up to BATCH_MAX) at once: it publishes all their jobs, waits once for
-all their confirms and settles each request by its own job's confirm, then does the same for
-their events. One wake-up and two confirm waits serve the whole batch, not each request.
+The publisher lives on the loop that serves the requests (uvicorn's; a thread running a
+loop of its own when started outside one: tools and tests). Each of GATEWAY_PUBLISHERS
+connections is a link on that loop (shared/amqp/loop_link.py): a request publishes its job
+and awaits that job's own confirm, with no thread hand-over either way, and the requests in
+flight together share the channel and the broker's `multiple` confirms. Threads (a keyed or
+mail submission, a deletion) publish through `publish` or `send`, which hand the request to
+the loop.
 
 Only the first message of a request (the job) decides its outcome: a nacked or unroutable
 job fails its own request alone and nothing after it is sent; later messages (the
-`job.submitted` event) are best effort once the job is in. A lost connection is retried once
-on a fresh one (a duplicate job is harmless: jobs are idempotent by id) and reopened in the
-background with back-off; a batch it breaks falls back to serving its requests one by one.
-A job that was sent but not confirmed fails as PublishInDoubt: the broker may hold it
-(submit.py keeps its inputs).
+`job.submitted` event) follow once the job is confirmed, best effort, a refusal logged. A
+lost connection is retried once on a fresh one (a duplicate job is harmless: jobs are
+idempotent by id), and every connection is reopened in the background with back-off. A job
+that was sent but not confirmed fails as PublishInDoubt: the broker may hold it (submit.py
+keeps its inputs).
 
 During a memory or disk alarm RabbitMQ blocks a connection as soon as it publishes. The
-connection is dropped the moment the broker says so, and for ALARM_HOLD_S after that jobs
-are refused without being sent, so the gateway answers 503 at once instead of after pika's
-blocked-connection timeout.
+link drops the connection the moment the broker says so, and for ALARM_HOLD_S after that
+jobs are refused without being sent, so the gateway answers 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
-from services.gateway.loop_returns import LoopReturns
 from shared.amqp import (
-    Channel,
     ConfirmObserver,
-    Connection,
     compute_backoff,
     connect_once,
     send_frames_together,
 )
+from shared.amqp.loop_link import open_loop_link
 from shared.config import Settings
-from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
+from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
 from shared.topology import ensure_topology
 
 log = get_logger(__name__)
+# How often an idle connection is looked at (closed by the broker meanwhile?).
 _IDLE_S = 0.2
-# A request not picked up by a publisher thread within this time is given up (503).
+# A request sent before the publisher started, not taken within this time, is given up (503).
 QUEUE_TIMEOUT_S = 15.0
 # After the broker blocked a publish (memory/disk alarm), refuse jobs without trying for this
 # long: one publish per hold finds out whether the alarm is over.
 ALARM_HOLD_S = 2.0
-# At most this many requests are published together on one channel.
-BATCH_MAX = 64
-
-
-def _give_up_unless_taken(
-    future: Future[None], waiter: asyncio.Future[None], timeout: float
-) -> None:
-    """`publish`'s timeout for `publish_async`: a request no thread has taken is never
-    published (503); one being published is waited for (pika's own timeouts bound it)."""
-    if future.cancel() and not waiter.done():
-        waiter.set_exception(BrokerUnavailable(f"no publisher free within {timeout:.0f} s"))
+_SHUTTING_DOWN = "the gateway is shutting down"
 
 
 @dataclass(frozen=True)
@@ -80,15 +68,51 @@ class Outgoing:
     headers: dict[str, str] | None = None
 
 
-@dataclass
-class _Request:
-    messages: Sequence[Outgoing]
-    future: Future[None]
+class Link(Protocol):
+    """One publishing connection on the loop (shared.amqp.loop_link.LoopLink; tests script
+    their own)."""
+
+    node: str
+    blocked_reason: str | None  # why the broker blocked it, kept once it dropped itself
+
+    @property
+    def is_open(self) -> bool: ...
+    @property
+    def failure(self) -> BrokerError | None: ...
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+        headers: dict[str, Any] | None = None,
+    ) -> asyncio.Future[None]: ...
+
+    async def wait_closed(self, seconds: float) -> None: ...
+    def close(self) -> None: ...
 
 
-Connector = Callable[[Settings, str], Connection]
-# A blocked connection is given up at once: the request it carries gets its answer now.
-connect_dropping_when_blocked: Connector = partial(connect_once, when_blocked="drop")
+Connector = Callable[[Settings, str], Awaitable[Link]]
+
+
+async def open_publishing_link(
+    settings: Settings, name: str, *, confirms: ConfirmObserver | None = None
+) -> Link:
+    """The topology checked (declared where this user may) on a short blocking connection in
+    a thread, then a link on the running loop."""
+    await asyncio.to_thread(_ensure_topology, settings, name)
+    return await open_loop_link(settings, name, confirms=confirms)
+
+
+def _ensure_topology(settings: Settings, name: str) -> None:
+    connection = connect_once(settings, name, when_blocked="drop")
+    try:
+        ensure_topology(connection, settings)
+    finally:
+        connection.close()
 
 
 class JobPublisher(Protocol):
@@ -104,19 +128,19 @@ class JobPublisher(Protocol):
     def publish(self, messages: Sequence[Outgoing], timeout: float = ...) -> None: ...
 
 
-class _Link:
-    """One publisher thread's connection and confirm channel."""
+class _Slot:
+    """One of the publisher's connections: its link while open, and the open in progress
+    that every request needing it shares."""
 
-    def __init__(self, connection: Connection, channel: Channel) -> None:
-        self.connection = connection
-        self.channel = channel
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.link: Link | None = None
+        self.opening: asyncio.Task[Link | None] | None = None
+        self.keeper: asyncio.Task[None] | None = None
 
     @property
-    def is_open(self) -> bool:
-        return self.connection.is_open and self.channel.is_open
-
-    def close(self) -> None:
-        self.connection.close()
+    def open_link(self) -> Link | None:
+        return self.link if self.link is not None and self.link.is_open else None
 
 
 class Publisher:
@@ -125,295 +149,325 @@ class Publisher:
         settings: Settings,
         *,
         name: str,
-        threads: int | None = None,
-        connector: Connector = connect_dropping_when_blocked,
+        connections: int | None = None,
+        connector: Connector | None = None,
         confirms: ConfirmObserver | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
-        self._confirms = confirms  # each confirm's latency (jobsuite_publish_confirm_seconds)
-        self._connector = connector
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), name=f"publisher-{i}", daemon=True)
-            for i in range(threads or settings.gateway_publishers)
-        ]
-        self._requests: queue.Queue[_Request] = queue.Queue()
-        self._stopping = threading.Event()
-        self._connected: set[int] = set()
-        self._connected_lock = threading.Lock()  # one "all connected" line, not one per thread
+        # Each confirm's latency (jobsuite_publish_confirm_seconds) goes to `confirms`.
+        self._connector = connector or partial(open_publishing_link, confirms=confirms)
+        self._slots = [_Slot(i) for i in range(connections or settings.gateway_publishers)]
+        self._next = 0  # the slot the next request starts looking at
+        self._lock = threading.Lock()  # the loop, and what waits for it, against threads
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._own_thread: threading.Thread | None = None  # when started outside a loop
+        self._before_start: list[tuple[Sequence[Outgoing], Future[None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # requests from threads, in progress
+        self._stopping = False
+        self._all_connected = False  # one "all connected" line per time they all are
         self._last_error = "not connected yet"
         self._alarm_reason = ""
         self._alarm_until = 0.0
-        self._loop_returns: LoopReturns | None = None
 
-    # --- for request threads --------------------------------------------------------------
+    # --- for request threads and coroutines ------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return bool(self._connected)
+        return any(slot.open_link is not None for slot in self._slots)
 
     @property
     def last_error(self) -> str:
         return self._last_error
 
     def start(self) -> None:
-        send_frames_together()  # a batch's jobs, then its events, each in one send
-        for thread in self._threads:
-            thread.start()
+        """Start on the running loop, or on a thread of its own when there is none."""
+        send_frames_together()  # a burst of jobs, or of events, each in one send
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = self._start_own_loop()
+        with self._lock:
+            self._loop = loop
+            waiting, self._before_start = self._before_start, []
+        _on_loop(loop, self._begin, waiting)
 
     def close(self) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        while True:  # whatever no thread took will never be published: say so now
-            try:
-                request = self._requests.get_nowait()
-            except queue.Empty:
-                return
-            if request.future.set_running_or_notify_cancel():
-                request.future.set_exception(BrokerUnavailable("the gateway is shutting down"))
+        loop = self._stop_taking()
+        if loop is None:
+            return
+        if self._own_thread is None:
+            _on_loop(loop, self._stop_now)
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._own_thread.join(timeout=5)
+
+    async def aclose(self) -> None:
+        """`close` on the publisher's own loop (the gateway's lifespan), waiting there until
+        its connections have closed cleanly, which `close` cannot without blocking the loop."""
+        if self._loop is None or _running_loop() is not self._loop:
+            self.close()
+            return
+        self._stop_taking()
+        await self._stop()
+
+    def _stop_taking(self) -> asyncio.AbstractEventLoop | None:
+        """Take no more requests; those never taken are refused now. The loop, if started."""
+        with self._lock:
+            self._stopping = True
+            loop = self._loop
+            waiting, self._before_start = self._before_start, []
+        for _, future in waiting:  # never taken, so never published: say so now
+            if future.set_running_or_notify_cancel():
+                future.set_exception(BrokerUnavailable(_SHUTTING_DOWN))
+        return loop
 
     def send(self, messages: Sequence[Outgoing]) -> Future[None]:
-        """Queue a batch; the Future ends when the first message is confirmed (or failed)."""
+        """Hand a request to the loop; the Future ends when its job is confirmed (or failed)."""
         future: Future[None] = Future()
-        if self._stopping.is_set():
-            future.set_exception(BrokerUnavailable("the gateway is shutting down"))
-        else:
-            self._requests.put(_Request(messages, future))
+        with self._lock:
+            loop = self._loop
+            if self._stopping:
+                future.set_exception(BrokerUnavailable(_SHUTTING_DOWN))
+            elif loop is None:  # taken once started
+                self._before_start.append((messages, future))
+            if self._stopping or loop is None:
+                return future
+        try:
+            _on_loop(loop, self._take, messages, future)
+        except RuntimeError:  # the loop has ended
+            if future.set_running_or_notify_cancel():
+                future.set_exception(BrokerUnavailable(_SHUTTING_DOWN))
         return future
 
     def publish(self, messages: Sequence[Outgoing], timeout: float = QUEUE_TIMEOUT_S) -> None:
-        """Publish and wait for the confirm; raises BrokerError when the job is not in."""
+        """Publish from a thread and wait for the confirm; raises BrokerError when the job is
+        not in. Never on the publisher's own loop: that would wait for itself."""
+        if self._loop is not None and _running_loop() is self._loop:
+            raise RuntimeError("Publisher.publish on its own event loop: await publish_async")
         future = self.send(messages)
         try:
             future.result(timeout=timeout)
         except FutureTimeout:
-            if future.cancel():  # never picked up: it will never be published
+            if future.cancel():  # never taken: it will never be published
                 raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
-            # Being published right now: pika's own timeouts bound how long that takes.
+            # Being published: the broker's answer, or the connection's end, bounds the wait.
             future.result()
 
     async def publish_async(
         self, messages: Sequence[Outgoing], timeout: float = QUEUE_TIMEOUT_S
     ) -> None:
-        """`publish` for a coroutine: the same outcome and timeout, awaited on the event loop
-        instead of blocking a thread (the request holds no thread while the broker confirms)."""
-        returns = self._returns_to(asyncio.get_running_loop())
+        """`publish` for a coroutine. On the publisher's own loop (the gateway's routes) the
+        request is served right here; from another loop it is handed over as from a thread."""
+        if self._loop is not None and _running_loop() is self._loop:
+            if self._stopping:
+                raise BrokerUnavailable(_SHUTTING_DOWN)
+            await self._request(messages)
+            return
         future = self.send(messages)
-        waiter = returns.watch(future)
-        timer = returns.loop.call_later(timeout, _give_up_unless_taken, future, waiter, timeout)
+        waiting = asyncio.wrap_future(future)
         try:
-            await waiter
-        finally:
-            timer.cancel()
+            await asyncio.wait_for(asyncio.shield(waiting), timeout)
+        except TimeoutError:
+            if future.cancel():
+                raise BrokerUnavailable(f"no publisher free within {timeout:.0f} s") from None
+            await waiting
 
-    def _returns_to(self, loop: asyncio.AbstractEventLoop) -> LoopReturns:
-        returns = self._loop_returns
-        if returns is None or returns.loop is not loop:  # one loop in the service, tests more
-            returns = self._loop_returns = LoopReturns(loop)
-        return returns
+    # --- on the loop ----------------------------------------------------------------------
 
-    # --- publisher threads ----------------------------------------------------------------
+    def _start_own_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.new_event_loop()
+        running = threading.Event()
 
-    def _run(self, index: int) -> None:
-        link: _Link | None = None
-        failures = 0
-        next_try = 0.0
-        while not self._stopping.is_set():
-            if link is None and time.monotonic() >= next_try:
-                link = self._open(index)
-                if link is None:
-                    failures += 1
-                    next_try = time.monotonic() + compute_backoff(failures, base=0.2, cap=5.0)
-                else:
-                    failures = 0
-            if link is None and self._connected:
-                # Another thread has a connection: leave the work to it until ours is back.
-                self._stopping.wait(_IDLE_S / 4)
-                continue
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(running.set)
+            loop.run_forever()
+            loop.close()
+
+        self._own_thread = threading.Thread(target=run, name="publisher", daemon=True)
+        self._own_thread.start()
+        running.wait()
+        return loop
+
+    def _begin(self, waiting: list[tuple[Sequence[Outgoing], Future[None]]]) -> None:
+        loop = self._running()
+        for slot in self._slots:
+            slot.keeper = loop.create_task(self._keep(slot))
+        for messages, future in waiting:
+            self._take(messages, future)
+
+    def _take(self, messages: Sequence[Outgoing], future: Future[None]) -> None:
+        """A request from a thread (or from before the start): served as a task."""
+        if not future.set_running_or_notify_cancel():
+            return  # withdrawn by its caller's timeout
+        task = self._running().create_task(self._request(messages))
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._answer, future))
+
+    def _answer(self, future: Future[None], task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            future.set_exception(BrokerUnavailable(_SHUTTING_DOWN))
+        elif (error := task.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+    def _stop_now(self) -> None:
+        """Stop keeping connections and close them (requests in flight end in doubt)."""
+        for slot in self._slots:
+            if slot.keeper is not None:
+                slot.keeper.cancel()
+            if slot.link is not None:
+                slot.link.close()
+
+    async def _stop(self) -> None:
+        """`_stop_now`, then wait for what it stopped: requests in progress, keepers, and
+        each connection's clean close."""
+        self._stop_now()
+        slots = self._slots
+        keeping = [t for s in slots for t in (s.keeper, s.opening) if t is not None]
+        pending = [*self._tasks, *keeping]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        for slot in self._slots:
+            if slot.link is not None:
+                await slot.link.wait_closed(2)
+
+    async def _request(self, messages: Sequence[Outgoing]) -> None:
+        try:
+            await self._serve(messages)
+        except BrokerError:
+            raise
+        except Exception as e:  # a bug, or an error pika let through: this request fails
+            log.exception("publisher_error")
+            raise BrokerUnavailable(f"{type(e).__name__}: {e}") from e
+
+    async def _serve(self, messages: Sequence[Outgoing]) -> None:
+        """Publish the job and await its confirm, trying a fresh connection once when the
+        connection fails; then send the rest. An earlier try that may have reached the
+        broker (in doubt) is what a failure says, should the retry fail too."""
+        first, *rest = messages
+        slot = self._pick()
+        link = slot.open_link
+        in_doubt: PublishInDoubt | None = None
+        for attempt in (1, 2):
+            if self._stopping:
+                raise in_doubt or BrokerUnavailable(_SHUTTING_DOWN)
+            if (alarm := self._alarm()) is not None:
+                raise in_doubt or BrokerUnavailable(alarm)
+            if link is None:
+                link = await self._open(slot)
+            if link is None:
+                raise in_doubt or BrokerUnavailable(
+                    f"the broker is unreachable: {self._last_error}"
+                )
             try:
-                request = self._requests.get(timeout=_IDLE_S)
-            except queue.Empty:
-                link = self._keep_alive(index, link)
-                continue
-            batch = [
-                taken
-                for taken in [request, *self._take_waiting(link)]
-                if taken.future.set_running_or_notify_cancel()
-            ]
-            try:
-                link = self._serve_all(index, link, batch)
-            except Exception as e:  # a bug or an unwrapped pika error: fail these, go on
-                log.exception("publisher_error", thread=index)
-                for taken in batch:
-                    if not taken.future.done():
-                        taken.future.set_exception(BrokerUnavailable(f"{type(e).__name__}: {e}"))
-                if link is not None:
-                    self._drop(index, link)
+                await _publish(link, first)
+                break
+            except BrokerUnavailable as e:
+                self._lost(slot, link, e)
                 link = None
-        if link is not None:
-            self._drop(index, link)
+                in_doubt = e if isinstance(e, PublishInDoubt) else in_doubt
+                if attempt == 2:
+                    raise in_doubt or e from None
+            except BrokerError as e:  # nacked or unroutable: this job alone
+                raise in_doubt or e from None
+        assert link is not None  # the loop ended with a confirmed job
+        self._send_rest(link, rest)
 
-    def _open(self, index: int) -> _Link | None:
+    def _pick(self) -> _Slot:
+        """The next connection that is open, in turn; the first when none is."""
+        count = len(self._slots)
+        for step in range(count):
+            slot = self._slots[(self._next + step) % count]
+            if slot.open_link is not None:
+                self._next = (slot.index + 1) % count
+                return slot
+        return self._slots[0]
+
+    def _send_rest(self, link: Link, rest: list[Outgoing]) -> None:
+        """The request's events, best effort: sent now, each refusal logged when it comes."""
+        for message in rest:
+            try:
+                confirmed = _publish(link, message)
+            except BrokerError as e:
+                log.warning("event_not_published", message_id=message.message_id, error=str(e))
+                continue
+            confirmed.add_done_callback(partial(_log_refused, message.message_id))
+
+    async def _open(self, slot: _Slot) -> Link | None:
+        """The slot's link, opening one (shared by everyone asking meanwhile) if need be;
+        None when the broker cannot be reached (`last_error` says why)."""
+        if (link := slot.open_link) is not None:
+            return link
+        if slot.opening is None:
+            slot.opening = self._running().create_task(self._connect(slot))
+        return await asyncio.shield(slot.opening)
+
+    async def _connect(self, slot: _Slot) -> Link | None:
         try:
-            connection = self._connector(self.settings, self.name)
+            link = await self._connector(self.settings, self.name)
         except Exception as e:
             # BrokerError as a rule (its text names the cause); anything else is a bug, but
-            # this thread must live on.
+            # the publisher must live on.
             error = str(e) if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
-            # Every thread retries on its own back-off: thread 0 says each step, the others
-            # only what thread 0 has not just said, so a broker down is not 16 lines a step.
-            said = index != 0 and error == self._last_error
+            # Each connection retries on its own back-off: the first says each step, the
+            # others only what it has not just said, so a broker down is not N lines a step.
+            said = slot.index != 0 and error == self._last_error
             self._last_error = error
             (log.debug if said else log.warning)(
                 "publisher_cannot_connect",
-                thread=index,
+                connection=slot.index,
                 cause=getattr(e, "cause", "other"),
                 error=error,
             )
             return None
-        try:
-            ensure_topology(connection, self.settings)
-            channel = connection.channel(confirm=True, confirms=self._confirms)
-        except BrokerError as e:
-            self._last_error = str(e)
-            connection.close()
-            log.warning("publisher_cannot_open_channel", thread=index, error=str(e))
+        finally:
+            slot.opening = None
+        if self._stopping:  # opened as the publisher stopped: nobody would close it
+            link.close()
             return None
-        log.debug("publisher_connected", thread=index, node=connection.node)
-        with self._connected_lock:
-            self._connected.add(index)
-            if len(self._connected) == len(self._threads):
-                log.info("publishers_connected", threads=len(self._threads), node=connection.node)
-        return _Link(connection, channel)
+        slot.link = link
+        log.debug("publisher_connected", connection=slot.index, node=link.node)
+        if not self._all_connected and all(s.open_link is not None for s in self._slots):
+            self._all_connected = True
+            log.info("publishers_connected", connections=len(self._slots), node=link.node)
+        return link
 
-    def _drop(self, index: int, link: _Link) -> None:
-        self._connected.discard(index)
+    def _lost(self, slot: _Slot, link: Link, error: BrokerError) -> None:
+        """`link` failed: the first to notice drops it (and holds a broker alarm off)."""
+        self._last_error = str(error)
+        if slot.link is not link:
+            return  # already replaced
+        slot.link = None
+        self._all_connected = False
+        log.warning("publisher_connection_lost", connection=slot.index, error=str(error))
+        if (reason := link.blocked_reason) is not None:
+            self._hold_alarm(reason)
         link.close()
 
-    def _keep_alive(self, index: int, link: _Link | None) -> _Link | None:
-        """Idle: let pika answer heartbeats and notice a connection closed by the broker."""
-        if link is None:
-            return None
-        try:
-            link.connection.pump(0)
-            if link.is_open:
-                return link
-            raise BrokerUnavailable("connection closed")
-        except BrokerError as e:
-            self._last_error = str(e)
-            log.warning("publisher_connection_lost", thread=index, error=str(e))
-            self._drop(index, link)
-            return None
-
-    def _take_waiting(self, link: _Link | None) -> list[_Request]:
-        """The requests waiting now, to publish together with the one just taken. Only a
-        channel that tells each message's confirm apart can carry several (not a test's
-        scripted one, nor no channel yet): else one request at a time."""
-        if link is None or not isinstance(link.channel, Channel):
-            return []
-        waiting: list[_Request] = []
-        while len(waiting) < BATCH_MAX - 1:
-            try:
-                waiting.append(self._requests.get_nowait())
-            except queue.Empty:
-                break
-        return waiting
-
-    def _serve_all(self, index: int, link: _Link | None, batch: list[_Request]) -> _Link | None:
-        if len(batch) == 1:
-            return self._serve(index, link, batch[0])
-        if not batch:
-            return link
-        assert link is not None  # _take_waiting batches only on an open link
-        if (alarm := self._alarm()) is not None:
-            for request in batch:
-                request.future.set_exception(BrokerUnavailable(alarm))
-            return link
-        return self._serve_batch(index, link, batch)
-
-    def _serve_batch(self, index: int, link: _Link, batch: list[_Request]) -> _Link | None:
-        """Publish every job of the batch, wait once, settle each request by its own job."""
-        sent = 0  # the first `sent` jobs may have reached the broker
-        try:
-            for request in batch:
-                _publish(link.channel, request.messages[0], wait=False)
-                sent += 1
-            refused = link.channel.wait_for_confirms_each()
-        except BrokerError as e:
-            return self._batch_broken(index, link, batch, sent, e)
-        accepted: list[_Request] = []
-        for request in batch:
-            why = refused.get(request.messages[0].message_id)
-            if why is None:
-                request.future.set_result(None)
-                accepted.append(request)
-            else:  # nacked or unroutable: this job alone, the connection is still fine
-                request.future.set_exception(PublishNacked(why))
-        return self._send_rests(index, link, [m for r in accepted for m in r.messages[1:]])
-
-    def _batch_broken(
-        self,
-        index: int,
-        link: _Link,
-        batch: list[_Request],
-        sent: int,
-        error: BrokerError,
-    ) -> _Link | None:
-        """The batch failed as a whole (most often a lost connection): serve each request on
-        its own, as a retry; a job already sent stays in doubt should that retry fail too."""
-        self._last_error = str(error)
-        log.warning("publisher_connection_lost", thread=index, error=str(error))
-        if (reason := link.connection.blocked_reason) is not None:
-            self._hold_alarm(reason)
-        self._drop(index, link)
-        new_link: _Link | None = None
-        for i, request in enumerate(batch):
-            in_doubt = _in_doubt(error) if i < sent else None
-            new_link = self._serve(index, new_link, request, in_doubt=in_doubt, tries=1)
-        return new_link
-
-    def _serve(
-        self,
-        index: int,
-        link: _Link | None,
-        request: _Request,
-        *,
-        in_doubt: PublishInDoubt | None = None,
-        tries: int = 2,
-    ) -> _Link | None:
-        """Publish one request's job and wait for its confirm, trying `tries` connections.
-        `in_doubt`: an earlier try may have reached the broker (kept should these fail)."""
-        first, *rest = request.messages
-        for attempt in range(1, tries + 1):
-            if (alarm := self._alarm()) is not None:
-                request.future.set_exception(in_doubt or BrokerUnavailable(alarm))
-                return link
+    async def _keep(self, slot: _Slot) -> None:
+        """Keep the slot's connection open: reopen it with back-off whenever it is lost,
+        requests or none (an idle one closed by the broker is noticed too)."""
+        failures = 0
+        while not self._stopping:
+            link = slot.link
+            if link is not None and not link.is_open:
+                self._lost(slot, link, link.failure or BrokerUnavailable("connection closed"))
+                continue
             if link is None:
-                link = self._open(index)
-            if link is None:
-                unreachable = BrokerUnavailable(f"the broker is unreachable: {self._last_error}")
-                request.future.set_exception(in_doubt or unreachable)
-                return None
-            try:
-                _publish(link.channel, first)
-                break
-            except BrokerUnavailable as e:
-                self._last_error = str(e)
-                log.warning("publisher_connection_lost", thread=index, error=str(e))
-                if (reason := link.connection.blocked_reason) is not None:
-                    self._hold_alarm(reason)
-                self._drop(index, link)
-                link = None
-                in_doubt = e if isinstance(e, PublishInDoubt) else in_doubt
-                if attempt == tries:
-                    request.future.set_exception(in_doubt or e)
-                    return None
-            except BrokerError as e:  # nacked or unroutable: the connection is still fine
-                request.future.set_exception(in_doubt or e)
-                return link
-        request.future.set_result(None)
-        return self._send_rest(index, link, rest)
+                link = await self._open(slot)
+                if link is None:
+                    failures += 1
+                    await asyncio.sleep(compute_backoff(failures, base=0.2, cap=5.0))
+                    continue
+                failures = 0
+            await link.wait_closed(_IDLE_S)
 
     def _hold_alarm(self, reason: str) -> None:
         """The broker blocks publishing: refuse at once for a while rather than block again."""
@@ -430,52 +484,13 @@ class Publisher:
             "nothing was sent"
         )
 
-    def _send_rests(self, index: int, link: _Link, rests: list[Outgoing]) -> _Link | None:
-        """A batch's events, best effort: published together, each refusal logged."""
-        if not rests:
-            return link
-        try:
-            for message in rests:
-                _publish(link.channel, message, wait=False)
-            refused = link.channel.wait_for_confirms_each()
-        except BrokerError as e:
-            for message in rests:
-                log.warning("event_not_published", message_id=message.message_id, error=str(e))
-            if link.is_open:
-                return link
-            self._drop(index, link)
-            return None
-        for message_id, why in refused.items():
-            log.warning("event_not_published", message_id=message_id, error=why)
-        return link
-
-    def _send_rest(self, index: int, link: _Link | None, rest: list[Outgoing]) -> _Link | None:
-        for message in rest:
-            if link is None:
-                log.warning("event_not_published", message_id=message.message_id)
-                continue
-            try:
-                _publish(link.channel, message)
-            except BrokerError as e:
-                log.warning("event_not_published", message_id=message.message_id, error=str(e))
-                if not link.is_open:
-                    self._drop(index, link)
-                    link = None
-        return link
+    def _running(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None  # only called on the loop, once started
+        return self._loop
 
 
-def _in_doubt(error: BrokerError) -> PublishInDoubt:
-    """A job sent before `error` may be on the broker, whatever the error says."""
-    if isinstance(error, PublishInDoubt):
-        return error
-    return PublishInDoubt(f"sent, but not confirmed: {error}")
-
-
-def _publish(channel: Channel, message: Outgoing, *, wait: bool = True) -> None:
-    """Send `message`; with `wait`, block until the broker confirms it (else a later wait
-    for confirms covers it)."""
-    send = channel.publish if wait else channel.publish_nowait
-    send(
+def _publish(link: Link, message: Outgoing) -> asyncio.Future[None]:
+    return link.publish(
         message.exchange,
         message.routing_key,
         message.body,
@@ -483,3 +498,23 @@ def _publish(channel: Channel, message: Outgoing, *, wait: bool = True) -> None:
         message_type=message.message_type,
         headers=message.headers,
     )
+
+
+def _log_refused(message_id: str, confirmed: asyncio.Future[None]) -> None:
+    if not confirmed.cancelled() and (error := confirmed.exception()) is not None:
+        log.warning("event_not_published", message_id=message_id, error=str(error))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Run `fn(*args)` on `loop`: now when this is its thread, else as soon as it can."""
+    if _running_loop() is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)

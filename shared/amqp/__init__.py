@@ -4,6 +4,7 @@ Every pika error becomes a `BrokerError` here (`errors.py`), so the worker runne
 services never handle pika's exceptions; every use of pika's private members is in
 `pika_private.py`. Modules: `connection` (connect with retry, the connection and its
 thread-safe door), `channel` (declare, consume, settle, publish with confirms),
+`loop_link` (a confirm channel on an asyncio event loop: the gateway's publishing),
 `silence` and `blocked` (watches on the I/O loop: a silent broker, a broker alarm),
 `backoff` (how long to wait before trying again), `connect_errors` (a failed connect as one
 line naming its cause) and `pika_logs` (pika's own lines dropped while a thread connects).

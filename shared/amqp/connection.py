@@ -148,7 +148,7 @@ def connect_once(
         SilenceWatch.start(raw)
         blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
         return Connection(
-            raw, app_id=name, blocked=blocked, user=_user_of(params), node=host_port(params)
+            raw, app_id=name, blocked=blocked, user=user_of(params), node=host_port(params)
         )
     raise all_nodes_failed(failures)
 
@@ -203,7 +203,7 @@ def _sleep_unless(
 def broker_user(amqp_url: str) -> str | None:
     """The broker user AMQP_URL logs in as (pika's default, guest, without one): its first
     node's, the user every node is expected to take."""
-    return _user_of(_url_parameters(node_urls(amqp_url)[0]))
+    return user_of(_url_parameters(node_urls(amqp_url)[0]))
 
 
 def _url_parameters(amqp_url: str) -> pika.URLParameters:
@@ -215,7 +215,7 @@ def _url_parameters(amqp_url: str) -> pika.URLParameters:
         raise ConfigError(f"{SETTING} must look like {URL_FORM}: {e}") from None
 
 
-def _user_of(params: pika.ConnectionParameters) -> str | None:
+def user_of(params: pika.ConnectionParameters) -> str | None:
     # PLAIN credentials name the user; EXTERNAL (certificates) does not, and the broker
     # takes the user from the certificate, which we cannot know here: no user_id then.
     username = getattr(params.credentials, "username", None)

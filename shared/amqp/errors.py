@@ -10,6 +10,7 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.errors import (
     AccessRefused,
+    BrokerError,
     BrokerUnavailable,
     PublisherMismatch,
     PublishInDoubt,
@@ -26,7 +27,8 @@ def broker_errors(what: str) -> Iterator[None]:
     try:
         yield
     except pe.ChannelClosedByBroker as e:
-        _raise_if_user_id_refused(what, e)
+        if (mismatch := _user_id_refused(what, e)) is not None:
+            raise mismatch from e
         if e.reply_code == 403:
             raise AccessRefused(f"{what}: {e.reply_text}") from e
         raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
@@ -49,19 +51,26 @@ def in_doubt_once_sent(what: str) -> Iterator[None]:
         yield
     except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
         raise
-    except pe.ChannelClosedByBroker as e:
-        _raise_if_user_id_refused(what, e)
-        if e.reply_code == 403:  # the user may not publish there: nothing was taken
-            raise AccessRefused(f"{what}: {e.reply_text}") from e
-        raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
     except (pe.AMQPError, OSError) as e:
-        raise PublishInDoubt(f"{what}: sent, but not confirmed: {type(e).__name__}: {e}") from e
+        raise sent_but_unconfirmed(what, e) from e
 
 
-def _raise_if_user_id_refused(what: str, e: pe.ChannelClosedByBroker) -> None:
+def sent_but_unconfirmed(what: str, error: BaseException) -> BrokerError:
+    """What `error`, met while messages sent were waiting for their confirms, means for
+    them: PublishInDoubt, unless the broker closed the channel for a clear no."""
+    if isinstance(error, pe.ChannelClosedByBroker):
+        if (mismatch := _user_id_refused(what, error)) is not None:
+            return mismatch
+        if error.reply_code == 403:  # the user may not publish there: nothing was taken
+            return AccessRefused(f"{what}: {error.reply_text}")
+    return PublishInDoubt(f"{what}: sent, but not confirmed: {type(error).__name__}: {error}")
+
+
+def _user_id_refused(what: str, e: pe.ChannelClosedByBroker) -> PublisherMismatch | None:
     """A refused user_id is a clear no (PRECONDITION_FAILED), not a message in doubt."""
     if e.reply_code == 406 and _USER_ID_REFUSED in str(e.reply_text):
-        raise PublisherMismatch(
+        return PublisherMismatch(
             f"{what}: the broker refused the message's user_id ({e.reply_text}); a publisher"
             " must set user_id to the user of its AMQP_URL"
-        ) from e
+        )
+    return None

@@ -1,20 +1,21 @@
-"""The gateway's publisher against the real broker: requests waiting together are published
-as one batch on one channel (one wait for all their confirms), yet each request's outcome
-is its own job's: a nacked or unroutable job fails alone, and a connection lost mid-batch
-is retried once on a fresh one, its jobs in doubt should that fail too."""
+"""The gateway's publisher against the real broker: requests waiting together are all sent on
+one channel before the first confirm comes back (one round trip for the lot, not one each),
+yet each request's outcome is its own job's: a nacked or unroutable job fails alone, and a
+connection lost mid-burst is retried once on a fresh one, its jobs in doubt should that
+fail too."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from services.gateway.publisher import Outgoing, Publisher, connect_dropping_when_blocked
-from shared.amqp import Channel, Connection
+from services.gateway.publisher import Link, Outgoing, Publisher, open_publishing_link
+from shared.amqp.loop_link import LoopLink
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
 from tests.support.broker import TestBroker
@@ -38,26 +39,37 @@ def outcome(future: Future[None]) -> BaseException | None:
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many messages each wait for confirms of a batch covered."""
-    covered: list[int] = []
-    each = Channel.wait_for_confirms_each
+def wire(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What went over the publisher's links, in order: each message sent (its id), and each
+    confirm frame that came back ("confirm")."""
+    seen: list[str] = []
+    publish, on_confirm = LoopLink.publish, LoopLink._on_confirm
 
-    def counted(channel: Channel) -> dict[str, str]:
-        covered.append(len(channel._unconfirmed))
-        return each(channel)
+    def sending(link: LoopLink, *args: Any, **kw: Any) -> Any:
+        seen.append(kw["message_id"])
+        return publish(link, *args, **kw)
 
-    monkeypatch.setattr(Channel, "wait_for_confirms_each", counted)
-    return covered
+    def confirming(link: LoopLink, frame: Any) -> None:
+        seen.append("confirm")
+        on_confirm(link, frame)
+
+    monkeypatch.setattr(LoopLink, "publish", sending)
+    monkeypatch.setattr(LoopLink, "_on_confirm", confirming)
+    return seen
+
+
+def sent_before_the_first_confirm(wire: list[str]) -> list[str]:
+    return wire[: wire.index("confirm")]
 
 
 @pytest.fixture
-def one_thread(settings: Settings) -> Iterator[Callable[..., Publisher]]:
-    """A one-thread publisher, made but not started: requests queued first wait together."""
+def one_connection(settings: Settings) -> Iterator[Callable[..., Publisher]]:
+    """A publisher on one connection, made but not started: requests queued first wait
+    together."""
     made: list[Publisher] = []
 
     def make(**kw: Any) -> Publisher:
-        made.append(Publisher(settings, name=f"{settings.namespace}.pub", threads=1, **kw))
+        made.append(Publisher(settings, name=f"{settings.namespace}.pub", connections=1, **kw))
         return made[-1]
 
     yield make
@@ -65,21 +77,23 @@ def one_thread(settings: Settings) -> Iterator[Callable[..., Publisher]]:
         publisher.close()
 
 
-def test_requests_waiting_together_are_confirmed_in_one_batch(
-    broker: TestBroker, one_thread: Callable[..., Publisher], waits: list[int]
+def test_requests_waiting_together_are_sent_before_the_first_confirm(
+    broker: TestBroker, one_connection: Callable[..., Publisher], wire: list[str]
 ) -> None:
     events = broker.events()
-    publisher = one_thread()
+    publisher = one_connection()
     futures = [publisher.send(request(broker, i)) for i in range(N)]
     publisher.start()
     assert [outcome(f) for f in futures] == [None] * N
     assert broker.depth(broker.names.task_queue("render")) == N
     broker.wait_until(lambda: len(events.poll()) == N, 10, "every job.submitted event")
-    assert waits == [N, N]  # every job under one wait, then every event under one
+    # Every job on the wire before any confirm is back; each event only after its job's.
+    assert sent_before_the_first_confirm(wire) == [f"job-{i}" for i in range(N)]
+    assert wire.count("confirm") < 2 * N  # the broker confirms several at once
 
 
 def test_a_nacked_or_unroutable_job_fails_its_own_request_alone(
-    broker: TestBroker, one_thread: Callable[..., Publisher], waits: list[int]
+    broker: TestBroker, one_connection: Callable[..., Publisher], wire: list[str]
 ) -> None:
     # A queue that holds one message and nacks the next (reject-publish).
     tiny = f"{broker.settings.namespace}.tiny"
@@ -88,7 +102,7 @@ def test_a_nacked_or_unroutable_job_fails_its_own_request_alone(
     )
     broker.channel.queue_bind(tiny, broker.names.jobs_exchange, "tiny")
     events = broker.events()
-    publisher = one_thread()
+    publisher = one_connection()
     keys = ["render", "nowhere", "render", "tiny", "tiny", "render"]
     try:
         futures = [publisher.send(request(broker, i, key)) for i, key in enumerate(keys)]
@@ -100,7 +114,8 @@ def test_a_nacked_or_unroutable_job_fails_its_own_request_alone(
     assert isinstance(failed[1], PublishNacked) and "unroutable" in str(failed[1])
     assert isinstance(failed[4], PublishNacked) and "nacked" in str(failed[4])
     assert "job-1" in str(failed[1]) and "job-4" in str(failed[4])  # each names its own job
-    assert waits[0] == len(keys)  # one batch all the same
+    # Sent together all the same.
+    assert sent_before_the_first_confirm(wire) == [f"job-{i}" for i in range(len(keys))]
     assert broker.depth(broker.names.task_queue("render")) == 3
     # Events are sent only for the jobs that got in.
     broker.wait_until(lambda: len(events.poll()) == 4, 10, "four job.submitted events")
@@ -109,18 +124,19 @@ def test_a_nacked_or_unroutable_job_fails_its_own_request_alone(
 
 def cut_after(monkeypatch: pytest.MonkeyPatch, proxy: TcpProxy, sent: int, *, back: bool) -> None:
     """Reset the connection once `sent` jobs are sent; with `back`, new ones get through."""
-    publish_nowait = Channel.publish_nowait
+    publish = LoopLink.publish
     calls = [0]
 
-    def publishing(channel: Channel, *args: Any, **kw: Any) -> None:
-        publish_nowait(channel, *args, **kw)
+    def publishing(link: LoopLink, *args: Any, **kw: Any) -> Any:
+        confirmed = publish(link, *args, **kw)
         calls[0] += 1
         if calls[0] == sent:
             proxy.reset()
             if back:
                 proxy.pass_through()
+        return confirmed
 
-    monkeypatch.setattr(Channel, "publish_nowait", publishing)
+    monkeypatch.setattr(LoopLink, "publish", publishing)
 
 
 @pytest.fixture
@@ -129,9 +145,9 @@ def proxy() -> Iterator[TcpProxy]:
         yield tcp_proxy
 
 
-def through(proxy: TcpProxy) -> Callable[[Settings, str], Connection]:
-    def connect(settings: Settings, name: str) -> Connection:
-        return connect_dropping_when_blocked(
+def through(proxy: TcpProxy) -> Callable[[Settings, str], Awaitable[Link]]:
+    async def connect(settings: Settings, name: str) -> Link:
+        return await open_publishing_link(
             replace(settings, amqp_url=proxy.url(settings.amqp_url)), name
         )
 
@@ -146,7 +162,7 @@ def send_and_cut_after_five(
     *,
     back: bool,
 ) -> list[Future[None]]:
-    """N jobs queued in one batch, the connection cut after the fifth is sent (`back`: new
+    """N jobs queued together, the connection cut after the fifth is sent (`back`: new
     connections get through again), then the publisher started."""
     futures = [publisher.send(request(broker, i)) for i in range(N)]
     cut_after(monkeypatch, proxy, 5, back=back)
@@ -156,12 +172,12 @@ def send_and_cut_after_five(
 
 def test_a_connection_lost_mid_batch_is_retried_once_on_a_fresh_one(
     broker: TestBroker,
-    one_thread: Callable[..., Publisher],
+    one_connection: Callable[..., Publisher],
     proxy: TcpProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     futures = send_and_cut_after_five(
-        broker, one_thread(connector=through(proxy)), proxy, monkeypatch, back=True
+        broker, one_connection(connector=through(proxy)), proxy, monkeypatch, back=True
     )
     assert [outcome(f) for f in futures] == [None] * N
     assert proxy.accepted >= 2  # the retry came on a new connection
@@ -172,13 +188,13 @@ def test_a_connection_lost_mid_batch_is_retried_once_on_a_fresh_one(
 
 def test_jobs_sent_before_a_connection_lost_mid_batch_stay_in_doubt_if_the_retry_fails(
     broker: TestBroker,
-    one_thread: Callable[..., Publisher],
+    one_connection: Callable[..., Publisher],
     proxy: TcpProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # back=False: no new connection gets through, so the retry fails
     futures = send_and_cut_after_five(
-        broker, one_thread(connector=through(proxy)), proxy, monkeypatch, back=False
+        broker, one_connection(connector=through(proxy)), proxy, monkeypatch, back=False
     )
     errors = [outcome(f) for f in futures]
     assert all(isinstance(e, BrokerUnavailable) for e in errors), errors

@@ -1,4 +1,4 @@
-"""The gateway's publisher pool against scripted connections: confirms, nacks, lost
+"""The gateway's publisher against scripted connections: confirms, nacks, lost
 connections (retried once on a fresh one), publishes in doubt, a broker alarm (refused at
 once while held), an unreachable broker (fails fast), shutdown."""
 
@@ -15,50 +15,40 @@ import pytest
 from services.gateway import publisher as publisher_module
 from services.gateway.publisher import Outgoing, Publisher
 from shared.config import Settings
-from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
+from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt, PublishNacked
 
 
-class FakeChannel:
-    def __init__(self, connection: FakeConnection) -> None:
-        self.connection = connection
-        self.is_open = True
+class FakeLink:
+    """A publishing connection that answers each publish from the broker's script."""
 
-    def declare_exchange(self, name: str, kind: str) -> None:
-        pass
-
-    def declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
-        pass
-
-    def bind(self, queue: str, exchange: str, routing_key: str = "", **kw: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> None:
-        failure = self.connection.broker.next_failure()
-        if failure is not None:
-            if isinstance(failure, BrokerUnavailable):
-                self.connection.is_open = False
-                self.connection.blocked_reason = self.connection.broker.alarm
-            raise failure
-        self.connection.broker.published.append((self.connection.number, kw["message_id"]))
-
-
-class FakeConnection:
     def __init__(self, broker: FakeBroker, number: int) -> None:
         self.broker = broker
         self.number = number
         self.is_open = True
+        self.failure: BrokerError | None = None
         self.blocked_reason: str | None = None
         self.node = "127.0.0.1:5672"
 
-    def channel(self, *, confirm: bool = False, confirms: object = None) -> FakeChannel:
-        return FakeChannel(self)
-
-    def pump(self, seconds: float) -> None:
+    def publish(self, exchange: str, routing_key: str, body: bytes, **kw: Any) -> Any:
         if not self.is_open:
             raise BrokerUnavailable("connection closed")
+        confirmed = asyncio.get_running_loop().create_future()
+        failure = self.broker.next_failure()
+        if failure is None:
+            self.broker.published.append((self.number, kw["message_id"]))
+            confirmed.set_result(None)
+            return confirmed
+        if isinstance(failure, BrokerUnavailable):
+            self.is_open = False
+            self.blocked_reason = self.broker.alarm
+            if not isinstance(failure, PublishInDoubt):
+                raise failure  # lost before it was sent
+        confirmed.set_exception(failure)  # sent: a nack, or no confirm (in doubt)
+        return confirmed
+
+    async def wait_closed(self, seconds: float) -> None:
+        if self.is_open:
+            await asyncio.sleep(seconds)
 
     def close(self) -> None:
         self.is_open = False
@@ -70,16 +60,16 @@ class FakeBroker:
         self.connections = 0
         self.published: list[tuple[int, str]] = []
         self.failures: list[Exception | None] = []
-        self.made: list[FakeConnection] = []
+        self.made: list[FakeLink] = []
         self.alarm: str | None = None  # what a connection that fails is blocked for
         self.lock = threading.Lock()
 
-    def connect(self, settings: Settings, name: str) -> FakeConnection:
+    async def connect(self, settings: Settings, name: str) -> FakeLink:
         if not self.up:
             raise BrokerUnavailable("connect: connection refused")
         with self.lock:
             self.connections += 1
-            self.made.append(FakeConnection(self, self.connections))
+            self.made.append(FakeLink(self, self.connections))
             return self.made[-1]
 
     def next_failure(self) -> Exception | None:
@@ -98,7 +88,7 @@ def broker() -> FakeBroker:
 
 @pytest.fixture
 def publisher(broker: FakeBroker) -> Iterator[Publisher]:
-    p = Publisher(Settings(), name="test", threads=2, connector=broker.connect)  # type: ignore[arg-type]
+    p = Publisher(Settings(), name="test", connections=2, connector=broker.connect)  # type: ignore[arg-type]
     p.start()
     yield p
     p.close()
@@ -170,7 +160,7 @@ def test_a_blocked_publish_is_in_doubt_and_jobs_are_refused_at_once_while_the_al
     broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publisher_module, "ALARM_HOLD_S", 0.5)
-    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
     p.start()
     try:
         wait_until(lambda: broker.connections == 1)
@@ -203,7 +193,7 @@ def test_a_failing_event_after_the_job_does_not_fail_the_request(
 
 def test_an_unreachable_broker_fails_fast_and_reconnects_when_back(broker: FakeBroker) -> None:
     broker.up = False
-    p = Publisher(Settings(), name="test", threads=2, connector=broker.connect)  # type: ignore[arg-type]
+    p = Publisher(Settings(), name="test", connections=2, connector=broker.connect)  # type: ignore[arg-type]
     p.start()
     try:
         started = time.monotonic()
@@ -224,13 +214,13 @@ def test_a_connection_closed_while_idle_is_noticed_and_replaced(
     wait_until(lambda: broker.connections == 2)
     for connection in broker.made:  # the broker closes them (`rabbitmqctl close_connection`)
         connection.is_open = False
-    wait_until(lambda: broker.connections == 4)  # both threads noticed while idle
+    wait_until(lambda: broker.connections == 4)  # both noticed while idle
     publisher.publish([message("b")])
     assert broker.published[-1][0] in (3, 4)
 
 
 def test_after_close_requests_are_refused(broker: FakeBroker) -> None:
-    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
     p.start()
     p.close()
     with pytest.raises(BrokerUnavailable, match="shutting down"):
@@ -247,21 +237,21 @@ class Said:
         return lambda event, **kw: self.lines.append((level, event, kw))
 
 
-def test_a_broker_down_is_said_once_a_step_not_once_a_thread(
+def test_a_broker_down_is_said_once_a_step_not_once_a_connection(
     broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     said = Said()
     monkeypatch.setattr(publisher_module, "log", said)
     broker.up = False
-    p = Publisher(Settings(), name="test", threads=4, connector=broker.connect)  # type: ignore[arg-type]
+    p = Publisher(Settings(), name="test", connections=4, connector=broker.connect)  # type: ignore[arg-type]
     p.start()
     time.sleep(1.0)
     p.close()
     tries = [(level, kw) for level, event, kw in said.lines if event == "publisher_cannot_connect"]
-    assert {kw["thread"] for _, kw in tries} == {0, 1, 2, 3}  # every thread kept trying
+    assert {kw["connection"] for _, kw in tries} == {0, 1, 2, 3}  # every one kept trying
     warned = [kw for level, kw in tries if level == "warning"]
-    by_thread_0 = [kw for kw in warned if kw["thread"] == 0]
-    # Thread 0 says each of its back-off steps; another thread only the first news.
+    by_thread_0 = [kw for kw in warned if kw["connection"] == 0]
+    # Connection 0 says each of its back-off steps; another one only the first news.
     assert len(by_thread_0) >= 2
     assert len(warned) <= len(by_thread_0) + 1, said.lines
     assert all(kw["error"] == "connect: connection refused" for kw in warned)
@@ -271,7 +261,7 @@ def test_publish_async_awaits_the_confirm_and_raises_what_publish_would(
     publisher: Publisher, broker: FakeBroker
 ) -> None:
     asyncio.run(publisher.publish_async([message("job"), message("event")]))
-    # The request is settled by its job's confirm; its event follows on the publisher thread.
+    # The request is settled by its job's confirm; its event follows on the publisher's loop.
     assert [m for _, m in broker.published][:1] == ["mjob"]
     wait_until(lambda: [m for _, m in broker.published] == ["mjob", "mevent"])
     broker.failures.append(PublishNacked("nacked"))
@@ -280,8 +270,8 @@ def test_publish_async_awaits_the_confirm_and_raises_what_publish_would(
 
 
 def test_publish_async_not_picked_up_in_time_is_unavailable(broker: FakeBroker) -> None:
-    p = Publisher(Settings(), name="test", threads=1, connector=broker.connect)  # type: ignore[arg-type]
-    # Not started: no thread takes the request, so it is withdrawn and never published.
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
+    # Not started: nothing takes the request, so it is withdrawn and never published.
     with pytest.raises(BrokerUnavailable, match="no publisher free"):
         asyncio.run(p.publish_async([message("late")], timeout=0.05))
     p.start()
