@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -193,17 +194,23 @@ class Publisher:
         _on_loop(loop, self._begin, waiting)
 
     def close(self) -> None:
+        """Refuse new requests and close the connections; safe to call again, and from any
+        thread (on the publisher's own loop, `aclose` also waits for the clean close)."""
         loop = self._stop_taking()
-        if loop is None:
+        if loop is None or loop.is_closed():
             return
-        if self._own_thread is None:
-            _on_loop(loop, self._stop_now)
+        own = self._own_thread
+        if own is None or _running_loop() is loop:
+            with suppress(RuntimeError):  # the loop ended meanwhile: nothing left to stop
+                _on_loop(loop, self._stop_now)
             return
+        if not own.is_alive():
+            return  # closed before
         try:
             asyncio.run_coroutine_threadsafe(self._stop(), loop).result(timeout=10)
         finally:
             loop.call_soon_threadsafe(loop.stop)
-            self._own_thread.join(timeout=5)
+            own.join(timeout=5)
 
     async def aclose(self) -> None:
         """`close` on the publisher's own loop (the gateway's lifespan), waiting there until

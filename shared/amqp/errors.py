@@ -55,10 +55,11 @@ def in_doubt_once_sent(what: str) -> Iterator[None]:
         raise sent_but_unconfirmed(what, e) from e
 
 
-def sent_but_unconfirmed(what: str, error: BaseException) -> BrokerError:
+def sent_but_unconfirmed(what: str, error: BaseException, *, clear_no: bool = True) -> BrokerError:
     """What `error`, met while messages sent were waiting for their confirms, means for
-    them: PublishInDoubt, unless the broker closed the channel for a clear no."""
-    if isinstance(error, pe.ChannelClosedByBroker):
+    them: PublishInDoubt, unless the broker closed the channel for a clear no (and
+    `clear_no`: the refusal is known to be about these messages)."""
+    if clear_no and isinstance(error, pe.ChannelClosedByBroker):
         if (mismatch := _user_id_refused(what, error)) is not None:
             return mismatch
         if error.reply_code == 403:  # the user may not publish there: nothing was taken

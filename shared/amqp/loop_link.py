@@ -23,12 +23,15 @@ from typing import Any
 import pika
 import pika.exceptions as pe
 from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
+from shared.amqp import pika_private
 from shared.amqp.channel import PERSISTENT, ConfirmObserver
 from shared.amqp.connect_errors import all_nodes_failed, connect_failure, host_port
 from shared.amqp.connection import connection_parameters, user_of
 from shared.amqp.errors import broker_errors, sent_but_unconfirmed
 from shared.amqp.pika_logs import quiet_while_connecting
+from shared.amqp.silence import SilenceWatch
 from shared.config import Settings
 from shared.errors import BrokerConnectFailed, BrokerError, BrokerUnavailable, PublishNacked
 from shared.log import get_logger
@@ -93,7 +96,8 @@ class LoopLink:
         """Send now; the Future ends with the broker's answer. BrokerUnavailable at once when
         nothing could be sent (the link is down)."""
         if not self.is_open:
-            raise self._failure or BrokerUnavailable("publish: the connection is closed")
+            why = self._failure or "closed"
+            raise BrokerUnavailable(f"publish: the connection is down ({why}); nothing was sent")
         props = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=PERSISTENT,
@@ -162,15 +166,19 @@ class LoopLink:
         why = f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
         self._returned[str(props.message_id)] = why
 
-    def _on_blocked(self, _connection: Any, frame: Any) -> None:
+    def _on_blocked(self, connection: Any, frame: Any) -> None:
         self.blocked_reason = str(getattr(frame.method, "reason", "") or "a resource alarm")
         log.warning("broker_blocks_publishing", reason=self.blocked_reason, dropping=True)
         error = pe.ConnectionBlockedTimeout(f"the broker blocks publishing: {self.blocked_reason}")
         self._fail(sent_but_unconfirmed(_WHAT, error))
-        self.close()
+        # Cut, not closed: a blocked connection is not read, so a close would never be
+        # answered and the socket would stay for the whole alarm.
+        pika_private.terminate_stream(connection, error)
 
     def _on_channel_closed(self, _channel: Any, reason: Exception) -> None:
-        self._fail(sent_but_unconfirmed(_WHAT, reason))
+        # The broker's clear no (403, a refused user_id) names one message; with others in
+        # flight on the channel, it cannot say which, so each of them is in doubt.
+        self._fail(sent_but_unconfirmed(_WHAT, reason, clear_no=len(self._in_flight) == 1))
         self.close()  # a channel the broker closed takes the connection with it: reopened
 
     def _on_connection_closed(self, _connection: Any, reason: Exception) -> None:
@@ -204,10 +212,10 @@ async def open_loop_link(
         )
         try:
             # pika's lines from this thread are dropped meanwhile: on a loop, those of its
-            # other connections too, for the few milliseconds a connect takes.
+            # other connections too, for the few milliseconds connects take.
             with quiet_while_connecting():
                 await _open(link, params)
-        except (pe.AMQPError, OSError, AssertionError, BrokerError) as e:
+        except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError, BrokerError) as e:
             link.close()
             failures.append((host_port(params), connect_failure(e, params)))
             continue
@@ -250,3 +258,4 @@ async def _open(link: LoopLink, params: pika.ConnectionParameters) -> None:
     link._connection = connection
     connection.add_on_connection_blocked_callback(link._on_blocked)
     await opened
+    SilenceWatch.start_on(connection)  # a dead path noticed within a few heartbeats

@@ -26,7 +26,7 @@ class _WhileConnecting(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             return True
-        return not getattr(_state, "connecting", False) and record.funcName != _RESOLVER
+        return not getattr(_state, "connecting", 0) and record.funcName != _RESOLVER
 
 
 _FILTER = _WhileConnecting()
@@ -43,10 +43,11 @@ def _install() -> None:
 
 @contextmanager
 def quiet_while_connecting() -> Iterator[None]:
-    """Drop pika's log records made by this thread inside the block."""
+    """Drop pika's log records made by this thread inside the block (blocks may overlap: on
+    an event loop, several connects at once)."""
     _install()
-    _state.connecting = True
+    _state.connecting = getattr(_state, "connecting", 0) + 1
     try:
         yield
     finally:
-        _state.connecting = False
+        _state.connecting -= 1

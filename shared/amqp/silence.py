@@ -40,7 +40,11 @@ class SilenceWatch:
 
     @classmethod
     def start(cls, raw: pika.BlockingConnection) -> None:
-        impl = pika_private.connection_impl(raw)
+        cls.start_on(pika_private.connection_impl(raw))
+
+    @classmethod
+    def start_on(cls, impl: Any) -> None:
+        """On an open connection of pika's own adapters (SelectConnection, AsyncioConnection)."""
         heartbeat_s = impl.params.heartbeat  # as negotiated
         if heartbeat_s:
             watch = cls(impl, heartbeat_s)

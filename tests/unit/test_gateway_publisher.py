@@ -277,3 +277,34 @@ def test_publish_async_not_picked_up_in_time_is_unavailable(broker: FakeBroker) 
     p.start()
     p.close()
     assert broker.published == []
+
+
+def test_on_its_own_loop_a_request_is_served_there_and_a_blocking_publish_is_refused(
+    broker: FakeBroker,
+) -> None:
+    async def serving() -> None:
+        p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
+        p.start()  # on this loop, as the gateway's lifespan does
+        try:
+            await p.publish_async([message("job"), message("event")])
+            assert [m for _, m in broker.published] == ["mjob", "mevent"]
+            with pytest.raises(RuntimeError, match="own event loop"):
+                p.publish([message("would-wait-for-itself")])
+        finally:
+            await p.aclose()
+        with pytest.raises(BrokerUnavailable, match="shutting down"):
+            await p.publish_async([message("late")])
+        p.close()  # again: nothing left to do
+
+    asyncio.run(serving())
+    assert [m for _, m in broker.published] == ["mjob", "mevent"]
+
+
+def test_closing_a_publisher_on_a_thread_of_its_own_twice_is_harmless(broker: FakeBroker) -> None:
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    p.publish([message("job")])
+    p.close()
+    p.close()
+    with pytest.raises(BrokerUnavailable, match="shutting down"):
+        p.publish([message("late")])
