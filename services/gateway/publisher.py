@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
@@ -34,17 +34,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from shared.amqp import (
-    ConfirmObserver,
-    compute_backoff,
-    connect_once,
-    send_frames_together,
-)
-from shared.amqp.loop_link import open_loop_link
+from services.gateway.publish_links import Connector, Link, open_publishing_link
+from shared.amqp import ConfirmObserver, compute_backoff, send_frames_together
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
-from shared.topology import ensure_topology
 
 log = get_logger(__name__)
 # How often an idle connection is looked at (closed by the broker meanwhile?).
@@ -67,53 +61,6 @@ class Outgoing:
     message_id: str
     message_type: str
     headers: dict[str, str] | None = None
-
-
-class Link(Protocol):
-    """One publishing connection on the loop (shared.amqp.loop_link.LoopLink; tests script
-    their own)."""
-
-    node: str
-    blocked_reason: str | None  # why the broker blocked it, kept once it dropped itself
-
-    @property
-    def is_open(self) -> bool: ...
-    @property
-    def failure(self) -> BrokerError | None: ...
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str,
-        message_type: str,
-        headers: dict[str, Any] | None = None,
-    ) -> asyncio.Future[None]: ...
-
-    async def wait_closed(self, seconds: float) -> None: ...
-    def close(self) -> None: ...
-
-
-Connector = Callable[[Settings, str], Awaitable[Link]]
-
-
-async def open_publishing_link(
-    settings: Settings, name: str, *, confirms: ConfirmObserver | None = None
-) -> Link:
-    """The topology checked (declared where this user may) on a short blocking connection in
-    a thread, then a link on the running loop."""
-    await asyncio.to_thread(_ensure_topology, settings, name)
-    return await open_loop_link(settings, name, confirms=confirms)
-
-
-def _ensure_topology(settings: Settings, name: str) -> None:
-    connection = connect_once(settings, name, when_blocked="drop")
-    try:
-        ensure_topology(connection, settings)
-    finally:
-        connection.close()
 
 
 class JobPublisher(Protocol):

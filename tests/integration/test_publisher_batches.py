@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from services.gateway.publisher import Link, Outgoing, Publisher, open_publishing_link
+from services.gateway.publish_links import Link, open_publishing_link
+from services.gateway.publisher import Outgoing, Publisher
 from shared.amqp.loop_link import LoopLink
 from shared.config import Settings
 from shared.errors import BrokerUnavailable, PublishInDoubt, PublishNacked
