@@ -42,8 +42,14 @@ class _Stdout:
 
     def msg(self, message: str) -> None:
         with self._lock:
-            self.stream.write(message + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(message + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                # A closed stdout, or a pipe whose reader is gone: the line is lost, but the
+                # code that logged goes on (a job thread must not die of it), as with the
+                # standard library's handlers.
+                pass
 
     debug = info = warning = error = critical = exception = msg
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
 
 import pytest
 
+import shared.log as shared_log
 from shared.log import bind_job, configure_logging, get_logger, job_context
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -61,3 +63,22 @@ def test_exceptions_become_structured_tracebacks(capsys: pytest.CaptureFixture[s
         get_logger("test").exception("handler_crashed")
     (line,) = lines(capsys)
     assert line["exception"][0]["exc_type"] == "ValueError"
+
+
+@pytest.mark.parametrize("broken", ["closed", "broken pipe"])
+def test_a_line_that_cannot_be_written_is_lost_without_failing_its_caller(
+    broken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_logging("resizer", "info", "json")
+    stream: io.StringIO = io.StringIO()
+    if broken == "closed":
+        stream.close()
+    else:
+
+        def pipe_gone(_text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        monkeypatch.setattr(stream, "write", pipe_gone)
+    monkeypatch.setattr(shared_log._Stdout, "stream", stream)
+    get_logger("test").info("nobody_reads_this")  # no exception
+    get_logger("test").error("nor_this", job_id="j")
