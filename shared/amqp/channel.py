@@ -57,6 +57,38 @@ class Delivery:
         return int(count) if isinstance(count, int) else 0
 
 
+def message_properties(
+    *,
+    app_id: str,
+    user_id: str | None,
+    message_id: str,
+    message_type: str,
+    headers: dict[str, Any] | None,
+) -> pika.BasicProperties:
+    """What every message we publish carries (docs/design.md, Messages): JSON, persistent,
+    its id and type, the publishing connection's name and broker user, a timestamp."""
+    return pika.BasicProperties(
+        content_type="application/json",
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        type=message_type,
+        app_id=app_id,
+        user_id=user_id,
+        timestamp=int(time.time()),
+        headers=headers,
+    )
+
+
+def nacked(what: str) -> str:
+    """Why a message (`what`: "type id") was refused, when the broker nacked it."""
+    return f"{what}: nacked by the broker (queue full?)"
+
+
+def returned(method: Any, props: Any) -> str:
+    """Why a mandatory message came back from the broker (basic.return): no queue took it."""
+    return f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
+
+
 @dataclass(frozen=True)
 class _Sent:
     """A published message as its confirm (or refusal) names it."""
@@ -183,14 +215,11 @@ class Channel:
         """Send a persistent, mandatory message; `wait_for_confirms` says how it went."""
         if not self._confirm:
             raise BrokerUnavailable("publishing needs a channel opened with confirms")
-        props = pika.BasicProperties(
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            message_id=message_id,
-            type=message_type,
+        props = message_properties(
             app_id=self._app_id,
             user_id=self._user_id,
-            timestamp=int(time.time()),
+            message_id=message_id,
+            message_type=message_type,
             headers=headers,
         )
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
@@ -235,13 +264,11 @@ class Channel:
             if sent_at is not None and self._confirms is not None:
                 self._confirms.observe(now - sent_at)
             if isinstance(method, pika.spec.Basic.Nack):
-                why = f"{sent.what}: nacked by the broker (queue full?)"
-                self._refused.append(_Sent(sent.message_id, why))
+                self._refused.append(_Sent(sent.message_id, nacked(sent.what)))
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
         # A mandatory message no queue took comes back before its confirm.
-        why = f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
-        self._refused.append(_Sent(str(props.message_id), why))
+        self._refused.append(_Sent(str(props.message_id), returned(method, props)))
 
     # --- consuming ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.amqp import pika_private
-from shared.amqp.channel import PERSISTENT, ConfirmObserver
+from shared.amqp.channel import ConfirmObserver, message_properties, nacked, returned
 from shared.amqp.connect_errors import all_nodes_failed, connect_failure, host_port
 from shared.amqp.connection import connection_parameters, user_of
 from shared.amqp.errors import broker_errors, sent_but_unconfirmed
@@ -98,14 +98,11 @@ class LoopLink:
         if not self.is_open:
             why = self._failure or "closed"
             raise BrokerUnavailable(f"publish: the connection is down ({why}); nothing was sent")
-        props = pika.BasicProperties(
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            message_id=message_id,
-            type=message_type,
+        props = message_properties(
             app_id=self._app_id,
             user_id=self._user,
-            timestamp=int(time.time()),
+            message_id=message_id,
+            message_type=message_type,
             headers=headers,
         )
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
@@ -133,20 +130,19 @@ class LoopLink:
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        nacked = isinstance(method, pika.spec.Basic.Nack)
+        was_nack = isinstance(method, pika.spec.Basic.Nack)
         now = time.monotonic()
         for tag in self._confirmed_tags(method.delivery_tag, method.multiple):
             sent = self._in_flight.pop(tag)
             if self._confirms is not None:
                 self._confirms.observe(now - sent.sent_at)
-            returned = self._returned.pop(sent.message_id, None)
+            came_back = self._returned.pop(sent.message_id, None)
             if sent.future.done():  # its request gave up waiting
                 continue
-            if nacked:
-                why = f"{sent.what}: nacked by the broker (queue full?)"
-                sent.future.set_exception(PublishNacked(why))
-            elif returned is not None:
-                sent.future.set_exception(PublishNacked(returned))
+            if was_nack:
+                sent.future.set_exception(PublishNacked(nacked(sent.what)))
+            elif came_back is not None:
+                sent.future.set_exception(PublishNacked(came_back))
             else:
                 sent.future.set_result(None)
 
@@ -163,8 +159,7 @@ class LoopLink:
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
         # A mandatory message no queue took comes back before its confirm.
-        why = f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
-        self._returned[str(props.message_id)] = why
+        self._returned[str(props.message_id)] = returned(method, props)
 
     def _on_blocked(self, connection: Any, frame: Any) -> None:
         self.blocked_reason = str(getattr(frame.method, "reason", "") or "a resource alarm")
