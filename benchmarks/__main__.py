@@ -66,7 +66,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--accept-jobs", type=int, default=2000, help="jobs per publisher-alone and pika run"
     )
     p.add_argument(
-        "--accept-clients", type=int, default=32, help="HTTP connections (wrk), publisher threads"
+        "--accept-clients",
+        type=int,
+        default=32,
+        help="HTTP connections (wrk), threads calling the publisher alone",
     )
     p.add_argument("--accept-seconds", type=float, default=5, help="seconds of wrk per run")
     p.add_argument(

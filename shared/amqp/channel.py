@@ -4,8 +4,6 @@ A channel opened with confirms tracks them itself, as pika's asynchronous adapte
 instead of letting pika's BlockingChannel wait for each message in turn (a broker round trip,
 and for a quorum queue a disk sync, per message): `publish_nowait` sends, and
 `wait_for_confirms` waits once for everything sent so far. `publish` is the two together.
-`wait_for_confirms_each` waits the same way but says which messages were refused, so a caller
-that sent many unrelated messages can fail each one alone.
 """
 
 from __future__ import annotations
@@ -89,14 +87,6 @@ def returned(method: Any, props: Any) -> str:
     return f"{props.type} {props.message_id}: returned as unroutable ({method.reply_text})"
 
 
-@dataclass(frozen=True)
-class _Sent:
-    """A published message as its confirm (or refusal) names it."""
-
-    message_id: str
-    what: str  # "type id", or why it was refused
-
-
 class Channel:
     """One pika channel. Publishing needs confirms (`Connection.channel(confirm=True)`):
     every message is persistent, `mandatory`, and counts as sent only once confirmed.
@@ -118,10 +108,10 @@ class Channel:
         self._user_id = user_id
         self._confirm = confirm
         self._next_tag = 1
-        self._unconfirmed: dict[int, _Sent] = {}
+        self._unconfirmed: dict[int, str] = {}  # tag -> "type id"
         self._confirms = confirms
         self._sent_at: dict[int, float] = {}  # only with `confirms`: when each was sent
-        self._refused: list[_Sent] = []  # each with why it was refused
+        self._refused: list[str] = []  # why each refused message was
         if confirm:
             self._select_confirms()
 
@@ -225,7 +215,7 @@ class Channel:
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
             impl = pika_private.channel_impl(self._raw)
             impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
-        self._unconfirmed[self._next_tag] = _Sent(message_id, f"{message_type} {message_id}")
+        self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
         if self._confirms is not None:
             self._sent_at[self._next_tag] = time.monotonic()
         self._next_tag += 1
@@ -233,22 +223,12 @@ class Channel:
     def wait_for_confirms(self) -> None:
         """Until every message sent so far is confirmed; PublishNacked names any refused,
         PublishInDoubt when the connection failed with messages still unconfirmed."""
-        refused = self._wait_for_confirms()
-        if refused:
-            raise PublishNacked("; ".join(sent.what for sent in refused))
-
-    def wait_for_confirms_each(self) -> dict[str, str]:
-        """Until every message sent so far is confirmed; returns the refused ones (nacked, or
-        returned as unroutable), message_id -> why. Raises as `wait_for_confirms` does when
-        the connection fails, and then says nothing of which messages were confirmed."""
-        return {sent.message_id: sent.what for sent in self._wait_for_confirms()}
-
-    def _wait_for_confirms(self) -> list[_Sent]:
         what = "wait for publisher confirms"
         with broker_errors(what), in_doubt_once_sent(what):
             pika_private.flush_until(self._raw, lambda: not self._unconfirmed)
         refused, self._refused = self._refused, []
-        return refused
+        if refused:
+            raise PublishNacked("; ".join(refused))
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -259,16 +239,16 @@ class Channel:
         )
         now = time.monotonic()
         for tag in tags:
-            sent = self._unconfirmed.pop(tag, _Sent("?", "?"))
+            sent = self._unconfirmed.pop(tag, "?")
             sent_at = self._sent_at.pop(tag, None)
             if sent_at is not None and self._confirms is not None:
                 self._confirms.observe(now - sent_at)
             if isinstance(method, pika.spec.Basic.Nack):
-                self._refused.append(_Sent(sent.message_id, nacked(sent.what)))
+                self._refused.append(nacked(sent))
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
         # A mandatory message no queue took comes back before its confirm.
-        self._refused.append(_Sent(str(props.message_id), returned(method, props)))
+        self._refused.append(returned(method, props))
 
     # --- consuming ------------------------------------------------------------------------
 
