@@ -24,6 +24,7 @@ from benchmarks.overhead import overhead_section
 from benchmarks.pdf import pdf_section
 from benchmarks.profile_runner import profile_table
 from benchmarks.resize import resize_section
+from benchmarks.scratch import filesystem_of, run_folder
 from benchmarks.stats import Section, Table, header
 from benchmarks.trees import Trees, open_trees
 from shared.log import configure_logging
@@ -95,12 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     with redirect_stdout(sys.stderr):  # log lines to stderr: stdout is the table
         configure_logging("bench", "warning", "json")
-    with open_trees(args.baseline) as trees:
+    with run_folder() as scratch, open_trees(args.baseline) as trees:
+        where = f"{scratch.parent} ({filesystem_of(scratch)})"
         parts: dict[str, Section | Table] = {}
         for name in args.only.split(","):
             print(f"{name} ...", file=sys.stderr, flush=True)
             parts[name] = SECTIONS[name](args, trees)
-    texts = [header(trees.described), *(part.markdown() for part in parts.values())]
+    texts = [
+        header(trees.described, where),
+        *(part.markdown() for part in parts.values()),
+    ]
     if trees.baseline:
         texts.append(change_table(parts).markdown())
     text = "\n".join(texts)

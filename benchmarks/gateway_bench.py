@@ -22,12 +22,11 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import httpx
 import uvicorn
 
+from benchmarks.scratch import scratch_folder
 from services.gateway.app import create_app
 from services.gateway.context import connection_name
 from services.gateway.publisher import JobPublisher, Outgoing, Publisher
@@ -117,8 +116,7 @@ def serve(design: str) -> None:
 def measure(design: str, jobs: int, clients: int) -> float:
     namespace = unique_namespace("bench")
     port = free_port()
-    with TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    with scratch_folder() as folder:
         settings = Settings(
             amqp_url=AMQP_URL,
             namespace=namespace,
@@ -155,8 +153,8 @@ def measure(design: str, jobs: int, clients: int) -> float:
 def measure_direct(design: str, jobs: int, threads: int) -> float:
     """The publisher alone, in this process: `threads` callers publish job + event batches."""
     namespace = unique_namespace("bench")
-    with TemporaryDirectory() as tmp:
-        settings = Settings(amqp_url=AMQP_URL, namespace=namespace, blob_dir=Path(tmp))
+    with scratch_folder() as folder:
+        settings = Settings(amqp_url=AMQP_URL, namespace=namespace, blob_dir=folder)
         broker = TestBroker(settings)
         broker.declare()
         publisher: JobPublisher

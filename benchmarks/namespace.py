@@ -1,6 +1,6 @@
 """One benchmark run's own namespace on the local RabbitMQ and its own folder (blobs, logs):
 services started in it (from the tree given) are stopped, then the namespace is deleted,
-whatever happens."""
+whatever happens. The folder stays until the whole bench run ends (benchmarks/scratch.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
+from benchmarks.scratch import scratch_folder
 from benchmarks.trees import CURRENT, Tree
 from shared.config import Settings
 from tests.support.broker import AMQP_URL, TestBroker, unique_namespace
@@ -26,8 +26,7 @@ class BenchNamespace:
 
 @contextmanager
 def bench_namespace(tree: Tree = CURRENT, prefix: str = "bench") -> Iterator[BenchNamespace]:
-    with TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    with scratch_folder() as folder:
         settings = Settings(
             amqp_url=AMQP_URL,
             namespace=unique_namespace(prefix),

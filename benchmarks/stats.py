@@ -123,7 +123,7 @@ def rabbitmq_version() -> str:
         return "unknown (rabbitmqctl not available)"
 
 
-def header(baseline: str = "") -> str:
+def header(baseline: str = "", scratch: str = "") -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         "## jobsuite benchmarks\n\n"
@@ -132,6 +132,11 @@ def header(baseline: str = "") -> str:
         "- each cell: median (min-max) of the runs; contenders interleaved run by run; "
         "ratio = median / first row's median\n"
     )
+    if scratch:
+        text += (
+            f"- files (blob stores, state, logs): under {scratch} (BENCH_TMPDIR), deleted"
+            " when the run ends, not between measurements\n"
+        )
     if baseline:
         text += (
             f'- baseline: {baseline}; a "(baseline)" row is the same jobsuite figure measured'
