@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from services.gateway.publish_links import Connector, Link, open_publishing_link
-from shared.amqp import ConfirmObserver, compute_backoff, send_frames_together
+from shared.amqp import ConfirmObserver, compute_backoff
 from shared.config import Settings
 from shared.errors import BrokerError, BrokerUnavailable, PublishInDoubt
 from shared.log import get_logger
@@ -130,7 +130,6 @@ class Publisher:
 
     def start(self) -> None:
         """Start on the running loop, or on a thread of its own when there is none."""
-        send_frames_together()  # a burst of jobs, or of events, each in one send
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -26,6 +26,7 @@ from shared.amqp.connect_errors import (
 )
 from shared.amqp.errors import broker_errors
 from shared.amqp.pika_logs import quiet_while_connecting
+from shared.amqp.pika_private import send_frames_together
 from shared.amqp.silence import SilenceWatch
 from shared.amqp_url import host_port as node_of
 from shared.amqp_url import node_urls
@@ -135,6 +136,7 @@ def connect_once(
     """One connection attempt to each node in turn, until one answers; `when_blocked` says
     what a broker alarm does to it. BrokerConnectFailed says in one line why each node
     failed and what to check."""
+    send_frames_together()  # every connection of the process: a message in one send
     failures: list[tuple[str, BrokerConnectFailed]] = []
     for params in connection_parameters(settings, name, when_blocked):
         try:

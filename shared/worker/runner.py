@@ -27,7 +27,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from shared.amqp import Channel, Connection, compute_backoff, connect, send_frames_together
+from shared.amqp import Channel, Connection, compute_backoff, connect
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings, config_error
 from shared.errors import BrokerUnavailable, ConfigError
@@ -253,7 +253,6 @@ def _thread_name(service: str, job_type: str, slot: int) -> str:
 
 def run_worker(settings: Settings, *, service: str, handlers: Mapping[str, Handler]) -> int:
     """Run a worker process for `handlers` (job type -> handler) until SIGTERM/SIGINT."""
-    send_frames_together()  # each event's three frames in one send: a worker publishes a lot
     try:
         worker = Worker(settings, service=service, handlers=handlers)
     except ConfigError as e:  # the blob store's bucket missing or refused
