@@ -16,7 +16,7 @@ from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
 
-from benchmarks.load import HEAVY_IMAGE, HEAVY_SIZES, heavy_request, run_load
+from benchmarks.load import HEAVY_IMAGE, HEAVY_SIZES, EventStream, heavy_request, run_load
 from benchmarks.namespace import bench_namespace
 from benchmarks.stats import Figure, Section, anchored
 from tests.support.gateway import start_gateway
@@ -47,7 +47,7 @@ def one_run(mode: str, s3: S3Server, jobs: int, window: int) -> tuple[float, flo
         gateway = start_gateway(ns.spawn, settings, **env)
         for worker in workers:
             worker.wait_logged("consuming")
-        watcher = ns.broker.events()
+        watcher = EventStream(ns.broker)
         submit, key = [heavy_request()], bearer(gateway.key)
         run_load(gateway.url, watcher, submit, WARM_UP, window, headers=key).check()
         warmed = len(watcher.seen)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks.load import mail_request, render_request, resize_request, run_load
+from benchmarks.load import EventStream, mail_request, render_request, resize_request, run_load
 from benchmarks.namespace import BenchNamespace, bench_namespace
 from benchmarks.procmem import rss_mb
 from benchmarks.stats import Figure, Table
@@ -50,7 +50,7 @@ def _readings(tree: Tree, jobs: int) -> list[dict[str, float]]:
     submits = [resize_request(), render_request(), mail_request()]
     with bench_namespace(tree) as ns:
         url, key, services = _start_all(ns)
-        watcher = ns.broker.events()
+        watcher = EventStream(ns.broker)
         readings = [_settled(ns, services)]
         for _ in range(2):
             started = time.perf_counter()
