@@ -76,7 +76,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--checks-iterations", type=int, default=2000, help="calls per round of each check"
     )
-    p.add_argument("--pdf-docs", type=int, default=3, help="documents per probe process")
+    p.add_argument("--pdf-docs", type=int, default=10, help="documents per probe process")
     p.add_argument("--memory-jobs", type=int, default=1000, help="jobs of each type per round")
     p.add_argument(
         "--baseline",
