@@ -87,7 +87,10 @@ class JobCourse:
                 outcome = self.bridge.call(settling, running.hand_over)
             except PublishNacked as e:
                 refused = partial(settler.retry, job, delivery, "publish_refused", str(e), started)
-                outcome = self.bridge.call(partial(_unless_timed_out, running, refused, spans))
+                settling = partial(
+                    _unless_timed_out, running, partial(_or_reconnect, refused), spans
+                )
+                outcome = self.bridge.call(settling)
         except JobTimeLimitExceeded:
             outcome = "timed_out"  # the I/O thread has settled the job already
             log.warning("job_interrupted_by_time_limit")
@@ -100,6 +103,21 @@ class JobCourse:
                 outcome=outcome,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
+
+
+def _or_reconnect(settle: Callable[[], str]) -> str:
+    """On the I/O thread: `settle`, or, should the broker refuse that too (as while a quorum
+    queue elects a new leader after a node died), BrokerUnavailable: the I/O loop drops the
+    connection, the broker takes the job back with it, and it comes again after the
+    reconnect's back-off. Held unsettled instead, it would stop this consumer for good
+    (prefetch 1 on a connection that stays up)."""
+    try:
+        return settle()
+    except PublishNacked as e:
+        raise BrokerUnavailable(
+            f"the broker refused the job's outcome and then its retry ({e});"
+            " reconnecting: the job goes back to its queue"
+        ) from e
 
 
 def settling_of(error: Exception, running: RunningJob, settler: Settler) -> Callable[[], str]:

@@ -45,7 +45,8 @@ class Rig:
             namespace="ns", blob_dir=tmp_path, retry_delays_ms=(100,), job_time_limit=LIMIT_S
         )
         settler = Settler(self.channel, Names("ns"), EventSource("tester", "h:1"), settings)
-        course = JobCourse(handler, FolderBlobStore(tmp_path), IoBridge(self.io), settler)
+        self.bridge = IoBridge(self.io)
+        course = JobCourse(handler, FolderBlobStore(tmp_path), self.bridge, settler)
         self.job_thread = JobThread("tester-resize")
         self.consumer = Consumer(
             Binding("resize", handler, self.job_thread),
@@ -127,6 +128,21 @@ def test_jobs_of_one_type_run_one_after_another_on_the_same_thread(
     (_, first_end, first_thread), (second_start, _, second_thread) = spans
     assert second_start >= first_end
     assert first_thread == second_thread != threading.get_ident()
+
+
+def test_a_job_whose_outcome_and_retry_are_both_refused_goes_back_with_the_connection(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """As after a broker node died: the broker nacks job.succeeded, then the retry. Held
+    unsettled on a connection that stays up, the job would stop the consumer for good
+    (prefetch 1); the I/O loop is told to reconnect instead, and the broker takes it back."""
+    rig = rig_for(rigs, tmp_path, writes_output)
+    rig.channel.refuse = {"job.succeeded", "job.retrying"}
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.bridge.failure is not None)
+    assert "refused the job's outcome and then its retry" in str(rig.bridge.failure)
+    assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
+    rig.settle_until(lambda: not rig.consumer.busy)  # the job thread is free for the next
 
 
 def test_a_permanent_error_is_reported_then_rejected(rigs: list[Rig], tmp_path: Path) -> None:
