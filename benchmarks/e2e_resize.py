@@ -83,6 +83,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
     rates = _pair("throughput", "jobs/s", higher_is_better=True)
     heavy = _pair("CPU-heavy jobs: throughput", "jobs/s", higher_is_better=True)
     ceiling = _pair("CPU-heavy work alone (the handler, no jobsuite): throughput", "jobs/s", True)
+    alone_jobs = max(1, heavy_jobs // 2)  # per process
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
     gateway_cpu, resizer_cpu = (
         _pair("gateway CPU per job", "ms"),
@@ -107,7 +108,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                 line = tree.named(f"  e2e CPU-heavy, {n} resizer(s)") + f": {rate:.1f} jobs/s"
                 print(line, file=sys.stderr, flush=True)
         for i, n in enumerate(COUNTS):  # the machine's, measured once per turn (this tree)
-            rate = work_alone(n, max(1, heavy_jobs // 2))
+            rate = work_alone(n, alone_jobs)
             ceiling[i].of(CURRENT).samples.append(rate)
             print(f"  CPU-heavy work alone, {n} process(es): {rate:.1f} jobs/s", file=sys.stderr)
     notes = [
@@ -122,7 +123,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
         f" {len(HEAVY_SIZES)} WebP sizes), the same window and warm-up, interleaved with the"
         " tiny ones; the work, not the bookkeeping, dominates",
         f"CPU-heavy work alone: the same job's work (the resize handler on a folder blob store,"
-        f" benchmarks/heavy_probe.py) in 1 and in 2 processes at once, {max(1, heavy_jobs // 2)}"
+        f" benchmarks/heavy_probe.py) in 1 and in 2 processes at once, {alone_jobs}"
         " jobs each, no broker, gateway or client: its 2-process ratio is the ceiling this"
         " machine gives the CPU-heavy scaling (2.00x only if two busy processes run as fast as"
         " one), this tree only",

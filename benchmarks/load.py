@@ -18,27 +18,23 @@ from typing import Any
 import httpx
 
 from cli.bench_cmds import percentile, sample_image
-from tests.support.broker import TestBroker
+from tests.support.broker import EventWatcher, TestBroker
 
 Submit = Callable[[httpx.Client], httpx.Response]
 TERMINAL = {"job.succeeded", "job.failed"}
 _POLL_S = 0.005
 
 
-class EventStream:
-    """Every event on the namespace's `events` fanout from the moment it is made, pushed by
-    the broker (basic.consume, no acks). The tests' EventWatcher fetches them with basic.get,
-    a round trip per event and one per empty look every `_POLL_S`: here, on the cores the
+class EventStream(EventWatcher):
+    """The tests' EventWatcher (the same exclusive queue on the `events` fanout), with the
+    events pushed by the broker (basic.consume, no acks) instead of fetched with basic.get, a
+    round trip per event and one per empty look every `_POLL_S`: here, on the cores the
     services share, that cost the client about 20 ms of CPU per CPU-heavy job and the broker
     more, and held back the scaling measured."""
 
     def __init__(self, broker: TestBroker) -> None:
-        self.broker = broker
-        channel = broker.channel
-        self.queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(self.queue, broker.names.events_exchange)
-        self.seen: list[dict[str, Any]] = []
-        channel.basic_consume(self.queue, self._on_event, auto_ack=True)
+        super().__init__(broker)
+        broker.channel.basic_consume(self.queue, self._on_event, auto_ack=True)
 
     def _on_event(self, _channel: Any, _method: Any, _properties: Any, body: bytes) -> None:
         self.seen.append(json.loads(body))
