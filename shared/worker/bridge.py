@@ -72,6 +72,8 @@ class Bridge(Protocol):
 
     def call(self, fn: Callable[[], T], hand_over: HandOver | None = None) -> T: ...
 
+    def give_up(self, why: str) -> None: ...
+
 
 class IoBridge:
     def __init__(self, connection: ThreadsafeDoor) -> None:
@@ -84,6 +86,11 @@ class IoBridge:
     def close(self) -> None:
         """The connection is gone: every waiting and future call fails fast."""
         self._closed = True
+
+    def give_up(self, why: str) -> None:
+        """From any thread: the I/O loop drops the connection at its next look around (and
+        reconnects), so the broker takes back every delivery still unsettled on it."""
+        self.failure = self.failure or BrokerUnavailable(why)
 
     def call(self, fn: Callable[[], T], hand_over: HandOver | None = None) -> T:
         """Run `fn` on the I/O thread and return its result (or raise its exception): handed

@@ -150,8 +150,8 @@ class _Thread(threading.Thread):
                 finally:
                     running.done.set()
             except Exception:
-                # A bug in the job's course: its delivery stays unsettled (the broker takes
-                # it back with the connection); this thread goes on with the next job.
+                # The last net: a job's course hands its own failures to the I/O loop
+                # (perform.JobCourse), which drops the connection; this thread goes on.
                 log.exception("job_thread_error")
             except JobTimeLimitExceeded:
                 # It came after the job's own code was done (perform() catches it while the

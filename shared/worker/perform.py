@@ -60,8 +60,20 @@ class JobCourse:
             log.warning("job_not_run_timed_out_while_waiting")
             return
         metrics = self.settler.metrics
-        with metrics.in_hand(running.job.type) if metrics else nullcontext():
-            self._run_and_settle(running)
+        try:
+            with metrics.in_hand(running.job.type) if metrics else nullcontext():
+                self._run_and_settle(running)
+        except Exception as e:
+            # A bug in the job's course, not in its handler (whose errors pick a settling).
+            # Its delivery may be unsettled, and with prefetch 1 an unsettled delivery on a
+            # connection that stays up stops this consumer for good: drop the connection,
+            # so the broker takes the job back. Its manifest and the mail ledger stop a
+            # second run's effects; MAX_DELIVERIES bounds a job that fails so every time.
+            log.exception("job_course_failed")
+            why = f"{type(e).__name__}: {e}"
+            self.bridge.give_up(
+                f"a job's course failed ({why}); reconnecting: the job goes back to its queue"
+            )
 
     def _run_and_settle(self, running: RunningJob) -> None:
         job, delivery, started = running.job, running.delivery, running.started

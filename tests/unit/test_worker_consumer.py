@@ -145,6 +145,25 @@ def test_a_job_whose_outcome_and_retry_are_both_refused_goes_back_with_the_conne
     rig.settle_until(lambda: not rig.consumer.busy)  # the job thread is free for the next
 
 
+def test_a_bug_in_a_jobs_course_sends_the_job_back_with_the_connection(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """Not the handler's error but the course's own (here its settling): the delivery is
+    unsettled, and held so on a connection that stays up it would stop the consumer for good
+    (prefetch 1); the I/O loop is told to reconnect, and the broker takes it back."""
+    rig = rig_for(rigs, tmp_path, writes_output)
+
+    def broken_settling(*args: Any) -> str:
+        raise RuntimeError("a bug in settling")
+
+    rig.consumer.course.settler.succeed = broken_settling  # type: ignore[method-assign]
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.bridge.failure is not None)
+    assert "a job's course failed (RuntimeError: a bug in settling)" in str(rig.bridge.failure)
+    assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
+    rig.settle_until(lambda: not rig.consumer.busy)  # the job thread is free for the next
+
+
 def test_a_permanent_error_is_reported_then_rejected(rigs: list[Rig], tmp_path: Path) -> None:
     def bad(job: Job, blobs: Any) -> list[str]:
         raise PermanentJobError("width: bad", kind="invalid_params")
