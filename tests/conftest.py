@@ -10,7 +10,15 @@ import pytest
 
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings
-from tests.support.broker import AMQP_URL, TestBroker, broker_reachable, unique_namespace
+from tests.support.broker import (
+    AMQP_URL,
+    NAMESPACES_MADE,
+    TestBroker,
+    broker_reachable,
+    delete_leftovers,
+    leftovers,
+    unique_namespace,
+)
 from tests.support.postgres import PostgresUnavailable, fresh_database
 from tests.support.processes import ServiceProcess, Spawner
 from tests.support.s3 import S3Server
@@ -25,13 +33,19 @@ def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 
 @pytest.fixture(scope="session")
-def rabbitmq() -> str:
+def rabbitmq() -> Iterator[str]:
+    """The local broker; at the session's end, none of its namespaces may be left on it (a
+    retry queue left holding a message once piled up in the broker run after run)."""
     if not broker_reachable(AMQP_URL):
         pytest.fail(
             f"RabbitMQ is not reachable at {AMQP_URL}: start it (rabbitmq-server -detached)",
             pytrace=False,
         )
-    return AMQP_URL
+    yield AMQP_URL
+    queues, exchanges = leftovers(NAMESPACES_MADE)
+    if queues or exchanges:
+        delete_leftovers(queues, exchanges)
+        pytest.fail(f"tests left queues {queues} and exchanges {exchanges} on the broker")
 
 
 @pytest.fixture
@@ -94,6 +108,7 @@ def spawn(settings: Settings, tmp_path: Path, broker: TestBroker) -> Iterator[Sp
         yield spawner
     finally:
         spawner.stop_all()
+        broker.retry_delays |= spawner.retry_delays
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

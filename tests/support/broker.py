@@ -24,8 +24,37 @@ from shared.topology import Names, declare_topology
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
+# Every namespace this test session made: none may keep a queue or exchange (`leftovers`).
+NAMESPACES_MADE: list[str] = []
+
+
 def unique_namespace(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+    namespace = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    NAMESPACES_MADE.append(namespace)
+    return namespace
+
+
+def leftovers(namespaces: list[str]) -> tuple[list[str], list[str]]:
+    """The queues and exchanges of `namespaces` still on the local broker's `/` vhost."""
+    made = set(namespaces)
+
+    def of_ours(what: str) -> list[str]:
+        names = rabbitmqctl(what, "-q", "--no-table-headers", "name").split()
+        return [name for name in names if name.split(".", 1)[0] in made]
+
+    return of_ours("list_queues"), of_ours("list_exchanges")
+
+
+def delete_leftovers(queues: list[str], exchanges: list[str], url: str = AMQP_URL) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
+    finally:
+        connection.close()
 
 
 class _PikaDeclarer:
@@ -52,6 +81,9 @@ class TestBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.names = Names(settings.namespace)
+        # The back-off steps whose retry queues the clean-up deletes: the settings' own, and
+        # those services were started with (the `spawn` fixture adds them).
+        self.retry_delays: set[int] = set(settings.retry_delays_ms)
         self.connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
@@ -114,7 +146,7 @@ class TestBroker:
             self.connection = pika.BlockingConnection(pika.URLParameters(self.settings.amqp_url))
             ch = self.connection.channel()
         queues = [self.names.task_queue(t) for t in JOB_TYPE_NAMES]
-        queues += [self.names.retry_queue(d) for d in self.settings.retry_delays_ms]
+        queues += [self.names.retry_queue(d) for d in sorted(self.retry_delays)]
         queues += [self.names.dead_queue, self.names.audit_dead_queue]
         queues += [self.names.audit_events_queue]
         for queue in queues:

@@ -126,6 +126,12 @@ class ServiceProcess:
         self._log.close()
 
 
+def retry_delays_in(env: dict[str, str]) -> set[int]:
+    """The back-off steps of RETRY_DELAYS_MS in `env`; none of a value a test made bad."""
+    steps = env.get("RETRY_DELAYS_MS", "").split(",")
+    return {int(step) for step in steps if step.strip().isdigit()}
+
+
 class Spawner:
     """Starts services of one namespace as processes, logs beside each other; `stop_all`.
     `cwd` is the source tree they run from (the benchmarks start another checkout's)."""
@@ -135,13 +141,18 @@ class Spawner:
         self.log_dir = log_dir
         self.cwd = cwd
         self.started: list[ServiceProcess] = []
+        # Every back-off step a service was started with: each declares a retry queue the
+        # namespace's clean-up must delete too.
+        self.retry_delays: set[int] = set(settings.retry_delays_ms)
 
     def __call__(
         self, module: str, *args: str, settings_override: Settings | None = None, **env: str
     ) -> ServiceProcess:
         s = settings_override or self.settings
         log_path = self.log_dir / f"{module.rsplit('.', 1)[-1]}-{len(self.started)}.log"
-        proc = ServiceProcess(module, service_env(s, **env), log_path, args, self.cwd)
+        service = service_env(s, **env)
+        self.retry_delays.update(retry_delays_in(service))
+        proc = ServiceProcess(module, service, log_path, args, self.cwd)
         self.started.append(proc)
         return proc
 
