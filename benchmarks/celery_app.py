@@ -9,8 +9,14 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+import pika
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.transport.native_delayed_delivery import (
+    CELERY_DELAYED_DELIVERY_EXCHANGE,
+    MAX_LEVEL,
+    level_name,
+)
 
 QueueType = Literal["quorum", "classic"]
 
@@ -47,6 +53,27 @@ def make_app(namespace: str, amqp_url: str, queue_type: QueueType = "quorum") ->
 
 def _noop() -> None:
     return None
+
+
+def delayed_delivery_exists(channel: pika.adapters.blocking_connection.BlockingChannel) -> bool:
+    """Whether the vhost holds Celery's delayed-delivery topology (a quorum-queue worker
+    declares it at start: 28 queues and 29 exchanges, named without any namespace). Takes a
+    channel of its own: the broker closes it when the exchange is not there, else this does."""
+    try:
+        channel.exchange_declare(CELERY_DELAYED_DELIVERY_EXCHANGE, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:  # 404: not there
+        return False
+    channel.close()
+    return True
+
+
+def delete_delayed_delivery(channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    """Delete Celery's delayed-delivery topology; only when the bench's worker made it (a
+    Celery of the user's in this vhost may be using it)."""
+    for level in range(MAX_LEVEL + 1):
+        channel.queue_delete(level_name(level))
+        channel.exchange_delete(level_name(level))
+    channel.exchange_delete(CELERY_DELAYED_DELIVERY_EXCHANGE)
 
 
 app = make_app(

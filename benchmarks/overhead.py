@@ -68,11 +68,17 @@ def raw_pika(broker: TestBroker, jobs: int) -> Drained:
 
 def celery(queue_type: QueueType) -> Measure:
     def contender(broker: TestBroker, jobs: int) -> Drained:
-        from benchmarks.celery_app import make_app, queue_name
+        from benchmarks.celery_app import (
+            delayed_delivery_exists,
+            delete_delayed_delivery,
+            make_app,
+            queue_name,
+        )
 
         namespace = broker.settings.namespace
         queue = queue_name(namespace)
         app = make_app(namespace, AMQP_URL, queue_type)
+        ours_to_delete = not delayed_delivery_exists(broker.connection.channel())
         try:
             with app.producer_or_acquire() as producer:
                 fill(broker, queue, jobs, lambda _i: app.send_task("noop", producer=producer))
@@ -89,6 +95,8 @@ def celery(queue_type: QueueType) -> Measure:
             channel = broker.connection.channel()
             channel.queue_delete(queue)
             channel.exchange_delete(queue)
+            if ours_to_delete:
+                delete_delayed_delivery(channel)
             app.close()
 
     return contender
