@@ -4,7 +4,8 @@ and table look (no validation, no page header or footer, no durable write), with
 streams as the renderer makes them and with ASCII85 (reportlab's default). Each contender
 runs in a process of its own per round (benchmarks/pdf_probe.py, the tree's own probe for
 its handler), rounds interleaved; wall and CPU time (CPU time is steadier on a busy
-machine)."""
+machine). The goal's ratio is taken with the handler and plain reportlab taking turns in one
+process (benchmarks/pdf_paired.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import statistics
 import sys
 
-from benchmarks.stats import Figure, Section, anchored
+from benchmarks.stats import RATIO_UNIT, Figure, Section, anchored
 from benchmarks.trees import CURRENT, Tree, Trees
 
 CONTENDERS = {
@@ -46,10 +47,23 @@ def measure(tree: Tree, module: str, approach: str, docs: int) -> Docs:
     return found
 
 
+def paired_ratio(tree: Tree, module: str, docs: int) -> float:
+    """The handler's CPU per document over plain reportlab's, both taking turns in one fresh
+    process of `tree` (benchmarks/pdf_paired.py): the median of each, divided."""
+    made = json.loads(tree.output(module, str(docs)))
+    return statistics.median(made["handler"]) / statistics.median(made["plain"])
+
+
 def pdf_section(trees: Trees, runs: int, docs: int) -> Section:
     probes = trees.find("PDF probe", _pdf_module)
+    pairs = trees.find("paired PDF probe", lambda tree: tree.bench_module("pdf_paired"))
     wall = anchored([Figure(w, "ms wall", higher_is_better=False) for w in CONTENDERS.values()])
     cpu = anchored([Figure(w, "ms CPU", higher_is_better=False) for w in CONTENDERS.values()])
+    paired = Figure(
+        "render handler over plain reportlab, CPU, taking turns in one process",
+        RATIO_UNIT,
+        higher_is_better=False,
+    )
     pages: set[int] = set()
     for run in range(runs):
         for i, approach in enumerate(CONTENDERS):
@@ -62,12 +76,21 @@ def pdf_section(trees: Trees, runs: int, docs: int) -> Section:
                 pages.update(int(p) for p in made["pages"])
                 ms = statistics.median(made["wall_ms"])
                 print(f"  pdf {tree.named(approach)}: {ms:.0f} ms", file=sys.stderr, flush=True)
+        for tree, module in pairs.in_turn(run):
+            ratio = paired_ratio(tree, module, docs)
+            paired.of(tree).samples.append(ratio)
+            print(f"  pdf {tree.named('paired')}: {ratio:.3f}x", file=sys.stderr, flush=True)
     notes = [
         f"one `document` of {'/'.join(map(str, sorted(pages)))} pages (headings, paragraphs,"
         f" bullets, tables) per document; {docs} documents per process after one warm-up,"
         f" {runs} processes per contender, interleaved",
         "ratio = median / the handler's (below 1 = plain reportlab is faster)",
+        "taking turns in one process: each process makes the document with both, alternating,"
+        f" {docs} times each after a warm-up; its median handler CPU over its median plain"
+        " reportlab CPU is one sample (a process makes all its documents fast or all slow on"
+        " this machine, which moves the separate processes' medians by a third)",
         *probes.notes,
+        *pairs.notes,
     ]
     old = [t for t, module in probes.found.items() if module == OLD_SECTION]
     notes += [
@@ -75,4 +98,4 @@ def pdf_section(trees: Trees, runs: int, docs: int) -> Section:
         " document per process after a warm-up of each contender"
         for t in old
     ]
-    return Section("PDF: a 10-page document", [*wall, *cpu], notes)
+    return Section("PDF: a 10-page document", [*wall, *cpu, paired], notes)

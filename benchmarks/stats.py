@@ -97,7 +97,12 @@ class Section:
         return Table(self.title, columns, rows, self.notes).markdown()
 
 
+RATIO_UNIT = "x"  # a figure that is itself a ratio (of two contenders in one process)
+
+
 def _row(figure: Figure, anchor: Figure) -> list[str]:
+    if figure.unit == RATIO_UNIT:  # against another figure it would mean nothing
+        return [figure.what, figure.cell(), figure.unit, "-"]
     ratio = figure.median / anchor.median if anchor.median else float("nan")
     return [figure.what, figure.cell(), figure.unit, f"{ratio:.2f}x"]
 

@@ -45,6 +45,8 @@ def register_fonts() -> frozenset[int]:
 def uncovered(text: str) -> list[str]:
     """The distinct characters of `text` the fonts cannot show, in order of appearance."""
     covered = register_fonts()
+    if text.isascii() and _covers_printable_ascii(covered):
+        return []  # what `clean` keeps of ASCII is printable (or a line break): all shown
     shown = clean(text)
     # The distinct characters first (a set is built in C): a 10-page document has tens of
     # them among tens of thousands, and almost always none is missing.
@@ -57,13 +59,13 @@ def uncovered(text: str) -> list[str]:
 def check_coverage(value: Any, where: str) -> None:
     """Raise PermanentJobError naming the first string field under `value` that holds
     characters the fonts cannot show."""
-    strings = list(_strings(value, where))
-    # All the text at once first (hundreds of short strings in a long document, each checked
-    # on its own costs a millisecond or so): a line break between them keeps NFC from joining
-    # two strings' characters, and almost always none is missing. Only then, field by field.
-    if not uncovered("\n".join(text for _, text in strings)):
+    # All the text at once first, without the fields' paths (hundreds of short strings in a
+    # long document, each checked on its own costs a millisecond or so): a line break between
+    # them keeps NFC from joining two strings' characters, and almost always none is
+    # missing. Only then, field by field, paths named.
+    if not uncovered("\n".join(_texts(value))):
         return
-    for path, text in strings:
+    for path, text in _strings(value, where):
         missing = uncovered(text)
         if missing:
             shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:_SHOWN])
@@ -73,6 +75,22 @@ def check_coverage(value: Any, where: str) -> None:
                 f"no CJK) cannot show {shown}{more}",
                 kind="unsupported_text",
             )
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, Sequence):
+        for item in value:
+            yield from _texts(item)
+
+
+@cache
+def _covers_printable_ascii(covered: frozenset[int]) -> bool:
+    return all(code in covered for code in range(0x20, 0x7F))
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

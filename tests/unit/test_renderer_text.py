@@ -45,6 +45,12 @@ def test_the_fonts_cover_latin_greek_cyrillic_but_not_cjk() -> None:
     assert uncovered("漢字 and かな and 한글 and 漢") == ["漢", "字", "か", "な", "한", "글"]
 
 
+def test_ascii_text_is_all_shown_control_characters_and_all() -> None:
+    """ASCII takes a short cut (every printable one has a glyph; `clean` drops the rest)."""
+    assert uncovered("plain\ttext\r\nwith \x00\x07\x1b[31m controls\x7f ~") == []
+    check_coverage({"blocks": ["ascii", {"bullets": ["a\tb", "c\x01"]}]}, "params.data")
+
+
 def test_coverage_errors_name_the_path_and_at_most_five_characters() -> None:
     data = {"blocks": [{"paragraph": "ok"}, {"bullets": ["fine", "一二三四五六七"]}]}
 
