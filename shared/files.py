@@ -45,7 +45,7 @@ def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator
     """`atomic_write` of `name` in the open folder `folder` (a descriptor): the temp file is
     created exclusively and without following links, then renamed over `name` (a link found
     there is replaced, never written through)."""
-    temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}{os.path.splitext(name)[1]}"
+    temp = _temp_name(name)
     fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -60,6 +60,55 @@ def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator
         with suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=folder)
         raise
+
+
+def _temp_name(name: str) -> str:
+    return f"{TEMP_PREFIX}{secrets.token_hex(8)}{os.path.splitext(name)[1]}"
+
+
+class StagedFile:
+    """`atomic_write_at` in two steps, for a caller on an event loop: made here, `data` is in
+    a new temp file beside `name` (in the page cache: no fsync, nothing waited on);
+    `commit()` fsyncs it, renames it to `name` and fsyncs the folder (the steps that wait on
+    the disk: call it in a thread); `discard()` removes it. One of the two, once: either
+    releases the descriptors. The folder descriptor is the caller's; a copy is kept."""
+
+    def __init__(self, folder: int, name: str, data: bytes) -> None:
+        self._name = name
+        self._temp = _temp_name(name)
+        self._folder = os.dup(folder)
+        self._fd = -1
+        try:
+            self._fd = os.open(self._temp, _NEW_FILE, 0o600, dir_fd=self._folder)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self._fd)
+            os.rename(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+            os.fsync(self._folder)
+        except BaseException:
+            self.discard()  # after the rename it removes nothing: the blob is whole
+            raise
+        self._close()
+
+    def discard(self) -> None:
+        if self._folder < 0:
+            return
+        with suppress(FileNotFoundError):
+            os.unlink(self._temp, dir_fd=self._folder)
+        self._close()
+
+    def _close(self) -> None:
+        for fd in (self._fd, self._folder):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._folder = -1
 
 
 # A disk (or a quota) that is full: a passing fault of the machine, never of the job.

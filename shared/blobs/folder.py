@@ -23,7 +23,13 @@ from typing import IO
 from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
 from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
 from shared.errors import BlobError, BlobLinkError
-from shared.files import TEMP_PREFIX, WriteProbe, atomic_write_at, describe_os_error
+from shared.files import (
+    TEMP_PREFIX,
+    StagedFile,
+    WriteProbe,
+    atomic_write_at,
+    describe_os_error,
+)
 
 # What a key that is not a whole file raises: absent, a folder, or below a file.
 _NOT_A_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
@@ -98,6 +104,11 @@ class FolderBlobStore:
         with self.open_write(key) as f:
             f.write(data)
         return key
+
+    def stage_bytes(self, key: str, data: bytes) -> StagedFile:
+        *folders, name = validate_key(key).split("/")
+        with open_folder(self._root, folders, create=True) as folder:
+            return StagedFile(folder, name, data)
 
     def list(self, prefix: str) -> builtins.list[str]:
         """Regular files only: a link inside the prefix is neither listed nor followed."""

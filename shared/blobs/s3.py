@@ -137,6 +137,10 @@ class S3BlobStore:
             f.write(data)
         return key
 
+    def stage_bytes(self, key: str, data: bytes) -> StagedObject:
+        validate_key(key)
+        return StagedObject(self, key, data)
+
     def list(self, prefix: str) -> builtins.list[str]:
         return sorted(key for key, _at in self._objects(prefix))
 
@@ -229,6 +233,24 @@ class S3BlobStore:
                         yield validate_key(key), _utc(found["LastModified"])
                     except BlobError:
                         continue
+
+
+class StagedObject:
+    """An object to PUT: S3 has nothing to stage, so `commit()` does the whole write."""
+
+    def __init__(self, store: S3BlobStore, key: str, data: bytes) -> None:
+        self._store = store
+        self._key = key
+        self._data: bytes | None = data
+
+    def commit(self) -> None:
+        if self._data is None:
+            raise RuntimeError(f"{self._key}: committed or discarded already")
+        data, self._data = self._data, None
+        self._store.write_bytes(self._key, data)
+
+    def discard(self) -> None:
+        self._data = None
 
 
 def _utc(moment: datetime) -> datetime:

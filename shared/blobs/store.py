@@ -28,6 +28,19 @@ from typing import IO, Protocol
 from shared.blobs.keys import Manifest
 
 
+class StagedBlob(Protocol):
+    """A blob handed to the store but not yet stored (`BlobStore.stage_bytes`)."""
+
+    def commit(self) -> None:
+        """Store it, durably, under its key; blocks on the disk or the network (call it in
+        a thread). Raises as `write_bytes` does, and then nothing is kept of it."""
+        ...
+
+    def discard(self) -> None:
+        """Drop it: nothing is stored under its key."""
+        ...
+
+
 class BlobStore(Protocol):
     def exists(self, key: str) -> bool:
         """Whether a whole blob is stored under `key`."""
@@ -53,6 +66,13 @@ class BlobStore(Protocol):
 
     def write_bytes(self, key: str, data: bytes) -> str:
         """Store `data` under `key` atomically, durably; return `key`."""
+        ...
+
+    def stage_bytes(self, key: str, data: bytes) -> StagedBlob:
+        """`write_bytes` split for a caller on an event loop: this call does only cheap local
+        work (a folder: a temp file written, not flushed; S3: nothing) and the StagedBlob's
+        `commit()` the waiting, in a thread. Nothing is under `key` before `commit()`
+        returns; the caller ends every staged blob with `commit()` or `discard()`."""
         ...
 
     def list(self, prefix: str) -> builtins.list[str]:

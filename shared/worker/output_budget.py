@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from shared.blobs import BlobStore
 from shared.blobs.keys import Manifest
+from shared.blobs.store import StagedBlob
 from shared.errors import PermanentJobError
 
 
@@ -55,6 +56,10 @@ class BudgetedBlobs:
 
     def open_write(self, key: str) -> AbstractContextManager[IO[bytes]]:
         return self._open_write(key)
+
+    def stage_bytes(self, key: str, data: bytes) -> StagedBlob:
+        self.spend(key, len(data))
+        return self._blobs.stage_bytes(key, data)
 
     # --- everything else, as the store does it ----------------------------------------------
 

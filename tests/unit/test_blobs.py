@@ -4,6 +4,7 @@ an S3 bucket); what only a folder can show (temp files, its own folders) is fold
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path, PurePath
 
 import pytest
@@ -57,6 +58,44 @@ def test_the_folder_write_leaves_no_temp_file_on_failure(tmp_path: Path) -> None
         f.write(b"half")
         raise RuntimeError("writer died")
     assert list((tmp_path / "outputs" / "j1").iterdir()) == []
+
+
+def test_a_staged_blob_is_stored_only_once_committed(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
+    key = input_key("j1", "input.png")
+    staged = store.stage_bytes(key, b"pixels")
+    assert not store.exists(key) and store.list("inputs/j1") == []
+    staged.commit()
+    assert store.read_bytes(key) == b"pixels" and store.list("inputs/j1") == [key]
+
+
+def test_a_discarded_blob_leaves_the_earlier_one_whole(any_blob_store: BlobStore) -> None:
+    store = any_blob_store
+    key = store.write_bytes(output_key("j1", "a.bin"), b"first")
+    store.stage_bytes(key, b"second").discard()
+    assert store.read_bytes(key) == b"first" and store.list("outputs/j1") == [key]
+    store.stage_bytes(key, b"second").commit()
+    assert store.read_bytes(key) == b"second"
+    store.stage_bytes(output_key("j2", "a.bin"), b"never").discard()
+    assert store.list("outputs/j2") == []
+
+
+def test_stage_bytes_checks_its_key(any_blob_store: BlobStore) -> None:
+    with pytest.raises(BlobError, match="invalid blob key"):
+        any_blob_store.stage_bytes("../escape", b"x")
+
+
+def test_a_staged_file_keeps_no_descriptor_or_temp_file_once_ended(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    open_fds = len(os.listdir("/proc/self/fd"))
+    committed = store.stage_bytes(input_key("j1", "input.png"), b"kept")
+    discarded = store.stage_bytes(input_key("j2", "input.png"), b"dropped")
+    assert len(os.listdir(tmp_path / "inputs" / "j2")) == 1  # the temp file, in the page cache
+    committed.commit()
+    discarded.discard()
+    discarded.discard()  # twice: nothing more to do
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+    assert [p.name for p in (tmp_path / "inputs").glob("*/*")] == ["input.png"]
 
 
 def test_manifest_marks_a_job_complete(any_blob_store: BlobStore) -> None:

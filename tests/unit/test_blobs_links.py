@@ -54,6 +54,8 @@ def test_a_linked_folder_on_the_way_is_never_entered(
     with pytest.raises(BlobLinkError):
         store.write_bytes(input_key("j1", "new.png"), b"x")
     with pytest.raises(BlobLinkError):
+        store.stage_bytes(input_key("j1", "new.png"), b"x")
+    with pytest.raises(BlobLinkError):
         store.list("inputs/j1")
     assert sorted(p.name for p in secret.parent.rglob("*")) == ["input.png", "j1", "shadow"]
 
@@ -81,6 +83,11 @@ def test_a_write_replaces_a_link_at_its_name_and_never_writes_through_it(
     planted.symlink_to(secret)
     store.write_bytes(output_key("j1", "a.png"), b"second")
     store.write_bytes(output_key("j1", "b.png"), b"mine")
+    planted_input = tmp_path / "blobs/inputs/j2/input.png"
+    planted_input.parent.mkdir(parents=True)
+    planted_input.symlink_to(secret)
+    store.stage_bytes(input_key("j2", "input.png"), b"upload").commit()
+    assert not planted_input.is_symlink() and planted_input.read_bytes() == b"upload"
     assert store.read_bytes(output_key("j1", "a.png")) == b"second"
     assert not planted.is_symlink() and planted.read_bytes() == b"mine"
     assert secret.read_bytes() == b"root:secret\n"

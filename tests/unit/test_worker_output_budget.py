@@ -103,3 +103,13 @@ def test_an_encoder_gets_no_file_descriptor_to_write_past_the_count(
             f.fileno()
         Image.effect_noise((200, 200), 64).save(f, "PNG")  # ~40 KB of noise
     assert not store.exists(key)
+
+
+def test_a_staged_blob_is_charged_to_the_budget_before_it_is_staged(
+    store: FolderBlobStore,
+) -> None:
+    budget = BudgetedBlobs(store, 10)
+    budget.stage_bytes(output_key("j1", "a.bin"), bytes(6)).commit()
+    with pytest.raises(OutputLimitExceeded):
+        budget.stage_bytes(output_key("j1", "b.bin"), bytes(5))
+    assert store.list("outputs/j1") == [output_key("j1", "a.bin")] and budget.written == 6
