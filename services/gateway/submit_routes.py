@@ -29,7 +29,7 @@ from services.gateway.rejections import Rejected
 from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted, AsyncPublish
 from services.gateway.tracing import request_trace
-from services.gateway.uploads import store_image, upload_not_stored
+from services.gateway.uploads import StoredUpload, read_image, store_image, upload_not_stored
 from shared import tracecontext
 from shared.auth import Caller, caller_of
 from shared.errors import BlobError
@@ -60,6 +60,12 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ACCEPTED_RESPONSES,
     415: {"description": "not a JPEG, PNG, WebP or GIF"},
 }
+
+
+# An upload up to this size is copied into the store on the event loop, only its flush in a
+# thread: starlette's form parser keeps files up to 1 MiB in memory, and copying one takes
+# well under a millisecond; a larger one (spooled to disk) goes wholly to a thread.
+STAGE_ON_THE_LOOP_BYTES = 1024 * 1024
 
 
 class JobAccepted(BaseModel):
@@ -181,7 +187,53 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 max_pixels=settings.max_image_pixels,
             )
         except (OSError, BlobError) as e:  # the store is full, read-only, or has a planted link
+            gateway.submitter.discard_inputs(job_id)  # a flush that failed after the rename
             raise upload_not_stored(e) from e
+        return job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
+
+    async def staged_job(
+        gateway: Gateway,
+        caller: Caller,
+        job_id: str,
+        upload: UploadFile,
+        params: BaseModel,
+        follow_up: FollowUp | None,
+        trace: TraceParent,
+    ) -> Job:
+        """`stored_job` for an upload the form parser kept in memory: checked, hashed and
+        staged on the event loop, and only the flush to disk (or the PUT) in a thread. A
+        thread doing the whole write took the GIL back after each of its dozen system calls,
+        which cost more CPU than the write (docs/performance.md)."""
+        settings = gateway.settings
+        stored, data = read_image(
+            upload.file,
+            job_id,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+        )
+        try:
+            staged = gateway.blobs.stage_bytes(stored.key, data)
+            try:
+                await run_in_threadpool(staged.commit)
+            except (OSError, BlobError):
+                gateway.submitter.discard_inputs(job_id)  # a failed commit may leave its folder
+                raise
+        except (OSError, BlobError) as e:
+            raise upload_not_stored(e) from e
+        job, _ = job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
+        return job
+
+    def job_naming(
+        gateway: Gateway,
+        caller: Caller,
+        stored: StoredUpload,
+        job_id: str,
+        params: BaseModel,
+        follow_up: FollowUp | None,
+        trace: TraceParent,
+    ) -> tuple[Job, str]:
+        """The job for the stored upload and its fingerprint (for an Idempotency-Key); its
+        input deleted should this fail."""
         try:
             job = Job(
                 id=job_id,
@@ -229,12 +281,15 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         check_follow_up(follow_up, gateway.limits)
         probe = Job(id=new_id(), type=spec.name, then=follow_up, client=caller.name)
         if publish := _on_the_loop(gateway, probe, idempotency_key):
-            # As a JSON job: only pure checks, then one thread for the durable write of the
-            # upload, and the confirm awaited on the event loop.
+            # As a JSON job: only pure checks, then a thread for the durable write of the
+            # upload (only its flush for one held in memory), the confirm awaited on the loop.
             check_policy(spec, params, follow_up, gateway.limits)
-            job, _ = await run_in_threadpool(
-                stored_job, gateway, caller, probe.id, upload, params, follow_up, trace
-            )
+            if upload.size is not None and upload.size <= STAGE_ON_THE_LOOP_BYTES:
+                job = await staged_job(gateway, caller, probe.id, upload, params, follow_up, trace)
+            else:
+                job, _ = await run_in_threadpool(
+                    stored_job, gateway, caller, probe.id, upload, params, follow_up, trace
+                )
             accepted = await gateway.submitter.submit_unkeyed(job, publish, trace.parent_id)
         else:  # the ledger or the audit to ask, or a publisher that only blocks: a thread
             accepted = await run_in_threadpool(

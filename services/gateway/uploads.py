@@ -101,6 +101,20 @@ def store_image(
     return StoredUpload(key=key, size=size, sha256=digest.hexdigest(), format=fmt)
 
 
+def read_image(
+    file: BinaryIO, job_id: str, *, max_bytes: int, max_pixels: int
+) -> tuple[StoredUpload, bytes]:
+    """`store_image` up to the store: the checked upload whole in memory, and what it will be
+    stored as. For an upload the form parser kept in memory, on the event loop (its bytes
+    then go to `BlobStore.stage_bytes`)."""
+    fmt = check_image(file, max_pixels)
+    data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise Rejected(413, "too_large", too_large_message(max_bytes))
+    key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
+    return StoredUpload(key, len(data), hashlib.sha256(data).hexdigest(), fmt), data
+
+
 def upload_not_stored(error: OSError | BlobError) -> Rejected:
     """The 503 for an upload the blob store did not take, naming the cause (ENOSPC, EDQUOT,
     EROFS, EACCES, a link); nothing of it is kept, and it can be sent again later."""

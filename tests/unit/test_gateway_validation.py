@@ -3,6 +3,7 @@ idempotency fingerprints."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -18,7 +19,7 @@ from services.gateway.checks import (
 )
 from services.gateway.idempotency import fingerprint
 from services.gateway.rejections import Rejected
-from services.gateway.uploads import check_image, sniff, store_image
+from services.gateway.uploads import check_image, read_image, sniff, store_image
 from shared import strictjson
 from shared.blobs import FolderBlobStore
 from shared.config import Settings
@@ -155,6 +156,16 @@ def test_an_upload_over_the_byte_limit_leaves_nothing_in_the_store(tmp_path: Pat
     stored = store_image(io.BytesIO(data), blobs, "job-2", max_bytes=len(data), max_pixels=10**6)
     assert (stored.key, stored.size, stored.format) == ("inputs/job-2/input.png", len(data), "png")
     assert blobs.read_bytes(stored.key) == data
+
+
+def test_an_upload_read_into_memory_keeps_the_same_byte_limit() -> None:
+    data = _image("PNG", (64, 64))
+    with pytest.raises(Rejected) as refused:
+        read_image(io.BytesIO(data), "job-1", max_bytes=len(data) - 1, max_pixels=10**6)
+    assert refused.value.status == 413
+    stored, kept = read_image(io.BytesIO(data), "job-2", max_bytes=len(data), max_pixels=10**6)
+    assert (stored.key, stored.size, stored.format) == ("inputs/job-2/input.png", len(data), "png")
+    assert kept == data and stored.sha256 == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize(

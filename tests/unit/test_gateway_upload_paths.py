@@ -1,0 +1,154 @@
+"""Both ways an upload reaches the blob store: one the form parser kept in memory (up to
+1 MiB) is staged on the event loop and only flushed in a thread; a larger one is written wholly
+in a thread. Each stores exactly the bytes sent, and on every failure (a full disk, a flush
+that fails after the rename, the broker refusing the job) answers 503 and keeps nothing."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import random
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from services.gateway.publisher import Outgoing
+from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
+from shared.blobs import FolderBlobStore
+from shared.errors import PublishNacked
+from tests.support.full_disk import full_folder
+from tests.support.gateway import in_process_gateway
+from tests.unit.test_gateway_in_doubt import ScriptedPublisher
+
+
+class LoopPublisher(ScriptedPublisher):
+    """A publisher the gateway may await on its event loop (`publish_async`), as the real one."""
+
+    async def publish_async(self, messages: Sequence[Outgoing]) -> None:
+        self.publish(messages)
+
+
+def _noise_png(side: int) -> bytes:
+    """A PNG of random pixels: it does not compress, so its size follows `side`."""
+    rng = random.Random(side)
+    image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=0)
+    return out.getvalue()
+
+
+SMALL = _noise_png(64)
+LARGE = _noise_png(700)  # about 1.4 MiB: spooled to disk by the form parser
+
+
+@pytest.fixture(params=["in memory", "spooled"])
+def upload(request: pytest.FixtureRequest) -> bytes:
+    data = SMALL if request.param == "in memory" else LARGE
+    assert (len(data) <= STAGE_ON_THE_LOOP_BYTES) == (request.param == "in memory")
+    return data
+
+
+@pytest.fixture
+def publisher() -> LoopPublisher:
+    return LoopPublisher()
+
+
+@pytest.fixture
+def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys staged (on the event loop), to tell which way an upload went."""
+    keys: list[str] = []
+    original = FolderBlobStore.stage_bytes
+
+    def stage_bytes(self: FolderBlobStore, key: str, data: bytes) -> object:
+        keys.append(key)
+        return original(self, key, data)
+
+    monkeypatch.setattr(FolderBlobStore, "stage_bytes", stage_bytes)
+    return keys
+
+
+@pytest.fixture
+def http(publisher: LoopPublisher, tmp_path: Path, staged: list[str]) -> Iterator[TestClient]:
+    with in_process_gateway(publisher, tmp_path / "blobs") as client:
+        yield client
+
+
+def _post(http: TestClient, data: bytes) -> httpx.Response:
+    return http.post("/jobs/resize", files={"file": ("a.png", data)}, data={"width": "8"})
+
+
+def _inputs(tmp_path: Path) -> list[Path]:
+    """Every file in a job's input folder, temp files too (a full disk's filler is not)."""
+    return [p for p in (tmp_path / "blobs" / "inputs").glob("*/*") if p.is_file()]
+
+
+def test_an_upload_is_stored_exactly_as_sent(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, upload: bytes, staged: list[str]
+) -> None:
+    response = _post(http, upload)
+    assert response.status_code == 202, response.text
+    job = publisher.jobs[0]
+    assert job["id"] == response.json()["id"]
+    inputs = job["inputs"]
+    assert isinstance(inputs, list) and len(inputs) == 1
+    key = inputs[0]
+    assert key == f"inputs/{job['id']}/input.png"
+    assert (tmp_path / "blobs" / key).read_bytes() == upload
+    assert staged == ([key] if upload is SMALL else [])
+    assert not [p for p in (tmp_path / "blobs").rglob(".tmp-*")]
+
+
+def test_an_upload_to_a_full_disk_keeps_nothing(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, upload: bytes
+) -> None:
+    with full_folder(tmp_path / "blobs" / "inputs") as refused:
+        response = _post(http, upload)
+        assert response.status_code == 503, response.text
+        assert errno.errorcode[refused] in response.json()["detail"]
+        assert _inputs(tmp_path) == []
+    assert publisher.jobs == []
+    assert _post(http, upload).status_code == 202
+
+
+def test_a_flush_that_fails_after_the_rename_keeps_nothing(
+    http: TestClient,
+    publisher: LoopPublisher,
+    tmp_path: Path,
+    upload: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_fsync = os.fsync
+
+    def folder_fsync_fails(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # the folder's, after the rename
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", folder_fsync_fails)
+    response = _post(http, upload)
+    assert response.status_code == 503, response.text
+    assert "EIO" in response.json()["detail"]
+    assert _inputs(tmp_path) == [] and publisher.jobs == []
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _post(http, upload).status_code == 202
+
+
+def test_a_job_the_broker_refuses_keeps_no_input(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, upload: bytes
+) -> None:
+    publisher.failures.append(PublishNacked("the queue is full"))
+    response = _post(http, upload)
+    assert response.status_code == 503, response.text
+    assert _inputs(tmp_path) == []
+    accepted = _post(http, upload)
+    assert accepted.status_code == 202
+    assert [json.dumps(j["inputs"]) for j in publisher.jobs[1:]] == [
+        json.dumps([p.relative_to(tmp_path / "blobs").as_posix() for p in _inputs(tmp_path)])
+    ]
