@@ -69,16 +69,21 @@ def _temp_name(name: str) -> str:
 class StagedFile:
     """`atomic_write_at` in two steps, for a caller on an event loop: made here, `data` is in
     a new temp file beside `name` (in the page cache: no fsync, nothing waited on);
-    `commit()` fsyncs it, renames it to `name` and fsyncs the folder (the steps that wait on
-    the disk: call it in a thread); `discard()` removes it. One of the two, once: either
-    releases the descriptors. The folder descriptor is the caller's; a copy is kept."""
+    `commit()` fsyncs it, renames it to `name` and fsyncs the folder, then each of
+    `made_in` (the parents of folders made for it, so their entries are durable too): the
+    steps that wait on the disk, for a thread. `discard()` removes it. One of the two, once:
+    either releases the descriptors. The folder descriptor is the caller's, and a copy is
+    kept; those of `made_in` are taken over (the list is emptied)."""
 
-    def __init__(self, folder: int, name: str, data: bytes) -> None:
+    def __init__(self, folder: int, name: str, data: bytes, made_in: list[int]) -> None:
+        self._parents = list(made_in)
+        made_in.clear()
         self._name = name
         self._temp = _temp_name(name)
-        self._folder = os.dup(folder)
+        self._folder = -1
         self._fd = -1
         try:
+            self._folder = os.dup(folder)
             self._fd = os.open(self._temp, _NEW_FILE, 0o600, dir_fd=self._folder)
             view = memoryview(data)
             while view:
@@ -91,24 +96,25 @@ class StagedFile:
         try:
             os.fsync(self._fd)
             os.rename(self._temp, self._name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
-            os.fsync(self._folder)
+            for fd in (self._folder, *self._parents):
+                os.fsync(fd)
         except BaseException:
             self.discard()  # after the rename it removes nothing: the blob is whole
             raise
         self._close()
 
     def discard(self) -> None:
-        if self._folder < 0:
-            return
-        with suppress(FileNotFoundError):
-            os.unlink(self._temp, dir_fd=self._folder)
+        if self._folder >= 0:
+            with suppress(FileNotFoundError):
+                os.unlink(self._temp, dir_fd=self._folder)
         self._close()
 
     def _close(self) -> None:
-        for fd in (self._fd, self._folder):
+        for fd in (self._fd, self._folder, *self._parents):
             if fd >= 0:
                 os.close(fd)
         self._fd = self._folder = -1
+        self._parents = []
 
 
 # A disk (or a quota) that is full: a passing fault of the machine, never of the job.

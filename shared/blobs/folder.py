@@ -14,7 +14,7 @@ import builtins
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,11 +94,15 @@ class FolderBlobStore:
     @contextmanager
     def _write(self, key: str, *, durable: bool) -> Iterator[IO[bytes]]:
         *folders, name = validate_key(key).split("/")
-        with (
-            open_folder(self._root, folders, create=True) as folder,
-            atomic_write_at(folder, name, durable=durable) as f,
-        ):
-            yield f
+        with _new_folders_parents() as made_in:
+            keep = _kept_in(made_in) if durable else None
+            with (
+                open_folder(self._root, folders, create=True, on_made=keep) as folder,
+                atomic_write_at(folder, name, durable=durable) as f,
+            ):
+                yield f
+            for fd in made_in:  # the new folders' entries, once the blob is in them
+                os.fsync(fd)
 
     def write_bytes(self, key: str, data: bytes) -> str:
         with self.open_write(key) as f:
@@ -107,8 +111,11 @@ class FolderBlobStore:
 
     def stage_bytes(self, key: str, data: bytes) -> StagedFile:
         *folders, name = validate_key(key).split("/")
-        with open_folder(self._root, folders, create=True) as folder:
-            return StagedFile(folder, name, data)
+        with (
+            _new_folders_parents() as made_in,  # fsynced by commit(): no waiting here
+            open_folder(self._root, folders, create=True, on_made=_kept_in(made_in)) as folder,
+        ):
+            return StagedFile(folder, name, data, made_in)
 
     def list(self, prefix: str) -> builtins.list[str]:
         """Regular files only: a link inside the prefix is neither listed nor followed."""
@@ -164,6 +171,24 @@ class FolderBlobStore:
         if not os.access(self._root, os.W_OK):
             return f"the blob folder {self._root} is missing or not writable"
         return self._writable()
+
+
+@contextmanager
+def _new_folders_parents() -> Iterator[builtins.list[int]]:
+    """A list for the descriptors of the parents of the folders a write makes (to fsync once
+    the blob is in them: a new folder's entry survives a power cut only then, on a file
+    system without a journal); those still in it at the end of the block are closed."""
+    kept: builtins.list[int] = []
+    try:
+        yield kept
+    finally:
+        for fd in kept:
+            os.close(fd)
+
+
+def _kept_in(kept: builtins.list[int]) -> Callable[[int], None]:
+    """`open_folder`'s on_made: a copy of each new folder's parent into `kept`."""
+    return lambda folder: kept.append(os.dup(folder))
 
 
 def _not_writable(folder: Path, error: OSError) -> str:

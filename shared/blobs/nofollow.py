@@ -12,10 +12,9 @@ Plain POSIX calls only (no `openat2`), so it works the same on Linux and macOS.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,16 +38,30 @@ def is_link(folder: int, name: str) -> bool:
 
 
 @contextmanager
-def open_folder(root: Path, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
+def open_folder(
+    root: Path,
+    parts: Sequence[str],
+    *,
+    create: bool = False,
+    on_made: Callable[[int], None] | None = None,
+) -> Iterator[int]:
     """A descriptor of the folder `root/parts…`, closed at the end of the block. Missing
-    folders are FileNotFoundError, or made on the way with `create`; a link is BlobLinkError."""
+    folders are FileNotFoundError, or made on the way with `create`; a link is BlobLinkError.
+    The parent of each folder made here goes to `on_made` (a descriptor valid during the
+    call): a durable write fsyncs it, so the new folder's entry survives a power cut."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         # Where the root really is, as opened (one readlink; a realpath would lstat every
         # component of the root's path, on every walk).
         top = _path_of(fd) if parts else None
         for depth, part in enumerate(parts, 1):
-            child = _child_folder(fd, part, "/".join(parts[:depth]), create=create)
+            child, made = _child_folder(fd, part, "/".join(parts[:depth]), create=create)
+            if made and on_made is not None:
+                try:
+                    on_made(fd)
+                except BaseException:
+                    os.close(child)
+                    raise
             os.close(fd)
             fd = child
         if top is not None:
@@ -86,9 +99,10 @@ def check_regular(found: os.stat_result, shown: str) -> None:
         raise BlobLinkError(f"{shown!r} in the blob store is a hard link (links are not followed)")
 
 
-def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> int:
+def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> tuple[int, bool]:
+    """The open child folder, and whether it was made here."""
     try:
-        return os.open(name, DIR_FLAGS, dir_fd=folder)
+        return os.open(name, DIR_FLAGS, dir_fd=folder), False
     except FileNotFoundError:
         if not create:
             raise
@@ -96,9 +110,13 @@ def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> int:
         if is_link(folder, name):
             raise link_error(shown) from None
         raise
-    with contextlib.suppress(FileExistsError):  # another writer may make it first
+    made = True
+    try:
         os.mkdir(name, dir_fd=folder)
-    return _child_folder(folder, name, shown, create=False)  # re-opened: a link is refused
+    except FileExistsError:  # another writer made it first (and makes it durable)
+        made = False
+    child, _ = _child_folder(folder, name, shown, create=False)  # re-opened: a link is refused
+    return child, made
 
 
 def _path_of(fd: int) -> str | None:

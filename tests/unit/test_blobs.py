@@ -98,6 +98,48 @@ def test_a_staged_file_keeps_no_descriptor_or_temp_file_once_ended(tmp_path: Pat
     assert [p.name for p in (tmp_path / "inputs").glob("*/*")] == ["input.png"]
 
 
+@pytest.fixture
+def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths fsynced from now on, in order (their names as open descriptors)."""
+    paths: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return paths
+
+
+def test_a_durable_write_makes_the_folders_it_made_durable(
+    tmp_path: Path, fsynced: list[str]
+) -> None:
+    store = FolderBlobStore(tmp_path)
+    store.write_bytes(input_key("j1", "input.png"), b"pixels")
+    root, inputs, folder = str(tmp_path), str(tmp_path / "inputs"), str(tmp_path / "inputs/j1")
+    # The file (its temp name), its folder after the rename, then each new folder's parent.
+    assert fsynced[0].startswith(f"{folder}/.tmp-")
+    assert fsynced[1:] == [folder, root, inputs]
+    fsynced.clear()
+    store.write_bytes(input_key("j1", "other.png"), b"pixels")  # no new folder
+    assert fsynced[1:] == [folder]
+    fsynced.clear()
+    store.write_manifest("j2", [])  # not durable: no fsync at all, its new folder neither
+    assert fsynced == []
+
+
+def test_a_staged_write_waits_on_the_disk_only_in_commit(
+    tmp_path: Path, fsynced: list[str]
+) -> None:
+    store = FolderBlobStore(tmp_path)
+    staged = store.stage_bytes(input_key("j1", "input.png"), b"pixels")
+    assert fsynced == []
+    staged.commit()
+    folder = str(tmp_path / "inputs/j1")
+    assert fsynced[1:] == [folder, str(tmp_path), str(tmp_path / "inputs")]
+
+
 def test_manifest_marks_a_job_complete(any_blob_store: BlobStore) -> None:
     store = any_blob_store
     assert store.read_manifest("j1") is None

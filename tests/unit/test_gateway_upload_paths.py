@@ -127,8 +127,9 @@ def test_a_flush_that_fails_after_the_rename_keeps_nothing(
     real_fsync = os.fsync
 
     def folder_fsync_fails(fd: int) -> None:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):  # the folder's, after the rename
-            raise OSError(errno.EIO, "Input/output error")
+        folder = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if stat.S_ISDIR(os.fstat(fd).st_mode) and folder.parent.name == "inputs":
+            raise OSError(errno.EIO, "Input/output error")  # the job's folder, after the rename
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", folder_fsync_fails)
