@@ -213,12 +213,9 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         )
         try:
             staged = gateway.blobs.stage_bytes(stored.key, data)
-            try:
-                await run_in_threadpool(staged.commit)
-            except (OSError, BlobError):
-                gateway.submitter.discard_inputs(job_id)  # a failed commit may leave its folder
-                raise
-        except (OSError, BlobError) as e:
+            await run_in_threadpool(staged.commit)
+        except (OSError, BlobError) as e:  # as stored_job: whatever is left of it goes
+            gateway.submitter.discard_inputs(job_id)
             raise upload_not_stored(e) from e
         job, _ = job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
         return job
