@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.blobs import BlobStore
 from shared.config import settings_or_exit
+from shared.heap import settle_heap
 from shared.log import configure_logging
 from shared.messages import Job
 from shared.worker import run_worker
@@ -20,6 +21,7 @@ def noop(_job: Job, _blobs: BlobStore) -> list[str]:
 def main() -> int:
     settings = settings_or_exit()
     configure_logging("noop", settings.log_level, settings.log_format)
+    settle_heap()  # as the workers' entry points do
     return run_worker(settings, service="noop", handlers={"resize": noop})
 
 

@@ -30,6 +30,7 @@ from shared.config import Settings
 from shared.errors import BlobError, ConfigError, StateError
 from shared.events import instance_name
 from shared.exit_codes import EXIT_CONFIG
+from shared.heap import settle_heap
 from shared.http_guard import GuardPolicy
 from shared.live import Changes
 from shared.log import get_logger
@@ -159,6 +160,7 @@ def _run_locked(settings: Settings) -> int:
         audit_dir=str(settings.audit_dir),
         head_seq=recorder.audit_log.head_seq,
     )
+    settle_heap()  # the read model replayed, the API built: out of the collector's sight
     try:
         consumer.run()
     finally:

@@ -7,6 +7,7 @@ import uvicorn
 from services.gateway.app import create_app
 from shared.config import config_error, settings_or_exit
 from shared.errors import ConfigError, StateError
+from shared.heap import settle_heap
 from shared.log import configure_logging, get_logger
 from shared.pillow import use_pixel_limit
 
@@ -21,6 +22,7 @@ def main() -> int:
         app = create_app(settings)
     except (ConfigError, StateError) as e:  # STATE_DIR not writable, a bucket missing
         return config_error(e)
+    settle_heap()  # the app and its schemas, built: out of the collector's sight
     log.info("gateway_listening", host=settings.gateway_host, port=settings.gateway_port)
     # log_config=None: uvicorn's own lines go through our structlog set-up; one line per
     # accepted or rejected job replaces the access log.

@@ -8,6 +8,7 @@ from services.mailer.handler import MailConfig, mail_job
 from services.mailer.smtp import SmtpConfig, SmtplibSender
 from shared.config import config_error, settings_or_exit
 from shared.errors import ConfigError, StateError
+from shared.heap import settle_heap
 from shared.jobtypes import MAIL
 from shared.log import configure_logging, get_logger
 from shared.state import open_sent_mail
@@ -28,6 +29,7 @@ def main() -> int:
     if smtp.user and not smtp.starttls:
         log.warning("smtp_login_without_starttls", host=smtp.host, port=smtp.port)
     handler = partial(mail_job, config=config, sender=SmtplibSender(smtp), ledger=ledger)
+    settle_heap()
     try:
         return run_worker(settings, service="mailer", handlers={MAIL.name: handler})
     finally:

@@ -6,6 +6,7 @@ from functools import partial
 
 from services.resizer.handler import resize_job
 from shared.config import settings_or_exit
+from shared.heap import settle_heap
 from shared.jobtypes import RESIZE
 from shared.log import configure_logging
 from shared.pillow import use_pixel_limit
@@ -20,6 +21,7 @@ def main() -> int:
     handlers = {
         RESIZE.name: partial(resize_job, limits=RESIZE.limits(settings)),
     }
+    settle_heap()
     return run_worker(settings, service="resizer", handlers=handlers)
 
 
