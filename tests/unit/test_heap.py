@@ -38,7 +38,7 @@ def test_the_start_up_heap_is_frozen_and_young_collections_are_rarer() -> None:
 
 def test_a_cycle_made_after_settling_is_still_freed_by_the_collector_alone() -> None:
     out = run_python(
-        """
+        f"""
         import gc, weakref
         from shared.heap import settle_heap
         settle_heap()
@@ -52,9 +52,8 @@ def test_a_cycle_made_after_settling_is_still_freed_by_the_collector_alone() -> 
         weakref.finalize(a, freed.append, True)
         del a, b
         # Twice the threshold's worth of containers kept alive, and no explicit collection.
-        kept = [[i] for i in range(2 * %d)]
+        kept = [[i] for i in range(2 * {YOUNG_GENERATION_THRESHOLD})]
         print(freed == [True])
         """
-        % YOUNG_GENERATION_THRESHOLD
     )
     assert out == "True"
