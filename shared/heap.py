@@ -17,12 +17,13 @@ import gc
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
-def settle_heap() -> None:
+def settle_heap(young_threshold: int | None = YOUNG_GENERATION_THRESHOLD) -> None:
     """Called once by a service's entry point when it is built, never by library code (it
     changes the whole process): what is alive now lives as long as the process, so it is
     moved out of the collector's sight (`gc.freeze`), and the youngest generation is
-    collected less often."""
+    collected every `young_threshold` allocations (None: as often as Python's default)."""
     gc.collect()
     gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, oldest)
+    if young_threshold is not None:
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(young_threshold, middle, oldest)

@@ -57,3 +57,16 @@ def test_a_cycle_made_after_settling_is_still_freed_by_the_collector_alone() -> 
         """
     )
     assert out == "True"
+
+
+def test_a_service_whose_jobs_make_cycles_can_keep_the_default_pace() -> None:
+    out = run_python(
+        """
+        import gc
+        from shared.heap import settle_heap
+        default = gc.get_threshold()
+        settle_heap(young_threshold=None)
+        print(gc.get_threshold() == default, gc.get_freeze_count() > 0)
+        """
+    )
+    assert out == "True True"
