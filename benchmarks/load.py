@@ -1,26 +1,27 @@
 """Jobs through a running gateway with a bounded number in flight, outcomes from the events.
 
-Client threads POST while fewer than `window` jobs are unfinished; this thread reads the
-namespace's events (an exclusive queue bound to its fanout, `EventStream`) and frees a slot
-on each job's first `job.succeeded` or `job.failed`. Latency = the event's `at` minus the
-client's clock just before its POST (one machine, one clock)."""
+Client threads POST while fewer than `window` jobs are unfinished, each request built once and
+its bytes sent again and again (`lean_http`); this thread reads the namespace's events (an
+exclusive queue bound to its fanout, `EventStream`) and frees a slot on each job's first
+`job.succeeded` or `job.failed`. Latency = the event's `at` minus the client's clock just
+before its POST (one machine, one clock)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-
+from benchmarks.lean_http import Connection, Prepared, prepare
 from cli.bench_cmds import percentile, sample_image
 from tests.support.broker import EventWatcher, TestBroker
 
-Submit = Callable[[httpx.Client], httpx.Response]
+Submit = Callable[[str, Mapping[str, str] | None], Prepared]
+"""A kind of request: its bytes for a gateway's base URL and headers (the API key)."""
 TERMINAL = {"job.succeeded", "job.failed"}
 _POLL_S = 0.005
 
@@ -72,9 +73,10 @@ class LoadResult:
 def resize_request(size: tuple[int, int] = (640, 480), width: int = 160) -> Submit:
     data = sample_image(size)
 
-    def submit(http: httpx.Client) -> httpx.Response:
+    def submit(url: str, headers: Mapping[str, str] | None) -> Prepared:
         files = {"file": ("bench.jpg", data, "image/jpeg")}
-        return http.post("/jobs/resize", files=files, data={"width": str(width)})
+        form = {"width": str(width)}
+        return prepare(url, "POST", "/jobs/resize", headers, files=files, data=form)
 
     return submit
 
@@ -87,22 +89,22 @@ def heavy_request() -> Submit:
     """800x600 JPEG to four WebP sizes: the work, not the bookkeeping, dominates."""
     data = sample_image(HEAVY_IMAGE)
 
-    def submit(http: httpx.Client) -> httpx.Response:
+    def submit(url: str, headers: Mapping[str, str] | None) -> Prepared:
         files = {"file": ("bench.jpg", data, "image/jpeg")}
         form = {"sizes": list(HEAVY_SIZES), "format": "webp"}
-        return http.post("/jobs/resize", files=files, data=form)
+        return prepare(url, "POST", "/jobs/resize", headers, files=files, data=form)
 
     return submit
 
 
 def render_request() -> Submit:
     body = {"template": "document", "data": {"title": "jobsuite bench", "blocks": ["Hello."]}}
-    return lambda http: http.post("/jobs/render", json=body)
+    return lambda url, headers: prepare(url, "POST", "/jobs/render", headers, json=body)
 
 
 def mail_request() -> Submit:
     body = {"to": ["bench@example.com"], "subject": "jobsuite bench", "text": "Hello."}
-    return lambda http: http.post("/jobs/mail", json=body)
+    return lambda url, headers: prepare(url, "POST", "/jobs/mail", headers, json=body)
 
 
 def run_load(
@@ -119,11 +121,10 @@ def run_load(
     slots = threading.Semaphore(window)
     lock = threading.Lock()
     counter = iter(range(jobs))
+    requests = [submit(url, headers) for submit in submits]
 
     def client() -> None:
-        # Plain HTTP to this machine: no certificates to load (each client's default SSL
-        # context loads the CA bundle, about 25 ms of CPU, inside the measured window).
-        with httpx.Client(base_url=url, timeout=60, headers=headers, verify=False) as http:
+        with Connection(url) as http:
             while True:
                 with lock:
                     i = next(counter, None)
@@ -131,7 +132,7 @@ def run_load(
                     return
                 slots.acquire()
                 started = time.time()
-                response = submits[i % len(submits)](http)
+                response = http.send(requests[i % len(requests)])
                 with lock:
                     if response.status_code == 202:
                         result.submitted[response.json()["id"]] = started
