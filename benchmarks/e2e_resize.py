@@ -41,6 +41,7 @@ class Run:
     load: LoadResult
     gateway_cpu_ms: float  # per job
     resizer_cpu_ms: float  # per job, all resizers together
+    client_cpu_ms: float  # per job: this process (the HTTP client threads, the event reader)
 
 
 def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) -> Run:
@@ -54,11 +55,13 @@ def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) 
         key = bearer(gateway.key)
         run_load(gateway.url, watcher, submit, WARM_UP, window, headers=key).check()
         before = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
+        client_before = time.process_time()
         result = run_load(gateway.url, watcher, submit, jobs, window, headers=key)
+        client_ms = (time.process_time() - client_before) * 1000 / jobs
         after = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
         result.check()
         used = [(a - b) * 1000 / jobs for a, b in zip(after, before, strict=True)]
-        return Run(result, used[0], sum(used[1:]))
+        return Run(result, used[0], sum(used[1:]), client_ms)
 
 
 def work_alone(processes: int, jobs: int) -> float:
@@ -85,9 +88,10 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
     ceiling = _pair("CPU-heavy work alone (the handler, no jobsuite): throughput", "jobs/s", True)
     alone_jobs = max(1, heavy_jobs // 2)  # per process
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
-    gateway_cpu, resizer_cpu = (
+    gateway_cpu, resizer_cpu, client_cpu = (
         _pair("gateway CPU per job", "ms"),
         _pair("resizer CPU per job", "ms"),
+        _pair("load client CPU per job", "ms"),
     )
     for turn in range(runs):
         for i, n in enumerate(COUNTS):
@@ -98,6 +102,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                     figures[i].of(tree).samples.append(run.load.latency_ms(pct))
                 gateway_cpu[i].of(tree).samples.append(run.gateway_cpu_ms)
                 resizer_cpu[i].of(tree).samples.append(run.resizer_cpu_ms)
+                client_cpu[i].of(tree).samples.append(run.client_cpu_ms)
                 line = tree.named(f"  e2e {n} resizer(s)") + f": {run.load.rate():.1f} jobs/s"
                 p50 = run.load.latency_ms(50)
                 print(f"{line}, p50 {p50:.0f} ms", file=sys.stderr, flush=True)
@@ -128,11 +133,14 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
         " machine gives the CPU-heavy scaling (2.00x only if two busy processes run as fast as"
         " one), this tree only",
         "gateway, resizers, the HTTP client and this event reader share the machine's cores;"
-        " CPU per job = user + system time of the process(es) during the run / jobs",
+        " CPU per job = user + system time of the process(es) during the run / jobs; the load"
+        " client (this process: its HTTP client threads and the event reader) sends each"
+        " request's bytes, built once by httpx, on kept-alive connections"
+        " (benchmarks/lean_http.py)",
     ]
     figures = [*rates, *(f for pct in PERCENTILES for f in latency[pct])]
     return Section(
         "End-to-end resize through the gateway, 1 vs 2 resizers",
-        [*figures, *heavy, *ceiling, *gateway_cpu, *resizer_cpu],
+        [*figures, *heavy, *ceiling, *gateway_cpu, *resizer_cpu, *client_cpu],
         notes,
     )
