@@ -22,7 +22,7 @@ from benchmarks.load import (
     run_load,
 )
 from benchmarks.namespace import bench_namespace
-from benchmarks.procmem import cpu_seconds
+from benchmarks.procmem import broker_pid, cpu_seconds
 from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import CURRENT, Tree, Trees
 from cli.bench_cmds import sample_image
@@ -42,6 +42,7 @@ class Run:
     gateway_cpu_ms: float  # per job
     resizer_cpu_ms: float  # per job, all resizers together
     client_cpu_ms: float  # per job: this process (the HTTP client threads, the event reader)
+    broker_cpu_ms: float  # per job: the local RabbitMQ node; nan when there is none to see
 
 
 def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) -> Run:
@@ -54,14 +55,17 @@ def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) 
         submit = [request]
         key = bearer(gateway.key)
         run_load(gateway.url, watcher, submit, WARM_UP, window, headers=key).check()
+        broker = broker_pid()
         before = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
+        broker_before = cpu_seconds(broker) if broker else float("nan")
         client_before = time.process_time()
         result = run_load(gateway.url, watcher, submit, jobs, window, headers=key)
         client_ms = (time.process_time() - client_before) * 1000 / jobs
+        broker_ms = (cpu_seconds(broker) - broker_before) * 1000 / jobs if broker else float("nan")
         after = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
         result.check()
         used = [(a - b) * 1000 / jobs for a, b in zip(after, before, strict=True)]
-        return Run(result, used[0], sum(used[1:]), client_ms)
+        return Run(result, used[0], sum(used[1:]), client_ms, broker_ms)
 
 
 def work_alone(processes: int, jobs: int) -> float:
@@ -77,6 +81,11 @@ def work_alone(processes: int, jobs: int) -> float:
     return processes * jobs / wall
 
 
+def seen(figures: list[Figure]) -> list[Figure]:
+    """The figures, or none when they were never measured (no local broker to see)."""
+    return figures if all(f.samples for f in figures) else []
+
+
 def _pair(what: str, unit: str, higher_is_better: bool = False) -> list[Figure]:
     """One figure per resizer count, the 2-resizer one anchored to the 1-resizer one."""
     return anchored([Figure(f"{n} resizer(s): {what}", unit, [], higher_is_better) for n in COUNTS])
@@ -88,10 +97,11 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
     ceiling = _pair("CPU-heavy work alone (the handler, no jobsuite): throughput", "jobs/s", True)
     alone_jobs = max(1, heavy_jobs // 2)  # per process
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
-    gateway_cpu, resizer_cpu, client_cpu = (
+    gateway_cpu, resizer_cpu, client_cpu, broker_cpu = (
         _pair("gateway CPU per job", "ms"),
         _pair("resizer CPU per job", "ms"),
         _pair("load client CPU per job", "ms"),
+        _pair("broker CPU per job", "ms"),
     )
     for turn in range(runs):
         for i, n in enumerate(COUNTS):
@@ -103,6 +113,8 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                 gateway_cpu[i].of(tree).samples.append(run.gateway_cpu_ms)
                 resizer_cpu[i].of(tree).samples.append(run.resizer_cpu_ms)
                 client_cpu[i].of(tree).samples.append(run.client_cpu_ms)
+                if run.broker_cpu_ms == run.broker_cpu_ms:  # not nan: a local node was seen
+                    broker_cpu[i].of(tree).samples.append(run.broker_cpu_ms)
                 line = tree.named(f"  e2e {n} resizer(s)") + f": {run.load.rate():.1f} jobs/s"
                 p50 = run.load.latency_ms(50)
                 print(f"{line}, p50 {p50:.0f} ms", file=sys.stderr, flush=True)
@@ -136,11 +148,12 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
         " CPU per job = user + system time of the process(es) during the run / jobs; the load"
         " client (this process: its HTTP client threads and the event reader) sends each"
         " request's bytes, built once by httpx, on kept-alive connections"
-        " (benchmarks/lean_http.py)",
+        " (benchmarks/lean_http.py); broker: the local RabbitMQ node's Erlang VM (beam.smp)"
+        " over the same window, everything it did then (no row without a local node)",
     ]
     figures = [*rates, *(f for pct in PERCENTILES for f in latency[pct])]
     return Section(
         "End-to-end resize through the gateway, 1 vs 2 resizers",
-        [*figures, *heavy, *ceiling, *gateway_cpu, *resizer_cpu, *client_cpu],
+        [*figures, *heavy, *ceiling, *gateway_cpu, *resizer_cpu, *client_cpu, *seen(broker_cpu)],
         notes,
     )

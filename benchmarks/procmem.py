@@ -27,3 +27,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(proc: Path = Path("/proc")) -> int | None:
+    """The local RabbitMQ node's Erlang VM (`beam.smp` running `rabbit`), or None when there
+    is none on this machine (a broker elsewhere, in a container) or it cannot be seen."""
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "beam.smp":
+                continue
+            if b"rabbit" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+    return None
