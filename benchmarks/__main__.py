@@ -19,6 +19,7 @@ from benchmarks.checks import checks_section
 from benchmarks.concurrency import concurrency_section
 from benchmarks.e2e_resize import e2e_section
 from benchmarks.e2e_stores import stores_section
+from benchmarks.instructions import instructions_section
 from benchmarks.memory import memory_section
 from benchmarks.overhead import overhead_section
 from benchmarks.pdf import pdf_section
@@ -43,14 +44,21 @@ SECTIONS: dict[str, Run] = {
     "checks": lambda a, t: checks_section(t, a.runs, a.checks_iterations),
     "pdf": lambda a, t: pdf_section(t, a.runs, a.pdf_docs),
     "memory": lambda a, t: memory_section(t, a.memory_jobs),
+    "instructions": lambda a, t: instructions_section(t),
 }
+# Sections run only when --only names them (slow, and not a figure of the goals).
+OPT_IN = frozenset({"instructions"})
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("jobs", nargs="?", type=int, default=1000, help="overhead: jobs per run")
     p.add_argument("runs", nargs="?", type=int, default=3, help="interleaved runs per figure")
-    p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    p.add_argument(
+        "--only",
+        default=",".join(n for n in SECTIONS if n not in OPT_IN),
+        help=f"comma-separated sections (not run unless named: {', '.join(sorted(OPT_IN))})",
+    )
     p.add_argument("--resize-images", type=int, default=3, help="images per probe process")
     p.add_argument("--mail-jobs", type=int, default=160, help="concurrency: mails per run")
     p.add_argument(

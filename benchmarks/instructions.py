@@ -1,0 +1,122 @@
+"""Instructions per job, counted by valgrind's callgrind (`--only instructions`, not in the
+default run: about 4 minutes a tree): the same count for the same code and input whatever
+else the machine does, where the CPU times of the other sections move by a fifth from
+process to process on a shared 2-core VM. It tells a change of the code from a change of the
+machine (a flagged figure, an effect smaller than the noise); it says nothing of time spent
+waiting, in the kernel, or in the broker.
+
+Each contender is counted at two sizes, so that start-up and shutdown cancel out:
+per job = (count(large) - count(small)) / (large - small).
+
+- the tiny resize job's handler (640x480 JPEG to 160 px) in one process, on a tmpfs blob
+  folder (`tiny_probe.py`);
+- the runner with a no-op handler (`noop_worker.py`) draining a queue of no-op jobs: the
+  runner's own work, pika's included.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from tempfile import TemporaryDirectory
+
+from benchmarks.drain import fill_noop_jobs, run_once
+from benchmarks.overhead import NOOP_WORKER, TMPFS
+from benchmarks.stats import Figure, Section
+from benchmarks.trees import Tree, Trees
+from tests.support.broker import TestBroker
+from tests.support.processes import service_env
+
+TINY_PROBE = "benchmarks.tiny_probe"
+SIZES = (20, 120)  # jobs at the small and the large count
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+_SLOW_S = 900  # valgrind runs Python about 50 times slower
+
+
+def collected(stderr: str) -> int:
+    """The instruction count callgrind printed at the process's end."""
+    found = _COLLECTED.findall(stderr)
+    if not found:
+        raise RuntimeError(f"no instruction count from callgrind:\n{stderr[-2000:]}")
+    return int(found[-1])
+
+
+def under_callgrind(command: list[str]) -> list[str]:
+    return ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
+
+
+def handler_count(tree: Tree, jobs: int) -> int:
+    done = subprocess.run(
+        under_callgrind(tree.command(TINY_PROBE, str(jobs))),
+        cwd=tree.root,
+        capture_output=True,
+        text=True,
+        timeout=_SLOW_S,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{TINY_PROBE} failed:\n{done.stderr[-2000:]}")
+    return collected(done.stderr)
+
+
+def runner_count(tree: Tree, jobs: int) -> int:
+    def contender(broker: TestBroker, n: int) -> int:
+        queue = fill_noop_jobs(broker, n)
+        with TemporaryDirectory(dir=TMPFS, prefix="jobsuite-bench-") as folder:
+            env = service_env(broker.settings, BLOB_DIR=folder)
+            worker = subprocess.Popen(
+                under_callgrind(tree.command(NOOP_WORKER)),
+                cwd=tree.root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                broker.wait_until(lambda: broker.depth(queue) == 0, _SLOW_S, f"{queue} drained")
+            finally:
+                worker.terminate()  # the job in hand is finished first (the runner's drain)
+                _, stderr = worker.communicate(timeout=_SLOW_S)
+            return collected(stderr)
+
+    return int(run_once(contender, jobs))
+
+
+def _per_job(count: int, count_small: int) -> float:
+    return (count - count_small) / (SIZES[1] - SIZES[0]) / 1e6
+
+
+def instructions_section(trees: Trees) -> Section:
+    unit = "M instr/job"
+    handler = Figure("tiny resize job, the handler alone (640x480 JPEG to 160 px)", unit)
+    runner = Figure("no-op job, the runner (decode, events, confirms, manifest, ack)", unit)
+    for figure in (handler, runner):  # fewer is better; each is its own ratio's anchor
+        figure.higher_is_better, figure.anchor = False, figure
+    figures = [handler, runner]
+    notes = [
+        f"callgrind's instruction count of one process at {SIZES[0]} and {SIZES[1]} jobs;"
+        " per job = the difference / the jobs between: start-up and shutdown cancel out",
+        "the handler on a tmpfs blob folder in one process (benchmarks/tiny_probe.py); the"
+        " runner: benchmarks/noop_worker.py draining a queue of no-op jobs, its blob folder on"
+        " tmpfs, the broker's own work not counted",
+        "instructions, not time: the same for the same code and input on any load, blind to"
+        " waits, system calls' work in the kernel and cache misses; one run per tree",
+    ]
+    if shutil.which("valgrind") is None:
+        return Section("Instructions per job (callgrind)", [], [*notes, "valgrind not found"])
+    for tree in trees.in_turn(0):
+        if tree.module(TINY_PROBE):
+            counts = [handler_count(tree, n) for n in SIZES]
+            handler.of(tree).samples.append(_per_job(counts[1], counts[0]))
+        if tree.module(NOOP_WORKER):
+            counts = [runner_count(tree, n) for n in SIZES]
+            runner.of(tree).samples.append(_per_job(counts[1], counts[0]))
+        print(tree.named("  instructions counted"), file=sys.stderr, flush=True)
+    shown = [f for f in figures if f.samples]
+    return Section("Instructions per job (callgrind)", shown, notes)
+
+
+if __name__ == "__main__":
+    print(instructions_section(Trees()).markdown())
