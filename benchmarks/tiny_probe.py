@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.overhead import TMPFS
+from benchmarks.instructions import TMPFS
 from cli.bench_cmds import sample_image
 from services.resizer.handler import resize_job
 from shared.blobs import FolderBlobStore, input_key
