@@ -46,21 +46,15 @@ def collected(stderr: str) -> int:
     return int(found[-1])
 
 
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+
+
 def under_callgrind(command: list[str]) -> list[str]:
-    return ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
+    return [*CALLGRIND, *command]
 
 
 def handler_count(tree: Tree, jobs: int) -> int:
-    done = subprocess.run(
-        under_callgrind(tree.command(TINY_PROBE, str(jobs))),
-        cwd=tree.root,
-        capture_output=True,
-        text=True,
-        timeout=_SLOW_S,
-        check=False,
-    )
-    if done.returncode:
-        raise RuntimeError(f"{TINY_PROBE} failed:\n{done.stderr[-2000:]}")
+    done = tree.run(TINY_PROBE, str(jobs), prefix=CALLGRIND, timeout=_SLOW_S)
     return collected(done.stderr)
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +68,15 @@ class Tree:
 
     def output(self, module: str, *args: str, timeout: float = 600) -> str:
         """Run `python -m module args` in this tree to its end and return its stdout."""
+        return self.run(module, *args, timeout=timeout).stdout
+
+    def run(
+        self, module: str, *args: str, prefix: Sequence[str] = (), timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `prefix… python -m module args` in this tree to its end (`prefix`: a tool it
+        runs under, such as valgrind); RuntimeError with its stderr's end if it failed."""
         done = subprocess.run(
-            self.command(module, *args),
+            [*prefix, *self.command(module, *args)],
             cwd=self.root,
             capture_output=True,
             text=True,
@@ -80,7 +87,7 @@ class Tree:
             raise RuntimeError(
                 f"{module} in {self.root} exited {done.returncode}:\n{done.stderr[-3000:]}"
             )
-        return done.stdout
+        return done
 
     def spawner(self, settings: Settings, log_dir: Path) -> Spawner:
         """Services of one namespace started from this tree, logs kept (`start_gateway` & co.)."""
