@@ -26,12 +26,26 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_folders(folder: Path, *, durable: bool = True) -> None:
+    """`folder` and its missing parents; with `durable`, each new folder's entry is fsynced
+    in its parent, so a file written into it is not lost with its folder in a power cut."""
+    missing = []
+    at = folder
+    while not at.is_dir() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if durable:
+        for made in reversed(missing):
+            fsync_dir(made.parent)
+
+
 @contextmanager
 def atomic_write(final: Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
     """Yield a temp file beside `final`; it is fsynced and renamed to `final` only if the
     block ends cleanly, and removed otherwise. `durable=False` skips both fsyncs, for files
     whose loss in a power cut costs only work done again, never data."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(final.parent, durable=durable)
     folder = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         with atomic_write_at(folder, final.name, durable=durable) as f:
