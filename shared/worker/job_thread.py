@@ -148,7 +148,8 @@ class _Thread(threading.Thread):
                 try:
                     running.context.run(work, running)
                 finally:
-                    running.done.set()
+                    if not running.hand_over.handed:  # else the I/O thread that took it ends it
+                        running.done.set()
             except Exception:
                 # The last net: a job's course hands its own failures to the I/O loop
                 # (perform.JobCourse), which drops the connection; this thread goes on.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -55,66 +55,104 @@ class JobCourse:
     spans: Spans = NO_SPANS  # `handler` and `settle` spans (shared/spans.py)
 
     def perform(self, running: RunningJob) -> None:
-        """On the job thread: the job from `job.started` to its settling."""
+        """On the job thread: the job from `job.started` to its settling. A settling the I/O
+        thread takes straight from here (bridge.HandOver) is finished there: the job's
+        `job_finished` line, its in-progress gauge and its end (`running.done`)."""
         if running.timed_out:  # settled by its time limit while it waited for this thread
             log.warning("job_not_run_timed_out_while_waiting")
             return
         metrics = self.settler.metrics
+        in_hand = ExitStack()
+        if metrics:
+            in_hand.enter_context(metrics.in_hand(running.job.type))
+        handed = False
         try:
-            with metrics.in_hand(running.job.type) if metrics else nullcontext():
-                self._run_and_settle(running)
+            handed = self._run_and_settle(running, in_hand.close)
         except Exception as e:
-            # A bug in the job's course, not in its handler (whose errors pick a settling).
-            # Its delivery may be unsettled, and with prefetch 1 an unsettled delivery on a
-            # connection that stays up stops this consumer for good: drop the connection,
-            # so the broker takes the job back. Its manifest and the mail ledger stop a
-            # second run's effects; MAX_DELIVERIES bounds a job that fails so every time.
-            log.exception("job_course_failed")
-            why = f"{type(e).__name__}: {e}"
-            self.bridge.give_up(
-                f"a job's course failed ({why}); reconnecting: the job goes back to its queue"
-            )
+            self._course_failed(e)
+        finally:
+            if not handed:
+                in_hand.close()
 
-    def _run_and_settle(self, running: RunningJob) -> None:
-        job, delivery, started = running.job, running.delivery, running.started
-        settler = self.settler
-        metrics = settler.metrics
-        spans = self.spans
+    def _course_failed(self, error: Exception) -> None:
+        # A bug in the job's course, not in its handler (whose errors pick a settling).
+        # Its delivery may be unsettled, and with prefetch 1 an unsettled delivery on a
+        # connection that stays up stops this consumer for good: drop the connection,
+        # so the broker takes the job back. Its manifest and the mail ledger stop a
+        # second run's effects; MAX_DELIVERIES bounds a job that fails so every time.
+        log.exception("job_course_failed")
+        why = f"{type(error).__name__}: {error}"
+        self.bridge.give_up(
+            f"a job's course failed ({why}); reconnecting: the job goes back to its queue"
+        )
+
+    def _run_and_settle(self, running: RunningJob, out_of_hand: Callable[[], object]) -> bool:
+        """The handler, then the settling: given to the I/O thread when it still waits for
+        this job (True: it finishes the job, `out_of_hand` included), else called through
+        the I/O loop and waited for here (False)."""
+        job, delivery = running.job, running.delivery
+        metrics = self.settler.metrics
         outcome = "abandoned"
         try:
             settle: Callable[[], str]
             try:
-                max_bytes = settler.settings.max_output_bytes
+                max_bytes = self.settler.settings.max_output_bytes
                 with (
                     metrics.handler_timer(job.type) if metrics else nullcontext(),
-                    spans.job("handler", job, delivery.headers) as span,
+                    self.spans.job("handler", job, delivery.headers) as span,
                 ):
                     outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
                     span.set("outcome", "succeeded")
-                settle = partial(settler.succeed, job, delivery, outputs, started)
+                settle = partial(self.settler.succeed, job, delivery, outputs, running.started)
             except Exception as e:
-                settle = settling_of(e, running, settler)
-            try:
-                settling = partial(_unless_timed_out, running, settle, spans)
-                outcome = self.bridge.call(settling, running.hand_over)
-            except PublishNacked as e:
-                refused = partial(settler.retry, job, delivery, "publish_refused", str(e), started)
-                settling = partial(
-                    _unless_timed_out, running, partial(_or_reconnect, refused), spans
-                )
-                outcome = self.bridge.call(settling)
+                settle = settling_of(e, running, self.settler)
+            finish = partial(self._settle_and_finish, running, settle, out_of_hand)
+            if self.bridge.hand(finish, running.hand_over):
+                return True
+            outcome = self.bridge.call(partial(self._settle, running, settle))
         except JobTimeLimitExceeded:
             outcome = "timed_out"  # the I/O thread has settled the job already
             log.warning("job_interrupted_by_time_limit")
         except BrokerUnavailable as e:
             # Not acked: the broker redelivers the job, and its manifest stops a second run.
             log.warning("job_abandoned_connection_lost", error=str(e))
-        finally:
-            log.info(
-                "job_finished",
-                outcome=outcome,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
+        _log_finished(running, outcome)
+        return False
+
+    def _settle(self, running: RunningJob, settle: Callable[[], str]) -> str:
+        """On the I/O thread: `settle`; when the broker refuses the outcome (a follow-up's
+        queue full), a retry instead."""
+        try:
+            return _unless_timed_out(running, settle, self.spans)
+        except PublishNacked as e:
+            job, delivery = running.job, running.delivery
+            refused = partial(
+                self.settler.retry, job, delivery, "publish_refused", str(e), running.started
             )
+            return _unless_timed_out(running, partial(_or_reconnect, refused), self.spans)
+
+    def _settle_and_finish(
+        self, running: RunningJob, settle: Callable[[], str], out_of_hand: Callable[[], object]
+    ) -> None:
+        """On the I/O thread, handed over by the job thread, which has gone on: the settling,
+        then what the job thread does after one it waited for; the job ends here."""
+        outcome = "abandoned"
+        try:
+            outcome = self._settle(running, settle)
+        except BrokerUnavailable as e:
+            log.warning("job_abandoned_connection_lost", error=str(e))
+            raise  # the connection's failure (IoBridge.hand): the I/O loop reconnects
+        except Exception as e:
+            self._course_failed(e)
+        finally:
+            _log_finished(running, outcome)
+            out_of_hand()
+            running.done.set()
+
+
+def _log_finished(running: RunningJob, outcome: str) -> None:
+    duration = round((time.monotonic() - running.started) * 1000, 1)
+    log.info("job_finished", outcome=outcome, duration_ms=duration)
 
 
 def _or_reconnect(settle: Callable[[], str]) -> str:

@@ -1,13 +1,16 @@
 """The I/O thread waiting a moment for the job it handed over (bridge.HandOver): a job done in
-time is settled by the waiting thread itself, without waking the I/O loop; a later one goes
-through the loop; never both, never neither, however the two threads race."""
+time gives its settling to the waiting thread itself, without waking the I/O loop and without
+waiting for it; a later one goes through the loop; never both, never neither, however the
+two threads race."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
 
+from shared.errors import BrokerUnavailable
 from shared.worker.bridge import HandOver, IoBridge
 
 
@@ -27,19 +30,28 @@ def thread_name() -> str:
     return threading.current_thread().name
 
 
+def settle(bridge: IoBridge, hand_over: HandOver, ran: list[str]) -> None:
+    """As a job's course does: hand the settling over, or else call it through the loop."""
+
+    def settling() -> None:
+        ran.append(thread_name())
+
+    if not bridge.hand(settling, hand_over):
+        bridge.call(settling)
+
+
 def test_a_job_done_while_the_io_thread_waits_is_settled_by_that_thread() -> None:
     door = CountingDoor()
     bridge = IoBridge(door)
     hand_over = HandOver()
-    answers: list[str] = []
-    job = threading.Thread(
-        target=lambda: answers.append(bridge.call(thread_name, hand_over)),
-        name="job",
-    )
+    ran: list[str] = []
+    job = threading.Thread(target=settle, args=(bridge, hand_over, ran), name="job")
     job.start()
+    job.join(5)  # the job thread has gone on before its settling ran: it did not wait
+    assert not job.is_alive() and ran == []
     assert hand_over.take(5) is True
-    job.join(5)
-    assert answers == [threading.current_thread().name]
+    assert ran == [threading.current_thread().name]
+    assert hand_over.handed
     assert door.used == 0
 
 
@@ -48,34 +60,54 @@ def test_a_job_done_after_the_wait_goes_through_the_io_loop() -> None:
     bridge = IoBridge(door)
     hand_over = HandOver()
     assert hand_over.take(0.01) is False  # nothing came: the I/O thread goes back to its loop
-    assert bridge.call(thread_name, hand_over) == "io-loop"
+    ran: list[str] = []
+    settle(bridge, hand_over, ran)
+    assert ran == ["io-loop"]
+    assert not hand_over.handed
     assert door.used == 1
 
 
-def test_an_error_in_a_handed_over_settling_reaches_the_job_thread() -> None:
+def test_nothing_is_handed_to_a_connection_that_is_gone() -> None:
+    bridge = IoBridge(CountingDoor())
+    bridge.close()
+    hand_over = HandOver()
+    assert bridge.hand(lambda: None, hand_over) is False
+    assert hand_over.take(0.01) is False
+
+
+def test_a_lost_connection_met_by_a_handed_over_settling_is_the_connection_s_failure() -> None:
     bridge = IoBridge(CountingDoor())
     hand_over = HandOver()
-    caught: list[BaseException] = []
 
-    def fails() -> str:
-        raise RuntimeError("nacked")
+    def loses_the_connection() -> None:
+        raise BrokerUnavailable("connection reset")
+
+    assert bridge.hand(loses_the_connection, hand_over) is True
+    assert hand_over.take(5) is True  # nothing raised on the I/O thread: the loop goes on
+    assert str(bridge.failure) == "connection reset"
+
+
+def test_a_handed_over_settling_runs_in_the_job_thread_s_context() -> None:
+    job_id: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="none")
+    bridge = IoBridge(CountingDoor())
+    hand_over = HandOver()
+    seen: list[str] = []
 
     def job() -> None:
-        try:
-            bridge.call(fails, hand_over)
-        except RuntimeError as e:
-            caught.append(e)
+        job_id.set("j-1")
+        bridge.hand(lambda: seen.append(job_id.get()), hand_over)
 
     thread = threading.Thread(target=job)
     thread.start()
-    assert hand_over.take(5) is True  # the error is the job thread's, not the I/O thread's
     thread.join(5)
-    assert [str(e) for e in caught] == ["nacked"]
+    hand_over.take(5)
+    assert seen == ["j-1"]
+    assert job_id.get() == "none"  # the I/O thread's own context is left as it was
 
 
-def settle(bridge: IoBridge, hand_over: HandOver, ran: list[str], after: float) -> None:
+def late_settle(bridge: IoBridge, hand_over: HandOver, ran: list[str], after: float) -> None:
     time.sleep(after)
-    bridge.call(lambda: ran.append("settled"), hand_over)
+    settle(bridge, hand_over, ran)
 
 
 def test_racing_the_end_of_the_wait_settles_each_job_exactly_once() -> None:
@@ -87,11 +119,14 @@ def test_racing_the_end_of_the_wait_settles_each_job_exactly_once() -> None:
         ran: list[str] = []
         # The job hands over somewhere around the end of the wait, before or after it.
         after = (i % 10) * 0.0001
-        job = threading.Thread(target=settle, args=(bridge, hand_over, ran, after))
+        job = threading.Thread(target=late_settle, args=(bridge, hand_over, ran, after))
         job.start()
         taken = hand_over.take(0.0005)
         job.join(5)
-        assert ran == ["settled"]
-        assert taken is (door.used == 0)
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:  # through the loop: on its own thread
+            time.sleep(0.001)
+        assert len(ran) == 1
+        assert taken is (door.used == 0) is hand_over.handed
         ways.add(taken)
     assert ways == {True, False}  # both sides of the race were run
