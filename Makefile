@@ -85,7 +85,7 @@ compose-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m mypy shared
+	$(BIN)/python -m mypy shared services
 
 format: $(STAMP)
 	$(BIN)/ruff format .

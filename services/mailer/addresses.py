@@ -9,7 +9,8 @@ never from the raw job text, so a job cannot add recipients or headers of its ow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address, AddressHeader, HeaderRegistry
+from typing import cast
 
 from shared import mailaddr
 from shared.errors import PermanentJobError
@@ -54,8 +55,10 @@ def mail_address(entry: str, field: str) -> Address:
     except ValueError as e:
         raise _invalid(field, entry, str(e)) from None
     try:
-        header = _registry("to", entry)  # an address header, whatever the field
-        addresses, groups, defects = header.addresses, header.groups, header.defects
+        # An address header, whatever the field: the registry makes "to" an AddressHeader.
+        parsed = _registry("to", entry)
+        header = cast(AddressHeader, parsed)
+        addresses, groups, defects = header.addresses, header.groups, parsed.defects
     except Exception:  # CPython's parser has raised IndexError ("a@") and others on odd input
         raise _invalid(field, entry, "is not an address") from None
     if len(addresses) != 1:

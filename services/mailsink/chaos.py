@@ -36,7 +36,7 @@ class ChaosRule:
             return None
         code, _, rest = spec.partition(":")
         times, _, on = rest.partition(":")
-        stage = next((s for s in STAGES if s == on), "data")
+        stage: Stage = next((s for s in STAGES if s == on), "data")
         return cls(int(code), int(times) if times else None, stage)
 
     def reply(self) -> str:

@@ -32,7 +32,13 @@ def attachments(message: EmailMessage) -> list[Part]:
         if name is None and part.get_content_disposition() != "attachment":
             continue
         data = part.get_payload(decode=True)
-        found.append(Part(name or f"part-{index}", part.get_content_type(), data if data else b""))
+        found.append(
+            Part(
+                name or f"part-{index}",
+                part.get_content_type(),
+                data if isinstance(data, bytes) else b"",
+            )
+        )
     return found
 
 
