@@ -25,7 +25,7 @@ from benchmarks.overhead import overhead_section
 from benchmarks.pdf import pdf_section
 from benchmarks.profile_runner import profile_table
 from benchmarks.resize import resize_section
-from benchmarks.scratch import filesystem_of, run_folder
+from benchmarks.scratch import described_filesystem, run_folder
 from benchmarks.stats import Section, Table, header
 from benchmarks.trees import Trees, open_trees
 from shared.log import configure_logging
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     with redirect_stdout(sys.stderr):  # log lines to stderr: stdout is the table
         configure_logging("bench", "warning", "json")
     with run_folder() as scratch, open_trees(args.baseline) as trees:
-        where = f"{scratch.parent} ({filesystem_of(scratch)})"
+        where = f"{scratch.parent} ({described_filesystem(scratch)})"
         parts: dict[str, Section | Table] = {}
         for name in args.only.split(","):
             print(f"{name} ...", file=sys.stderr, flush=True)

@@ -7,7 +7,8 @@ last minute (five, while its inode table block is dirty) when it picks one for a
 walking them one by one (`recently_deleted` in `find_inode_bit`): after a run's folder of a
 thousand jobs was deleted, a new file or folder cost up to 0.9 ms of system CPU instead of
 0.03 ms, so the next run's services paid for the last run's clean-up. Jobsuite itself deletes
-nothing per job (temporary files are renamed into place).
+nothing per job (temporary files are renamed into place). The header names the file system
+and, for ext4, whether it has a journal (`described_filesystem`).
 
 The run's folder is under BENCH_TMPDIR, by default `var/bench-tmp` in this checkout: on the
 disk where the suite keeps its data by default (BLOB_DIR is `var/blobs`), not the system's
@@ -65,11 +66,38 @@ def scratch_folder() -> Iterator[Path]:
 
 def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
     """The type of the file system `path` is on (the longest mount point above it)."""
-    best, kind = "", "unknown"
+    mount = _mount_of(path, mounts_file)
+    return mount[1] if mount else "unknown"
+
+
+def described_filesystem(
+    path: Path, mounts_file: Path = Path("/proc/mounts"), jbd2: Path = Path("/proc/fs/jbd2")
+) -> str:
+    """`filesystem_of`, and for ext4 whether it has a journal: without one, a new file costs
+    more after many deletes (above), so the runner's figures on it move with what was
+    deleted in the minutes before."""
+    mount = _mount_of(path, mounts_file)
+    if mount is None:
+        return "unknown"
+    device, kind = mount
+    if kind != "ext4":
+        return kind
+    # jbd2 lists each journal it runs as <device>-<journal inode>; no folder, no journal at all.
+    name = Path(device).name
+    try:
+        journalled = any(entry.name.startswith(f"{name}-") for entry in jbd2.iterdir())
+    except OSError:
+        journalled = False
+    return "ext4 with a journal" if journalled else "ext4 without a journal"
+
+
+def _mount_of(path: Path, mounts_file: Path) -> tuple[str, str] | None:
+    """(device, type) of the longest mount point above `path`."""
+    best, found = "", None
     try:
         mounts = mounts_file.read_text().splitlines()
     except OSError:
-        return kind
+        return None
     for line in mounts:
         fields = line.split()
         if len(fields) < 3:
@@ -77,5 +105,5 @@ def filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str:
         point = fields[1].replace("\\040", " ")
         inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
         if inside and len(point) > len(best):
-            best, kind = point, fields[2]
-    return kind
+            best, found = point, (fields[0], fields[2])
+    return found

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scratch import DEFAULT, RUN_FOLDER_ENV, filesystem_of, run_folder, scratch_folder
+from benchmarks.scratch import (
+    DEFAULT,
+    RUN_FOLDER_ENV,
+    described_filesystem,
+    filesystem_of,
+    run_folder,
+    scratch_folder,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +72,18 @@ def test_the_file_system_named_is_the_longest_mount_above_the_path(tmp_path: Pat
     assert filesystem_of(Path("/"), mounts) == "ext4"
     assert filesystem_of(Path("/x"), tmp_path / "missing") == "unknown"
     assert filesystem_of(Path("/proc/self")) == "proc"  # this machine's own table
+
+
+def test_an_ext4_is_named_with_or_without_its_journal(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n/dev/loop0 /mnt/j ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\n"
+    )
+    jbd2 = tmp_path / "jbd2"
+    (jbd2 / "loop0-8").mkdir(parents=True)  # jbd2's entry for the journal of /dev/loop0
+    assert described_filesystem(Path("/mnt/j/x"), mounts, jbd2) == "ext4 with a journal"
+    assert described_filesystem(Path("/srv"), mounts, jbd2) == "ext4 without a journal"
+    assert described_filesystem(Path("/dev/shm/x"), mounts, jbd2) == "tmpfs"
+    # No jbd2 at all: no ext4 has a journal.
+    assert described_filesystem(Path("/srv"), mounts, tmp_path / "none") == "ext4 without a journal"
+    assert described_filesystem(Path("/x"), tmp_path / "missing", jbd2) == "unknown"
