@@ -85,7 +85,7 @@ compose-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m mypy shared services
+	$(BIN)/python -m mypy shared services benchmarks
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,10 @@ def drain_outputs(
             t0, done_at_t0, cpu_at_t0 = time.perf_counter(), len(done), tree_cpu_seconds(procs)
     elapsed, cpu = time.perf_counter() - t0, tree_cpu_seconds(procs) - cpu_at_t0
     finished = jobs - done_at_t0
+    if not finished or elapsed <= 0:
+        # Every job was done by the poll that saw the fifth (a run too small for the poll):
+        # no window to measure; nan, as drain() gives, rather than a division by zero.
+        return Drained(float("nan"), float("nan"))
     return Drained(finished / elapsed, 1000 * cpu / finished)
 
 
@@ -205,12 +210,12 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
     for _ in range(runs):
         for (processes, concurrency), (rate, cpu) in mail.items():
             jobs = mail_jobs if concurrency * processes > 1 else max(10, mail_jobs // 8)
-            _measure(rate, cpu, lambda p=processes, c=concurrency, n=jobs: mailers(p, c, n))
+            _measure(rate, cpu, partial(mailers, processes, concurrency, jobs))
         for (who, threads), (rate, cpu) in resize.items():
             if who == "jobsuite":
-                _measure(rate, cpu, lambda t=threads: resizers(t, resize_jobs))
+                _measure(rate, cpu, partial(resizers, threads, resize_jobs))
             else:
-                _measure(rate, cpu, lambda t=threads: dramatiq_workers(t, resize_jobs))
+                _measure(rate, cpu, partial(dramatiq_workers, threads, resize_jobs))
     figures = [
         *anchored([f for pair in mail.values() for f in pair[:1]]),
         *anchored([f for pair in resize.values() for f in pair[:1]]),

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pika
 
@@ -16,13 +17,15 @@ from benchmarks.procmem import cpu_seconds
 from shared.messages import Job, encode
 from tests.support.broker import TestBroker
 
-Contender = Callable[[TestBroker, int], float]
+R = TypeVar("R")
+# A run against a fresh namespace: its figure is whatever it measures (a rate, a Drained…).
+Contender = Callable[[TestBroker, int], R]
 SCRIPTED_WORKER = "tests.support.scripted_worker"  # the real runner; empty params = a no-op
 _POLL_S = 0.02
 _TIMEOUT_S = 300.0
 
 
-def run_once(contender: Contender, jobs: int) -> float:
+def run_once(contender: Contender[R], jobs: int) -> R:
     """One contender in a fresh namespace and blob folder, deleted afterwards."""
     with bench_namespace() as ns:
         return contender(ns.broker, jobs)
@@ -39,7 +42,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(5)
 
 
-def fill(broker: TestBroker, queue: str, jobs: int, publish: Callable[[int], None]) -> None:
+def fill(broker: TestBroker, queue: str, jobs: int, publish: Callable[[int], object]) -> None:
+    # `publish`'s result, if any (Dramatiq's Message, say), is not used.
     for i in range(jobs):
         publish(i)
     broker.wait_until(lambda: broker.depth(queue) >= jobs, 60, f"{jobs} jobs in {queue}")

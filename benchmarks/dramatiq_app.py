@@ -35,9 +35,11 @@ def make_broker(namespace: str, amqp_url: str) -> tuple[RabbitmqBroker, dramatiq
     def resize(body: str) -> None:
         resize_job(decode_job(body.encode()), blobs, limits)
 
-    actor = dramatiq.actor(
-        resize, actor_name=ACTOR, queue_name=queue_name(namespace), broker=broker, max_retries=0
+    # The options go through the decorator form: the stubs take them only without `fn`.
+    declare = dramatiq.actor(
+        actor_name=ACTOR, queue_name=queue_name(namespace), broker=broker, max_retries=0
     )
+    actor = declare(resize)
     return broker, actor
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from statistics import median
 from tempfile import TemporaryDirectory
+from typing import TypedDict
 
 from benchmarks.load import HEAVY_IMAGE, HEAVY_SIZES, EventStream, heavy_request, run_load
 from benchmarks.namespace import bench_namespace
@@ -29,8 +30,21 @@ WARM_UP = 8
 MODES = ("folder + SQLite", "S3 + PostgreSQL")
 
 
+class StoresEnv(TypedDict, total=False):
+    """A service's variables for the distributed stores (S3Env's and STATE_URL), none of
+    them for the defaults. Typed so that `**env` fills only the spawner's environment,
+    never its other keywords (settings_override, timeout…)."""
+
+    BLOB_STORE: str
+    S3_ENDPOINT_URL: str
+    AWS_ACCESS_KEY_ID: str
+    AWS_SECRET_ACCESS_KEY: str
+    AWS_REGION: str
+    STATE_URL: str
+
+
 @contextmanager
-def _stores(mode: str, s3: S3Server) -> Iterator[dict[str, str]]:
+def _stores(mode: str, s3: S3Server) -> Iterator[StoresEnv]:
     """The environment that puts the services on `mode`'s stores (none: the defaults)."""
     if mode == MODES[0]:
         yield {}

@@ -25,10 +25,14 @@ WINDOW = 16
 def _start_all(ns: BenchNamespace) -> tuple[str, dict[str, str], dict[str, ServiceProcess]]:
     sink = start_mailsink(ns.spawn, ns.folder / "mail")
     audit = start_audit(ns.spawn, ns.settings, ns.folder / "audit")
+    # The sink's variables by name: a **dict[str, str] could hold `settings_override` too.
+    smtp = sink.env()
     workers = {
         "resizer": ns.spawn("services.resizer"),
         "renderer": ns.spawn("services.renderer"),
-        "mailer": ns.spawn("services.mailer", **sink.env()),
+        "mailer": ns.spawn(
+            "services.mailer", SMTP_HOST=smtp["SMTP_HOST"], SMTP_PORT=smtp["SMTP_PORT"]
+        ),
     }
     for worker in workers.values():
         worker.wait_logged("consuming")

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import boto3
 import httpx
@@ -29,6 +30,27 @@ KEY_ID, SECRET, REGION = "testing-key", "testing-secret", "us-east-1"
 # reaches the multipart path with a few KiB.
 MIN_PART_BYTES = 256
 _count = itertools.count()
+
+
+class S3Fields(TypedDict):
+    """The Settings fields that put the blob store on a bucket of the server (typed, so
+    `replace(settings, **fields)` is checked against Settings)."""
+
+    blob_store: str
+    s3_endpoint_url: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_region: str
+
+
+class S3Env(TypedDict):
+    """The same fields as a service's environment variables."""
+
+    BLOB_STORE: str
+    S3_ENDPOINT_URL: str
+    AWS_ACCESS_KEY_ID: str
+    AWS_SECRET_ACCESS_KEY: str
+    AWS_REGION: str
 
 
 class S3Server:
@@ -78,7 +100,7 @@ class S3Server:
         """`base` with BLOB_STORE on `bucket` of this server, and its credentials."""
         return replace(base, **self.env_fields(bucket, prefix))
 
-    def env_fields(self, bucket: str, prefix: str = "") -> dict[str, str]:
+    def env_fields(self, bucket: str, prefix: str = "") -> S3Fields:
         return {
             "blob_store": f"s3://{bucket}" + (f"/{prefix}" if prefix else ""),
             "s3_endpoint_url": self.url,
@@ -87,9 +109,17 @@ class S3Server:
             "aws_region": REGION,
         }
 
-    def env(self, bucket: str, prefix: str = "") -> dict[str, str]:
+    def env(self, bucket: str, prefix: str = "") -> S3Env:
         """The same as environment variables, for a service process."""
-        return {k.upper(): v for k, v in self.env_fields(bucket, prefix).items()}
+        # Spelled out: a comprehension over a TypedDict's items loses the value type.
+        fields = self.env_fields(bucket, prefix)
+        return {
+            "BLOB_STORE": fields["blob_store"],
+            "S3_ENDPOINT_URL": fields["s3_endpoint_url"],
+            "AWS_ACCESS_KEY_ID": fields["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": fields["aws_secret_access_key"],
+            "AWS_REGION": fields["aws_region"],
+        }
 
     def stop(self) -> None:
         self.proc.terminate()
