@@ -220,6 +220,12 @@ class Channel:
             self._sent_at[self._next_tag] = time.monotonic()
         self._next_tag += 1
 
+    def hold_output(self) -> None:
+        """Keep what the connection writes next until it next waits on the broker, to send it
+        with what follows in one write (a connection opened with `eager_send`; else nothing
+        changes: pika sends it at its loop's next turn)."""
+        pika_private.hold_writes(self._raw.connection)
+
     def wait_for_confirms(self) -> None:
         """Until every message sent so far is confirmed; PublishNacked names any refused,
         PublishInDoubt when the connection failed with messages still unconfirmed."""

@@ -26,7 +26,7 @@ from shared.amqp.connect_errors import (
 )
 from shared.amqp.errors import broker_errors
 from shared.amqp.pika_logs import quiet_while_connecting
-from shared.amqp.pika_private import send_frames_together
+from shared.amqp.pika_private import send_eagerly, send_frames_together
 from shared.amqp.silence import SilenceWatch
 from shared.amqp_url import host_port as node_of
 from shared.amqp_url import node_urls
@@ -131,11 +131,17 @@ def _node_parameters(
 
 
 def connect_once(
-    settings: Settings, name: str, *, when_blocked: WhenBlocked = "time out"
+    settings: Settings,
+    name: str,
+    *,
+    when_blocked: WhenBlocked = "time out",
+    eager_send: bool = False,
 ) -> Connection:
     """One connection attempt to each node in turn, until one answers; `when_blocked` says
-    what a broker alarm does to it. BrokerConnectFailed says in one line why each node
-    failed and what to check."""
+    what a broker alarm does to it, `eager_send` whether it sends each write at once
+    (pika_private.send_eagerly: for a connection that writes a message at a time, not one
+    that gathers a batch to send together). BrokerConnectFailed says in one line why each
+    node failed and what to check."""
     send_frames_together()  # every connection of the process: a message in one send
     failures: list[tuple[str, BrokerConnectFailed]] = []
     for params in connection_parameters(settings, name, when_blocked):
@@ -148,6 +154,8 @@ def connect_once(
         # While blocked the broker still sends heartbeats, so a connection waiting out an
         # alarm is not mistaken for a dead one.
         SilenceWatch.start(raw)
+        if eager_send:
+            send_eagerly(raw)
         blocked = BlockedWatch.start(raw, drop=when_blocked == "drop")
         return Connection(
             raw, app_id=name, blocked=blocked, user=user_of(params), node=host_port(params)
@@ -162,6 +170,7 @@ def connect(
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
     when_blocked: WhenBlocked = "time out",
+    eager_send: bool = False,
 ) -> Connection | None:
     """Connect, retrying with back-off and jitter until it works or `should_stop()`;
     returns None only when asked to stop. An AMQP_URL pika refuses (an unknown query
@@ -169,7 +178,9 @@ def connect(
     attempt = 0
     while not should_stop():
         try:
-            connection = connect_once(settings, name, when_blocked=when_blocked)
+            connection = connect_once(
+                settings, name, when_blocked=when_blocked, eager_send=eager_send
+            )
         except ConfigError as e:
             raise SystemExit(config_error(e)) from None
         except BrokerError as e:

@@ -4,7 +4,9 @@ pika's BlockingConnection has no public way to track publisher confirms without 
 each one, to end a connection without a closing handshake, or to reach the I/O loop's
 timers; its own asynchronous adapter underneath (`_impl`) has all three. And pika sends a
 message's frames with one `send` each, and each message buffered meanwhile with one more,
-which `send_frames_together` makes one `send` for the lot. What is used here
+which `send_frames_together` makes one `send` for the lot; and it sends nothing until its
+I/O loop has polled the socket as writable, which `send_eagerly` skips for a connection
+whose messages go out one at a time. What is used here
 has been stable through pika 1.x (checked against 1.3 and 1.4.4); the tests that exercise
 it (tests/unit/test_amqp_silence.py, the worker and gateway tests against the real broker,
 the network-fault and alarm tests) fail first if it moves.
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.adapters.utils.io_services_utils import _AsyncTransportBase
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport, _AsyncTransportBase
 from pika.connection import Connection as PikaConnection
 
 # At most this much buffered output goes out in one `send` (a partial send re-queues the
@@ -87,3 +89,92 @@ def coalesce(chunks: deque[bytes], limit: int = SEND_MAX_BYTES) -> None:
         size += len(chunks[0])
         taken.append(chunks.popleft())
     chunks.appendleft(b"".join(taken) if len(taken) > 1 else taken[0])
+
+
+def send_eagerly(raw: BlockingConnection) -> bool:
+    """From now on this connection sends what it writes at once, in the write, when nothing
+    of it waits to go out, instead of after a turn of its I/O loop that polls the socket as
+    writable (two system calls to watch for writability and a poll fewer per write); and it
+    can hold its writes (`hold_writes`) to send them together. For a connection that writes
+    a message at a time (a worker's events and acks), not one gathering a batch. What the
+    socket does not take at once goes pika's way (buffered, sent when writable), and so does
+    every error, which pika then meets and handles as always. Plain connections only (TLS
+    keeps pika's path); False when not applied."""
+    transport = connection_impl(raw)._transport
+    if not isinstance(transport, _AsyncPlaintextTransport):
+        return False
+    _patch_for_eager_sends()
+    transport._jobsuite_eager = True
+    transport._jobsuite_held = False
+    transport._jobsuite_unwatched = False
+    return True
+
+
+def hold_writes(raw: BlockingConnection) -> None:
+    """What this (eager) connection writes next is kept until it next waits on the broker
+    (any BlockingConnection wait: a confirm, an ack's flush, the loop's next turn), then sent
+    in one write with whatever followed it: a worker's `job.started` goes with the job's end
+    when the job ends before the I/O thread goes back to its loop, one confirm for both."""
+    transport = connection_impl(raw)._transport
+    if getattr(transport, "_jobsuite_eager", False):
+        transport._jobsuite_held = True
+
+
+def _patch_for_eager_sends() -> None:
+    if getattr(_AsyncPlaintextTransport.write, "_jobsuite_eager", False):
+        return
+    buffered_write = _AsyncPlaintextTransport.write
+    flush_output = BlockingConnection._flush_output
+
+    def write(self: Any, data: bytes) -> None:
+        if getattr(self, "_jobsuite_eager", False) and data and self._state == self._STATE_ACTIVE:
+            if self._jobsuite_held:  # buffered, unwatched: released before the next wait
+                self._jobsuite_unwatched = self._jobsuite_unwatched or not self._tx_buffers
+                self._buffer_tx_data(data)
+                return
+            if not self._tx_buffers:
+                data = data[_send_now(self, data) :]
+                if not data:
+                    return
+        buffered_write(self, data)
+
+    def release_then_flush(self: Any, *waiters: Callable[[], bool]) -> None:
+        transport = getattr(self._impl, "_transport", None)
+        if getattr(transport, "_jobsuite_held", False):
+            _release(transport)
+        flush_output(self, *waiters)
+
+    write._jobsuite_eager = True  # type: ignore[attr-defined]
+    _AsyncPlaintextTransport.write = write  # type: ignore[method-assign]
+    BlockingConnection._flush_output = release_then_flush  # type: ignore[method-assign]
+
+
+def _release(transport: Any) -> None:
+    """Send what was held, as one write; what the socket does not take waits for it to be
+    writable, pika's way."""
+    transport._jobsuite_held = False
+    if not transport._jobsuite_unwatched:
+        return
+    transport._jobsuite_unwatched = False
+    buffers: deque[bytes] = transport._tx_buffers
+    if not buffers or transport._state != transport._STATE_ACTIVE:
+        return
+    coalesce(buffers)
+    chunk = buffers[0]
+    sent = _send_now(transport, chunk)
+    if sent:
+        buffers.popleft()
+        if sent < len(chunk):
+            buffers.appendleft(chunk[sent:])
+        transport._tx_buffered_byte_count -= sent
+    if buffers:
+        transport._nbio.set_writer(transport._sock.fileno(), transport._on_socket_writable)
+
+
+def _send_now(transport: Any, data: bytes) -> int:
+    """How much of `data` the transport's socket took at once (0 on any error: pika's own
+    send meets it again and aborts the connection as it does)."""
+    try:
+        return int(transport._sock.send(data))
+    except OSError:  # EAGAIN (buffer full), EINTR, or a dead socket: pika's way decides
+        return 0

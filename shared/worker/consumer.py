@@ -128,8 +128,12 @@ class Consumer:
         # `job.started` goes out from here, not from the job thread: no hand-over to this
         # thread and back for it. The job thread is free (prefetch 1, and no job is taken
         # while an interrupted one lives); the settling waits for its confirm with the rest.
+        # It is held to go out with the job's end, one write and one confirm for both, when
+        # the job ends within SETTLE_WAIT_S; else it leaves as this thread goes back to its
+        # loop.
         settler = self.course.settler
-        context.run(settler.publish_event, settler.source.about("job.started", job))
+        started = settler.source.about("job.started", job)
+        context.run(partial(settler.publish_event, started, with_next=True))
         self.binding.job_thread.start(running, self.course.perform)
         running.hand_over.take(SETTLE_WAIT_S)
 

@@ -160,6 +160,7 @@ class Worker:
                 self._connection_name(slot),
                 should_stop=self._stopping.is_set,
                 when_blocked="wait",
+                eager_send=True,  # its events and acks go out one at a time
             )
             if connection is None:
                 break

@@ -43,6 +43,8 @@ class ConfirmChannel(Protocol):
 
     def wait_for_confirms(self) -> None: ...
 
+    def hold_output(self) -> None: ...
+
 
 class Settler:
     """Publishes a job's events and follow-ups on one confirm channel and settles it."""
@@ -67,8 +69,11 @@ class Settler:
         if self.metrics is not None:
             self.metrics.settled(job_type, outcome, trace_id)
 
-    def publish_event(self, event: Event) -> None:
-        """Send an event now; the next settle waits for its confirm."""
+    def publish_event(self, event: Event, *, with_next: bool = False) -> None:
+        """Send an event now (`with_next`: with what is sent next, at the latest when the I/O
+        thread next waits on the broker); the next settle waits for its confirm."""
+        if with_next:
+            self.channel.hold_output()
         self.channel.publish_nowait(
             self.names.events_exchange,
             "",

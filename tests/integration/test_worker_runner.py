@@ -323,6 +323,24 @@ def test_heartbeats_flow_during_a_job_longer_than_two_heartbeat_intervals(
     assert len(handler_runs(settings, j.id)) == 1
 
 
+def test_job_started_is_out_while_a_long_job_runs_and_a_quick_ones_with_its_end(
+    spawn: SpawnFn, broker: TestBroker
+) -> None:
+    """`job.started` is held to go out with the job's end (one write, one confirm) only while
+    the I/O thread waits for a quick job; a longer job's leaves as that thread goes back to
+    its loop, long before the job ends."""
+    events = broker.events()
+    start_workers(spawn)
+    quick, long = job(sleep=0), job(sleep=5)
+    broker.publish_job(quick)
+    broker.publish_job(long)
+    events.wait_for(long.id, "job.started", timeout=4)
+    assert not events.of(long.id, "job.succeeded")
+
+    events.wait_for(long.id, "job.succeeded", timeout=10)
+    assert [e["event"] for e in events.of(quick.id)] == ["job.started", "job.succeeded"]
+
+
 def test_follow_up_job_is_published_with_the_outputs_as_inputs(
     spawn: SpawnFn, broker: TestBroker
 ) -> None:

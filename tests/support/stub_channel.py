@@ -67,6 +67,9 @@ class StubChannel:
             if message_type in self.refuse:
                 self._refused.append(f"{message_type} {message_id}: nacked")
 
+    def hold_output(self) -> None:
+        """Nothing to hold: what is published here is recorded at once."""
+
     def wait_for_confirms(self) -> None:
         with self._lock:
             self.calls.append(("confirm",))
