@@ -12,6 +12,7 @@ runs."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -113,18 +114,29 @@ def celery_available() -> bool:
 class _Contender:
     """A rate figure and a CPU-per-job figure filled by the same runs."""
 
-    def __init__(self, what: str, measure: Measure, cpu_anchor: Figure | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        measure: Measure,
+        cpu_anchor: Figure | None = None,
+        broker_anchor: Figure | None = None,
+    ) -> None:
         self.rate = Figure(what, "jobs/s")
         self.cpu = Figure(f"{what}: CPU per job", "ms", higher_is_better=False)
         self.cpu.anchor = cpu_anchor
+        self.broker = Figure(f"{what}: broker CPU per job", "ms", higher_is_better=False)
+        self.broker.anchor = broker_anchor
         self.measure = measure
 
     def run(self, jobs: int, tree: Tree = CURRENT) -> None:
         drained = run_once(self.measure, jobs)
         self.rate.of(tree).samples.append(drained.rate)
         self.cpu.of(tree).samples.append(drained.cpu_ms)
-        what = tree.named(self.rate.what)
-        line = f"  {what}: {drained.rate:.0f} jobs/s, {drained.cpu_ms:.2f} ms CPU per job"
+        line = f"  {tree.named(self.rate.what)}: {drained.rate:.0f} jobs/s, "
+        line += f"{drained.cpu_ms:.2f} ms CPU per job"
+        if not math.isnan(drained.broker_cpu_ms):  # a local node was seen
+            self.broker.of(tree).samples.append(drained.broker_cpu_ms)
+            line += f", broker {drained.broker_cpu_ms:.2f} ms"
         print(line, file=sys.stderr, flush=True)
 
 
@@ -132,18 +144,20 @@ def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
     workers = trees.find("no-op worker", lambda t: t.module(NOOP_WORKER, SCRIPTED_WORKER))
     pika = _Contender("raw pika (2 processes, prefetch 1, manual ack)", raw_pika)
     pika.cpu.anchor = pika.cpu  # every CPU ratio is against raw pika's
+    pika.broker.anchor = pika.broker
     runner_what = "jobsuite runner (2 processes, no-op handler)"
-    runner = _Contender(runner_what, jobsuite_runner(CURRENT, NOOP_WORKER), pika.cpu)
+    runner = _Contender(runner_what, jobsuite_runner(CURRENT, NOOP_WORKER), pika.cpu, pika.broker)
     # Every job writes its manifest: a new folder and a new file in the blob store, whose
     # cost on a disk file system moves with what else writes to it; on tmpfs the runner's own
     # cost shows.
     tmpfs = TMPFS.is_dir()
-    on_tmpfs = _Contender(f"{runner_what}, blob store on tmpfs", _on_tmpfs, pika.cpu)
+    on_tmpfs = _Contender(f"{runner_what}, blob store on tmpfs", _on_tmpfs, pika.cpu, pika.broker)
     # Jobs at once per process (prefetch 1 each): the latency of a job's confirms overlaps.
     slots = _Contender(
         "jobsuite runner (2 processes x WORKER_CONCURRENCY=4, no-op handler)",
         jobsuite_runner(CURRENT, NOOP_WORKER, WORKER_CONCURRENCY="4"),
         pika.cpu,
+        pika.broker,
     )
     others = [pika, slots]
     notes = [
@@ -163,8 +177,14 @@ def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
                 "Celery (prefork 2, acks late, prefetch x1, quorum queue)",
                 celery("quorum"),
                 pika.cpu,
+                pika.broker,
             ),
-            _Contender("Celery (same, its default classic queue)", celery("classic"), pika.cpu),
+            _Contender(
+                "Celery (same, its default classic queue)",
+                celery("classic"),
+                pika.cpu,
+                pika.broker,
+            ),
         ]
     else:
         notes.append("Celery not installed: left out")
@@ -176,4 +196,14 @@ def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
             contender.run(jobs)
     figures = [runner.rate, *(c.rate for c in others), runner.cpu, pika.cpu]
     figures += [c.cpu for c in others if c is not pika]
+    contenders = [runner, *others]
+    if all(c.broker.samples for c in contenders):
+        figures += [runner.broker, pika.broker, *(c.broker for c in others if c is not pika)]
+        notes.append(
+            "broker CPU per job: the local RabbitMQ node's (beam.smp) user + system time over"
+            " the same window / jobs, everything it did then; every broker ratio is against"
+            " raw pika's. Worker and broker share the machine's cores: when the workers keep"
+            " them busy (WORKER_CONCURRENCY=4), the rate is bound by cores x 1000 / (worker +"
+            " broker CPU ms per job)"
+        )
     return Section("Per-job overhead of the worker runner", figures, notes)
