@@ -13,7 +13,7 @@ from typing import TypeVar
 import pika
 
 from benchmarks.namespace import bench_namespace
-from benchmarks.procmem import broker_pid, cpu_seconds
+from benchmarks.procmem import broker_pid, cpu_seconds, node_cpu_seconds
 from shared.messages import Job, encode
 from tests.support.broker import TestBroker
 
@@ -89,12 +89,12 @@ def drain(
         now = time.perf_counter()
         if not t0 and depth <= mark:
             t0, left_at_t0 = now, depth
-            cpu_at_t0, broker_at_t0 = tree_cpu_seconds(procs), _node_cpu_seconds(node)
+            cpu_at_t0, broker_at_t0 = tree_cpu_seconds(procs), node_cpu_seconds(node)
         if depth == 0:
             if not t0 or now <= t0 or not left_at_t0:
                 return Drained(float("nan"), float("nan"))
             cpu = tree_cpu_seconds(procs) - cpu_at_t0
-            node_cpu = _node_cpu_seconds(node) - broker_at_t0
+            node_cpu = node_cpu_seconds(node) - broker_at_t0
             return Drained(
                 left_at_t0 / (now - t0), 1000 * cpu / left_at_t0, 1000 * node_cpu / left_at_t0
             )
@@ -103,16 +103,6 @@ def drain(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{queue} not drained within {_TIMEOUT_S}s ({depth} left)")
         broker.connection.sleep(_POLL_S)
-
-
-def _node_cpu_seconds(pid: int | None) -> float:
-    """The broker node's CPU seconds so far; nan when there is no local node (or it ended)."""
-    if pid is None:
-        return float("nan")
-    try:
-        return cpu_seconds(pid)
-    except (OSError, IndexError, ValueError):
-        return float("nan")
 
 
 def tree_cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:

@@ -22,7 +22,7 @@ from benchmarks.load import (
     run_load,
 )
 from benchmarks.namespace import bench_namespace
-from benchmarks.procmem import broker_pid, cpu_seconds
+from benchmarks.procmem import broker_pid, cpu_seconds, node_cpu_seconds
 from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import CURRENT, Tree, Trees
 from cli.bench_cmds import sample_image
@@ -57,11 +57,11 @@ def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) 
         run_load(gateway.url, watcher, submit, WARM_UP, window, headers=key).check()
         broker = broker_pid()
         before = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
-        broker_before = cpu_seconds(broker) if broker else float("nan")
+        broker_before = node_cpu_seconds(broker)
         client_before = time.process_time()
         result = run_load(gateway.url, watcher, submit, jobs, window, headers=key)
         client_ms = (time.process_time() - client_before) * 1000 / jobs
-        broker_ms = (cpu_seconds(broker) - broker_before) * 1000 / jobs if broker else float("nan")
+        broker_ms = (node_cpu_seconds(broker) - broker_before) * 1000 / jobs
         after = [cpu_seconds(p.pid) for p in (gateway.process, *workers)]
         result.check()
         used = [(a - b) * 1000 / jobs for a, b in zip(after, before, strict=True)]

@@ -29,6 +29,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def node_cpu_seconds(pid: int | None) -> float:
+    """The broker node's CPU seconds so far (`pid` from broker_pid); nan without a local
+    node to see, so a difference of two readings is nan too."""
+    return cpu_seconds(pid) if pid is not None else float("nan")
+
+
 def broker_pid(proc: Path = Path("/proc")) -> int | None:
     """The local RabbitMQ node's Erlang VM (`beam.smp` running `rabbit`), or None when there
     is none on this machine (a broker elsewhere, in a container) or it cannot be seen."""
