@@ -5,6 +5,7 @@ real RabbitMQ. A connection without it is left to pika's own way."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,67 +27,65 @@ def queue(broker: TestBroker) -> str:
     return broker.names.dead_queue  # a queue no one consumes here; reached by its name
 
 
+@pytest.fixture
+def eager(settings: Settings, broker: TestBroker) -> Iterator[Connection]:
+    """A connection opened as a worker's is, closed at the end."""
+    connection = connect_once(settings, "eager-test", eager_send=True)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
 def _send(channel: Channel, queue: str, n: int) -> None:
     channel.publish_nowait("", queue, b"{}", message_id=f"m{n}", message_type="probe")
 
 
 def test_an_eager_connection_sends_in_the_write(
-    settings: Settings, broker: TestBroker, queue: str
+    eager: Connection, broker: TestBroker, queue: str
 ) -> None:
-    connection = connect_once(settings, "eager-test", eager_send=True)
-    try:
-        channel = connection.channel(confirm=True)
-        _send(channel, queue, 1)
-        assert _unsent(connection) == 0  # gone before any turn of the I/O loop
-        broker.wait_until(lambda: broker.depth(queue) == 1, 5, "the message in its queue")
-        channel.wait_for_confirms()
-    finally:
-        connection.close()
+    channel = eager.channel(confirm=True)
+    _send(channel, queue, 1)
+    assert _unsent(eager) == 0  # gone before any turn of the I/O loop
+    broker.wait_until(lambda: broker.depth(queue) == 1, 5, "the message in its queue")
+    channel.wait_for_confirms()
 
 
 def test_held_writes_wait_for_the_next_wait_and_go_out_together(
-    settings: Settings, broker: TestBroker, queue: str
+    eager: Connection, broker: TestBroker, queue: str
 ) -> None:
-    connection = connect_once(settings, "eager-test", eager_send=True)
-    try:
-        channel = connection.channel(confirm=True)
-        channel.hold_output()
-        _send(channel, queue, 1)
-        _send(channel, queue, 2)  # held too: the hold lasts until the next wait
-        held = _unsent(connection)
-        time.sleep(QUIET_S)
-        assert held > 0 and broker.depth(queue) == 0, "a held message left before a wait"
+    channel = eager.channel(confirm=True)
+    channel.hold_output()
+    _send(channel, queue, 1)
+    _send(channel, queue, 2)  # held too: the hold lasts until the next wait
+    held = _unsent(eager)
+    time.sleep(QUIET_S)
+    assert held > 0 and broker.depth(queue) == 0, "a held message left before a wait"
 
-        channel.wait_for_confirms()  # sends them, then waits for both confirms
+    channel.wait_for_confirms()  # sends them, then waits for both confirms
 
-        assert _unsent(connection) == 0
-        assert broker.depth(queue) == 2
-        _send(channel, queue, 3)  # the hold ended with the wait: eager again
-        assert _unsent(connection) == 0
-        channel.wait_for_confirms()
-    finally:
-        connection.close()
+    assert _unsent(eager) == 0
+    assert broker.depth(queue) == 2
+    _send(channel, queue, 3)  # the hold ended with the wait: eager again
+    assert _unsent(eager) == 0
+    channel.wait_for_confirms()
 
 
 def test_held_writes_leave_at_the_io_loops_next_turn(
-    settings: Settings, broker: TestBroker, queue: str
+    eager: Connection, broker: TestBroker, queue: str
 ) -> None:
     """A worker's `job.started` when the job outlasts the I/O thread's short wait for it: it
     leaves as that thread goes back to its loop, not with the job's end."""
-    connection = connect_once(settings, "eager-test", eager_send=True)
-    try:
-        channel = connection.channel(confirm=True)
-        channel.hold_output()
-        _send(channel, queue, 1)
-        time.sleep(QUIET_S)
-        assert broker.depth(queue) == 0
+    channel = eager.channel(confirm=True)
+    channel.hold_output()
+    _send(channel, queue, 1)
+    time.sleep(QUIET_S)
+    assert broker.depth(queue) == 0
 
-        connection.pump(0.01)
+    eager.pump(0.01)
 
-        broker.wait_until(lambda: broker.depth(queue) == 1, 5, "the held message in its queue")
-        channel.wait_for_confirms()
-    finally:
-        connection.close()
+    broker.wait_until(lambda: broker.depth(queue) == 1, 5, "the held message in its queue")
+    channel.wait_for_confirms()
 
 
 def test_a_connection_without_eager_send_is_left_to_pika(
