@@ -76,6 +76,34 @@ def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator
         raise
 
 
+def atomic_write_bytes_at(folder: int, name: str, data: bytes, *, durable: bool = True) -> None:
+    """`atomic_write_at` of bytes in hand, written straight to the descriptor (no file
+    object: a blob is one write, and the object's set-up is most of a small one's cost)."""
+    temp = _temp_name(name)
+    fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=folder)
+    try:
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        if durable:
+            os.fsync(folder)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder)
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _temp_name(name: str) -> str:
     return f"{TEMP_PREFIX}{secrets.token_hex(8)}{os.path.splitext(name)[1]}"
 
@@ -99,9 +127,7 @@ class StagedFile:
         try:
             self._folder = os.dup(folder)
             self._fd = os.open(self._temp, _NEW_FILE, 0o600, dir_fd=self._folder)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            write_all(self._fd, data)
         except BaseException:
             self.discard()
             raise

@@ -21,13 +21,22 @@ from pathlib import Path
 from typing import IO
 
 from shared.blobs.keys import Manifest, decode_manifest, encode_manifest, manifest_key, validate_key
-from shared.blobs.nofollow import DIR_FLAGS, check_regular, link_error, open_file, open_folder
+from shared.blobs.nofollow import (
+    DIR_FLAGS,
+    check_regular,
+    link_error,
+    open_file,
+    open_folder,
+    open_sized,
+    read_all,
+)
 from shared.errors import BlobError, BlobLinkError
 from shared.files import (
     TEMP_PREFIX,
     StagedFile,
     WriteProbe,
     atomic_write_at,
+    atomic_write_bytes_at,
     describe_os_error,
 )
 
@@ -41,6 +50,7 @@ class FolderBlobStore:
     def __init__(self, root: Path) -> None:
         self._root = Path(root)
         self._root.mkdir(parents=True, exist_ok=True)
+        self._top = os.fspath(self._root)  # what each walk opens: no Path to convert per call
         # Writes, fsyncs and deletes a block (at most once a second): a full or read-only
         # disk reads as not writable.
         self._writable = WriteProbe([self._root], _not_writable)
@@ -61,7 +71,7 @@ class FolderBlobStore:
     def size(self, key: str) -> int:
         *folders, name = validate_key(key).split("/")
         try:
-            with open_folder(self._root, folders) as folder:
+            with open_folder(self._top, folders) as folder:
                 found = os.stat(name, dir_fd=folder, follow_symlinks=False)
         except _NOT_A_FILE:
             raise _missing(key) from None
@@ -77,7 +87,7 @@ class FolderBlobStore:
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
         *folders, name = validate_key(key).split("/")
         try:
-            with open_folder(self._root, folders) as folder:
+            with open_folder(self._top, folders) as folder:
                 fd = open_file(folder, name, key)
         except _NOT_A_FILE:
             raise _missing(key) from None
@@ -85,8 +95,16 @@ class FolderBlobStore:
             yield f
 
     def read_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as f:
-            return f.read()
+        *folders, name = validate_key(key).split("/")
+        try:
+            with open_folder(self._top, folders) as folder:
+                fd, size = open_sized(folder, name, key)
+        except _NOT_A_FILE:
+            raise _missing(key) from None
+        try:
+            return read_all(fd, size)
+        finally:
+            os.close(fd)
 
     def open_write(self, key: str) -> AbstractContextManager[IO[bytes]]:
         return self._write(key, durable=True)
@@ -97,7 +115,7 @@ class FolderBlobStore:
         with _new_folders_parents() as made_in:
             keep = _kept_in(made_in) if durable else None
             with (
-                open_folder(self._root, folders, create=True, on_made=keep) as folder,
+                open_folder(self._top, folders, create=True, on_made=keep) as folder,
                 atomic_write_at(folder, name, durable=durable) as f,
             ):
                 yield f
@@ -105,15 +123,24 @@ class FolderBlobStore:
                 os.fsync(fd)
 
     def write_bytes(self, key: str, data: bytes) -> str:
-        with self.open_write(key) as f:
-            f.write(data)
+        self._write_bytes(key, data, durable=True)
         return key
+
+    def _write_bytes(self, key: str, data: bytes, *, durable: bool) -> None:
+        """`_write` of bytes in hand, with no file object."""
+        *folders, name = validate_key(key).split("/")
+        with _new_folders_parents() as made_in:
+            keep = _kept_in(made_in) if durable else None
+            with open_folder(self._top, folders, create=True, on_made=keep) as folder:
+                atomic_write_bytes_at(folder, name, data, durable=durable)
+            for fd in made_in:
+                os.fsync(fd)
 
     def stage_bytes(self, key: str, data: bytes) -> StagedFile:
         *folders, name = validate_key(key).split("/")
         with (
             _new_folders_parents() as made_in,  # fsynced by commit(): no waiting here
-            open_folder(self._root, folders, create=True, on_made=_kept_in(made_in)) as folder,
+            open_folder(self._top, folders, create=True, on_made=_kept_in(made_in)) as folder,
         ):
             return StagedFile(folder, name, data, made_in)
 
@@ -127,7 +154,7 @@ class FolderBlobStore:
     def _walk(self, prefix: str) -> builtins.list[tuple[str, float]]:
         parts = validate_key(prefix).split("/")
         try:
-            with open_folder(self._root, parts) as folder:
+            with open_folder(self._top, parts) as folder:
                 return sorted(_files(folder, prefix))
         except _NOT_A_FILE:
             return []
@@ -136,7 +163,7 @@ class FolderBlobStore:
         """Links inside the prefix are removed as links; what they point at is untouched."""
         *parents, name = validate_key(prefix).split("/")
         try:
-            with open_folder(self._root, parents) as parent:
+            with open_folder(self._top, parents) as parent:
                 if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
                     os.unlink(name, dir_fd=parent)
                 else:
@@ -159,8 +186,7 @@ class FolderBlobStore:
     ) -> None:
         # Outputs are fsynced as they are written; the manifest only saves a second run, so a
         # power cut may lose or tear it (it then reads as unfinished) and it skips the fsyncs.
-        with self._write(manifest_key(job_id), durable=False) as f:
-            f.write(encode_manifest(outputs, client))
+        self._write_bytes(manifest_key(job_id), encode_manifest(outputs, client), durable=False)
 
     def download_url(self, key: str, *, disposition: str, media_type: str) -> str | None:
         """None: a folder has no URL of its own (the gateway streams the blob)."""

@@ -23,7 +23,9 @@ from shared.errors import BlobLinkError
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted under a key is opened without waiting for a writer, then refused.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_PROC_FD = Path("/proc/self/fd")
+_PROC_FD = "/proc/self/fd"
+# Linux reads at most this much in one call, file or not (MAX_RW_COUNT).
+_ONE_READ_MAX = 0x7FFFF000
 
 
 def link_error(shown: str) -> BlobLinkError:
@@ -39,7 +41,7 @@ def is_link(folder: int, name: str) -> bool:
 
 @contextmanager
 def open_folder(
-    root: Path,
+    root: str | Path,
     parts: Sequence[str],
     *,
     create: bool = False,
@@ -49,31 +51,40 @@ def open_folder(
     folders are FileNotFoundError, or made on the way with `create`; a link is BlobLinkError.
     The parent of each folder made here goes to `on_made` (a descriptor valid during the
     call): a durable write fsyncs it, so the new folder's entry survives a power cut."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = top
     try:
-        # Where the root really is, as opened (one readlink; a realpath would lstat every
-        # component of the root's path, on every walk).
-        top = _path_of(fd) if parts else None
         for depth, part in enumerate(parts, 1):
-            child, made = _child_folder(fd, part, "/".join(parts[:depth]), create=create)
+            child, made = _child_folder(fd, part, parts, depth, create=create)
             if made and on_made is not None:
                 try:
                     on_made(fd)
                 except BaseException:
                     os.close(child)
                     raise
-            os.close(fd)
+            if fd != top:
+                os.close(fd)
             fd = child
-        if top is not None:
-            _check_inside(fd, top, "/".join(parts))
+        if parts:
+            # Both paths read now, once the walk has arrived (a walk that ends early reads
+            # none): the root's as opened (a readlink, where a realpath would lstat every
+            # component of its path), and the folder reached.
+            _check_inside(fd, _path_of(top), "/".join(parts))
         yield fd
     finally:
-        os.close(fd)
+        if fd != top:
+            os.close(fd)
+        os.close(top)
 
 
 def open_file(folder: int, name: str, shown: str) -> int:
     """A read descriptor of the regular file `name` in `folder`; a link is BlobLinkError,
     anything else that is not a regular file is IsADirectoryError (no blob there)."""
+    return open_sized(folder, name, shown)[0]
+
+
+def open_sized(folder: int, name: str, shown: str) -> tuple[int, int]:
+    """`open_file`, and the file's size as opened."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=folder)
     except FileNotFoundError:
@@ -83,11 +94,24 @@ def open_file(folder: int, name: str, shown: str) -> int:
             raise link_error(shown) from None
         raise
     try:
-        check_regular(os.fstat(fd), shown)
+        found = os.fstat(fd)
+        check_regular(found, shown)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, found.st_size
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """The whole file open at `fd`, its size `size` when opened: one read when it has not
+    grown since (a regular file reads short only at its end, or past what one call reads)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size and size < _ONE_READ_MAX:
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def check_regular(found: os.stat_result, shown: str) -> None:
@@ -99,8 +123,10 @@ def check_regular(found: os.stat_result, shown: str) -> None:
         raise BlobLinkError(f"{shown!r} in the blob store is a hard link (links are not followed)")
 
 
-def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> tuple[int, bool]:
-    """The open child folder, and whether it was made here."""
+def _child_folder(
+    folder: int, name: str, parts: Sequence[str], depth: int, *, create: bool
+) -> tuple[int, bool]:
+    """The open child folder `name` (`parts[depth - 1]`), and whether it was made here."""
     try:
         return os.open(name, DIR_FLAGS, dir_fd=folder), False
     except FileNotFoundError:
@@ -108,14 +134,14 @@ def _child_folder(folder: int, name: str, shown: str, *, create: bool) -> tuple[
             raise
     except OSError:  # ELOOP (ENOTDIR, EMLINK elsewhere) for a link: say which
         if is_link(folder, name):
-            raise link_error(shown) from None
+            raise link_error("/".join(parts[:depth])) from None
         raise
     made = True
     try:
         os.mkdir(name, dir_fd=folder)
     except FileExistsError:  # another writer made it first (and makes it durable)
         made = False
-    child, _ = _child_folder(folder, name, shown, create=False)  # re-opened: a link is refused
+    child, _ = _child_folder(folder, name, parts, depth, create=False)  # a link is refused
     return child, made
 
 
@@ -123,15 +149,15 @@ def _path_of(fd: int) -> str | None:
     """The path the open folder `fd` has now; None without /proc (the O_NOFOLLOW walk is
     then the guarantee)."""
     try:
-        return os.readlink(_PROC_FD / str(fd))
+        return os.readlink(f"{_PROC_FD}/{fd}")
     except OSError:
         return None
 
 
-def _check_inside(fd: int, top: str, shown: str) -> None:
+def _check_inside(fd: int, top: str | None, shown: str) -> None:
     """`fd`, reached from the root whose path is `top`, still lies under it."""
     reached = _path_of(fd)
-    if reached is None:
+    if reached is None or top is None:
         return
     if reached.endswith(" (deleted)"):  # removed meanwhile: as if it never was
         raise FileNotFoundError(shown)

@@ -19,6 +19,7 @@ from shared.blobs import (
     validate_key,
 )
 from shared.blobs.keys import Manifest
+from shared.blobs.nofollow import read_all
 from shared.blobs.s3 import S3BlobStore
 from shared.config import Settings
 from shared.errors import BlobError
@@ -96,6 +97,33 @@ def test_a_staged_file_keeps_no_descriptor_or_temp_file_once_ended(tmp_path: Pat
     discarded.discard()  # twice: nothing more to do
     assert len(os.listdir("/proc/self/fd")) == open_fds
     assert [p.name for p in (tmp_path / "inputs").glob("*/*")] == ["input.png"]
+
+
+def test_a_write_of_bytes_whose_rename_fails_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path)
+    (tmp_path / "outputs" / "j1" / "a.bin").mkdir(parents=True)  # the name taken by a folder
+    with pytest.raises(IsADirectoryError):
+        store.write_bytes(output_key("j1", "a.bin"), b"whole")
+    assert [p.name for p in (tmp_path / "outputs" / "j1").iterdir()] == ["a.bin"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 70_000, 3 * 1024 * 1024 + 7])
+def test_read_bytes_gives_the_whole_blob_whatever_its_size(tmp_path: Path, size: int) -> None:
+    store = FolderBlobStore(tmp_path)
+    data = os.urandom(size)
+    key = store.write_bytes(output_key("j1", "a.bin"), data)
+    assert store.read_bytes(key) == data
+
+
+def test_a_file_that_grew_after_it_was_measured_is_read_whole(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 10)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        with open(tmp_path / "f", "ab") as grow:  # appended between the fstat and the read
+            grow.write(b"y" * 100_000)
+        assert read_all(fd, 10) == b"x" * 10 + b"y" * 100_000
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
