@@ -92,23 +92,27 @@ class WorkerMetrics:
             registry=registry,
         )
         self.confirms = ConfirmLatency(registry, service)
-        for job_type in job_types:
-            for outcome in OUTCOMES:
-                self.jobs.labels(job_type, outcome)
-            self.duration.labels(job_type)
-            self.in_progress.labels(job_type)
+        # Each series made once, here, and kept: `labels()` per count costs a lock, a lookup
+        # and its label checks, several times a job.
+        types = list(job_types)
+        self._jobs = {(t, o): self.jobs.labels(t, o) for t in types for o in OUTCOMES}
+        self._durations = {t: self.duration.labels(t) for t in types}
+        self._in_progress = {t: self.in_progress.labels(t) for t in types}
 
     def in_hand(self, job_type: str) -> AbstractContextManager[object]:
         """`jobsuite_jobs_in_progress{type}` one up while the block runs."""
-        return self.in_progress.labels(job_type).track_inprogress()
+        gauge = self._in_progress.get(job_type) or self.in_progress.labels(job_type)
+        return gauge.track_inprogress()
 
     def handler_timer(self, job_type: str) -> AbstractContextManager[object]:
         """Observes into `jobsuite_job_duration_seconds{type}` how long the block ran."""
-        return self.duration.labels(job_type).time()
+        histogram = self._durations.get(job_type) or self.duration.labels(job_type)
+        return histogram.time()
 
     def settled(self, job_type: str, outcome: str, trace_id: str | None = None) -> None:
         """Count a settled job; `outcome` one of OUTCOMES."""
-        self.jobs.labels(job_type, outcome).inc(exemplar=trace_exemplar(trace_id))
+        counter = self._jobs.get((job_type, outcome)) or self.jobs.labels(job_type, outcome)
+        counter.inc(exemplar=trace_exemplar(trace_id))
 
 
 @dataclass
