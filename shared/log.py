@@ -12,9 +12,11 @@ request in the gateway); only other libraries' lines take that trip.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -27,6 +29,42 @@ _SHARED_PROCESSORS: list[Any] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
 ]
+
+
+class _JsonLine:
+    """Our own lines' processors for the JSON format, in one call: the same line, key for
+    key, as `_SHARED_PROCESSORS` then the exception and JSON renderers give, at about half
+    the cost (a worker writes a line per job, the gateway one per request). Stack info and
+    exceptions go to structlog's own renderers, when a line has them."""
+
+    def __init__(self) -> None:
+        # This module's frame is not the caller whose stack a line shows.
+        self._stack = structlog.processors.StackInfoRenderer(additional_ignores=[__name__])
+        self._exception = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False)
+        )
+        # JSONRenderer's json.dumps, with its encoder made once instead of per line.
+        self._encode = json.JSONEncoder(default=_json_fallback).encode
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
+        structlog.processors.add_log_level(logger, method_name, event_dict)
+        event_dict["logger"] = logger.name  # add_logger_name: our lines carry no _record
+        event_dict["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+        if "stack_info" in event_dict:
+            event_dict = self._stack(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = self._exception(logger, method_name, event_dict)
+        return self._encode(event_dict)
+
+
+def _json_fallback(value: Any) -> Any:
+    """What JSONRenderer makes of a value JSON has no type for: its `__structlog__()`, or
+    its repr."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
 
 
 class _Stdout:
@@ -67,17 +105,19 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
         extra: list[Any] = [
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
         ]
+        ours: list[Any] = [_JsonLine()]
     else:
         # Colours only on a terminal: under `make run` the output is a pipe, often to a file.
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
         extra = []
+        ours = [*_SHARED_PROCESSORS, renderer]
 
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level {level!r}")
     _Stdout.stream = sys.stdout
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, *extra, renderer],
+        processors=ours,
         logger_factory=_stdout_logger,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         # Not cached: a logger follows a later configure_logging (format, level, stream).

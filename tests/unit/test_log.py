@@ -82,3 +82,60 @@ def test_a_line_that_cannot_be_written_is_lost_without_failing_its_caller(
     monkeypatch.setattr(shared_log._Stdout, "stream", stream)
     get_logger("test").info("nobody_reads_this")  # no exception
     get_logger("test").error("nor_this", job_id="j")
+
+
+def _reference_line(event: str, method: str = "info", **fields: object) -> str:
+    """The line structlog's own processors (`_SHARED_PROCESSORS`, the exception and JSON
+    renderers) make of the same call."""
+    from structlog.processors import ExceptionRenderer, JSONRenderer
+    from structlog.tracebacks import ExceptionDictTransformer
+
+    chain = [
+        *shared_log._SHARED_PROCESSORS,
+        ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+        JSONRenderer(),
+    ]
+    logger = shared_log._Stdout("test")
+    event_dict: object = {**fields, "event": event}
+    for processor in chain:
+        event_dict = processor(logger, method, event_dict)
+    assert isinstance(event_dict, str)
+    return event_dict
+
+
+def _unstamped(line: str) -> str:
+    stamp = json.loads(line)["timestamp"]
+    assert stamp.endswith("Z") and stamp[:4].isdigit()
+    return line.replace(stamp, "<timestamp>")
+
+
+def test_a_json_line_is_what_structlogs_own_processors_make_of_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("resizer", "info", "json")
+    log = get_logger("test")
+    context = job_context("resizer", "job-1", "resize", 2, "ab" * 16)
+    fields = {"outcome": "succeeded", "duration_ms": 2.5, "odd": {1, 2}.__class__}
+    context.run(log.warning, "job_finished", **fields)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        context.run(log.exception, "handler_crashed")
+        expected_error = context.run(_reference_line, "handler_crashed", "exception", exc_info=True)
+    expected = context.run(_reference_line, "job_finished", "warning", **fields)
+
+    ours, error = capsys.readouterr().out.splitlines()
+    assert _unstamped(ours) == _unstamped(expected)
+    assert _unstamped(error) == _unstamped(expected_error)
+    assert json.loads(error)["exception"][0]["exc_value"] == "boom"
+
+
+def test_stack_info_shows_the_callers_frame_not_the_loggers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("resizer", "info", "json")
+    get_logger("test").info("look_here", stack_info=True)
+    (line,) = lines(capsys)
+    assert "stack_info" not in line
+    last_frame = line["stack"].strip().splitlines()[-2]
+    assert "test_stack_info_shows_the_callers_frame_not_the_loggers" in last_frame
