@@ -1,7 +1,8 @@
 """Per-job overhead of the worker runner: tiny no-op jobs drained by 2 processes of
 (a) the jobsuite runner with a handler that does nothing (benchmarks/noop_worker.py; a tree
 without it runs tests/support/scripted_worker.py, empty params) of each tree,
-(b) raw pika (prefetch 1, manual ack) on the same quorum queue, (c) Celery (acks late,
+(b) raw pika (prefetch 1, manual ack) on the same quorum queue, (b') plain pika sending the
+runner's messages (two confirmed events per job, one wait, then the ack), (c) Celery (acks late,
 prefetch multiplier 1, 2 prefork processes) on its own quorum queue of the same broker, the
 durability of ours, and (d) the same Celery on its default classic queue.
 
@@ -57,14 +58,20 @@ def _on_tmpfs(broker: TestBroker, jobs: int) -> Drained:
         return jobsuite_runner(CURRENT, NOOP_WORKER, BLOB_DIR=folder)(broker, jobs)
 
 
-def raw_pika(broker: TestBroker, jobs: int) -> Drained:
-    queue = fill_noop_jobs(broker, jobs)
-    env = service_env(broker.settings)
-    procs = [CURRENT.start("benchmarks.raw_pika_worker", env=env) for _ in range(2)]
-    try:
-        return drain(broker, queue, jobs, procs)
-    finally:
-        stop(procs)
+def plain_pika(module: str) -> Measure:
+    """Two processes of a plain pika worker of this tree (`raw_pika_worker`,
+    `pika_events_worker`)."""
+
+    def contender(broker: TestBroker, jobs: int) -> Drained:
+        queue = fill_noop_jobs(broker, jobs)
+        env = service_env(broker.settings)
+        procs = [CURRENT.start(module, env=env) for _ in range(2)]
+        try:
+            return drain(broker, queue, jobs, procs)
+        finally:
+            stop(procs)
+
+    return contender
 
 
 def celery(queue_type: QueueType) -> Measure:
@@ -142,7 +149,9 @@ class _Contender:
 
 def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
     workers = trees.find("no-op worker", lambda t: t.module(NOOP_WORKER, SCRIPTED_WORKER))
-    pika = _Contender("raw pika (2 processes, prefetch 1, manual ack)", raw_pika)
+    pika = _Contender(
+        "raw pika (2 processes, prefetch 1, manual ack)", plain_pika("benchmarks.raw_pika_worker")
+    )
     pika.cpu.anchor = pika.cpu  # every CPU ratio is against raw pika's
     pika.broker.anchor = pika.broker
     runner_what = "jobsuite runner (2 processes, no-op handler)"
@@ -159,7 +168,16 @@ def overhead_section(trees: Trees, jobs: int, runs: int) -> Section:
         pika.cpu,
         pika.broker,
     )
-    others = [pika, slots]
+    # The runner's messages through plain pika: what the guarantees cost with none of the
+    # runner's own work, the floor of any runner on this protocol.
+    events = _Contender(
+        "plain pika with the runner's messages (2 processes, 2 confirmed events per job, then"
+        " the ack)",
+        plain_pika("benchmarks.pika_events_worker"),
+        pika.cpu,
+        pika.broker,
+    )
+    others = [pika, events, slots]
     notes = [
         f"{jobs} no-op jobs per run; rate and CPU over the last 80% of the queue",
         "jobsuite per job: decode + checks, job.started and job.succeeded events with"
