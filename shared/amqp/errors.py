@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import pika.exceptions as pe
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
@@ -21,38 +20,61 @@ from shared.errors import (
 _USER_ID_REFUSED = "user_id property set to"
 
 
-@contextmanager
-def broker_errors(what: str) -> Iterator[None]:
-    """Turn pika's exceptions raised inside the block into BrokerError subclasses."""
-    try:
-        yield
-    except pe.ChannelClosedByBroker as e:
-        if (mismatch := _user_id_refused(what, e)) is not None:
-            raise mismatch from e
-        if e.reply_code == 403:
-            raise AccessRefused(f"{what}: {e.reply_text}") from e
-        raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
-    except pe.UnroutableError as e:
-        raise PublishNacked(f"{what}: message returned as unroutable") from e
-    except pe.NackError as e:
-        raise PublishNacked(f"{what}: broker nacked the message") from e
-    except (pe.AMQPError, AMQPConnectorException, OSError, AssertionError) as e:
-        # AssertionError: pika asserts on some wrong-state calls after a connection died;
-        # AMQPConnectorException: a handshake that timed out (not an AMQPError in pika).
-        raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+class broker_errors:  # lower case: used as a function, `with broker_errors(what):`
+    """Turn pika's exceptions raised inside the block into BrokerError subclasses.
+
+    A class, not a generator: it wraps every publish, ack and wait, several times a job."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, _type: type[BaseException] | None, e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if e is None:
+            return
+        what = self._what
+        if isinstance(e, pe.ChannelClosedByBroker):
+            if (mismatch := _user_id_refused(what, e)) is not None:
+                raise mismatch from e
+            if e.reply_code == 403:
+                raise AccessRefused(f"{what}: {e.reply_text}") from e
+            raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
+        if isinstance(e, pe.UnroutableError):
+            raise PublishNacked(f"{what}: message returned as unroutable") from e
+        if isinstance(e, pe.NackError):
+            raise PublishNacked(f"{what}: broker nacked the message") from e
+        if isinstance(e, (pe.AMQPError, AMQPConnectorException, OSError, AssertionError)):
+            # AssertionError: pika asserts on some wrong-state calls after a connection died;
+            # AMQPConnectorException: a handshake that timed out (not an AMQPError in pika).
+            raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
 
 
-@contextmanager
-def in_doubt_once_sent(what: str) -> Iterator[None]:
+class in_doubt_once_sent:  # lower case: used as a function, as broker_errors
     """Around a wait for confirms of messages already sent: a connection that fails now
     leaves them in doubt (the broker may have queued them), raised as PublishInDoubt.
     A channel already closed refused before sending; a nack or a return is a clear no."""
-    try:
-        yield
-    except (pe.ChannelWrongStateError, pe.ConnectionWrongStateError):
-        raise
-    except (pe.AMQPError, OSError) as e:
-        raise sent_but_unconfirmed(what, e) from e
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, _type: type[BaseException] | None, e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if e is None or isinstance(e, (pe.ChannelWrongStateError, pe.ConnectionWrongStateError)):
+            return
+        if isinstance(e, (pe.AMQPError, OSError)):
+            raise sent_but_unconfirmed(self._what, e) from e
 
 
 def sent_but_unconfirmed(what: str, error: BaseException, *, clear_no: bool = True) -> BrokerError:
