@@ -18,9 +18,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from shared.amqp import pika_private
 from shared.amqp.errors import broker_errors, in_doubt_once_sent
+from shared.amqp.publish_frames import Message
 from shared.errors import BrokerUnavailable, PublishNacked
 
-PERSISTENT = pika.DeliveryMode.Persistent
+PERSISTENT = pika.DeliveryMode.Persistent.value
+CONTENT_TYPE = "application/json"
 
 
 class ConfirmObserver(Protocol):
@@ -66,7 +68,7 @@ def message_properties(
     """What every message we publish carries (docs/design.md, Messages): JSON, persistent,
     its id and type, the publishing connection's name and broker user, a timestamp."""
     return pika.BasicProperties(
-        content_type="application/json",
+        content_type=CONTENT_TYPE,
         delivery_mode=PERSISTENT,
         message_id=message_id,
         type=message_type,
@@ -205,16 +207,18 @@ class Channel:
         """Send a persistent, mandatory message; `wait_for_confirms` says how it went."""
         if not self._confirm:
             raise BrokerUnavailable("publishing needs a channel opened with confirms")
-        props = message_properties(
-            app_id=self._app_id,
-            user_id=self._user_id,
+        message = Message(
+            content_type=CONTENT_TYPE,
+            delivery_mode=PERSISTENT,
             message_id=message_id,
             message_type=message_type,
+            app_id=self._app_id,
+            timestamp=int(time.time()),
+            user_id=self._user_id,
             headers=headers,
         )
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            impl = pika_private.channel_impl(self._raw)
-            impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            pika_private.publish_encoded(self._raw, exchange, routing_key, body, message)
         self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
         if self._confirms is not None:
             self._sent_at[self._next_tag] = time.monotonic()

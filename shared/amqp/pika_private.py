@@ -22,6 +22,8 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport, _AsyncTransportBase
 from pika.connection import Connection as PikaConnection
 
+from shared.amqp.publish_frames import Message, publish_frames
+
 # At most this much buffered output goes out in one `send` (a partial send re-queues the
 # rest as a copy: bounded, that stays cheap).
 SEND_MAX_BYTES = 256 * 1024
@@ -41,6 +43,27 @@ def flush_until(raw: BlockingChannel, done: Callable[[], bool]) -> None:
     """Run the connection's I/O loop until `done()` (raises the connection's error if it
     dies meanwhile): how BlockingChannel itself waits for a confirm."""
     raw._flush_output(done)
+
+
+def publish_encoded(
+    raw: BlockingChannel, exchange: str, routing_key: str, body: bytes, message: Message
+) -> None:
+    """`basic_publish` (mandatory) on the channel, its frames encoded by `publish_frames`
+    instead of pika's objects, then handed to the connection as pika's own publish hands
+    them (a channel not open is pika's ChannelWrongStateError, as before)."""
+    impl = raw._impl
+    impl._raise_if_not_open()
+    connection = impl.connection
+    frames = publish_frames(
+        impl.channel_number,
+        exchange,
+        routing_key,
+        body,
+        message,
+        mandatory=True,
+        body_max=connection._body_max_length,
+    )
+    connection._output_marshaled_frames(frames)
 
 
 def terminate_stream(impl: Any, error: Exception) -> None:
