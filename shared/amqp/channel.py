@@ -57,24 +57,24 @@ class Delivery:
         return int(count) if isinstance(count, int) else 0
 
 
-def message_properties(
+def message_of(
     *,
     app_id: str,
     user_id: str | None,
     message_id: str,
     message_type: str,
     headers: dict[str, Any] | None,
-) -> pika.BasicProperties:
+) -> Message:
     """What every message we publish carries (docs/design.md, Messages): JSON, persistent,
     its id and type, the publishing connection's name and broker user, a timestamp."""
-    return pika.BasicProperties(
+    return Message(
         content_type=CONTENT_TYPE,
         delivery_mode=PERSISTENT,
         message_id=message_id,
-        type=message_type,
+        message_type=message_type,
         app_id=app_id,
-        user_id=user_id,
         timestamp=int(time.time()),
+        user_id=user_id,
         headers=headers,
     )
 
@@ -207,18 +207,16 @@ class Channel:
         """Send a persistent, mandatory message; `wait_for_confirms` says how it went."""
         if not self._confirm:
             raise BrokerUnavailable("publishing needs a channel opened with confirms")
-        message = Message(
-            content_type=CONTENT_TYPE,
-            delivery_mode=PERSISTENT,
+        message = message_of(
+            app_id=self._app_id,
+            user_id=self._user_id,
             message_id=message_id,
             message_type=message_type,
-            app_id=self._app_id,
-            timestamp=int(time.time()),
-            user_id=self._user_id,
             headers=headers,
         )
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            pika_private.publish_encoded(self._raw, exchange, routing_key, body, message)
+            impl = pika_private.channel_impl(self._raw)
+            pika_private.publish_encoded(impl, exchange, routing_key, body, message)
         self._unconfirmed[self._next_tag] = f"{message_type} {message_id}"
         if self._confirms is not None:
             self._sent_at[self._next_tag] = time.monotonic()

@@ -26,7 +26,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from shared.amqp import pika_private
-from shared.amqp.channel import ConfirmObserver, message_properties, nacked, returned
+from shared.amqp.channel import ConfirmObserver, message_of, nacked, returned
 from shared.amqp.connect_errors import all_nodes_failed, connect_failure, host_port
 from shared.amqp.connection import connection_parameters, user_of
 from shared.amqp.errors import broker_errors, sent_but_unconfirmed
@@ -98,7 +98,7 @@ class LoopLink:
         if not self.is_open:
             why = self._failure or "closed"
             raise BrokerUnavailable(f"publish: the connection is down ({why}); nothing was sent")
-        props = message_properties(
+        message = message_of(
             app_id=self._app_id,
             user_id=self._user,
             message_id=message_id,
@@ -106,7 +106,7 @@ class LoopLink:
             headers=headers,
         )
         with broker_errors(f"publish to {exchange or 'default'}/{routing_key}"):
-            self._channel.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            pika_private.publish_encoded(self._channel, exchange, routing_key, body, message)
         self._tag += 1
         future: asyncio.Future[None] = self.loop.create_future()
         what = f"{message_type} {message_id}"

@@ -46,12 +46,12 @@ def flush_until(raw: BlockingChannel, done: Callable[[], bool]) -> None:
 
 
 def publish_encoded(
-    raw: BlockingChannel, exchange: str, routing_key: str, body: bytes, message: Message
+    impl: Any, exchange: str, routing_key: str, body: bytes, message: Message
 ) -> None:
-    """`basic_publish` (mandatory) on the channel, its frames encoded by `publish_frames`
-    instead of pika's objects, then handed to the connection as pika's own publish hands
-    them (a channel not open is pika's ChannelWrongStateError, as before)."""
-    impl = raw._impl
+    """`basic_publish` (mandatory) on pika's own channel `impl` (`channel_impl`, or an
+    asynchronous connection's), its frames encoded by `publish_frames` instead of pika's
+    objects, then handed to the connection as pika's own publish hands them (a channel not
+    open is pika's ChannelWrongStateError, as before)."""
     impl._raise_if_not_open()
     connection = impl.connection
     frames = publish_frames(

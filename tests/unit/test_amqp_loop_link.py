@@ -13,20 +13,32 @@ from typing import Any
 import pika
 import pika.exceptions as pe
 import pytest
-from pika.frame import Method
+from pika.frame import Method, decode_frame
 
 from shared.amqp.loop_link import LoopLink
 from shared.errors import AccessRefused, BrokerUnavailable, PublishInDoubt, PublishNacked
 
 
 class PikaChannel:
+    """pika's channel as the link publishes on it: the frames handed to its connection are
+    read back with pika's own decoder into (exchange, routing key, properties)."""
+
+    channel_number = 1
+
     def __init__(self) -> None:
         self.is_open = True
         self.sent: list[tuple[str, str, Any]] = []
+        self.connection = self
+        self._body_max_length = 131072 - 8
 
-    def basic_publish(self, exchange: str, key: str, body: bytes, props: Any, **kw: Any) -> None:
-        assert kw == {"mandatory": True}
-        self.sent.append((exchange, key, props))
+    def _raise_if_not_open(self) -> None:
+        if not self.is_open:
+            raise pe.ChannelWrongStateError("Channel is closed.")
+
+    def _output_marshaled_frames(self, frames: list[bytes]) -> None:
+        method, header = (decode_frame(f)[1] for f in frames[:2])
+        assert method.method.mandatory
+        self.sent.append((method.method.exchange, method.method.routing_key, header.properties))
 
 
 class PikaConnection:
