@@ -59,31 +59,27 @@ def atomic_write_at(folder: int, name: str, *, durable: bool = True) -> Iterator
     """`atomic_write` of `name` in the open folder `folder` (a descriptor): the temp file is
     created exclusively and without following links, then renamed over `name` (a link found
     there is replaced, never written through)."""
-    temp = _temp_name(name)
-    fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
-        if durable:
-            os.fsync(folder)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=folder)
-        raise
+    with _temp_beside(folder, name, durable=durable) as fd, os.fdopen(fd, "wb", closefd=False) as f:
+        yield f
 
 
 def atomic_write_bytes_at(folder: int, name: str, data: bytes, *, durable: bool = True) -> None:
     """`atomic_write_at` of bytes in hand, written straight to the descriptor (no file
     object: a blob is one write, and the object's set-up is most of a small one's cost)."""
+    with _temp_beside(folder, name, durable=durable) as fd:
+        write_all(fd, data)
+
+
+@contextmanager
+def _temp_beside(folder: int, name: str, *, durable: bool) -> Iterator[int]:
+    """A descriptor of a new temp file beside `name` in `folder`; once the block ends
+    cleanly it is fsynced (`durable`), closed and renamed to `name`, and the folder fsynced;
+    otherwise it is removed."""
     temp = _temp_name(name)
     fd = os.open(temp, _NEW_FILE, 0o600, dir_fd=folder)
     try:
         try:
-            write_all(fd, data)
+            yield fd
             if durable:
                 os.fsync(fd)
         finally:

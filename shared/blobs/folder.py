@@ -111,14 +111,21 @@ class FolderBlobStore:
 
     @contextmanager
     def _write(self, key: str, *, durable: bool) -> Iterator[IO[bytes]]:
+        with (
+            self._folder_to_write(key, durable=durable) as (folder, name),
+            atomic_write_at(folder, name, durable=durable) as f,
+        ):
+            yield f
+
+    @contextmanager
+    def _folder_to_write(self, key: str, *, durable: bool) -> Iterator[tuple[int, str]]:
+        """The open folder of `key`, made on the way, and the blob's name in it; once the
+        block has put the blob there, each new folder's entry is fsynced (`durable`)."""
         *folders, name = validate_key(key).split("/")
         with _new_folders_parents() as made_in:
             keep = _kept_in(made_in) if durable else None
-            with (
-                open_folder(self._top, folders, create=True, on_made=keep) as folder,
-                atomic_write_at(folder, name, durable=durable) as f,
-            ):
-                yield f
+            with open_folder(self._top, folders, create=True, on_made=keep) as folder:
+                yield folder, name
             for fd in made_in:  # the new folders' entries, once the blob is in them
                 os.fsync(fd)
 
@@ -128,13 +135,8 @@ class FolderBlobStore:
 
     def _write_bytes(self, key: str, data: bytes, *, durable: bool) -> None:
         """`_write` of bytes in hand, with no file object."""
-        *folders, name = validate_key(key).split("/")
-        with _new_folders_parents() as made_in:
-            keep = _kept_in(made_in) if durable else None
-            with open_folder(self._top, folders, create=True, on_made=keep) as folder:
-                atomic_write_bytes_at(folder, name, data, durable=durable)
-            for fd in made_in:
-                os.fsync(fd)
+        with self._folder_to_write(key, durable=durable) as (folder, name):
+            atomic_write_bytes_at(folder, name, data, durable=durable)
 
     def stage_bytes(self, key: str, data: bytes) -> StagedFile:
         *folders, name = validate_key(key).split("/")
