@@ -20,10 +20,10 @@ from shared.errors import (
 _USER_ID_REFUSED = "user_id property set to"
 
 
-class broker_errors:  # lower case: used as a function, `with broker_errors(what):`
-    """Turn pika's exceptions raised inside the block into BrokerError subclasses.
-
-    A class, not a generator: it wraps every publish, ack and wait, several times a job."""
+class _Translating:
+    """A block whose exceptions `__exit__` turns into ours, `what` naming the call in their
+    messages. A class, not a generator: these wrap every publish, ack and wait, several
+    times a job."""
 
     __slots__ = ("_what",)
 
@@ -32,6 +32,12 @@ class broker_errors:  # lower case: used as a function, `with broker_errors(what
 
     def __enter__(self) -> None:
         return None
+
+
+class broker_errors(_Translating):  # lower case: used as a function, `with broker_errors(x):`
+    """Turn pika's exceptions raised inside the block into BrokerError subclasses."""
+
+    __slots__ = ()
 
     def __exit__(
         self, _type: type[BaseException] | None, e: BaseException | None, _tb: TracebackType | None
@@ -55,18 +61,12 @@ class broker_errors:  # lower case: used as a function, `with broker_errors(what
             raise BrokerUnavailable(f"{what}: {type(e).__name__}: {e}") from e
 
 
-class in_doubt_once_sent:  # lower case: used as a function, as broker_errors
+class in_doubt_once_sent(_Translating):  # lower case: used as a function, as broker_errors
     """Around a wait for confirms of messages already sent: a connection that fails now
     leaves them in doubt (the broker may have queued them), raised as PublishInDoubt.
     A channel already closed refused before sending; a nack or a return is a clear no."""
 
-    __slots__ = ("_what",)
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __enter__(self) -> None:
-        return None
+    __slots__ = ()
 
     def __exit__(
         self, _type: type[BaseException] | None, e: BaseException | None, _tb: TracebackType | None
