@@ -16,17 +16,17 @@ import json
 import logging
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+_STAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _STAMP,
     structlog.processors.StackInfoRenderer(),
 ]
 
@@ -50,7 +50,7 @@ class _JsonLine:
         structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
         structlog.processors.add_log_level(logger, method_name, event_dict)
         event_dict["logger"] = logger.name  # add_logger_name: our lines carry no _record
-        event_dict["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+        _STAMP(logger, method_name, event_dict)
         if "stack_info" in event_dict:
             event_dict = self._stack(logger, method_name, event_dict)
         if "exc_info" in event_dict:

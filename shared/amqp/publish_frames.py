@@ -21,7 +21,6 @@ _BASIC = 60
 _PUBLISH_HEAD = struct.pack(">HHH", _BASIC, 40, 0)  # class, method, reserved ticket
 _HEADER_HEAD = struct.Struct(">HHQH")  # class, weight, body size, property flags
 _TIMESTAMP = struct.Struct(">Q")
-_MANDATORY = 1  # the publish method's bits: mandatory, immediate
 
 # BasicProperties' flag bits, in the order their values follow the flags.
 _CONTENT_TYPE = 1 << 15
