@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -10,7 +11,14 @@ _UUID = re.compile(UUID_PATTERN)
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as `str(uuid.uuid4())` writes it, made from the 16 random
+    bytes directly: uuid.UUID's object costs twice as much, and every job and event takes
+    one (two per job in the gateway, one per event in the workers)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def follow_up_id(parent_id: str) -> str:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
 from shared.errors import DecodeError
-from shared.ids import follow_up_id
+from shared.ids import follow_up_id, is_job_id, new_id
 from shared.jobtypes.models import parse_params
 from shared.jobtypes.resize import ResizeParams
 from shared.messages import (
@@ -15,6 +16,24 @@ from shared.messages import (
     decode_job,
     encode,
 )
+
+
+def test_new_ids_are_random_version_4_uuids_written_as_uuid_writes_them() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids:
+        parsed = uuid.UUID(made)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == made and is_job_id(made)
+    # Every bit outside the version and variant is random: each is seen as 0 and as 1.
+    seen_set = seen_clear = 0
+    for made in ids:
+        value = uuid.UUID(made).int
+        seen_set |= value
+        seen_clear |= ~value
+    fixed = (0xF << 76) | (0x3 << 62)  # the version nibble, the variant's two bits
+    everything = (1 << 128) - 1
+    assert seen_set & seen_clear & everything == everything & ~fixed
 
 
 def test_a_job_round_trips_through_its_wire_format() -> None:
