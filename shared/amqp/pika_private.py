@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pika.callback
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport, _AsyncTransportBase
 from pika.connection import Connection as PikaConnection
@@ -99,6 +100,25 @@ def send_frames_together() -> None:
 
     output._jobsuite_joined = True  # type: ignore[attr-defined]
     PikaConnection._output_marshaled_frames = output  # type: ignore[method-assign]
+
+
+def name_callbacks_quickly() -> None:
+    """pika's CallbackManager names a frame's channel number (an int) by first trying
+    `issubclass` on it and catching the TypeError, twice to four times per frame it reads
+    (a delivery, each confirm): for an int or a str this gives its answer, `str(value)`,
+    straight away, a fifth of the time. Process-wide; every other value goes pika's way."""
+    if getattr(pika.callback.name_or_value, "_jobsuite_quick", False):
+        return
+    slow = pika.callback.name_or_value
+
+    def name_or_value(value: Any) -> str:
+        kind = type(value)
+        if kind is int or kind is str:
+            return str(value)
+        return slow(value)
+
+    name_or_value._jobsuite_quick = True  # type: ignore[attr-defined]
+    pika.callback.name_or_value = name_or_value
 
 
 def coalesce(chunks: deque[bytes], limit: int = SEND_MAX_BYTES) -> None:
