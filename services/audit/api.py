@@ -23,6 +23,7 @@ from services.audit.console.routes import Console
 from services.audit.console.routes import install as install_console
 from services.audit.model import ReadModelReader
 from shared import apidocs, http_metrics
+from shared.asgi_app import fastapi_app
 from shared.auth import BASIC_CHALLENGE, RequireKey
 from shared.errors import StateError
 from shared.http_guard import GuardPolicy, HttpGuard
@@ -75,7 +76,7 @@ def create_app(
     (shared/http_guard.py), loopback names by default; `metrics`: the service's registry,
     served on `/metrics` with the API's request counts (a new one when not given); `console`:
     the web console at `/` (console/routes.py), none when not given."""
-    app = FastAPI(
+    app = fastapi_app(
         title="jobsuite audit",
         version="1",
         description="The audit read model: every job's status and its event history."

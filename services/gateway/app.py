@@ -20,6 +20,7 @@ from services.gateway.context import SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
 from services.gateway.tracing import AcceptSpan
 from shared import apidocs, http_metrics
+from shared.asgi_app import fastapi_app
 from shared.auth import RequireKey, warn_if_disabled
 from shared.config import Settings
 from shared.http_guard import GuardPolicy, HttpGuard
@@ -60,7 +61,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
             await gateway.aclose()
             spans.close()  # the last requests' spans, flushed before the exit
 
-    app = FastAPI(
+    app = fastapi_app(
         title="jobsuite gateway",
         description=DESCRIPTION,
         lifespan=lifespan,

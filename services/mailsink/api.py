@@ -23,6 +23,7 @@ from services.mailsink.auth import BasicAuth, Credentials
 from services.mailsink.chaos import Chaos, ChaosRule, Stage
 from services.mailsink.store import MailStore, Stored
 from shared import apidocs
+from shared.asgi_app import fastapi_app
 from shared.http_guard import GuardPolicy, HttpGuard
 from shared.live import MEDIA_TYPE, STREAM_HEADERS, Changes
 from shared.strict_request import StrictJSONRoute
@@ -81,7 +82,7 @@ def create_app(
 ) -> FastAPI:
     """`guard`: the Host/Origin policy (shared/http_guard.py); loopback names by default.
     `changes`: where the store's changes go to the live view (one is made if not given)."""
-    app = FastAPI(title="jobsuite mailsink", docs_url=None, redoc_url=None)
+    app = fastapi_app(title="jobsuite mailsink", docs_url=None, redoc_url=None)
     apidocs.install(app, redoc=False)
     if credentials is not None:
         app.add_middleware(BasicAuth, credentials=credentials)
