@@ -26,7 +26,7 @@ from shared.amqp.connect_errors import (
 )
 from shared.amqp.errors import broker_errors
 from shared.amqp.pika_logs import quiet_while_connecting
-from shared.amqp.pika_private import name_callbacks_quickly, send_eagerly, send_frames_together
+from shared.amqp.pika_private import patch_process, send_eagerly
 from shared.amqp.silence import SilenceWatch
 from shared.amqp_url import host_port as node_of
 from shared.amqp_url import node_urls
@@ -142,8 +142,7 @@ def connect_once(
     (pika_private.send_eagerly: for a connection that writes a message at a time, not one
     that gathers a batch to send together). BrokerConnectFailed says in one line why each
     node failed and what to check."""
-    send_frames_together()  # every connection of the process: a message in one send
-    name_callbacks_quickly()
+    patch_process()  # pika's process-wide patches, before any connection of the process
     failures: list[tuple[str, BrokerConnectFailed]] = []
     for params in connection_parameters(settings, name, when_blocked):
         try:

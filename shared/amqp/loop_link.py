@@ -196,8 +196,7 @@ async def open_loop_link(
     """A link on the running loop to the first node of AMQP_URL that answers; the broker's
     alarm drops it (see the module's docstring). BrokerConnectFailed names each node's
     failure, as `connect_once` does."""
-    pika_private.send_frames_together()  # a burst of jobs, each in one send, as every link
-    pika_private.name_callbacks_quickly()
+    pika_private.patch_process()  # a burst of jobs, each in one send, as on every connection
     failures: list[tuple[str, BrokerConnectFailed]] = []
     for params in connection_parameters(settings, name, "drop"):
         link = LoopLink(

@@ -121,6 +121,14 @@ def name_callbacks_quickly() -> None:
     pika.callback.name_or_value = name_or_value
 
 
+def patch_process() -> None:
+    """pika's process-wide patches, each applied once: a message's frames in one send
+    (`send_frames_together`), channel numbers named without an exception
+    (`name_callbacks_quickly`). Every connection of the process takes them before it opens."""
+    send_frames_together()
+    name_callbacks_quickly()
+
+
 def coalesce(chunks: deque[bytes], limit: int = SEND_MAX_BYTES) -> None:
     """Join the leading chunks into one of at most `limit` bytes (a larger first chunk
     stays as it is)."""
