@@ -23,12 +23,12 @@ NATIVE_TELEMETRY_OFF = {
 }
 
 
-def _takes_telemetry() -> bool:
-    return "telemetry" in inspect.signature(FastAPI.__init__).parameters
+# Read once: FastAPI's signature does not change while the process runs.
+_TAKES_TELEMETRY = "telemetry" in inspect.signature(FastAPI.__init__).parameters
 
 
 def fastapi_app(**options: Any) -> FastAPI:
     """`FastAPI(**options)`, with FastAPI's own telemetry off where it has any."""
-    if _takes_telemetry():
+    if _TAKES_TELEMETRY:
         options.setdefault("telemetry", NATIVE_TELEMETRY_OFF)
     return FastAPI(**options)
