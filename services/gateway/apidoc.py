@@ -24,6 +24,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from services.gateway.forms import FORM_MODELS
 from shared.config import Settings
 from shared.jobtypes import JOB_TYPES
 from shared.jobtypes.render_data import TEMPLATE_DATA
@@ -172,7 +173,8 @@ def complete(document: Schema, settings: Settings) -> Schema:
     components: Schema = document.setdefault("components", {})
     components["securitySchemes"] = copy.deepcopy(_SECURITY_SCHEMES)
     schemas: Schema = components.setdefault("schemas", {})
-    _add_models(schemas, [*TEMPLATE_DATA.values(), *(spec.request_model for spec in JOB_TYPES)])
+    requests = [spec.request_model for spec in JOB_TYPES]
+    _add_models(schemas, [*TEMPLATE_DATA.values(), *requests, *FORM_MODELS.values()])
     schemas["Refusal"] = REFUSAL
     _data_by_template(schemas, "RenderRequest")
     _data_by_template(schemas, "CheckedRenderParams")

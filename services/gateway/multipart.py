@@ -7,19 +7,28 @@
 - a field value that is not UTF-8: Starlette falls back to Latin-1, making other text.
 
 Each refusal is a `BodyRefused` naming the problem (400 for the body, 422 for a field).
+`request_form` reads a submission's form as FastAPI would have for a form parameter (its
+limits, its 400 for a body that breaks off), with these refusals added.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.datastructures import FormData, Headers
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
 
 from shared.strict_request import BodyRefused
 
 MEDIA_TYPE = "multipart/form-data"
+# Starlette's own limits for `Request.form()`, which FastAPI used for a form parameter.
+MAX_FILES = 1000
+MAX_FIELDS = 1000
+MAX_PART_BYTES = 1024 * 1024  # a field's text; files spool to disk past this instead
 
 
 def is_multipart(headers: Headers) -> bool:
@@ -47,6 +56,34 @@ class _StrictParser(MultiPartParser):
 
     def on_end(self) -> None:
         self.closed = True
+
+
+@asynccontextmanager
+async def request_form(request: Request, repeatable: frozenset[str]) -> AsyncIterator[FormData]:
+    """The request's form for the block, its files closed after: a multipart body read
+    strictly, any other (urlencoded, or none) as Starlette reads it. `repeatable`: the fields
+    that take a list. An error other than a refusal while reading (the client went away) is
+    FastAPI's 400 for a body it could not parse."""
+    try:
+        if is_multipart(request.headers):
+            form = await read_form(
+                request.headers,
+                request.stream(),
+                max_files=MAX_FILES,
+                max_fields=MAX_FIELDS,
+                max_part_size=MAX_PART_BYTES,
+                repeatable=repeatable,
+            )
+        else:
+            form = await request.form()
+    except HTTPException:
+        raise
+    except Exception as e:
+        raise HTTPException(400, "There was an error parsing the body") from e
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 async def read_form(

@@ -10,7 +10,7 @@ and `then`, or, for a type that takes an upload, a multipart form (services/gate
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Request, Response, UploadFile
+from fastapi import APIRouter, Header, Request, Response, UploadFile
 from pydantic import BaseModel, create_model
 from starlette.concurrency import run_in_threadpool
 
@@ -22,11 +22,17 @@ from services.gateway.checks import (
     parse_follow_up,
 )
 from services.gateway.context import Gateway, gateway_of
-from services.gateway.forms import form_model, params_from_form
+from services.gateway.forms import (
+    FORM_MODELS,
+    list_fields,
+    params_from_form,
+    read_form_model,
+    request_body,
+)
 from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
 from services.gateway.keychecks import check_job, mails_in
+from services.gateway.multipart import request_form
 from services.gateway.rejections import Rejected
-from services.gateway.strictbody import StrictBodyRoute
 from services.gateway.submit import Accepted, AsyncPublish
 from services.gateway.tracing import request_trace
 from services.gateway.uploads import StoredUpload, read_image, store_image, upload_not_stored
@@ -36,11 +42,12 @@ from shared.errors import BlobError
 from shared.ids import new_id
 from shared.jobtypes import JOB_TYPE_NAMES, JOB_TYPES, JobTypeSpec
 from shared.messages import FollowUp, Job
+from shared.strict_request import StrictJSONRoute
 from shared.tracecontext import TraceParent
 
-# Bodies are read strictly: NaN, duplicate keys, lone surrogates, a truncated or repeated
-# form field are refused with their place (strictbody.py).
-router = APIRouter(tags=["jobs"], route_class=StrictBodyRoute)
+# Bodies are read strictly: NaN, duplicate keys, lone surrogates (strict_request.py), a
+# truncated or repeated form field (multipart.py) are refused with their place.
+router = APIRouter(tags=["jobs"], route_class=StrictJSONRoute)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -164,7 +171,8 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
 
 
 def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
-    form_type = form_model(spec)
+    form_type = FORM_MODELS[spec.name]
+    lists = list_fields(form_type)
 
     def stored_job(
         gateway: Gateway,
@@ -264,10 +272,16 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         return gateway.submitter.submit(job, what, key, trace.parent_id)
 
     async def submit(
-        request: Request,
-        response: Response,
-        form: Annotated[form_type, Form(media_type="multipart/form-data")],  # type: ignore[valid-type]
-        idempotency_key: IdempotencyKey = None,
+        request: Request, response: Response, idempotency_key: IdempotencyKey = None
+    ) -> JobAccepted:
+        # The form is read here, not declared as a parameter (forms.py says why); the OpenAPI
+        # document takes it from the route's `openapi_extra`.
+        async with request_form(request, lists) as fields:
+            form = read_form_model(form_type, lists, fields)
+            return await submit_form(request, response, form, idempotency_key)
+
+    async def submit_form(
+        request: Request, response: Response, form: BaseModel, idempotency_key: str | None
     ) -> JobAccepted:
         gateway, caller, trace = _parts(request)
         upload: UploadFile = form.file  # type: ignore[attr-defined]
@@ -308,6 +322,9 @@ for _spec in JOB_TYPES:
         status_code=202,
         response_model=JobAccepted,
         responses=_UPLOAD_RESPONSES if _spec.upload else _ACCEPTED_RESPONSES,
+        openapi_extra={"requestBody": request_body(FORM_MODELS[_spec.name])}
+        if _spec.upload
+        else None,
     )
 
 
