@@ -11,22 +11,36 @@ per job = (count(large) - count(small)) / (large - small).
 - the tiny resize job's handler (640x480 JPEG to 160 px) in one process, on a tmpfs blob
   folder (`tiny_probe.py`);
 - the runner with a no-op handler (`noop_worker.py`) draining a queue of no-op jobs: the
-  runner's own work, pika's included.
+  runner's own work, pika's included;
+- the gateway accepting the tiny job's upload (`POST /jobs/resize`, the 16 KiB JPEG, one
+  request at a time on a kept-alive connection, its blob folder on tmpfs): the HTTP request,
+  the form, the checks, the blob and the confirmed publish, uvicorn and pika included.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
-from tempfile import TemporaryDirectory
+from tempfile import TemporaryDirectory, TemporaryFile
+
+import httpx
 
 from benchmarks.drain import fill_noop_jobs, run_once
+from benchmarks.lean_http import Connection
+from benchmarks.load import resize_request
+from benchmarks.namespace import bench_namespace
 from benchmarks.stats import Figure, Section
 from benchmarks.trees import Tree, Trees
 from tests.support.broker import TestBroker
+from tests.support.gateway import closed_url
+from tests.support.keys import admin_key, bearer
+from tests.support.ports import free_port
 from tests.support.processes import service_env
 
 TINY_PROBE = "benchmarks.tiny_probe"
@@ -81,6 +95,64 @@ def runner_count(tree: Tree, jobs: int) -> int:
     return int(run_once(contender, jobs))
 
 
+def gateway_count(tree: Tree, jobs: int) -> int:
+    """The gateway's instructions from its start to its end, having accepted `jobs` tiny
+    uploads (and one more to warm up) one after another."""
+    with (
+        bench_namespace(tree) as ns,
+        TemporaryDirectory(dir=TMPFS, prefix="jobsuite-bench-") as blobs,
+    ):
+        settings = replace(ns.settings, blob_dir=Path(blobs))
+        key = admin_key(settings.state_dir, settings.state_url)
+        url = f"http://127.0.0.1:{free_port()}"
+        env = service_env(
+            settings,
+            GATEWAY_HOST="127.0.0.1",
+            GATEWAY_PORT=url.rsplit(":", 1)[1],
+            AUDIT_URL=closed_url(),
+            AUDIT_API_KEY=key,
+        )
+        with TemporaryFile("w+") as stderr:
+            gateway = subprocess.Popen(
+                under_callgrind(tree.command("services.gateway")),
+                cwd=tree.root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+            try:
+                _wait_ready(url, gateway)
+                request = resize_request()(url, bearer(key))
+                with Connection(url, timeout=_SLOW_S) as connection:
+                    for _ in range(jobs + 1):
+                        reply = connection.send(request)
+                        if reply.status_code != 202:
+                            raise RuntimeError(f"upload answered {reply.status_code}: {reply.text}")
+            finally:
+                gateway.send_signal(signal.SIGTERM)
+                gateway.wait(timeout=_SLOW_S)
+            stderr.seek(0)
+            return collected(stderr.read())
+
+
+def _wait_ready(url: str, gateway: subprocess.Popen[str]) -> None:
+    """/readyz and /healthz 200 (the broker reached): started under callgrind takes a while."""
+    deadline = time.monotonic() + _SLOW_S
+    for path in ("/readyz", "/healthz"):
+        while True:
+            if gateway.poll() is not None:
+                raise RuntimeError(f"the gateway exited {gateway.returncode} under callgrind")
+            try:
+                if httpx.get(url + path, timeout=10).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway's {path} not 200 within {_SLOW_S} s")
+            time.sleep(0.5)
+
+
 def _per_job(count: int, count_small: int) -> float:
     return (count - count_small) / (SIZES[1] - SIZES[0]) / 1e6
 
@@ -89,15 +161,20 @@ def instructions_section(trees: Trees) -> Section:
     unit = "M instr/job"
     handler = Figure("tiny resize job, the handler alone (640x480 JPEG to 160 px)", unit)
     runner = Figure("no-op job, the runner (decode, events, confirms, manifest, ack)", unit)
-    for figure in (handler, runner):  # fewer is better; each is its own ratio's anchor
+    gateway = Figure(
+        "tiny resize job accepted by the gateway (upload, checks, blob, publish)", unit
+    )
+    figures = [handler, runner, gateway]
+    for figure in figures:  # fewer is better; each is its own ratio's anchor
         figure.higher_is_better, figure.anchor = False, figure
-    figures = [handler, runner]
     notes = [
         f"callgrind's instruction count of one process at {SIZES[0]} and {SIZES[1]} jobs;"
         " per job = the difference / the jobs between: start-up and shutdown cancel out",
         "the handler on a tmpfs blob folder in one process (benchmarks/tiny_probe.py); the"
         " runner: benchmarks/noop_worker.py draining a queue of no-op jobs, its blob folder on"
-        " tmpfs, the broker's own work not counted",
+        " tmpfs, the broker's own work not counted; the gateway: one process accepting the"
+        " uploads one at a time from this process on a kept-alive connection, its blob folder"
+        " on tmpfs (from its start to its end after SIGTERM)",
         "instructions, not time: the same for the same code and input on any load, blind to"
         " waits, system calls' work in the kernel and cache misses; one run per tree",
     ]
@@ -110,6 +187,8 @@ def instructions_section(trees: Trees) -> Section:
         if tree.module(NOOP_WORKER):
             counts = [runner_count(tree, n) for n in SIZES]
             runner.of(tree).samples.append(_per_job(counts[1], counts[0]))
+        counts = [gateway_count(tree, n) for n in SIZES]
+        gateway.of(tree).samples.append(_per_job(counts[1], counts[0]))
         print(tree.named("  instructions counted"), file=sys.stderr, flush=True)
     shown = [f for f in figures if f.samples]
     return Section("Instructions per job (callgrind)", shown, notes)
