@@ -357,6 +357,14 @@ class Settings:
         " a lost one is reopened at once and its requests retried on a fresh one. A second"
         " keeps a spare connection",
     )
+    gateway_workers: int = setting(
+        "GATEWAY_WORKERS",
+        1,
+        parse.positive_int,
+        "gateway processes serving the one port, for when one process is the ceiling (about a"
+        " core's worth of accepted jobs): they share each key's submission rate and count"
+        " into one `/metrics`; a worker that dies is replaced",
+    )
     result_redirect: bool = setting(
         "RESULT_REDIRECT",
         False,

@@ -120,14 +120,18 @@ def _route_label(scope: Scope, before: Scope) -> str:
     return route_template(routes, before)
 
 
-def install(app: FastAPI, registry: CollectorRegistry) -> HttpMetrics:
-    """`GET /metrics` (out of the OpenAPI document) serving `registry`, and every request
-    counted into it. Call after the app's other middleware, so this one is outermost."""
+def install(
+    app: FastAPI, registry: CollectorRegistry, served: CollectorRegistry | None = None
+) -> HttpMetrics:
+    """`GET /metrics` (out of the OpenAPI document) serving `registry` (or `served`: the sum
+    of several processes' counts, shared/multiprocess_metrics.py), and every request counted
+    into it. Call after the app's other middleware, so this one is outermost."""
     metrics = HttpMetrics(registry)
+    shown = served or registry
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:
-        body, media_type = exposition(registry, request.headers.get("accept", ""))
+        body, media_type = exposition(shown, request.headers.get("accept", ""))
         return Response(body, media_type=media_type)
 
     app.add_middleware(CountRequests, metrics=metrics)

@@ -19,6 +19,7 @@ from services.gateway.bodylimit import BodyLimit
 from services.gateway.context import SERVICE, Gateway, GatewayDep
 from services.gateway.publisher import JobPublisher
 from services.gateway.tracing import AcceptSpan
+from services.gateway.worker_share import WorkerShare
 from shared import apidocs, http_metrics
 from shared.asgi_app import fastapi_app
 from shared.auth import RequireKey, warn_if_disabled
@@ -48,8 +49,12 @@ def guard_policy(settings: Settings) -> GuardPolicy:
     return GuardPolicy.of(settings.allowed_hosts, settings.cors_origins)
 
 
-def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> FastAPI:
-    gateway = Gateway.build(settings, publisher)
+def create_app(
+    settings: Settings, *, publisher: JobPublisher | None = None, share: WorkerShare | None = None
+) -> FastAPI:
+    """The gateway's app; `share`: it is one of GATEWAY_WORKERS processes (services/gateway/
+    workers.py), counting its rate limits and metrics with its siblings."""
+    gateway = Gateway.build(settings, publisher, share)
     spans = open_spans(settings, SERVICE)  # NO_SPANS unless OTEL_EXPORTER_OTLP_ENDPOINT
 
     @asynccontextmanager
@@ -80,7 +85,7 @@ def create_app(settings: Settings, *, publisher: JobPublisher | None = None) -> 
     app.add_middleware(HttpGuard, policy=guard_policy(settings))
     # Outermost of all: every request counted, refusals of the middleware above too; the
     # /metrics route itself is open (shared.auth.OPEN_PATHS) and not rate limited.
-    http_metrics.install(app, gateway.metrics.registry)
+    http_metrics.install(app, gateway.metrics.registry, served=gateway.metrics.served)
     if spans.enabled:  # outermost: from the request's arrival to its answer
         app.add_middleware(AcceptSpan, spans=spans)
     rejections.install(app, gateway.submitter.publish_rejection)

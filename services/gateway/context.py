@@ -11,8 +11,10 @@ from fastapi import Depends, Request
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.ratelimit import SubmissionRate
+from services.gateway.shared_buckets import SharedBuckets
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
+from services.gateway.worker_share import WorkerShare
 from shared.auth import Caller, caller_of
 from shared.blobs import BlobStore, open_blob_store
 from shared.blobs.janitor import start_janitor
@@ -44,13 +46,19 @@ class Gateway:
     keys: ApiKeyStore | None  # None: AUTH_DISABLED
     rate: SubmissionRate  # submissions per second, per key
     metrics: GatewayMetrics  # this app's own registry, served on /metrics
+    share: WorkerShare | None = None  # with GATEWAY_WORKERS above 1: this worker's siblings
     # BLOB_RETENTION_DAYS: the janitor thread's stop (shared/blobs/janitor.py)
     stop_janitor: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
-    def build(cls, settings: Settings, publisher: JobPublisher | None = None) -> Gateway:
+    def build(
+        cls,
+        settings: Settings,
+        publisher: JobPublisher | None = None,
+        share: WorkerShare | None = None,
+    ) -> Gateway:
         instance = instance_name()
-        metrics = GatewayMetrics()
+        metrics = GatewayMetrics(served_from=share.metrics_folder if share else None)
         blobs = open_blob_store(settings)
         ledger = open_submissions(settings)
         publisher = publisher or Publisher(
@@ -75,13 +83,15 @@ class Gateway:
             submitter=submitter,
             limits=limits_of(settings),
             keys=None if settings.auth_disabled else open_api_keys(settings),
-            rate=SubmissionRate(),
+            rate=SubmissionRate(buckets=SharedBuckets(share.rate_table) if share else None),
             metrics=metrics,
+            share=share,
         )
 
     def start(self) -> None:
         self.publisher.start()
-        self.stop_janitor = start_janitor(self.blobs, self.settings.blob_retention_days)
+        if self.share is None or self.share.index == 0:  # one janitor per gateway
+            self.stop_janitor = start_janitor(self.blobs, self.settings.blob_retention_days)
 
     async def aclose(self) -> None:
         """`close` on the event loop: the publisher's connections close cleanly first (a
