@@ -3,7 +3,9 @@ wrk over 32 keep-alive connections (benchmarks/wrk.py), against the gateway's pu
 (no HTTP; the tree's own gateway_bench in a process of its own) and a plain pika publisher,
 one confirmed publish per message, on the same broker and the same kind of queue (quorum
 `jobs.render`). This tree's gateway also runs with `AUTH_DISABLED=true` in the same runs,
-interleaved: the cost of the API key check (issue 13) in jobs/s and gateway CPU per job."""
+interleaved: the cost of the API key check (issue 13) in jobs/s and gateway CPU per job; and
+with GATEWAY_WORKERS=2 (two gateway processes on the one port), its CPU that of all its
+processes."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from benchmarks.gateway_bench import post_many
 from benchmarks.namespace import bench_namespace
-from benchmarks.procmem import cpu_seconds
+from benchmarks.procmem import tree_cpu_seconds
 from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import Tree, Trees
 from benchmarks.wrk import post_for
@@ -28,24 +31,36 @@ WARM_UP = 50
 GATEWAY_BENCH = ("benchmarks.gateway_bench", "tests.support.gateway_bench")  # new, old place
 
 
+@dataclass(frozen=True)
+class GatewayRun:
+    """How a contender's gateway runs: its key check off, its processes (GATEWAY_WORKERS, which
+    a tree from before it ignores)."""
+
+    auth_disabled: bool = False
+    workers: int = 1
+
+
 def through_gateway(
-    tree: Tree, seconds: float, clients: int, cpu: Sequence[Figure], auth_disabled: bool = False
+    tree: Tree, seconds: float, clients: int, cpu: Sequence[Figure], how: GatewayRun = GatewayRun()
 ) -> float:
-    """Accepted jobs/s of `tree`'s gateway under wrk (`clients` connections for `seconds`), its
-    key check on unless `auth_disabled`; CPU ms per accepted job of the gateway and (when `cpu`
+    """Accepted jobs/s of `tree`'s gateway under wrk (`clients` connections for `seconds`), run
+    as `how` says; CPU ms per accepted job of the gateway (all its processes) and (when `cpu`
     has a second figure) of wrk go to `cpu`. Accepted = jobs that reached the task queue."""
     with bench_namespace(tree) as ns:
         gateway = start_gateway(
-            ns.spawn, ns.settings, AUTH_DISABLED="true" if auth_disabled else "false"
+            ns.spawn,
+            ns.settings,
+            AUTH_DISABLED="true" if how.auth_disabled else "false",
+            GATEWAY_WORKERS=str(how.workers),
         )
         key = bearer(gateway.key)
-        post_many(gateway.url, WARM_UP, clients, key)
+        post_many(gateway.url, WARM_UP * how.workers, clients, key)
         queue = ns.broker.names.task_queue("render")
         queued = ns.broker.depth(queue)
         pid = gateway.process.pid
-        before = cpu_seconds(pid), _children_cpu()
+        before = tree_cpu_seconds(pid), _children_cpu()
         run = post_for(f"{gateway.url}/jobs/render", BODY, key, clients, seconds)
-        after = cpu_seconds(pid), _children_cpu()
+        after = tree_cpu_seconds(pid), _children_cpu()
         accepted = ns.broker.depth(queue) - queued
         if not accepted or run.socket_errors:
             raise RuntimeError(
@@ -90,7 +105,8 @@ def _record(figure: Figure, rate: float) -> None:
     print(f"  accept {figure.what}: {rate:.0f}/s", file=sys.stderr, flush=True)
 
 
-Gateway = tuple[Figure, Tree, Sequence[Figure], bool]  # figure, tree, CPU figures, no keys
+Gateway = tuple[Figure, Tree, Sequence[Figure], GatewayRun]  # figure, tree, CPU figures, how
+WORKERS = 2  # GATEWAY_WORKERS of the contender that runs several: one per core here
 
 
 def _gateways(
@@ -98,14 +114,13 @@ def _gateways(
     trees: Trees,
     keyed: Figure,
     cpu: Sequence[Figure],
-    open_gateway: Figure,
-    open_cpu: Figure,
+    this_trees: Sequence[tuple[Figure, Figure, GatewayRun]],
 ) -> list[Gateway]:
-    """This run's gateways in turn: each tree's with the key check, and this tree's without
-    it (its cost, measured here only), first every other run."""
-    with_keys: list[Gateway] = [(keyed.of(t), t, cpu, False) for t in trees.in_turn(run)]
-    without: Gateway = (open_gateway, trees.current, [open_cpu], True)
-    return [*with_keys, without] if run % 2 == 0 else [without, *with_keys]
+    """This run's gateways in turn: each tree's with the key check, and this tree's as
+    `this_trees` (figure, CPU figure, how) says, measured here only; first every other run."""
+    with_keys: list[Gateway] = [(keyed.of(t), t, cpu, GatewayRun()) for t in trees.in_turn(run)]
+    others: list[Gateway] = [(f, trees.current, [c], how) for f, c, how in this_trees]
+    return [*with_keys, *others] if run % 2 == 0 else [*others, *with_keys]
 
 
 def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: float) -> Section:
@@ -118,16 +133,24 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
     open_cpu = Figure(
         "gateway process, AUTH_DISABLED=true: CPU per accepted job", "ms", higher_is_better=False
     )
-    anchored([cpu[0], open_cpu, cpu[1]])
+    workers_cpu = Figure(
+        f"gateway, GATEWAY_WORKERS={WORKERS}: CPU per accepted job (all its processes)",
+        "ms",
+        higher_is_better=False,
+    )
+    anchored([cpu[0], open_cpu, workers_cpu, cpu[1]])
     gateway = Figure(f"gateway, HTTP POST /jobs/render (wrk, {clients} connections)", "jobs/s")
     open_gateway = Figure("gateway, AUTH_DISABLED=true (no key check), same wrk", "jobs/s")
+    workers = Figure(f"gateway, GATEWAY_WORKERS={WORKERS} (processes), same wrk", "jobs/s")
+    this_trees = [
+        (open_gateway, open_cpu, GatewayRun(auth_disabled=True)),
+        (workers, workers_cpu, GatewayRun(workers=WORKERS)),
+    ]
     alone = Figure(f"gateway's publisher alone, no HTTP ({clients} threads)", "jobs/s")
     pika = Figure("plain pika, 1 thread, one confirmed publish per message", "jobs/s")
     for run in range(runs):
-        for figure, tree, figures, off in _gateways(
-            run, trees, gateway, cpu, open_gateway, open_cpu
-        ):
-            _record(figure, through_gateway(tree, seconds, clients, figures, off))
+        for figure, tree, figures, how in _gateways(run, trees, gateway, cpu, this_trees):
+            _record(figure, through_gateway(tree, seconds, clients, figures, how))
         for tree, module in tools.in_turn(run):
             _record(alone.of(tree), publisher_alone(tree, module, jobs, clients))
         _record(pika, plain_pika(jobs))
@@ -145,6 +168,9 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
         " its ratio against the first row is the accept rate without / with the check",
         "CPU per job x jobs/s / 1000 = cores busy: the gateway is one uvicorn process (one"
         " core at most for Python code); wrk, in C, leaves it the other core",
+        f"GATEWAY_WORKERS={WORKERS}: this tree's gateway as {WORKERS} uvicorn processes on"
+        " the one port (the kernel gives each connection to one), sharing the key's rate"
+        " table and the metrics files; its CPU is all its processes'",
         *tools.notes,
     ]
     if trees.baseline:
@@ -152,5 +178,5 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
             f"the publisher alone runs a pool of {publishers} (this tree's GATEWAY_PUBLISHERS"
             " default) in both trees; each tree's gateway runs with its own default"
         )
-    figures = [gateway, open_gateway, alone, pika, cpu[0], open_cpu, cpu[1]]
+    figures = [gateway, open_gateway, workers, alone, pika, cpu[0], open_cpu, workers_cpu, cpu[1]]
     return Section("Gateway accept rate", figures, notes)
