@@ -3,7 +3,9 @@ process or in GATEWAY_WORKERS of them (workers.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -38,8 +40,22 @@ def main() -> int:
 
 
 def _serve(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> int:
-    server.run(sockets=sockets)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a stop, as in uvicorn.run
+        server.run(sockets=sockets)
     return 0 if server.started else EXIT_STARTUP  # as uvicorn.run: the port taken, say
+
+
+class _AnnouncedServer(uvicorn.Server):
+    """A server that calls `on_serving` once it serves (its app started, its socket taken)."""
+
+    def __init__(self, config: uvicorn.Config, on_serving: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_serving = on_serving
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_serving()
 
 
 def _uvicorn_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8080) -> uvicorn.Config:
@@ -63,7 +79,7 @@ def serve_worker(settings: Settings, sock: socket.socket, share: WorkerShare) ->
     except (ConfigError, StateError) as e:
         return config_error(e)
     settle_heap()
-    return _serve(uvicorn.Server(_uvicorn_config(app)), [sock])
+    return _serve(_AnnouncedServer(_uvicorn_config(app), share.mark_serving), [sock])
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ app (its own broker connections and state handles; the blob janitor in the first
 serves the inherited socket with uvicorn, the kernel giving each new connection to one of
 them. SIGTERM or SIGINT here goes on to every worker, which finishes its requests as a lone
 gateway does; this process exits once they all have (those still there after STOP_GRACE_S
-are killed). A worker that dies is replaced (after RESPAWN_PAUSE_S when it died that soon
-after its start); one that could not start (a bad setting, the state store unreachable:
-EXIT_CONFIG, or EXIT_STARTUP) stops the gateway with that exit code, as a lone gateway
-would have stopped.
+are killed). A worker that dies once it has served is replaced (after RESPAWN_PAUSE_S when
+it died that soon after its start); one that dies before (a bad setting, the state store
+unreachable: EXIT_CONFIG; no server: EXIT_STARTUP; any other failure) stops the gateway
+with its exit code, as a lone gateway would have stopped. A worker says it serves with a
+file in the shared folder (`WorkerShare.mark_serving`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ def serve_in_workers(host: str, port: int, workers: int, serve_one: ServeOne) ->
     except OSError as e:
         log.error("gateway_port_unavailable", host=host, port=port, error=str(e))
         return EXIT_STARTUP
-    folder = Path(tempfile.mkdtemp(prefix="jobsuite-gateway-"))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="jobsuite-gateway-"))
+    except OSError as e:  # no writable TMPDIR (a read-only container without a tmpfs)
+        sock.close()
+        log.error("gateway_worker_folder_unavailable", tmpdir=tempfile.gettempdir(), error=str(e))
+        return EXIT_STARTUP
     try:
         WorkerShare(folder, 0).prepare()
         return _Supervisor(sock, folder, workers, serve_one).run()
@@ -102,6 +108,8 @@ class _Supervisor:
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGALRM, self._kill_the_rest)
         for index in range(self._count):
+            if self._stopping:
+                break
             self._start(index)
         while self._workers:
             try:
@@ -116,13 +124,15 @@ class _Supervisor:
         worker = self._workers.pop(pid, None)
         if worker is None:
             return
-        forget_process(self._folder / "metrics", pid)
+        share = WorkerShare(self._folder, worker.index)
+        served = share.has_served(pid)
+        forget_process(share.metrics_folder, pid)
+        share.forget(pid)
         if self._stopping:
             return
-        if code in _CANNOT_START:
+        if code in _CANNOT_START or not served:
             log.error("gateway_worker_failed_to_start", worker=worker.index, pid=pid, code=code)
-            self._exit_code = code
-            self._stop(signal.SIGTERM, None)
+            self._fail(code if code > 0 else 1)
             return
         log.error("gateway_worker_exited_replacing_it", worker=worker.index, pid=pid, code=code)
         if time.monotonic() - worker.started < RESPAWN_PAUSE_S:
@@ -131,18 +141,30 @@ class _Supervisor:
                 return
         self._start(worker.index)
 
+    def _fail(self, code: int) -> None:
+        self._exit_code = code
+        self._stop(signal.SIGTERM, None)
+
     def _start(self, index: int) -> None:
         # Signals wait until the child has our handlers off, and unflushed output is written
         # once, not by both processes.
         sys.stdout.flush()
         sys.stderr.flush()
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        pid = os.fork()
-        if pid == 0:
-            self._child(index)  # never returns
-        self._workers[pid] = _Worker(index, time.monotonic())
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._child(index)  # never returns
+            self._workers[pid] = _Worker(index, time.monotonic())
+        except OSError as e:  # no process to be had (EAGAIN, ENOMEM)
+            log.error("gateway_worker_not_started", worker=index, error=str(e))
+            self._fail(1)
+            return
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         log.info("gateway_worker_started", worker=index, pid=pid)
+        if self._stopping:  # told to stop while this one was being made
+            _signal(pid, signal.SIGTERM)
 
     def _child(self, index: int) -> None:
         code = 1
@@ -150,9 +172,14 @@ class _Supervisor:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            # A group of its own: a terminal's Ctrl-C reaches the first process alone, which
+            # passes a SIGTERM on (two signals would make uvicorn skip its graceful stop).
+            os.setpgid(0, 0)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             _stop_with_parent(self._pid)
             code = self._serve_one(self._sock, WorkerShare(self._folder, index))
+        except KeyboardInterrupt:  # SIGINT sent to this worker itself: a stop like SIGTERM
+            code = 0
         except BaseException:
             log.exception("gateway_worker_crashed", worker=index)
         finally:
@@ -161,9 +188,11 @@ class _Supervisor:
             os._exit(code)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
-        if not self._stopping:
-            log.info("gateway_stopping", signal=signal.Signals(signum).name)
+        if self._stopping:
+            return  # the kill deadline stands from the first signal
+        log.info("gateway_stopping", signal=signal.Signals(signum).name)
         self._stopping = True
+        self._sock.close()  # new connections are refused now, not left in the backlog
         for pid in self._workers:
             _signal(pid, signal.SIGTERM)
         signal.alarm(STOP_GRACE_S)

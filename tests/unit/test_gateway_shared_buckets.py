@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -53,23 +54,24 @@ def test_a_time_read_before_the_last_update_refills_nothing() -> None:
     assert take_token(0.5, 10.0, 1.0, 5, 10.5) == (0.0, 10.5, 0.0)
 
 
-def _take_many(path: str, takes: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _take_many(path: str, takes: int, start: Any, results: Any) -> None:
     buckets = SharedBuckets(Path(path))
-    results.put(sum(buckets.take("shared-key", 1e-6, 100, 5.0) == 0.0 for _ in range(takes)))
+    start.wait(60)  # all at once, so their updates overlap
+    results.put(sum(buckets.take("shared-key", 1e-6, 5000, 5.0) == 0.0 for _ in range(takes)))
 
 
 def test_processes_share_one_budget(table: Path) -> None:
     context = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
-    workers = [
-        context.Process(target=_take_many, args=(str(table), 150, results)) for _ in range(3)
-    ]
+    results, start = context.Queue(), context.Barrier(3)
+    args = (str(table), 4000, start, results)
+    workers = [context.Process(target=_take_many, args=args) for _ in range(3)]
     for worker in workers:
         worker.start()
     granted = [results.get(timeout=60) for _ in workers]
     for worker in workers:
         worker.join(30)
-    assert sum(granted) == 100  # the burst, once, not once per process
+    # The burst, once, not once per process; and no token lost or taken twice in a race.
+    assert sum(granted) == 5000
 
 
 def test_a_process_that_died_holding_the_lock_stops_no_one(table: Path) -> None:
