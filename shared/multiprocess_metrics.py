@@ -9,10 +9,13 @@ counts.
 
 from __future__ import annotations
 
+import glob
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, values
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client's values write their files
@@ -30,8 +33,24 @@ def collected_from(folder: Path) -> CollectorRegistry:
     """A registry whose exposition is the sum of every process's values in `folder`, those of
     processes gone included (a counter never goes back)."""
     registry = CollectorRegistry(auto_describe=True)
-    MultiProcessCollector(registry, path=str(folder))
+    _SettledFiles(registry, path=str(folder))
     return registry
+
+
+class _SettledFiles(MultiProcessCollector):
+    """Skips a file another process has just made: prometheus_client creates it empty and
+    sizes it a moment later, and reading it in between fails the whole collection."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db")) if _sized(f)]
+        return self.merge(files, accumulate=True)
+
+
+def _sized(file: str) -> bool:
+    try:
+        return os.path.getsize(file) > 0
+    except FileNotFoundError:  # a live gauge's file, gone with its process
+        return False
 
 
 def forget_process(folder: Path, pid: int) -> None:
