@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from benchmarks.drain import tree_cpu_seconds
 from benchmarks.gateway_bench import post_many
 from benchmarks.namespace import bench_namespace
-from benchmarks.procmem import tree_cpu_seconds
 from benchmarks.stats import Figure, Section, anchored
 from benchmarks.trees import Tree, Trees
 from benchmarks.wrk import post_for
@@ -57,10 +57,10 @@ def through_gateway(
         post_many(gateway.url, WARM_UP * how.workers, clients, key)
         queue = ns.broker.names.task_queue("render")
         queued = ns.broker.depth(queue)
-        pid = gateway.process.pid
-        before = tree_cpu_seconds(pid), _children_cpu()
+        processes = [gateway.process.proc]  # with its workers, the tree below it
+        before = tree_cpu_seconds(processes), _children_cpu()
         run = post_for(f"{gateway.url}/jobs/render", BODY, key, clients, seconds)
-        after = tree_cpu_seconds(pid), _children_cpu()
+        after = tree_cpu_seconds(processes), _children_cpu()
         accepted = ns.broker.depth(queue) - queued
         if not accepted or run.socket_errors:
             raise RuntimeError(

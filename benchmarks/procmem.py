@@ -29,22 +29,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
-    """CPU seconds so far of a process and of its running children (GATEWAY_WORKERS' workers;
-    a child that exited is counted in its parent's figures only once waited for)."""
-    total = cpu_seconds(pid)
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or entry.name == str(pid):
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if int(fields[1]) == pid:
-                total += cpu_seconds(int(entry.name))
-        except (OSError, ValueError):  # gone meanwhile
-            continue
-    return total
-
-
 def node_cpu_seconds(pid: int | None) -> float:
     """The broker node's CPU seconds so far (`pid` from broker_pid); nan without a local
     node to see, so a difference of two readings is nan too."""

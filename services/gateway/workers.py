@@ -30,7 +30,6 @@ from pathlib import Path
 from types import FrameType
 
 from services.gateway.worker_share import WorkerShare
-from shared.exit_codes import EXIT_CONFIG
 from shared.log import get_logger
 from shared.multiprocess_metrics import forget_process
 
@@ -39,7 +38,6 @@ log = get_logger("services.gateway")
 RESPAWN_PAUSE_S = 1.0
 STOP_GRACE_S = 20  # a worker's own graceful shutdown (10 s), then its app's close
 EXIT_STARTUP = 3  # the port cannot be had (uvicorn's code for a server that did not start)
-_CANNOT_START = {EXIT_CONFIG, EXIT_STARTUP}  # a worker's codes for "could not start"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
 
@@ -130,7 +128,7 @@ class _Supervisor:
         share.forget(pid)
         if self._stopping:
             return
-        if code in _CANNOT_START or not served:
+        if not served:  # EXIT_CONFIG, EXIT_STARTUP and any failure before serving
             log.error("gateway_worker_failed_to_start", worker=worker.index, pid=pid, code=code)
             self._fail(code if code > 0 else 1)
             return
