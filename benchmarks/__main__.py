@@ -67,7 +67,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-jobs", type=int, default=300, help="jobs per end-to-end run")
     p.add_argument("--e2e-window", type=int, default=8, help="end-to-end jobs in flight")
     p.add_argument(
-        "--e2e-heavy-jobs", type=int, default=60, help="CPU-heavy jobs per end-to-end run"
+        "--e2e-heavy-jobs", type=int, default=120, help="CPU-heavy jobs per end-to-end run"
     )
     p.add_argument("--stores-jobs", type=int, default=60, help="jobs per stores run")
     p.add_argument("--stores-window", type=int, default=4, help="stores: jobs in flight")

@@ -91,18 +91,41 @@ def _pair(what: str, unit: str, higher_is_better: bool = False) -> list[Figure]:
     return anchored([Figure(f"{n} resizer(s): {what}", unit, [], higher_is_better) for n in COUNTS])
 
 
+@dataclass
+class CpuFigures:
+    """Where a kind of job's CPU went, per resizer count: the gateway, the resizers, the load
+    client, the broker."""
+
+    gateway: list[Figure]
+    resizers: list[Figure]
+    client: list[Figure]
+    broker: list[Figure]
+
+    @classmethod
+    def named(cls, kind: str) -> CpuFigures:
+        return cls(*(_pair(f"{kind}{part} CPU per job", "ms") for part in _CPU_PARTS))
+
+    def record(self, i: int, tree: Tree, run: Run) -> None:
+        self.gateway[i].of(tree).samples.append(run.gateway_cpu_ms)
+        self.resizers[i].of(tree).samples.append(run.resizer_cpu_ms)
+        self.client[i].of(tree).samples.append(run.client_cpu_ms)
+        if run.broker_cpu_ms == run.broker_cpu_ms:  # not nan: a local node was seen
+            self.broker[i].of(tree).samples.append(run.broker_cpu_ms)
+
+    def figures(self) -> list[Figure]:
+        return [*self.gateway, *self.resizers, *self.client, *seen(self.broker)]
+
+
+_CPU_PARTS = ("gateway", "resizer", "load client", "broker")
+
+
 def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int) -> Section:
     rates = _pair("throughput", "jobs/s", higher_is_better=True)
     heavy = _pair("CPU-heavy jobs: throughput", "jobs/s", higher_is_better=True)
     ceiling = _pair("CPU-heavy work alone (the handler, no jobsuite): throughput", "jobs/s", True)
     alone_jobs = max(1, heavy_jobs // 2)  # per process
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
-    gateway_cpu, resizer_cpu, client_cpu, broker_cpu = (
-        _pair("gateway CPU per job", "ms"),
-        _pair("resizer CPU per job", "ms"),
-        _pair("load client CPU per job", "ms"),
-        _pair("broker CPU per job", "ms"),
-    )
+    cpu, heavy_cpu = CpuFigures.named(""), CpuFigures.named("CPU-heavy jobs: ")
     for turn in range(runs):
         for i, n in enumerate(COUNTS):
             for tree in trees.in_turn(turn):
@@ -110,18 +133,16 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                 rates[i].of(tree).samples.append(run.load.rate())
                 for pct, figures in latency.items():
                     figures[i].of(tree).samples.append(run.load.latency_ms(pct))
-                gateway_cpu[i].of(tree).samples.append(run.gateway_cpu_ms)
-                resizer_cpu[i].of(tree).samples.append(run.resizer_cpu_ms)
-                client_cpu[i].of(tree).samples.append(run.client_cpu_ms)
-                if run.broker_cpu_ms == run.broker_cpu_ms:  # not nan: a local node was seen
-                    broker_cpu[i].of(tree).samples.append(run.broker_cpu_ms)
+                cpu.record(i, tree, run)
                 line = tree.named(f"  e2e {n} resizer(s)") + f": {run.load.rate():.1f} jobs/s"
                 p50 = run.load.latency_ms(50)
                 print(f"{line}, p50 {p50:.0f} ms", file=sys.stderr, flush=True)
         for i, n in enumerate(COUNTS):
             for tree in trees.in_turn(turn):
-                rate = one_run(tree, n, heavy_jobs, window, heavy_request()).load.rate()
+                run = one_run(tree, n, heavy_jobs, window, heavy_request())
+                rate = run.load.rate()
                 heavy[i].of(tree).samples.append(rate)
+                heavy_cpu.record(i, tree, run)
                 line = tree.named(f"  e2e CPU-heavy, {n} resizer(s)") + f": {rate:.1f} jobs/s"
                 print(line, file=sys.stderr, flush=True)
         for i, n in enumerate(COUNTS):  # the machine's, measured once per turn (this tree)
@@ -138,7 +159,8 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
         f" about {window} / throughput)",
         f"CPU-heavy jobs: {heavy_jobs} per run ({HEAVY_IMAGE[0]}x{HEAVY_IMAGE[1]} JPEG to"
         f" {len(HEAVY_SIZES)} WebP sizes), the same window and warm-up, interleaved with the"
-        " tiny ones; the work, not the bookkeeping, dominates",
+        " tiny ones; the work, not the bookkeeping, dominates; their CPU per job as the tiny"
+        " ones'",
         f"CPU-heavy work alone: the same job's work (the resize handler on a folder blob store,"
         f" benchmarks/heavy_probe.py) in 1 and in 2 processes at once, {alone_jobs}"
         " jobs each, no broker, gateway or client: its 2-process ratio is the ceiling this"
@@ -154,6 +176,6 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
     figures = [*rates, *(f for pct in PERCENTILES for f in latency[pct])]
     return Section(
         "End-to-end resize through the gateway, 1 vs 2 resizers",
-        [*figures, *heavy, *ceiling, *gateway_cpu, *resizer_cpu, *client_cpu, *seen(broker_cpu)],
+        [*figures, *heavy, *ceiling, *cpu.figures(), *heavy_cpu.figures()],
         notes,
     )
