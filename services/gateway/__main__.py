@@ -79,7 +79,12 @@ def serve_worker(settings: Settings, sock: socket.socket, share: WorkerShare) ->
     except (ConfigError, StateError) as e:
         return config_error(e)
     settle_heap()
-    return _serve(_AnnouncedServer(_uvicorn_config(app), share.mark_serving), [sock])
+
+    def serving() -> None:
+        share.mark_serving()
+        log.info("gateway_worker_serving", worker=share.index)
+
+    return _serve(_AnnouncedServer(_uvicorn_config(app), serving), [sock])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from shared.log import get_logger
 log = get_logger(__name__)
 
 SLOT = struct.Struct("<Qdd")  # digest, tokens, at
+_DIGEST, _BUCKET = struct.Struct("<Q"), struct.Struct("<dd")  # a slot's two parts
 SLOTS = 1 << 14  # 384 KiB
 
 
@@ -67,7 +68,12 @@ class SharedBuckets:
             if held == 0:  # a new key: a full bucket
                 tokens, at = float(burst), now
             tokens, at, wait = take_token(tokens, at, rate, burst, now)
-            SLOT.pack_into(self._map, offset, digest, tokens, at)
+            # The bucket, then the digest that makes the slot taken, each as one copy of
+            # bytes packed beforehand (pack_into zeroes its bytes before filling them): a
+            # process killed between the two leaves a free slot, never a taken slot reset.
+            self._map[offset + _DIGEST.size : offset + SLOT.size] = _BUCKET.pack(tokens, at)
+            if held == 0:
+                self._map[offset : offset + _DIGEST.size] = _DIGEST.pack(digest)
             return wait
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -78,7 +84,7 @@ class SharedBuckets:
         first = digest % self._slots
         for i in range(self._slots):
             offset = ((first + i) % self._slots) * SLOT.size
-            (held,) = struct.unpack_from("<Q", self._map, offset)
+            (held,) = _DIGEST.unpack_from(self._map, offset)
             if held in (0, digest):
                 return offset
         return None

@@ -4,20 +4,22 @@ This process binds the port, makes the folder the workers share (their rate tabl
 metrics files, worker_share.py) and forks them before any thread starts; each builds its own
 app (its own broker connections and state handles; the blob janitor in the first only) and
 serves the inherited socket with uvicorn, the kernel giving each new connection to one of
-them. SIGTERM or SIGINT here goes on to every worker, which finishes its requests as a lone
-gateway does; this process exits once they all have (those still there after STOP_GRACE_S
-are killed). A worker that dies once it has served is replaced (after RESPAWN_PAUSE_S when
-it died that soon after its start); one that dies before (a bad setting, the state store
-unreachable: EXIT_CONFIG; no server: EXIT_STARTUP; any other failure) stops the gateway
-with its exit code, as a lone gateway would have stopped. A worker says it serves with a
-file in the shared folder (`WorkerShare.mark_serving`).
+them. SIGTERM, SIGINT or SIGHUP here goes on to every worker as a SIGTERM, and each finishes
+its requests as a lone gateway does; this process exits once they all have (those still
+there after STOP_GRACE_S are killed). A worker that dies once it has served is replaced
+(after RESPAWN_PAUSE_S when it died that soon after its start); one that dies before (a bad
+setting, the state store unreachable: EXIT_CONFIG; no server: EXIT_STARTUP; any other
+failure) stops the gateway with its exit code, as a lone gateway would have stopped. A
+worker says it serves with a file in the shared folder (`WorkerShare.mark_serving`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
+import select
 import shutil
 import signal
 import socket
@@ -39,7 +41,8 @@ RESPAWN_PAUSE_S = 1.0
 STOP_GRACE_S = 20  # a worker's own graceful shutdown (10 s), then its app's close
 EXIT_STARTUP = 3  # the port cannot be had (uvicorn's code for a server that did not start)
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
+_STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # SIGHUP: the terminal closed
+_SIGNALS = {*_STOPS, signal.SIGCHLD}
 
 ServeOne = Callable[[socket.socket, WorkerShare], int]
 """One worker: serve the socket until told to stop; the process's exit code."""
@@ -89,6 +92,11 @@ class _Worker:
 
 
 class _Supervisor:
+    """The first process's loop. Its signal handlers do nothing but wake the loop (the
+    signal's number written to a pipe, `signal.set_wakeup_fd`): stopping, logging, replacing
+    and killing happen in the loop, never inside a handler that could interrupt a log line
+    half written (the log's lock is not reentrant)."""
+
     def __init__(
         self, sock: socket.socket, folder: Path, workers: int, serve_one: ServeOne
     ) -> None:
@@ -98,25 +106,54 @@ class _Supervisor:
         self._serve_one = serve_one
         self._pid = os.getpid()
         self._workers: dict[int, _Worker] = {}
+        self._respawns: dict[int, float] = {}  # worker index -> when to start it again
         self._stopping = False
+        self._kill_at = math.inf  # the first stop signal's deadline, until the kill
         self._exit_code = 0
+        self._wakeup = (-1, -1)
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGALRM, self._kill_the_rest)
-        for index in range(self._count):
-            if self._stopping:
-                break
-            self._start(index)
+        self._wakeup = os.pipe()
+        for fd in self._wakeup:
+            os.set_blocking(fd, False)
+        previous = {signum: signal.signal(signum, _wake) for signum in _SIGNALS}
+        old_wakeup = signal.set_wakeup_fd(self._wakeup[1])
+        try:
+            for index in range(self._count):
+                self._start(index)
+            while self._workers or (self._respawns and not self._stopping):
+                self._wait()
+                self._reap()
+                self._respawn_due()
+                self._kill_if_late()
+            return self._exit_code
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for fd in self._wakeup:
+                os.close(fd)
+
+    def _wait(self) -> None:
+        """Until a signal comes or the next thing is due; then a stop signal is acted on."""
+        due = min([*self._respawns.values(), self._kill_at])
+        timeout = None if due == math.inf else max(0.0, due - time.monotonic())
+        select.select([self._wakeup[0]], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            for signum in os.read(self._wakeup[0], 512):
+                if signum in _STOPS:
+                    self._stop(signal.Signals(signum).name)
+
+    def _reap(self) -> None:
         while self._workers:
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:  # none left (each already waited for)
-                break
+                self._workers.clear()
+                return
+            if pid == 0:
+                return
             self._exited(pid, os.waitstatus_to_exitcode(status))
-        signal.alarm(0)
-        return self._exit_code
 
     def _exited(self, pid: int, code: int) -> None:
         worker = self._workers.pop(pid, None)
@@ -133,26 +170,35 @@ class _Supervisor:
             self._fail(code if code > 0 else 1)
             return
         log.error("gateway_worker_exited_replacing_it", worker=worker.index, pid=pid, code=code)
-        if time.monotonic() - worker.started < RESPAWN_PAUSE_S:
-            time.sleep(RESPAWN_PAUSE_S)  # no tight loop of a worker failing at once
+        # One that died that soon waits a moment: no tight loop of a worker failing at once.
+        soon = time.monotonic() - worker.started < RESPAWN_PAUSE_S
+        self._respawns[worker.index] = time.monotonic() + (RESPAWN_PAUSE_S if soon else 0)
+
+    def _respawn_due(self) -> None:
+        now = time.monotonic()
+        for index, due in list(self._respawns.items()):
             if self._stopping:
-                return
-        self._start(worker.index)
+                self._respawns.clear()
+            elif due <= now:
+                del self._respawns[index]
+                self._start(index)
 
     def _fail(self, code: int) -> None:
         self._exit_code = code
-        self._stop(signal.SIGTERM, None)
+        self._stop("SIGTERM")
 
     def _start(self, index: int) -> None:
-        # Signals wait until the child has our handlers off, and unflushed output is written
-        # once, not by both processes.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # Unflushed output is written once, not by both processes (and a log reader that is
+        # gone fails no fork). Signals wait until the child has our handlers off.
+        _flush_quietly()
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             pid = os.fork()
             if pid == 0:
-                self._child(index)  # never returns
+                try:
+                    self._child(index)
+                finally:
+                    os._exit(1)  # _child exits itself; nothing here may go on as the gateway
             self._workers[pid] = _Worker(index, time.monotonic())
         except OSError as e:  # no process to be had (EAGAIN, ENOMEM)
             log.error("gateway_worker_not_started", worker=index, error=str(e))
@@ -161,15 +207,16 @@ class _Supervisor:
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         log.info("gateway_worker_started", worker=index, pid=pid)
-        if self._stopping:  # told to stop while this one was being made
-            _signal(pid, signal.SIGTERM)
 
     def _child(self, index: int) -> None:
         code = 1
         try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            for fd in self._wakeup:
+                os.close(fd)
+            for signum in _SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
             # A group of its own: a terminal's Ctrl-C reaches the first process alone, which
             # passes a SIGTERM on (two signals would make uvicorn skip its graceful stop).
             os.setpgid(0, 0)
@@ -178,27 +225,43 @@ class _Supervisor:
             code = self._serve_one(self._sock, WorkerShare(self._folder, index))
         except KeyboardInterrupt:  # SIGINT sent to this worker itself: a stop like SIGTERM
             code = 0
+        except SystemExit as e:  # uvicorn's for an app that could not start: 3
+            code = e.code if isinstance(e.code, int) else 1
         except BaseException:
             log.exception("gateway_worker_crashed", worker=index)
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_quietly()
             os._exit(code)
 
-    def _stop(self, signum: int, frame: FrameType | None) -> None:
+    def _stop(self, signal_name: str) -> None:
         if self._stopping:
             return  # the kill deadline stands from the first signal
-        log.info("gateway_stopping", signal=signal.Signals(signum).name)
+        log.info("gateway_stopping", signal=signal_name)
         self._stopping = True
-        self._sock.close()  # new connections are refused now, not left in the backlog
+        self._kill_at = time.monotonic() + STOP_GRACE_S
+        self._respawns.clear()
+        self._sock.close()  # its copy of the port; each worker closes its own as it stops
         for pid in self._workers:
             _signal(pid, signal.SIGTERM)
-        signal.alarm(STOP_GRACE_S)
 
-    def _kill_the_rest(self, signum: int, frame: FrameType | None) -> None:
+    def _kill_if_late(self) -> None:
+        if time.monotonic() < self._kill_at:
+            return
         for pid, worker in self._workers.items():
             log.error("gateway_worker_killed_after_grace", worker=worker.index, pid=pid)
             _signal(pid, signal.SIGKILL)
+        self._kill_at = math.inf  # once
+
+
+def _wake(signum: int, frame: FrameType | None) -> None:
+    """A signal's handler: its number is in the wakeup pipe already, for the loop."""
+
+
+def _flush_quietly() -> None:
+    with contextlib.suppress(Exception):  # a closed stdout, a log reader gone (EPIPE)
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
 
 
 def _stop_with_parent(parent: int) -> None:
