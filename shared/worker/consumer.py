@@ -24,7 +24,13 @@ from shared.log import get_logger, job_context
 from shared.worker.checks import Refusal, check_delivery, traced
 from shared.worker.claims import DeliveryBudget
 from shared.worker.job_thread import JobThread, RunningJob
-from shared.worker.perform import Handler, JobCourse, outputs_recorded, settle_in_span
+from shared.worker.perform import (
+    Handler,
+    JobCourse,
+    outputs_recorded,
+    settle_in_span,
+    settle_or_reconnect,
+)
 
 log = get_logger("shared.worker")
 # How long the I/O thread waits for a job it handed over to come back to be settled, before it
@@ -173,24 +179,32 @@ class Consumer:
             limit = self.settings.job_time_limit
             log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
             self._pause()
-            # A job left running by a lost connection is settled by nobody: the broker has
-            # taken its delivery back already.
-            if running.delivery.channel is self.channel:
-                why = f"still running after {limit} s (JOB_TIME_LIMIT)"
-                settle = partial(
-                    self.course.settler.retry,
-                    running.job,
-                    running.delivery,
-                    "time_limit",
-                    why,
-                    running.started,
-                )
-                headers = running.delivery.headers
-                in_span = partial(settle_in_span, self.course.spans, running.job, headers, settle)
-                running.context.copy().run(in_span)
-            job_thread.interrupt(running)
+            try:
+                # A job left running by a lost connection is settled by nobody: the broker
+                # has taken its delivery back already.
+                if running.delivery.channel is self.channel:
+                    self._retry_over_limit(running, limit)
+            finally:  # settled, or the connection dropped for the broker to take it back
+                job_thread.interrupt(running)
         elif running.stuck(now):  # timed out before its thread took it, behind a stuck job
             _exit_stuck(running)
+
+    def _retry_over_limit(self, running: RunningJob, limit: float) -> None:
+        why = f"still running after {limit} s (JOB_TIME_LIMIT)"
+        retry = partial(
+            self.course.settler.retry,
+            running.job,
+            running.delivery,
+            "time_limit",
+            why,
+            running.started,
+        )
+        # A retry the broker refuses drops the connection (BrokerUnavailable), as for a job
+        # that finished: held unsettled it would stop this consumer for good.
+        settle = partial(settle_or_reconnect, retry)
+        headers = running.delivery.headers
+        in_span = partial(settle_in_span, self.course.spans, running.job, headers, settle)
+        running.context.copy().run(in_span)
 
     def _pause(self) -> None:
         self.stop_taking()

@@ -34,6 +34,7 @@ from shared.messages import Job
 from shared.spans import NO_SPANS, Spans
 from shared.worker.bridge import Bridge
 from shared.worker.job_thread import JobTimeLimitExceeded, RunningJob
+from shared.worker.one_run import one_run_of
 from shared.worker.output_budget import BudgetedBlobs, OutputLimitExceeded
 from shared.worker.settle import Settler
 
@@ -129,7 +130,7 @@ class JobCourse:
             refused = partial(
                 self.settler.retry, job, delivery, "publish_refused", str(e), running.started
             )
-            return _unless_timed_out(running, partial(_or_reconnect, refused), self.spans)
+            return _unless_timed_out(running, partial(settle_or_reconnect, refused), self.spans)
 
     def _settle_and_finish(
         self, running: RunningJob, settle: Callable[[], str], out_of_hand: Callable[[], object]
@@ -155,7 +156,7 @@ def _log_finished(running: RunningJob, outcome: str) -> None:
     log.info("job_finished", outcome=outcome, duration_ms=duration)
 
 
-def _or_reconnect(settle: Callable[[], str]) -> str:
+def settle_or_reconnect(settle: Callable[[], str]) -> str:
     """On the I/O thread: `settle`, or, should the broker refuse that too (as while a quorum
     queue elects a new leader after a node died), BrokerUnavailable: the I/O loop drops the
     connection, the broker takes the job back with it, and it comes again after the
@@ -192,7 +193,14 @@ def run_handler_once(
 ) -> list[str]:
     """The job's outputs: recalled from its manifest when an earlier delivery finished it,
     else made by the handler within MAX_OUTPUT_BYTES and then recorded (the manifest,
-    written last)."""
+    written last). An earlier delivery still running in this process is waited for."""
+    with one_run_of(job.id):
+        return _run_handler_once(job, handler, blobs, max_output_bytes)
+
+
+def _run_handler_once(
+    job: Job, handler: Handler, blobs: BlobStore, max_output_bytes: int
+) -> list[str]:
     try:
         done = blobs.read_manifest(job.id)
     except BlobLinkError:

@@ -18,7 +18,7 @@ import pytest
 
 from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
-from shared.errors import PermanentJobError, TransientJobError
+from shared.errors import BrokerUnavailable, PermanentJobError, TransientJobError
 from shared.events import EventSource
 from shared.log import configure_logging
 from shared.messages import Job
@@ -369,3 +369,30 @@ def test_a_job_being_settled_is_not_over_its_limit() -> None:
     assert running.over_limit(later)
     running.settling = True
     assert not running.over_limit(later)
+
+
+def test_a_time_limit_retry_the_broker_refuses_drops_the_connection_and_still_interrupts(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """The broker nacks the retry of a job over its limit (a queue electing a new leader):
+    the connection is dropped, so the broker takes the job back, and the job's thread is
+    interrupted all the same. Before, the nack ended the worker process."""
+    left = threading.Event()
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        try:
+            while True:
+                time.sleep(0.001)
+        finally:
+            left.set()
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.channel.refuse = {"job.retrying"}
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.consumer.busy)
+    time.sleep(0.05)
+    rig.skew = LIMIT_S + 1
+    with pytest.raises(BrokerUnavailable, match="refused the job's outcome and then its retry"):
+        rig.settle_until(lambda: False)
+    assert left.wait(5), "the thread was interrupted"
+    assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
