@@ -45,6 +45,11 @@ log = get_logger(__name__)
 _IDLE_S = 0.2
 # A request sent before the publisher started, not taken within this time, is given up (503).
 QUEUE_TIMEOUT_S = 15.0
+# A job sent and not confirmed within this time is in doubt (a 503 that says so), and its
+# connection is dropped: confirms come in order, so the others on it wait as long. A broker
+# that keeps its connections alive but confirms nothing (a quorum queue without a majority)
+# would otherwise hold each request, and each keyed submission's Idempotency-Key, for good.
+CONFIRM_TIMEOUT_S = 30.0
 # After the broker blocked a publish (memory/disk alarm), refuse jobs without trying for this
 # long: one publish per hold finds out whether the alarm is over.
 ALARM_HOLD_S = 2.0
@@ -257,14 +262,19 @@ class Publisher:
         """A request from a thread (or from before the start): served as a task."""
         if not future.set_running_or_notify_cancel():
             return  # withdrawn by its caller's timeout
-        task = self._running().create_task(self._request(messages))
+        sent = _Sent()
+        task = self._running().create_task(self._request(messages, sent))
         self._tasks.add(task)
-        task.add_done_callback(partial(self._answer, future))
+        task.add_done_callback(partial(self._answer, future, sent))
 
-    def _answer(self, future: Future[None], task: asyncio.Task[None]) -> None:
+    def _answer(self, future: Future[None], sent: _Sent, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            future.set_exception(BrokerUnavailable(_SHUTTING_DOWN))
+        if task.cancelled():  # the loop ended under it: a job already sent may be queued
+            future.set_exception(
+                PublishInDoubt(f"{_SHUTTING_DOWN}; the job was sent, its confirm not seen")
+                if sent.job
+                else BrokerUnavailable(_SHUTTING_DOWN)
+            )
         elif (error := task.exception()) is not None:
             future.set_exception(error)
         else:
@@ -291,19 +301,20 @@ class Publisher:
             if slot.link is not None:
                 await slot.link.wait_closed(2)
 
-    async def _request(self, messages: Sequence[Outgoing]) -> None:
+    async def _request(self, messages: Sequence[Outgoing], sent: _Sent | None = None) -> None:
         try:
-            await self._serve(messages)
+            await self._serve(messages, sent or _Sent())
         except BrokerError:
             raise
         except Exception as e:  # a bug, or an error pika let through: this request fails
             log.exception("publisher_error")
             raise BrokerUnavailable(f"{type(e).__name__}: {e}") from e
 
-    async def _serve(self, messages: Sequence[Outgoing]) -> None:
+    async def _serve(self, messages: Sequence[Outgoing], sent: _Sent) -> None:
         """Publish the job and await its confirm, trying a fresh connection once when the
         connection fails; then send the rest. An earlier try that may have reached the
-        broker (in doubt) is what a failure says, should the retry fail too."""
+        broker (in doubt) is what a failure says, should the retry fail too. No confirm
+        within CONFIRM_TIMEOUT_S: in doubt at once (a second wait would only double it)."""
         first, *rest = messages
         slot = self._pick()
         link = slot.open_link
@@ -320,8 +331,11 @@ class Publisher:
                     f"the broker is unreachable: {self._last_error}"
                 )
             try:
-                await _publish(link, first)
+                await self._confirmed(link, first, sent)
                 break
+            except _NoConfirm as e:
+                self._lost(slot, link, e)
+                raise
             except BrokerUnavailable as e:
                 self._lost(slot, link, e)
                 link = None
@@ -332,6 +346,17 @@ class Publisher:
                 raise in_doubt or e from None
         assert link is not None  # the loop ended with a confirmed job
         self._send_rest(link, rest)
+
+    async def _confirmed(self, link: Link, message: Outgoing, sent: _Sent) -> None:
+        confirm = _publish(link, message)
+        sent.job = True
+        try:
+            await asyncio.wait_for(asyncio.shield(confirm), CONFIRM_TIMEOUT_S)
+        except TimeoutError:
+            raise _NoConfirm(
+                f"the broker confirmed nothing within {CONFIRM_TIMEOUT_S:g} s: the job was"
+                " sent, and it may be queued"
+            ) from None
 
     def _pick(self) -> _Slot:
         """The next connection that is open, in turn; the first when none is."""
@@ -440,6 +465,17 @@ class Publisher:
     def _running(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None  # only called on the loop, once started
         return self._loop
+
+
+@dataclass
+class _Sent:
+    """Whether a request's job has gone out to the broker (then it may be queued)."""
+
+    job: bool = False
+
+
+class _NoConfirm(PublishInDoubt):
+    """Sent, and no confirm within CONFIRM_TIMEOUT_S."""
 
 
 def _publish(link: Link, message: Outgoing) -> asyncio.Future[None]:

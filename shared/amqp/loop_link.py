@@ -33,7 +33,13 @@ from shared.amqp.errors import broker_errors, sent_but_unconfirmed
 from shared.amqp.pika_logs import quiet_while_connecting
 from shared.amqp.silence import SilenceWatch
 from shared.config import Settings
-from shared.errors import BrokerConnectFailed, BrokerError, BrokerUnavailable, PublishNacked
+from shared.errors import (
+    BrokerConnectFailed,
+    BrokerError,
+    BrokerUnavailable,
+    PublishInDoubt,
+    PublishNacked,
+)
 from shared.log import get_logger
 
 log = get_logger("shared.amqp")
@@ -120,7 +126,8 @@ class LoopLink:
 
     def close(self) -> None:
         """Close the connection; messages still in flight end in doubt."""
-        self._fail(BrokerUnavailable("the publisher closed its connection"))
+        # Sent and not confirmed: the broker may hold them (never a clean no).
+        self._fail(PublishInDoubt("the publisher closed its connection before their confirms"))
         connection = self._connection
         if connection is not None and not (connection.is_closing or connection.is_closed):
             with suppress(pe.AMQPError, OSError, AssertionError):  # one still opening, say

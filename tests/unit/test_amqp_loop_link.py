@@ -157,3 +157,17 @@ def test_a_channel_closed_for_a_clear_no_is_believed_only_about_one_message(
         assert connection.closed == 1  # the connection goes too, to be opened afresh
 
     run(scenario)
+
+
+def test_closing_the_link_leaves_what_was_sent_in_doubt() -> None:
+    """The publisher closes a link (its shutdown, or a confirm that never came): messages sent
+    on it and not confirmed may be queued, so never a clean no (which would have the gateway
+    delete the job's inputs and free its Idempotency-Key while the job runs)."""
+
+    async def scenario(link: LoopLink, _ch: PikaChannel, connection: PikaConnection) -> None:
+        sent = send(link, "a")
+        link.close()
+        assert isinstance(outcome(sent), PublishInDoubt)
+        assert connection.closed == 1
+
+    run(scenario)

@@ -34,6 +34,9 @@ class FakeLink:
             raise BrokerUnavailable("connection closed")
         confirmed = asyncio.get_running_loop().create_future()
         failure = self.broker.next_failure()
+        if failure is NO_CONFIRM:
+            self.broker.unconfirmed.append(confirmed)
+            return confirmed  # sent, and the broker never answers
         if failure is None:
             self.broker.published.append((self.number, kw["message_id"]))
             confirmed.set_result(None)
@@ -54,8 +57,12 @@ class FakeLink:
         self.is_open = False
 
 
+NO_CONFIRM = Exception("no confirm")  # a broker that takes a message and never confirms it
+
+
 class FakeBroker:
     def __init__(self) -> None:
+        self.unconfirmed: list[asyncio.Future[None]] = []
         self.up = True
         self.connections = 0
         self.published: list[tuple[int, str]] = []
@@ -308,3 +315,45 @@ def test_closing_a_publisher_on_a_thread_of_its_own_twice_is_harmless(broker: Fa
     p.close()
     with pytest.raises(BrokerUnavailable, match="shutting down"):
         p.publish([message("late")])
+
+
+def test_a_job_not_confirmed_in_time_is_in_doubt_and_its_connection_replaced(
+    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that keeps the connection alive and confirms nothing (a quorum queue without
+    its majority): the request ends in doubt after CONFIRM_TIMEOUT_S instead of waiting for
+    good, the connection is dropped (its later confirms would wait as long), and the next
+    job goes out on a fresh one."""
+    monkeypatch.setattr(publisher_module, "CONFIRM_TIMEOUT_S", 0.2)
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    try:
+        broker.failures = [NO_CONFIRM]
+        started = time.monotonic()
+        with pytest.raises(PublishInDoubt, match=r"confirmed nothing within 0\.2 s"):
+            p.publish([message("stuck")])
+        assert time.monotonic() - started < 5
+        assert not broker.made[0].is_open, "the connection that confirms nothing is dropped"
+        p.publish([message("next")])
+        assert broker.published == [(2, "mnext")]
+    finally:
+        p.close()
+
+
+def test_a_request_ended_by_the_shutdown_after_its_job_went_out_is_in_doubt(
+    broker: FakeBroker,
+) -> None:
+    """A thread's request whose task the loop's end cancels: its job was sent, so the
+    answer is in doubt (the inputs and the key are kept), not a clean "shutting down"."""
+    p = Publisher(Settings(), name="test", connections=1, connector=broker.connect)  # type: ignore[arg-type]
+    p.start()
+    p.publish([message("warm")])
+    broker.failures = [NO_CONFIRM]
+    future = p.send([message("stuck")])
+    wait_until(lambda: broker.unconfirmed)
+    assert p._loop is not None
+    for task in list(p._tasks):
+        p._loop.call_soon_threadsafe(task.cancel)  # as the loop's end cancels what is left
+    with pytest.raises(PublishInDoubt, match="shutting down; the job was sent"):
+        future.result(timeout=5)
+    p.close()
