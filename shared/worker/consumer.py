@@ -73,6 +73,7 @@ class Consumer:
         self.consumer_tag: str | None = None
         self.cancelled_by_broker = False
         self.paused = False
+        self.stopped = False
 
     # --- subscribing ----------------------------------------------------------------------
 
@@ -95,8 +96,10 @@ class Consumer:
     def _on_cancel(self) -> None:
         self.cancelled_by_broker = True
 
-    def stop_taking(self) -> None:
-        """Take no more jobs (basic.cancel); the job in hand goes on."""
+    def stop_taking(self, for_good: bool = False) -> None:
+        """Take no more jobs (basic.cancel); the job in hand goes on. `for_good` (the
+        worker is stopping): not even once a time limit's pause is over."""
+        self.stopped = self.stopped or for_good
         if self.consumer_tag is not None and self.channel.is_open:
             self.channel.cancel(self.consumer_tag)
         self.consumer_tag = None
@@ -171,7 +174,7 @@ class Consumer:
             return
         running = job_thread.in_hand
         if running is None or running.done.is_set():
-            if self.paused:
+            if self.paused and not self.stopped:
                 self._resume()
             return
         if running.over_limit(now):

@@ -105,8 +105,10 @@ class JobCourse:
                     outputs = run_handler_once(job, self.handler, self.blobs, max_bytes)
                     span.set("outcome", "succeeded")
                 settle = partial(self.settler.succeed, job, delivery, outputs, running.started)
-            except Exception as e:
-                settle = settling_of(e, running, self.settler)
+            except JobTimeLimitExceeded:
+                raise
+            except BaseException as e:  # SystemExit from a library, say: this job's crash
+                settle = settling_of(_as_exception(e), running, self.settler)
             finish = partial(self._settle_and_finish, running, settle, out_of_hand)
             if self.bridge.hand(finish, running.hand_over):
                 return True
@@ -256,6 +258,15 @@ def settle_in_span(
         if outcome != "succeeded":
             span.fail(outcome)
         return outcome
+
+
+def _as_exception(error: BaseException) -> Exception:
+    """A handler's error as an Exception: a BaseException other than the time limit's (a
+    library's SystemExit, say) is a crash of that job. Let through, it would end the job's
+    thread and leave its delivery unsettled on a connection that stays up."""
+    if isinstance(error, Exception):
+        return error
+    return RuntimeError(f"the handler raised {type(error).__name__}: {error}")
 
 
 def _kind(error: Exception) -> str:

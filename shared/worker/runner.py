@@ -84,6 +84,7 @@ class Worker:
             for index in range(settings.worker_concurrency)
         ]
         self._stopping = threading.Event()
+        self._signalled = False  # a SIGTERM or SIGINT came: a second one exits at once
 
     # --- signals --------------------------------------------------------------------------
 
@@ -92,9 +93,10 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self._stopping.is_set():
+        if self._signalled:  # not a stop of our own (a failed slot's): that is no signal
             log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
             os._exit(EXIT_ABORTED)
+        self._signalled = True
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
         self._stopping.set()
 
@@ -231,7 +233,7 @@ class Worker:
     def _drain(self, connection: Connection, bridge: IoBridge, consumers: list[Consumer]) -> None:
         """Stop taking jobs, then keep pumping until the jobs in hand are settled."""
         for consumer in consumers:
-            consumer.stop_taking()
+            consumer.stop_taking(for_good=True)
         if any(consumer.busy for consumer in consumers):
             log.info("finishing_job_in_hand")
         while any(consumer.busy for consumer in consumers):

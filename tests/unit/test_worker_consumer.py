@@ -396,3 +396,47 @@ def test_a_time_limit_retry_the_broker_refuses_drops_the_connection_and_still_in
         rig.settle_until(lambda: False)
     assert left.wait(5), "the thread was interrupted"
     assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
+
+
+def test_a_handler_raising_system_exit_is_a_crash_retried_and_the_next_job_runs(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """A library's sys.exit in a handler: that job is retried as a crash; let through, it
+    ended the job's thread and left the delivery unsettled, the consumer stopped for good."""
+
+    def exits(job: Job, blobs: Any) -> list[str]:
+        if job.params.get("exit"):
+            raise SystemExit(3)
+        return []
+
+    rig = rig_for(rigs, tmp_path, exits)
+    rig.deliver(Job(type="resize", params={"exit": True}))
+    rig.settle_until(rig.settled(1))
+    assert "job.retrying" in rig.channel.events()
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(rig.settled(2))
+    assert rig.channel.events().count("job.succeeded") == 1
+
+
+def test_a_consumer_stopped_for_good_stays_stopped_after_its_time_limit_pause(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """SIGTERM while a job over its limit is being interrupted: once its thread has ended,
+    the consumer does not take jobs again (it did, and the drain could run past its grace)."""
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        while True:
+            time.sleep(0.001)
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.consumer.busy)
+    rig.skew = LIMIT_S + 1
+    rig.settle_until(rig.settled(1))
+    assert rig.consumer.paused
+    rig.consumer.stop_taking(for_good=True)  # the worker's drain
+    rig.settle_until(lambda: rig.job_thread.interrupted is None or not rig.consumer.busy)
+    for _ in range(50):
+        rig.consumer.watch_time_limit()
+        time.sleep(0.002)
+    assert not rig.channel.consuming

@@ -5,6 +5,7 @@ test_worker_runner.py and test_job_time_limit.py.)"""
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 
 from shared.blobs import FolderBlobStore
 from shared.config import Settings
+from shared.exit_codes import EXIT_ABORTED
 from shared.worker import Worker
+from shared.worker import runner as runner_module
 from shared.worker.runner import _Slot
 
 
@@ -52,3 +55,18 @@ def test_a_failing_slot_stops_the_others_and_ends_the_run(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match="slot 1 broke"):
         w.run()
     assert stopped_seen.is_set()
+
+
+def test_a_first_signal_after_a_slot_failed_is_a_first_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed slot stops the others, which finish their jobs in hand; a SIGTERM meanwhile
+    is the operator's first and waits for them too: only a second one exits at once."""
+    exits: list[int] = []
+    monkeypatch.setattr(runner_module.os, "_exit", exits.append)
+    w = worker(tmp_path, 2)
+    w.stop()  # as a failed slot does
+    w._on_signal(signal.SIGTERM, None)
+    assert exits == []
+    w._on_signal(signal.SIGTERM, None)
+    assert exits == [EXIT_ABORTED]
