@@ -197,6 +197,9 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         except (OSError, BlobError) as e:  # the store is full, read-only, or has a planted link
             gateway.submitter.discard_inputs(job_id)  # a flush that failed after the rename
             raise upload_not_stored(e) from e
+        except Rejected:  # over the byte limit as it streamed: the folder made for it goes
+            gateway.submitter.discard_inputs(job_id)
+            raise
         return job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
 
     async def staged_job(
@@ -219,12 +222,20 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_image_pixels,
         )
+        staged = None
         try:
             staged = gateway.blobs.stage_bytes(stored.key, data)
             await run_in_threadpool(staged.commit)
         except (OSError, BlobError) as e:  # as stored_job: whatever is left of it goes
             gateway.submitter.discard_inputs(job_id)
             raise upload_not_stored(e) from e
+        except BaseException:
+            # Cancelled (the server's stop) before the flush had its thread, or after it:
+            # the staged file and its descriptors, or the blob with no job, go.
+            if staged is not None:
+                staged.discard()
+            gateway.submitter.discard_inputs(job_id)
+            raise
         job, _ = job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
         return job
 

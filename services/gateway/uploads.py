@@ -8,12 +8,14 @@ or the client's content type) before it is copied, in chunks, into the blob stor
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image
 
+from services.gateway.png_chunks import png_refusal
 from services.gateway.rejections import Rejected
 from shared.blobs import BlobStore, input_key
 from shared.errors import BlobError
@@ -59,6 +61,9 @@ def check_image(file: BinaryIO, max_pixels: int) -> str:
     fmt = sniff(head)
     if fmt is None:
         raise Rejected(415, "unsupported_media_type", f"file: not an allowed image ({ALLOWED})")
+    if fmt == "png" and (why := png_refusal(file)) is not None:
+        message = f"file: a PNG this gateway does not read: {why}"
+        raise Rejected(415, "unsupported_media_type", message)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -88,6 +93,9 @@ def store_image(
     """Check the upload and copy it to `inputs/<job id>/input.<ext>`; nothing is left in
     the store when it is refused."""
     fmt = check_image(file, max_pixels)
+    if file.seek(0, os.SEEK_END) > max_bytes:  # known already: refused before the store
+        raise Rejected(413, "too_large", too_large_message(max_bytes))
+    file.seek(0)
     key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
     digest = hashlib.sha256()
     size = 0

@@ -5,6 +5,7 @@ that fails after the rename, the broker refusing the job) answers 503 and keeps 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import json
@@ -13,12 +14,14 @@ import random
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from services.gateway import submit_routes
 from services.gateway.publisher import Outgoing
 from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
 from shared.blobs import FolderBlobStore
@@ -153,3 +156,29 @@ def test_a_job_the_broker_refuses_keeps_no_input(
     assert [json.dumps(j["inputs"]) for j in publisher.jobs[1:]] == [
         json.dumps([p.relative_to(tmp_path / "blobs").as_posix() for p in _inputs(tmp_path)])
     ]
+
+
+@pytest.mark.parametrize("flushed", [False, True], ids=["before its flush", "after its flush"])
+def test_an_upload_cancelled_around_its_flush_keeps_nothing(
+    http: TestClient,
+    publisher: LoopPublisher,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flushed: bool,
+) -> None:
+    """The server's stop cancels a request waiting for a thread to flush its staged upload
+    (or just as the flush returns): the temp file, its descriptors and the blob go, as no job
+    will name them. Before, a `.tmp-*` stayed in `inputs/<id>/` for good."""
+    opened = len(os.listdir("/proc/self/fd"))
+
+    async def cancelled(func: Any, *args: Any) -> Any:
+        if flushed:
+            func(*args)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(submit_routes, "run_in_threadpool", cancelled)
+    with pytest.raises((asyncio.CancelledError, Exception)):
+        _post(http, SMALL)
+    assert _inputs(tmp_path) == [] and publisher.jobs == []
+    assert not [p for p in (tmp_path / "blobs").rglob(".tmp-*")]
+    assert len(os.listdir("/proc/self/fd")) <= opened, "the staged file's descriptors closed"
