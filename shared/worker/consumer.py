@@ -170,7 +170,7 @@ class Consumer:
         now = self.clock()
         if (interrupted := job_thread.interrupted) is not None:
             if interrupted.stuck(now):
-                _exit_stuck(interrupted)
+                exit_stuck(interrupted)
             return
         running = job_thread.in_hand
         if running is None or running.done.is_set():
@@ -181,8 +181,8 @@ class Consumer:
             running.timed_out = True
             limit = self.settings.job_time_limit
             log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
-            self._pause()
             try:
+                self._pause()  # basic.cancel: a connection lost here still interrupts
                 # A job left running by a lost connection is settled by nobody: the broker
                 # has taken its delivery back already.
                 if running.delivery.channel is self.channel:
@@ -190,7 +190,7 @@ class Consumer:
             finally:  # settled, or the connection dropped for the broker to take it back
                 job_thread.interrupt(running)
         elif running.stuck(now):  # timed out before its thread took it, behind a stuck job
-            _exit_stuck(running)
+            exit_stuck(running)
 
     def _retry_over_limit(self, running: RunningJob, limit: float) -> None:
         why = f"still running after {limit} s (JOB_TIME_LIMIT)"
@@ -219,7 +219,7 @@ class Consumer:
         log.info("consuming_again")
 
 
-def _exit_stuck(running: RunningJob) -> None:
+def exit_stuck(running: RunningJob) -> None:
     """A job thread that ignores its interruption ends with its process; the supervisor
     (compose, shared.respawn) starts the worker again."""
     log.critical("job_thread_stuck_exiting", job_id=running.job.id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -38,8 +39,8 @@ from shared.metrics import MetricsServer, WorkerMetrics, serve_metrics
 from shared.spans import open_spans
 from shared.topology import Names, ensure_topology
 from shared.worker.bridge import IoBridge
-from shared.worker.consumer import Binding, Consumer
-from shared.worker.job_thread import JobThread
+from shared.worker.consumer import Binding, Consumer, exit_stuck
+from shared.worker.job_thread import JobThread, RunningJob
 from shared.worker.perform import Handler, JobCourse
 from shared.worker.settle import Settler
 
@@ -179,7 +180,7 @@ class Worker:
         for binding in slot.bindings:
             running = binding.job_thread.in_hand
             if running is not None:
-                running.done.wait()
+                _wait_out(binding.job_thread, running)
             binding.job_thread.close()
 
     def _connection_name(self, slot: _Slot) -> str:
@@ -248,6 +249,19 @@ class _Slot:
 
     index: int
     bindings: list[Binding]
+
+
+def _wait_out(job_thread: JobThread, running: RunningJob) -> None:
+    """Until the job in hand has ended, its time limit still watched: its connection may be
+    gone (a stop during a reconnect), so nobody settles it, but a job past its limit is
+    interrupted and one that ignores that ends the process, as while serving."""
+    while not running.done.wait(PUMP_S):
+        now = time.monotonic()
+        if running.over_limit(now):
+            running.timed_out = True  # its delivery went back with the connection
+            job_thread.interrupt(running)
+        elif running.stuck(now):
+            exit_stuck(running)
 
 
 def _thread_name(service: str, job_type: str, slot: int) -> str:

@@ -440,3 +440,30 @@ def test_a_consumer_stopped_for_good_stays_stopped_after_its_time_limit_pause(
         rig.consumer.watch_time_limit()
         time.sleep(0.002)
     assert not rig.channel.consuming
+
+
+def test_a_connection_lost_as_a_job_over_its_limit_is_paused_still_interrupts_it(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    left = threading.Event()
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        try:
+            while True:
+                time.sleep(0.001)
+        finally:
+            left.set()
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.consumer.busy)
+    time.sleep(0.05)
+
+    def cancel_fails() -> None:
+        raise BrokerUnavailable("basic.cancel: connection reset")
+
+    rig.consumer.stop_taking = cancel_fails  # type: ignore[method-assign, assignment]
+    rig.skew = LIMIT_S + 1
+    with pytest.raises(BrokerUnavailable, match="connection reset"):
+        rig.consumer.watch_time_limit()
+    assert left.wait(5), "the thread was interrupted all the same"

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.blobs import FolderBlobStore, output_key
 from shared.messages import Job
+from shared.worker.job_thread import JobTimeLimitExceeded, _raise_in
 from shared.worker.one_run import held
 from shared.worker.perform import run_handler_once
 
@@ -71,3 +72,41 @@ def test_other_jobs_do_not_wait(tmp_path: Path) -> None:
         release.set()
         slow.join(5)
     assert held() == 0
+
+
+def test_a_waiting_run_interrupted_by_its_time_limit_leaves_no_hold_behind(
+    tmp_path: Path,
+) -> None:
+    """The time limit's exception can land in a run waiting for the job's earlier run: it
+    leaves, the earlier run still ends and frees the job, and nothing stays held."""
+    blobs = FolderBlobStore(tmp_path)
+    job = Job(type="mail")
+    inside, release = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def blocks(job: Job, blobs: Any) -> list[str]:
+        inside.set()
+        release.wait(10)
+        return []
+
+    def waiter() -> None:
+        try:
+            run_handler_once(job, blocks, blobs, MAX_BYTES)
+            outcome.append("ran")
+        except JobTimeLimitExceeded:
+            outcome.append("interrupted")
+
+    first = threading.Thread(target=run_handler_once, args=(job, blocks, blobs, MAX_BYTES))
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=waiter)
+    second.start()
+    time.sleep(0.2)  # waiting for the first
+    assert second.ident is not None
+    _raise_in(second.ident)
+    second.join(5)
+    assert outcome == ["interrupted"]
+    release.set()
+    first.join(5)
+    assert held() == 0
+    assert run_handler_once(job, blocks, blobs, MAX_BYTES) == []  # recalled, not waited for

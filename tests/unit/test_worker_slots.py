@@ -5,8 +5,10 @@ test_worker_runner.py and test_job_time_limit.py.)"""
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,11 @@ import pytest
 from shared.blobs import FolderBlobStore
 from shared.config import Settings
 from shared.exit_codes import EXIT_ABORTED
+from shared.messages import Job
 from shared.worker import Worker
 from shared.worker import runner as runner_module
-from shared.worker.runner import _Slot
+from shared.worker.job_thread import JobThread, RunningJob
+from shared.worker.runner import _Slot, _wait_out
 
 
 def worker(tmp_path: Path, concurrency: int) -> Worker:
@@ -70,3 +74,28 @@ def test_a_first_signal_after_a_slot_failed_is_a_first_signal(
     assert exits == []
     w._on_signal(signal.SIGTERM, None)
     assert exits == [EXIT_ABORTED]
+
+
+def test_a_job_left_by_its_connection_at_the_stop_is_still_held_to_its_limit() -> None:
+    """A stop during a reconnect: the job in hand has no connection to be settled on, and the
+    slot waits for it to end. Past its limit it is interrupted, as while serving; the wait
+    ended only with the job, however long it ran."""
+    job_thread = JobThread("tester-resize")
+    left = threading.Event()
+
+    def spins(running: RunningJob) -> None:
+        try:
+            while True:
+                time.sleep(0.001)
+        finally:
+            left.set()
+
+    running = RunningJob(Job(type="resize"), None, 0.2, contextvars.copy_context())  # type: ignore[arg-type]
+    job_thread.start(running, spins)
+    try:
+        started = time.monotonic()
+        _wait_out(job_thread, running)
+        assert left.is_set() and running.done.is_set()
+        assert time.monotonic() - started < 5
+    finally:
+        job_thread.close()
