@@ -71,7 +71,7 @@ def _uvicorn_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8080) -> 
     )
 
 
-def serve_worker(settings: Settings, sock: socket.socket, share: WorkerShare) -> int:
+def serve_worker(settings: Settings, socks: list[socket.socket], share: WorkerShare) -> int:
     """One of GATEWAY_WORKERS processes, forked by workers.py: its app on the shared socket."""
     count_into(share.metrics_folder)  # before the app makes its metrics
     try:
@@ -84,7 +84,7 @@ def serve_worker(settings: Settings, sock: socket.socket, share: WorkerShare) ->
         share.mark_serving()
         log.info("gateway_worker_serving", worker=share.index)
 
-    return _serve(_AnnouncedServer(_uvicorn_config(app), serving), [sock])
+    return _serve(_AnnouncedServer(_uvicorn_config(app), serving), socks)
 
 
 if __name__ == "__main__":

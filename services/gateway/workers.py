@@ -44,44 +44,52 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # SIGHUP: the terminal closed
 _SIGNALS = {*_STOPS, signal.SIGCHLD}
 
-ServeOne = Callable[[socket.socket, WorkerShare], int]
-"""One worker: serve the socket until told to stop; the process's exit code."""
+ServeOne = Callable[[list[socket.socket], WorkerShare], int]
+"""One worker: serve the sockets until told to stop; the process's exit code."""
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The gateway's port, bound and listening, for the workers to inherit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """The gateway's port on each address `host` names, bound and listening, for the workers
+    to inherit: as one uvicorn process binds it (asyncio's `create_server`), so `""` is every
+    interface of both families and an IPv6 socket takes IPv6 alone."""
+    found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    made: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            made.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)
+            sock.set_inheritable(True)
     except OSError:
-        sock.close()
+        for sock in made:
+            sock.close()
         raise
-    sock.set_inheritable(True)
-    return sock
+    return made
 
 
 def serve_in_workers(host: str, port: int, workers: int, serve_one: ServeOne) -> int:
     """The gateway as `workers` processes on `host`:`port`, each running `serve_one`; the
     exit code for this process."""
     try:
-        sock = listening_socket(host, port)
-    except OSError as e:
+        socks = listening_sockets(host, port)
+    except OSError as e:  # taken, or a name that resolves to nothing
         log.error("gateway_port_unavailable", host=host, port=port, error=str(e))
         return EXIT_STARTUP
     try:
         folder = Path(tempfile.mkdtemp(prefix="jobsuite-gateway-"))
     except OSError as e:  # no writable TMPDIR (a read-only container without a tmpfs)
-        sock.close()
+        _close(socks)
         log.error("gateway_worker_folder_unavailable", tmpdir=tempfile.gettempdir(), error=str(e))
         return EXIT_STARTUP
     try:
         WorkerShare(folder, 0).prepare()
-        return _Supervisor(sock, folder, workers, serve_one).run()
+        return _Supervisor(socks, folder, workers, serve_one).run()
     finally:
-        sock.close()
+        _close(socks)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -98,9 +106,9 @@ class _Supervisor:
     half written (the log's lock is not reentrant)."""
 
     def __init__(
-        self, sock: socket.socket, folder: Path, workers: int, serve_one: ServeOne
+        self, socks: list[socket.socket], folder: Path, workers: int, serve_one: ServeOne
     ) -> None:
-        self._sock = sock
+        self._socks = socks
         self._folder = folder
         self._count = workers
         self._serve_one = serve_one
@@ -222,7 +230,7 @@ class _Supervisor:
             os.setpgid(0, 0)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             _stop_with_parent(self._pid)
-            code = self._serve_one(self._sock, WorkerShare(self._folder, index))
+            code = self._serve_one(self._socks, WorkerShare(self._folder, index))
         except KeyboardInterrupt:  # SIGINT sent to this worker itself: a stop like SIGTERM
             code = 0
         except SystemExit as e:  # uvicorn's for an app that could not start: 3
@@ -240,7 +248,7 @@ class _Supervisor:
         self._stopping = True
         self._kill_at = time.monotonic() + STOP_GRACE_S
         self._respawns.clear()
-        self._sock.close()  # its copy of the port; each worker closes its own as it stops
+        _close(self._socks)  # its copy of the port; each worker closes its own as it stops
         for pid in self._workers:
             _signal(pid, signal.SIGTERM)
 
@@ -251,6 +259,11 @@ class _Supervisor:
             log.error("gateway_worker_killed_after_grace", worker=worker.index, pid=pid)
             _signal(pid, signal.SIGKILL)
         self._kill_at = math.inf  # once
+
+
+def _close(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        sock.close()
 
 
 def _wake(signum: int, frame: FrameType | None) -> None:

@@ -204,3 +204,20 @@ def test_a_worker_that_cannot_start_stops_the_gateway_with_its_exit_code(
     assert process.wait(30) == EXIT_CONFIG
     assert process.logged("gateway_worker_failed_to_start")
     assert not process.logged("gateway_worker_exited_replacing_it")
+
+
+def test_workers_serve_an_ipv6_host(spawn: SpawnFn, settings: Settings) -> None:
+    """GATEWAY_HOST=::1 with two workers: the port bound on IPv6 as one process binds it."""
+    port = free_port()
+    process = spawn(
+        "services.gateway",
+        settings_override=settings,
+        GATEWAY_WORKERS="2",
+        GATEWAY_HOST="::1",
+        GATEWAY_PORT=str(port),
+        AUDIT_URL=closed_url(),
+    )
+    process.wait_logged("gateway_worker_serving", count=2)
+    assert httpx.get(f"http://[::1]:{port}/healthz", timeout=10).status_code == 200
+    process.signal(signal.SIGTERM)
+    assert process.wait(30) == 0

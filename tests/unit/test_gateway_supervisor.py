@@ -12,10 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from services.gateway import workers
 from services.gateway.worker_share import WorkerShare
-from services.gateway.workers import ServeOne, serve_in_workers
+from services.gateway.workers import ServeOne, listening_sockets, serve_in_workers
 from shared.exit_codes import EXIT_CONFIG
 from shared.log import configure_logging
 
@@ -54,7 +57,7 @@ def test_a_worker_failing_before_it_serves_stops_the_gateway_however_it_failed(
 ) -> None:
     log = tmp_path / "starts"
 
-    def broken(sock: socket.socket, share: WorkerShare) -> int:
+    def broken(socks: list[socket.socket], share: WorkerShare) -> int:
         with log.open("a") as f:
             f.write(f"{share.index}\n")
         deadline = time.monotonic() + 10  # both started before either fails (none stopped)
@@ -69,7 +72,7 @@ def test_a_worker_failing_before_it_serves_stops_the_gateway_however_it_failed(
 def test_a_worker_failing_after_it_served_is_replaced(tmp_path: Path) -> None:
     log = tmp_path / "starts"
 
-    def once_then_misconfigured(sock: socket.socket, share: WorkerShare) -> int:
+    def once_then_misconfigured(socks: list[socket.socket], share: WorkerShare) -> int:
         with log.open("a") as f:
             f.write(f"{share.index}\n")
         if len(starts(log)) == 1:
@@ -82,7 +85,7 @@ def test_a_worker_failing_after_it_served_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_uvicorn_stops_at_start_up_gives_its_exit_code() -> None:
-    def app_failed(sock: socket.socket, share: WorkerShare) -> int:
+    def app_failed(socks: list[socket.socket], share: WorkerShare) -> int:
         raise SystemExit(3)  # uvicorn's exit when the app's start-up fails
 
     assert gateway_exit_code(1, app_failed) == 3
@@ -100,7 +103,7 @@ def test_a_log_reader_that_went_away_stops_no_replacement(tmp_path: Path) -> Non
         sys.stdout = os.fdopen(writer, "w")
         configure_logging("gateway")
 
-    def once_then_misconfigured(sock: socket.socket, share: WorkerShare) -> int:
+    def once_then_misconfigured(socks: list[socket.socket], share: WorkerShare) -> int:
         with log.open("a") as f:
             f.write(f"{share.index}\n")
         if len(starts(log)) == 1:
@@ -115,7 +118,7 @@ def test_a_log_reader_that_went_away_stops_no_replacement(tmp_path: Path) -> Non
 def test_a_worker_deaf_to_sigterm_is_killed_once_the_grace_is_over(tmp_path: Path) -> None:
     log = tmp_path / "starts"
 
-    def deaf(sock: socket.socket, share: WorkerShare) -> int:
+    def deaf(socks: list[socket.socket], share: WorkerShare) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         share.mark_serving()
         with log.open("a") as f:
@@ -135,3 +138,30 @@ def test_a_worker_deaf_to_sigterm_is_killed_once_the_grace_is_over(tmp_path: Pat
     os.kill(gateway, signal.SIGTERM)
     assert exit_code(gateway) == 0
     assert 1 <= time.monotonic() - stopped < 10  # killed at the grace's end, not before
+
+
+def test_the_port_is_bound_as_one_uvicorn_process_binds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As asyncio's create_server under one uvicorn process: every address the host names
+    (`""`: each family's every interface; loopback stands in for them here), each IPv6 socket
+    taking IPv6 alone."""
+    real = socket.getaddrinfo
+    asked: list[str | None] = []
+
+    def loopback_for_every_interface(host: str | None, *args: Any, **kw: Any) -> Any:
+        asked.append(host)
+        found = [*real("127.0.0.1", *args, **kw), *real("::1", *args, **kw)]
+        return found + found[:1]  # a repeat, as resolvers give
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_for_every_interface)
+    made = listening_sockets("", 0)
+    try:
+        assert asked == [None]
+        assert sorted(s.family for s in made) == [socket.AF_INET, socket.AF_INET6]
+        (v6,) = [s for s in made if s.family == socket.AF_INET6]
+        assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        assert all(s.get_inheritable() for s in made)
+    finally:
+        for sock in made:
+            sock.close()
