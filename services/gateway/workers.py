@@ -65,8 +65,7 @@ def listening_sockets(host: str, port: int) -> list[socket.socket]:
             sock.listen(2048)
             sock.set_inheritable(True)
     except OSError:
-        for sock in made:
-            sock.close()
+        _close(made)
         raise
     return made
 
@@ -129,7 +128,7 @@ class _Supervisor:
         try:
             for index in range(self._count):
                 self._start(index)
-            while self._workers or (self._respawns and not self._stopping):
+            while self._workers or self._respawns:  # a stop clears the respawns
                 self._wait()
                 self._reap()
                 self._respawn_due()
@@ -185,9 +184,7 @@ class _Supervisor:
     def _respawn_due(self) -> None:
         now = time.monotonic()
         for index, due in list(self._respawns.items()):
-            if self._stopping:
-                self._respawns.clear()
-            elif due <= now:
+            if due <= now:
                 del self._respawns[index]
                 self._start(index)
 

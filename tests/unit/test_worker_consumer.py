@@ -371,26 +371,33 @@ def test_a_job_being_settled_is_not_over_its_limit() -> None:
     assert not running.over_limit(later)
 
 
+def spinning_job(rigs: list[Rig], tmp_path: Path) -> tuple[Rig, threading.Event]:
+    """A rig whose job spins in Python until its interruption, running; and the event its
+    handler sets as it leaves."""
+    left = threading.Event()
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        try:
+            while True:
+                time.sleep(0.001)  # Python-level work: interruptible between calls
+        finally:
+            left.set()
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.consumer.busy)
+    time.sleep(0.05)
+    return rig, left
+
+
 def test_a_time_limit_retry_the_broker_refuses_drops_the_connection_and_still_interrupts(
     rigs: list[Rig], tmp_path: Path
 ) -> None:
     """The broker nacks the retry of a job over its limit (a queue electing a new leader):
     the connection is dropped, so the broker takes the job back, and the job's thread is
     interrupted all the same. Before, the nack ended the worker process."""
-    left = threading.Event()
-
-    def spins(job: Job, blobs: Any) -> list[str]:
-        try:
-            while True:
-                time.sleep(0.001)
-        finally:
-            left.set()
-
-    rig = rig_for(rigs, tmp_path, spins)
+    rig, left = spinning_job(rigs, tmp_path)
     rig.channel.refuse = {"job.retrying"}
-    rig.deliver(Job(type="resize"))
-    rig.settle_until(lambda: rig.consumer.busy)
-    time.sleep(0.05)
     rig.skew = LIMIT_S + 1
     with pytest.raises(BrokerUnavailable, match="refused the job's outcome and then its retry"):
         rig.settle_until(lambda: False)
@@ -423,14 +430,7 @@ def test_a_consumer_stopped_for_good_stays_stopped_after_its_time_limit_pause(
 ) -> None:
     """SIGTERM while a job over its limit is being interrupted: once its thread has ended,
     the consumer does not take jobs again (it did, and the drain could run past its grace)."""
-
-    def spins(job: Job, blobs: Any) -> list[str]:
-        while True:
-            time.sleep(0.001)
-
-    rig = rig_for(rigs, tmp_path, spins)
-    rig.deliver(Job(type="resize"))
-    rig.settle_until(lambda: rig.consumer.busy)
+    rig, _ = spinning_job(rigs, tmp_path)
     rig.skew = LIMIT_S + 1
     rig.settle_until(rig.settled(1))
     assert rig.consumer.paused
@@ -445,19 +445,7 @@ def test_a_consumer_stopped_for_good_stays_stopped_after_its_time_limit_pause(
 def test_a_connection_lost_as_a_job_over_its_limit_is_paused_still_interrupts_it(
     rigs: list[Rig], tmp_path: Path
 ) -> None:
-    left = threading.Event()
-
-    def spins(job: Job, blobs: Any) -> list[str]:
-        try:
-            while True:
-                time.sleep(0.001)
-        finally:
-            left.set()
-
-    rig = rig_for(rigs, tmp_path, spins)
-    rig.deliver(Job(type="resize"))
-    rig.settle_until(lambda: rig.consumer.busy)
-    time.sleep(0.05)
+    rig, left = spinning_job(rigs, tmp_path)
 
     def cancel_fails() -> None:
         raise BrokerUnavailable("basic.cancel: connection reset")
