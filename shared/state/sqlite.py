@@ -125,14 +125,21 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
 @contextmanager
 def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
     """`BEGIN IMMEDIATE` (the write lock at once, waiting while another writer holds it),
-    then COMMIT when the block ends cleanly, ROLLBACK when it does not."""
-    db.execute("BEGIN IMMEDIATE")
+    then COMMIT when the block ends cleanly, ROLLBACK when it does not, or when the COMMIT
+    fails. Never left open: an open transaction holds the file's write lock, and every
+    other process's writes would fail until this one ends. One that an earlier caller left
+    (its thread interrupted by a job's time limit, an exception raised into it between the
+    BEGIN and the `try`) is rolled back first."""
     try:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.execute("BEGIN IMMEDIATE")
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.errors import StateError
-from shared.state.sqlite import Migration, open_database, statements
+from shared.state.sqlite import Migration, open_database, statements, write_transaction
 
 # Each migration leaves a row behind, so a migration applied twice shows.
 CREATE = statements("CREATE TABLE applied (n INTEGER NOT NULL)", "INSERT INTO applied VALUES (1)")
@@ -84,3 +84,38 @@ def test_processes_opening_a_new_database_at_once_apply_each_migration_once(
         opener.join(30)
     assert [opener.exitcode for opener in openers] == [0] * len(openers)
     assert applied(path) == (3, [1, 2, 3])
+
+
+def other_writer_can_write(path: Path) -> None:
+    other = opened(path, [CREATE])
+    other.execute("PRAGMA busy_timeout = 100")
+    with write_transaction(other):
+        other.execute("INSERT INTO applied VALUES (9)")
+    other.close()
+
+
+def test_a_commit_that_fails_leaves_no_transaction_holding_the_write_lock(tmp_path: Path) -> None:
+    db = opened(tmp_path / "state.sqlite3", [CREATE])
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("CREATE TABLE parent (n INTEGER PRIMARY KEY)")
+    db.execute(
+        "CREATE TABLE child (parent INTEGER REFERENCES parent (n) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError), write_transaction(db):
+        db.execute("INSERT INTO child VALUES (42)")  # no such parent: refused at the COMMIT
+    assert not db.in_transaction
+    other_writer_can_write(tmp_path / "state.sqlite3")
+    assert db.execute("SELECT count(*) FROM child").fetchone() == (0,)
+
+
+def test_a_transaction_an_interrupted_caller_left_open_is_rolled_back_first(
+    tmp_path: Path,
+) -> None:
+    db = opened(tmp_path / "state.sqlite3", [CREATE])
+    db.execute("BEGIN IMMEDIATE")  # as when an exception is raised into a thread right here
+    db.execute("INSERT INTO applied VALUES (7)")
+    with write_transaction(db):
+        db.execute("INSERT INTO applied VALUES (8)")
+    assert not db.in_transaction
+    other_writer_can_write(tmp_path / "state.sqlite3")
+    assert applied(tmp_path / "state.sqlite3") == (1, [1, 8, 9])
