@@ -155,13 +155,20 @@ class Worker:
             raise failures[0]
 
     def _run_slot(self, slot: _Slot) -> None:
-        """One slot's run/reconnect loop, until asked to stop; then its jobs in hand end."""
+        """One slot's run/reconnect loop, until asked to stop; then its jobs in hand end.
+        While it has no connection, nobody else watches its jobs' time limits: the
+        reconnect's waits do (a job in hand may run on through a broker outage)."""
+
+        def should_stop() -> bool:
+            _watch_limits(slot.bindings)
+            return self._stopping.is_set()
+
         failures = 0
         while not self._stopping.is_set():
             connection = connect(
                 self.settings,
                 self._connection_name(slot),
-                should_stop=self._stopping.is_set,
+                should_stop=should_stop,
                 when_blocked="wait",
                 eager_send=True,  # its events and acks go out one at a time
             )
@@ -174,7 +181,9 @@ class Worker:
                 failures += 1
                 delay = compute_backoff(failures, base=0.25, cap=15.0)
                 log.warning("connection_lost", error=str(e), reconnect_in_s=round(delay, 2))
-                self._stopping.wait(delay)
+                deadline = time.monotonic() + delay
+                while not should_stop() and time.monotonic() < deadline:
+                    self._stopping.wait(min(PUMP_S, max(0.0, deadline - time.monotonic())))
             finally:
                 connection.close()
         for binding in slot.bindings:
@@ -256,12 +265,26 @@ def _wait_out(job_thread: JobThread, running: RunningJob) -> None:
     gone (a stop during a reconnect), so nobody settles it, but a job past its limit is
     interrupted and one that ignores that ends the process, as while serving."""
     while not running.done.wait(PUMP_S):
-        now = time.monotonic()
-        if running.over_limit(now):
-            running.timed_out = True  # its delivery went back with the connection
-            job_thread.interrupt(running)
-        elif running.stuck(now):
-            exit_stuck(running)
+        _hold_to_limit(job_thread, running, time.monotonic())
+
+
+def _watch_limits(bindings: list[Binding]) -> None:
+    """The time limits of the jobs in hand of a slot with no connection."""
+    now = time.monotonic()
+    for binding in bindings:
+        running = binding.job_thread.in_hand
+        if running is not None and not running.done.is_set():
+            _hold_to_limit(binding.job_thread, running, now)
+
+
+def _hold_to_limit(job_thread: JobThread, running: RunningJob, now: float) -> None:
+    """A job with no connection to settle it on, past its limit: interrupted (its delivery
+    went back with the connection), and its process ended should it not let go."""
+    if running.over_limit(now):
+        running.timed_out = True
+        job_thread.interrupt(running)
+    elif running.stuck(now):
+        exit_stuck(running)
 
 
 def _thread_name(service: str, job_type: str, slot: int) -> str:

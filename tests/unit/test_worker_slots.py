@@ -9,6 +9,7 @@ import contextvars
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,42 @@ def test_a_job_left_by_its_connection_at_the_stop_is_still_held_to_its_limit() -
         assert time.monotonic() - started < 5
     finally:
         job_thread.close()
+
+
+def test_a_job_in_hand_is_held_to_its_limit_while_its_slot_reconnects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker is down, the slot keeps trying to connect: no consumer watches the job in
+    hand, so the reconnect's waits do. Past its limit it is interrupted; before, it ran on
+    for as long as the broker stayed away, and a mailer's claim on a send could run out."""
+    attempts: list[float] = []
+
+    def broker_down(*_args: object, should_stop: Callable[[], bool], **_kw: object) -> None:
+        while not should_stop():  # as connect() asks between its attempts
+            attempts.append(time.monotonic())
+            time.sleep(0.05)
+
+    monkeypatch.setattr(runner_module, "connect", broker_down)
+    w = worker(tmp_path, 1)
+    (slot,) = w.slots
+    binding = slot.bindings[0]
+    left = threading.Event()
+
+    def spins(running: RunningJob) -> None:
+        try:
+            while True:
+                time.sleep(0.001)
+        finally:
+            left.set()
+
+    running = RunningJob(Job(type="resize"), None, 0.3, contextvars.copy_context())  # type: ignore[arg-type]
+    binding.job_thread.start(running, spins)
+    reconnecting = threading.Thread(target=w._run_slot, args=(slot,), daemon=True)
+    reconnecting.start()
+    try:
+        assert left.wait(5), "the job ran on past its limit while its slot reconnected"
+        assert running.timed_out and attempts
+    finally:
+        w.stop()
+        reconnecting.join(10)
+    assert not reconnecting.is_alive()
