@@ -39,6 +39,14 @@ class TransientJobError(JobError):
     kind = "transient"
 
 
+class JobDeferred(JobError):
+    """Not now, through no fault of the job's or the machine's: another worker is doing the
+    job's one-time part (sending its mail). Retried after a back-off step that grows with each
+    deferral, not counted as an attempt; what holds it runs out, so the deferrals end."""
+
+    kind = "deferred"
+
+
 class DecodeError(JobsuiteError):
     """A message body is not a valid job or event."""
 

@@ -28,6 +28,8 @@ log = get_logger(__name__)
 RETRY_DELAY_HEADER = "jobsuite-retry-delay-ms"
 # How often a job has waited for room on a full disk (not counted as attempts; settle.py).
 DISK_FULL_RETRIES_HEADER = "jobsuite-disk-full-retries"
+# How often a job was deferred (JobDeferred, not counted as attempts): its next back-off step.
+DEFERRALS_HEADER = "jobsuite-deferrals"
 
 
 class Declarer(Protocol):

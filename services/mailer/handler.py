@@ -3,7 +3,10 @@ and the blob store are handed in.
 
 Sent once: the Message-ID comes from the job id, and the ledger records the job id right
 after the server accepted the mail. A job found in the ledger is not sent again; its report
-is written again from the ledger and it succeeds.
+is written again from the ledger and it succeeds. Before it sends, a mailer claims the job in
+the ledger: a second delivery of a job whose mail another mailer is still sending (it lost
+the broker mid-send) is deferred until that one recorded the mail, gave up, or outlived its
+claim (shared/state/sent_mail.py).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from services.mailer.addresses import (
 )
 from services.mailer.attachments import attachment_keys, load_attachments
 from services.mailer.compose import compose, message_id_for
-from services.mailer.smtp import SmtpSender
+from services.mailer.holders import holder_gone, this_holder
+from services.mailer.smtp import Refusals, SmtpSender
 from shared.blobs import BlobStore, output_key
 from shared.config import Settings
 from shared.errors import (
     ConfigError,
     DecodeError,
+    JobDeferred,
     JobError,
     PermanentJobError,
     StateError,
@@ -38,9 +43,13 @@ from shared.jobtypes.mail import MailLimits, MailParams
 from shared.jobtypes.models import parse_params
 from shared.log import get_logger
 from shared.messages import Job
-from shared.state import SentLedger, SentRecord
+from shared.state import SendClaim, SentLedger, SentRecord
+from shared.worker import longest_run_s
 
 REPORT_NAME = "sent.json"
+# A claim outlasts the longest its holder can still be sending by this much: a sender
+# interrupted at its time limit first gives its SMTP session back, up to its socket timeout.
+CLAIM_MARGIN_S = 30.0
 log = get_logger(__name__)
 
 
@@ -50,6 +59,9 @@ class MailConfig:
     # MAX_RECIPIENTS, MAX_MAIL_BYTES, MAX_ATTACHMENTS, MAIL_ALLOWED_DOMAINS, as the gateway
     # checks them
     limits: MailLimits
+    # How long a claim on sending a job's mail lasts: longer than this mailer can be sending
+    # it (its JOB_TIME_LIMIT, then the stuck grace after which its process ends).
+    claim_s: float = longest_run_s(Settings().job_time_limit) + CLAIM_MARGIN_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailConfig:
@@ -57,7 +69,8 @@ class MailConfig:
             sender = mail_address(settings.mail_from, "MAIL_FROM")
         except JobError as e:
             raise ConfigError(str(e)) from None
-        return cls(sender, MAIL.limits(settings))
+        claim_s = longest_run_s(settings.job_time_limit) + CLAIM_MARGIN_S
+        return cls(sender, MAIL.limits(settings), claim_s)
 
 
 def mail_job(
@@ -77,8 +90,7 @@ def mail_job(
     header_value(params.subject, "subject")
     done = _lookup(ledger, job.id)
     if done is not None:
-        log.info("mail_already_sent_ledger_hit", message_id=done.message_id, sent_at=done.sent_at)
-        return [_write_report(blobs, done)]
+        return [_already_sent(blobs, done)]
     keys = attachment_keys(job.inputs, params.attachments, blobs, job.client)
     message = compose(
         params,
@@ -88,7 +100,10 @@ def mail_job(
         date=job.submitted_at,
         attachments=load_attachments(keys, blobs, config.limits.max_bytes, params.body_bytes),
     )
-    record = _send_once(job, message, config.sender, recipients, sender, ledger)
+    claim = _claim(ledger, job.id, config.claim_s)
+    if isinstance(claim, SentRecord):  # sent by another mailer since the look above
+        return [_already_sent(blobs, claim)]
+    record = _send_once(job, message, config.sender, recipients, sender, ledger, claim.holder)
     log.info(
         "mail_sent",
         message_id=record.message_id,
@@ -108,31 +123,81 @@ def _send_once(
     recipients: Recipients,
     sender: SmtpSender,
     ledger: SentLedger,
+    holder: str,
 ) -> SentRecord:
     envelope = recipients.envelope()
     message_id = str(message["Message-ID"])
-    with sender.session() as smtp:
-        refused = smtp.send(message, from_address.addr_spec, envelope)
-        # THE ONE WINDOW FOR A DUPLICATE: the server has answered 250 to DATA, the ledger
-        # below has not committed yet. A crash here sends the mail again on redelivery, with
-        # the same Message-ID (the mail sink, and many real servers, drop the copy). Nothing
-        # runs in between but building the record: no logging, no QUIT (that comes after).
-        # (SMTP itself has the same gap one step earlier: a 250 lost on the wire looks like a
-        # timeout, so the retry resends; RFC 1047. The Message-ID covers that one too.)
-        record = SentRecord(
-            job.id,
-            message_id,
-            len(envelope) - len(refused),
-            {addr: f"{code} {text}" for addr, (code, text) in refused.items()},
-            client=job.client,
-        )
-        try:
-            ledger.record(record)
-        except StateError as e:
-            # The mail is out: failing the job now would only send it again. The runner's
-            # manifest still stops a plain redelivery; say loudly that the ledger missed it.
-            log.error("ledger_write_failed_after_send", error=str(e))
+    accepted = False
+    try:
+        with sender.session() as smtp:
+            refused = smtp.send(message, from_address.addr_spec, envelope)
+            accepted = True
+            return _recorded(job, message_id, envelope, refused, ledger)
+    except BaseException:
+        if not accepted:  # the server has not taken it: the next delivery may send at once
+            _release(ledger, job.id, holder)
+        raise
+
+
+def _recorded(
+    job: Job, message_id: str, envelope: list[str], refused: Refusals, ledger: SentLedger
+) -> SentRecord:
+    # THE ONE WINDOW FOR A DUPLICATE: the server has answered 250 to DATA, the ledger below
+    # has not committed yet. A crash here sends the mail again on redelivery (at once by a
+    # mailer of this machine, which sees this process gone; else once the claim ran out),
+    # with the same Message-ID (the mail sink, and many real servers, drop the copy). Nothing
+    # runs in between but building the record: no logging, no QUIT (that comes after).
+    # (SMTP itself has the same gap one step earlier: a 250 lost on the wire looks like a
+    # timeout, so the retry resends; RFC 1047. The Message-ID covers that one too.)
+    record = SentRecord(
+        job.id,
+        message_id,
+        len(envelope) - len(refused),
+        {addr: f"{code} {text}" for addr, (code, text) in refused.items()},
+        client=job.client,
+    )
+    try:
+        ledger.record(record)
+    except StateError as e:
+        # The mail is out: failing the job now would only send it again. The runner's
+        # manifest still stops a plain redelivery, and the claim any other for its lease;
+        # say loudly that the ledger missed it.
+        log.error("ledger_write_failed_after_send", error=str(e))
     return record
+
+
+def _claim(ledger: SentLedger, job_id: str, lease_s: float) -> SentRecord | SendClaim:
+    """The job's record when its mail went out meanwhile, else this mailer's claim on sending
+    it; JobDeferred while another mailer's claim holds. A claim whose holder died on this
+    machine (killed mid-send) is taken over at once."""
+    holder = this_holder()
+    try:
+        claim = ledger.claim(job_id, holder, lease_s)
+        if isinstance(claim, SendClaim) and claim.holder != holder and holder_gone(claim.holder):
+            log.warning("mail_claim_taken_from_an_ended_mailer", holder=claim.holder)
+            claim = ledger.claim(job_id, holder, lease_s, replacing=claim.holder)
+    except StateError as e:
+        raise TransientJobError(str(e), kind="ledger") from e
+    if isinstance(claim, SendClaim) and claim.holder != holder:
+        log.warning("mail_being_sent_elsewhere", holder=claim.holder, until=claim.expires)
+        raise JobDeferred(
+            f"another mailer ({claim.holder}) is sending this job's mail, its claim until"
+            f" {claim.expires.isoformat(timespec='seconds')}",
+            kind="mail_in_flight",
+        )
+    return claim
+
+
+def _release(ledger: SentLedger, job_id: str, holder: str) -> None:
+    try:
+        ledger.release(job_id, holder)
+    except StateError as e:  # the claim runs out at its lease instead: the mail waits, no more
+        log.warning("mail_claim_not_released", error=str(e))
+
+
+def _already_sent(blobs: BlobStore, record: SentRecord) -> str:
+    log.info("mail_already_sent_ledger_hit", message_id=record.message_id, sent_at=record.sent_at)
+    return _write_report(blobs, record)
 
 
 def _parse(job: Job) -> MailParams:

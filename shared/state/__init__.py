@@ -24,7 +24,7 @@ from shared.log import get_logger
 from shared.state.checkpoints import Checkpoint, CheckpointStore, Signer, SqliteCheckpointStore
 from shared.state.keys import ApiKey, ApiKeyStore, KeyLimits, SqliteApiKeyStore
 from shared.state.pg_url import masked
-from shared.state.sent_mail import SentLedger, SentRecord, SqliteSentLedger
+from shared.state.sent_mail import SendClaim, SentLedger, SentRecord, SqliteSentLedger
 from shared.state.sqlite import adopt_legacy_file
 from shared.state.submissions import (
     KEY_TTL_S,
@@ -51,6 +51,7 @@ __all__ = [
     "Claim",
     "KeyLimits",
     "Reservation",
+    "SendClaim",
     "SentLedger",
     "SentRecord",
     "Signer",

@@ -8,6 +8,8 @@ Guarantees (docs/design.md, "Delivery guarantees" 2-10):
 - PermanentJobError -> job.failed, reject -> dead letters; TransientJobError (or any
   unexpected exception) -> the next back-off queue with attempt+1, then ack; no back-off step
   left -> job.failed, dead letters; undecodable messages -> dead letters, never a requeue loop;
+  JobDeferred (another worker holds the job's one-time part) -> back to a back-off queue with
+  the same attempt;
 - a job redelivered `MAX_DELIVERIES` times (its worker died each time) -> dead letters;
 - outputs are keyed by job id and finished by a manifest: a redelivered job whose manifest
   exists is not run again;
@@ -26,7 +28,8 @@ delivery must be before it runs), `job_thread` (the thread jobs run on, and inte
 
 from __future__ import annotations
 
+from shared.worker.job_thread import longest_run_s
 from shared.worker.perform import Handler
 from shared.worker.runner import Worker, run_worker
 
-__all__ = ["Handler", "Worker", "run_worker"]
+__all__ = ["Handler", "Worker", "longest_run_s", "run_worker"]

@@ -32,6 +32,12 @@ log = get_logger("shared.worker")
 MAX_STUCK_GRACE_S = 30.0
 
 
+def longest_run_s(limit_s: float) -> float:
+    """How long after its start a job's code can still be running under the time limit
+    `limit_s`: past it the job was interrupted, or its process ended (`stuck`)."""
+    return limit_s + min(MAX_STUCK_GRACE_S, limit_s)
+
+
 class JobTimeLimitExceeded(BaseException):
     """Raised inside a job thread over its limit; a BaseException so that a handler's
     `except Exception` cannot swallow it."""
@@ -68,8 +74,7 @@ class RunningJob:
 
     def stuck(self, now: float) -> bool:
         """Timed out, interrupted, and still not let go within the grace."""
-        grace = min(MAX_STUCK_GRACE_S, self.limit_s)
-        return self.timed_out and now - self.started > self.limit_s + grace
+        return self.timed_out and now - self.started > longest_run_s(self.limit_s)
 
 
 Work = Callable[[RunningJob], None]

@@ -2,9 +2,10 @@
 the I/O thread (which sent `job.started` when it handed the job over).
 
 The handler's outcome picks the settling: outputs -> succeed; a full disk (ENOSPC, EDQUOT,
-however wrapped) -> wait for room, a long back-off not counted as an attempt; PermanentJobError
-(or params that do not decode), or a symbolic link met in the blob store -> fail;
-TransientJobError or any unexpected exception -> retry with back-off. A follow-up the broker
+however wrapped) -> wait for room, a long back-off not counted as an attempt; JobDeferred
+(another worker holds the job's one-time part) -> the same attempt after a back-off;
+PermanentJobError (or params that do not decode), or a symbolic link met in the blob store ->
+fail; TransientJobError or any unexpected exception -> retry with back-off. A follow-up the broker
 refuses (its queue full) turns success into a retry: the outputs are kept, so the next
 attempt only publishes again.
 """
@@ -24,6 +25,7 @@ from shared.errors import (
     BlobLinkError,
     BrokerUnavailable,
     DecodeError,
+    JobDeferred,
     PermanentJobError,
     PublishNacked,
     TransientJobError,
@@ -179,6 +181,8 @@ def settling_of(error: Exception, running: RunningJob, settler: Settler) -> Call
     job, delivery, started = running.job, running.delivery, running.started
     if (cause := disk_full_cause(error)) is not None:
         return partial(settler.wait_for_room, job, delivery, f"the disk is full: {cause}", started)
+    if isinstance(error, JobDeferred):  # another worker is doing its one-time part
+        return partial(settler.defer, job, delivery, error.kind, str(error), started)
     if isinstance(error, BlobLinkError):  # planted to lead outside the store: never retried
         return partial(settler.fail, job, delivery, "blob_link", str(error), started)
     if isinstance(error, (PermanentJobError, DecodeError)):

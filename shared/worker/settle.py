@@ -18,8 +18,15 @@ from shared.log import get_logger
 from shared.messages import Event, Job, encode
 from shared.metrics import WorkerMetrics
 from shared.spans import current_span_id
-from shared.topology import DISK_FULL_RETRIES_HEADER, RETRY_DELAY_HEADER, Names, retry_delay_ms
+from shared.topology import (
+    DEFERRALS_HEADER,
+    DISK_FULL_RETRIES_HEADER,
+    RETRY_DELAY_HEADER,
+    Names,
+    retry_delay_ms,
+)
 from shared.tracecontext import job_header
+from shared.worker.job_thread import longest_run_s
 
 log = get_logger("shared.worker")
 
@@ -146,9 +153,7 @@ class Settler:
             final = f"gave up after {job.attempt} attempts: {message}"
             return self.fail(job, delivery, kind, final, started, outcome="dead")
         log.warning("job_retrying", error_kind=kind, error=message, retry_in_ms=delay)
-        # A count of waits for disk space goes along, so they stay bounded over the job's life.
-        waited = {DISK_FULL_RETRIES_HEADER: _disk_full_retries(delivery)}
-        carried = waited if DISK_FULL_RETRIES_HEADER in delivery.headers else {}
+        carried = _disk_full_waits(delivery)
         return self._retry_after(job, job.next_attempt(), delivery, kind, message, delay, carried)
 
     def wait_for_room(self, job: Job, delivery: Delivery, message: str, started: float) -> str:
@@ -163,6 +168,23 @@ class Settler:
         log.warning("job_waiting_for_disk_space", error=message, retry_in_ms=delay, waited=waited)
         headers = {DISK_FULL_RETRIES_HEADER: waited + 1}
         return self._retry_after(job, job, delivery, "disk_full", message, delay, headers)
+
+    def defer(self, job: Job, delivery: Delivery, kind: str, message: str, started: float) -> str:
+        """Another worker holds the job's one-time part (JobDeferred): the same attempt again
+        after a back-off step, the shortest for the first deferral and a longer one for each
+        after it (the longest from then on). What holds a job runs out within the longest a
+        job can run, so deferrals past twice that many seconds of waiting are a loop (a job
+        that kills each worker holding it, say): they retry as a passing fault, counted."""
+        deferred = _header_count(delivery, DEFERRALS_HEADER)
+        steps = sorted(self.settings.retry_delays_ms)
+        waited_ms = _steps_waited_ms(steps, deferred)
+        if waited_ms > 2000 * longest_run_s(self.settings.job_time_limit):
+            why = f"{message}; deferred {deferred} times ({waited_ms // 1000} s), still held"
+            return self.retry(job, delivery, kind, why, started)
+        delay = steps[min(deferred, len(steps) - 1)]
+        log.warning("job_deferred", error_kind=kind, error=message, retry_in_ms=delay)
+        headers = {**_disk_full_waits(delivery), DEFERRALS_HEADER: deferred + 1}
+        return self._retry_after(job, job, delivery, kind, message, delay, headers)
 
     def _retry_after(
         self,
@@ -189,7 +211,27 @@ class Settler:
 def _disk_full_retries(delivery: Delivery) -> int:
     """How often the job waited for disk space before; a count that is not a sane integer
     (forged, or from elsewhere) counts as the whole allowance spent."""
-    count = delivery.headers.get(DISK_FULL_RETRIES_HEADER, 0)
+    return _header_count(delivery, DISK_FULL_RETRIES_HEADER)
+
+
+def _disk_full_waits(delivery: Delivery) -> dict[str, Any]:
+    """The count of waits for disk space, to go along with a retry, so they stay bounded over
+    the job's life; nothing when the job never waited."""
+    if DISK_FULL_RETRIES_HEADER not in delivery.headers:
+        return {}
+    return {DISK_FULL_RETRIES_HEADER: _disk_full_retries(delivery)}
+
+
+def _steps_waited_ms(steps: list[int], taken: int) -> int:
+    """The back-off waited over the first `taken` deferrals (`steps` sorted, the last one
+    repeated once they run out)."""
+    return sum(steps[:taken]) + max(0, taken - len(steps)) * steps[-1]
+
+
+def _header_count(delivery: Delivery, header: str) -> int:
+    """A count the job carries in `header` (0 when absent); one that is not a sane integer
+    (forged, or from elsewhere) counts as the most there can be."""
+    count = delivery.headers.get(header, 0)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         return 1 << 30
     return count

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import json
+import threading
+import time
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,10 +18,11 @@ from shared.config import Settings
 from shared.ids import new_id
 from shared.messages import Job
 from tests.conftest import SpawnFn
-from tests.support.broker import TestBroker
+from tests.support.broker import TestBroker, close_connections_named
 from tests.support.mailsink import MailSink, start_mailsink
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
+from tests.support.smtp_server import LocalSmtpServer
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(255, -1, -1)) * 16
@@ -175,3 +180,86 @@ def test_a_non_ascii_subject_arrives_with_every_space(
     received = BytesParser(policy=email.policy.default).parsebytes(sink.raw(summary["id"]))
     assert received["Subject"] == subject
     assert received["To"].addresses[0].display_name == "Zofia Wójcik-Łęcka"
+
+
+class HeldData:
+    """An SMTP server that holds its answer to DATA (or, `at_rcpt`, to the first RCPT) until
+    told to go on: a mail on its way."""
+
+    def __init__(self, at_rcpt: bool = False) -> None:
+        self.at_rcpt = at_rcpt
+        self.arrived = threading.Event()
+        self.go_on = threading.Event()
+        self.datas: list[bytes] = []
+
+    async def handle_RCPT(
+        self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any
+    ) -> str:
+        if self.at_rcpt:
+            await self._hold()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        self.datas.append(envelope.content)
+        if not self.at_rcpt:
+            await self._hold()
+        return "250 OK"
+
+    async def _hold(self) -> None:
+        self.arrived.set()
+        while not self.go_on.is_set():
+            await asyncio.sleep(0.02)
+
+
+def test_a_mail_on_its_way_when_its_mailer_lost_the_broker_is_not_sent_by_another(
+    spawn: SpawnFn, broker: TestBroker, tmp_path: Path
+) -> None:
+    held = HeldData()
+    events = broker.events()
+    with LocalSmtpServer(held) as server:
+        start_mailer(spawn, tmp_path, server.port)
+        job = mail_job()
+        broker.publish_job(job)
+        assert held.arrived.wait(30), "the first mailer never sent DATA"
+        first = events.wait_for(job.id, "job.started")[0]["instance"]
+        start_mailer(spawn, tmp_path, server.port)
+        try:
+            # The first mailer loses the broker mid-send: the broker gives its job to the
+            # other at once, which finds the first one's claim and defers the job.
+            closed = close_connections_named(f"{broker.names.task_queue('mail')}:{first}")
+            assert closed == 1
+            deferred = events.wait_for(job.id, "job.retrying", timeout=30)[0]
+        finally:
+            held.go_on.set()  # the server takes the mail: the first mailer records it
+        assert deferred["error"]["kind"] == "mail_in_flight"
+        assert first in deferred["error"]["message"]
+
+        # Back from its back-off, the job finds the record: one mail, not counted a retry.
+        done = events.wait_for(job.id, "job.succeeded", timeout=30)
+        time.sleep(1)  # a second copy, were one on its way, would have reached DATA by now
+    assert len(held.datas) == 1
+    assert [e["attempt"] for e in done] == [1]
+    assert len(events.of(job.id, "job.succeeded")) == 1
+
+
+def test_a_mailer_killed_before_its_mail_went_out_is_replaced_at_once(
+    spawn: SpawnFn, broker: TestBroker, tmp_path: Path
+) -> None:
+    """Its claim would hold the job for JOB_TIME_LIMIT and more; a mailer on the same machine
+    sees its holder's process gone and takes over."""
+    held = HeldData(at_rcpt=True)
+    events = broker.events()
+    with LocalSmtpServer(held) as server:
+        first = start_mailer(spawn, tmp_path, server.port)
+        job = mail_job()
+        broker.publish_job(job)
+        assert held.arrived.wait(30), "the first mailer never reached RCPT"
+        other = start_mailer(spawn, tmp_path, server.port)
+        first.kill()  # SIGKILL, its claim left behind; the broker gives the job to the other
+        held.go_on.set()
+        other.wait_logged("mail_claim_taken_from_an_ended_mailer", timeout=30)
+        done = events.wait_for(job.id, "job.succeeded", timeout=30)
+    assert len(held.datas) == 1
+    assert [e["attempt"] for e in done] == [1]
+    assert not events.of(job.id, "job.retrying")

@@ -136,7 +136,7 @@ def test_replicas_migrating_a_new_database_at_once_apply_each_version_once(
 
     at_once(12, open_all)
     versions = query(pg.state_url, "SELECT store, version FROM jobsuite_schema ORDER BY store")
-    assert versions == [("api_keys", 1), ("checkpoints", 1), ("sent_mail", 1), ("submissions", 1)]
+    assert versions == [("api_keys", 1), ("checkpoints", 1), ("sent_mail", 2), ("submissions", 1)]
     tables = query(
         pg.state_url,
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
@@ -147,6 +147,7 @@ def test_replicas_migrating_a_new_database_at_once_apply_each_version_once(
         "checkpoints",
         "idempotency_keys",
         "jobsuite_schema",
+        "sending",
         "sent",
     ]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,14 +17,22 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.mailer.handler import MailConfig, mail_job
+from services.mailer.holders import this_holder
 from services.mailer.smtp import Refusals
 from shared.blobs import FolderBlobStore, input_key, output_key
 from shared.config import Settings
-from shared.errors import ConfigError, JobError, PermanentJobError, StateError, TransientJobError
+from shared.errors import (
+    ConfigError,
+    JobDeferred,
+    JobError,
+    PermanentJobError,
+    StateError,
+    TransientJobError,
+)
 from shared.ids import new_id
 from shared.jobtypes.mail import MailLimits
 from shared.messages import Job
-from shared.state.sent_mail import SentRecord, SqliteSentLedger
+from shared.state.sent_mail import SendClaim, SentRecord, SqliteSentLedger
 
 CONFIG = MailConfig(
     Address("Jobs", "jobs", "example.com"), MailLimits(max_recipients=5, max_bytes=1000)
@@ -274,6 +285,87 @@ def test_a_ledger_write_failing_after_the_send_does_not_fail_the_job(
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "ledger_write_failed_after_send"
     ]
+
+
+def test_a_job_whose_mail_another_mailer_is_sending_is_deferred_unsent(mailer: Mailer) -> None:
+    job = mail()
+    # Another replica took the job first and lost the broker mid-send; this is the redelivery.
+    mailer.ledger.claim(job.id, "other-host:7:ab12", 300)
+    with capture_logs() as logs, pytest.raises(JobDeferred) as raised:
+        mailer.run(job)
+
+    assert raised.value.kind == "mail_in_flight"
+    assert "other-host:7:ab12" in str(raised.value)
+    assert mailer.calls == []
+    assert [e["event"] for e in logs] == ["mail_being_sent_elsewhere"]
+
+    # Its mail went out: the deferred job, back from its back-off, succeeds without a copy.
+    entry = SentRecord(job.id, f"<{job.id}@jobsuite>", 1)
+    mailer.ledger.record(entry)
+    assert mailer.run(job) == [output_key(job.id, "sent.json")]
+    assert mailer.sender.sent == []
+
+
+def test_the_mail_is_sent_once_another_mailers_claim_has_run_out(mailer: Mailer) -> None:
+    job = mail()
+    mailer.ledger.claim(job.id, "crashed-mid-send", 0.1)
+    time.sleep(0.3)
+    mailer.run(job)
+    assert len(mailer.sender.sent) == 1
+    assert mailer.ledger.claim(job.id, "anyone", 60) == mailer.ledger.lookup(job.id)
+
+
+def test_the_claim_of_a_mailer_that_died_on_this_machine_is_taken_over_at_once(
+    mailer: Mailer,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host, _, machine, token = this_holder().rsplit(":", 3)
+    dead = f"{host}:{child.pid}:{machine}:{token}"
+    job = mail()
+    mailer.ledger.claim(job.id, dead, 300)  # killed mid-send, its claim left for 300 s
+    with capture_logs() as logs:
+        mailer.run(job)
+    assert len(mailer.sender.sent) == 1
+    taken = [e for e in logs if e["event"] == "mail_claim_taken_from_an_ended_mailer"]
+    assert [e["holder"] for e in taken] == [dead]
+
+
+def test_a_send_that_fails_before_the_servers_250_gives_its_claim_up(mailer: Mailer) -> None:
+    job = mail()
+    mailer.sender.error = TransientJobError("451 try later")
+    with pytest.raises(TransientJobError):
+        mailer.run(job)
+    # The retry may go to any replica, at once: no claim of the failed send holds it.
+    taken = mailer.ledger.claim(job.id, "other", 60)
+    assert isinstance(taken, SendClaim) and taken.holder == "other"
+
+
+def test_a_send_claimed_meanwhile_by_another_mailer_that_sent_is_not_sent(
+    mailer: Mailer, tmp_path: Path
+) -> None:
+    """The ledger's first look found nothing; by the claim, another mailer had sent it."""
+    job = mail()
+    entry = SentRecord(job.id, f"<{job.id}@jobsuite>", 1)
+
+    class SentMeanwhile(RecordingLedger):
+        def lookup(self, job_id: str) -> SentRecord | None:
+            found = super().lookup(job_id)
+            super().record(entry)
+            return found
+
+    mailer.ledger = SentMeanwhile(tmp_path / "meanwhile.sqlite3", mailer.calls)
+    with capture_logs() as logs:
+        outputs = mailer.run(job)
+    assert mailer.sender.sent == []
+    assert json.loads(mailer.blobs.read_bytes(outputs[0]))["message_id"] == entry.message_id
+    assert [e["event"] for e in logs] == ["mail_already_sent_ledger_hit"]
+
+
+def test_a_claim_lasts_longer_than_its_mailer_can_be_sending() -> None:
+    config = MailConfig.from_settings(Settings(job_time_limit=100))
+    assert config.claim_s == 100 + 30 + 30  # the limit, the stuck grace, a margin
+    assert MailConfig.from_settings(Settings(job_time_limit=10)).claim_s == 10 + 10 + 30
 
 
 def test_the_sender_address_comes_from_configuration_only() -> None:
