@@ -48,8 +48,10 @@ from shared.worker import longest_run_s
 
 REPORT_NAME = "sent.json"
 # A claim outlasts the longest its holder can still be sending by this much: a sender
-# interrupted at its time limit first gives its SMTP session back, up to its socket timeout.
-CLAIM_MARGIN_S = 30.0
+# interrupted at its time limit first gives its SMTP session back, up to its socket timeout,
+# and a worker reconnecting to the broker looks at its limits between connection attempts,
+# each of which can take seconds per node.
+CLAIM_MARGIN_S = 60.0
 log = get_logger(__name__)
 
 

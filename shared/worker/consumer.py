@@ -74,6 +74,7 @@ class Consumer:
         self.cancelled_by_broker = False
         self.paused = False
         self.stopped = False
+        self.consumed = False  # whether this connection has consumed at all
 
     # --- subscribing ----------------------------------------------------------------------
 
@@ -85,6 +86,13 @@ class Consumer:
             self.paused = True
             log.warning("waiting_for_interrupted_job_thread", queue=self.queue)
             return
+        if self.busy:
+            # The last connection's job still runs (its delivery went back with it): no job
+            # until it ends, so the job in hand is the one running, and watch_time_limit
+            # holds it to its limit; a job taken now would only wait behind it.
+            self.paused = True
+            log.warning("waiting_for_the_last_connections_job", queue=self.queue)
+            return
         self._consume()
         log.info("consuming", queue=self.queue)
 
@@ -92,6 +100,7 @@ class Consumer:
         self.consumer_tag = self.channel.consume(
             self.queue, self.on_delivery, on_cancel=self._on_cancel
         )
+        self.consumed = True
 
     def _on_cancel(self) -> None:
         self.cancelled_by_broker = True
@@ -136,10 +145,10 @@ class Consumer:
         running = RunningJob(job, delivery, self.settings.job_time_limit, context)
         # `job.started` goes out from here, not from the job thread: no hand-over to this
         # thread and back for it. The job thread is free (prefetch 1, and no job is taken
-        # while an interrupted one lives); the settling waits for its confirm with the rest.
-        # It is held to go out with the job's end, one write and one confirm for both, when
-        # the job ends within SETTLE_WAIT_S; else it leaves as this thread goes back to its
-        # loop.
+        # while an interrupted one, or the last connection's, lives); the settling waits for
+        # its confirm with the rest. It is held to go out with the job's end, one write and
+        # one confirm for both, when the job ends within SETTLE_WAIT_S; else it leaves as
+        # this thread goes back to its loop.
         settler = self.course.settler
         started = settler.source.about("job.started", job)
         context.run(partial(settler.publish_event, started, with_next=True))
@@ -215,8 +224,12 @@ class Consumer:
 
     def _resume(self) -> None:
         self.paused = False
+        first = not self.consumed
         self._consume()
-        log.info("consuming_again")
+        if first:  # this connection's first consume (its subscribe waited for a thread)
+            log.info("consuming", queue=self.queue)
+        else:
+            log.info("consuming_again")
 
 
 def exit_stuck(running: RunningJob) -> None:

@@ -282,6 +282,7 @@ def _hold_to_limit(job_thread: JobThread, running: RunningJob, now: float) -> No
     went back with the connection), and its process ended should it not let go."""
     if running.over_limit(now):
         running.timed_out = True
+        log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=running.limit_s)
         job_thread.interrupt(running)
     elif running.stuck(now):
         exit_stuck(running)

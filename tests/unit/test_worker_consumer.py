@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from shared.blobs import FolderBlobStore, output_key
 from shared.config import Settings
@@ -296,15 +297,7 @@ def test_after_an_interruption_a_new_connection_takes_no_job_until_the_thread_ha
 ) -> None:
     rig = timed_out_in_a_c_call(rigs, tmp_path, release)
     # The connection is lost; the next one's consumer shares the job thread.
-    again = StubChannel()
-    reconnected = Consumer(
-        rig.consumer.binding,
-        settings=rig.consumer.settings,
-        channel=again,  # type: ignore[arg-type]
-        course=rig.consumer.course,
-        service="tester",
-        clock=lambda: time.monotonic() + rig.skew,
-    )
+    reconnected, again = reconnected_consumer(rig)
     reconnected.subscribe()
     assert not again.consuming and reconnected.paused
     rig.skew = LIMIT_S + LIMIT_S + 1  # the interrupted thread is stuck past its grace
@@ -316,6 +309,59 @@ def test_after_an_interruption_a_new_connection_takes_no_job_until_the_thread_ha
         assert time.monotonic() < deadline
         reconnected.watch_time_limit()
         time.sleep(0.002)
+
+
+def reconnected_consumer(rig: Rig) -> tuple[Consumer, StubChannel]:
+    """The next connection's consumer of the rig's type: it shares the job thread."""
+    again = StubChannel()
+    consumer = Consumer(
+        rig.consumer.binding,
+        settings=rig.consumer.settings,
+        channel=again,  # type: ignore[arg-type]
+        course=rig.consumer.course,
+        service="tester",
+        clock=lambda: time.monotonic() + rig.skew,
+    )
+    return consumer, again
+
+
+def test_a_new_connection_takes_no_job_while_the_last_ones_job_runs_and_holds_it_to_its_limit(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """The connection is lost mid-job (the broker takes the delivery back) and the next one
+    comes up while the job still runs. A job taken now would wait behind it, and the limit
+    would be watched on the waiting job instead of the running one."""
+    spinning = threading.Event()
+    left = threading.Event()
+
+    def spins(job: Job, blobs: Any) -> list[str]:
+        spinning.set()
+        try:
+            while True:
+                time.sleep(0.001)
+        finally:
+            left.set()
+
+    rig = rig_for(rigs, tmp_path, spins)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(spinning.is_set)
+    reconnected, again = reconnected_consumer(rig)
+    with capture_logs() as logs:
+        reconnected.subscribe()
+        assert not again.consuming and reconnected.paused
+        reconnected.watch_time_limit()
+        assert not again.consuming  # within its limit: still running, still no job taken
+        rig.skew = LIMIT_S + 1
+        deadline = time.monotonic() + 5
+        while not again.consuming:  # interrupted, ended: now the new connection takes jobs
+            assert time.monotonic() < deadline
+            reconnected.watch_time_limit()
+            time.sleep(0.002)
+    assert left.is_set()
+    assert again.settled() == [] and rig.channel.settled() == []  # its delivery went back
+    events = [e["event"] for e in logs]
+    assert events[0] == "waiting_for_the_last_connections_job"
+    assert "job_time_limit_exceeded" in events and events[-1] == "consuming"
 
 
 def test_a_job_settled_by_its_limit_while_it_waited_never_runs(
