@@ -21,6 +21,7 @@ from shared.amqp.connection import (
     broker_user,
     connect,
     connect_once,
+    sleep_unless,
 )
 from shared.amqp.pika_private import send_frames_together
 
@@ -37,4 +38,5 @@ __all__ = [
     "connect",
     "connect_once",
     "send_frames_together",
+    "sleep_unless",
 ]

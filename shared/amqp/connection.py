@@ -194,7 +194,7 @@ def connect(
                 attempt=attempt,
                 retry_in_s=round(delay, 2),
             )
-            _sleep_unless(should_stop, delay, sleep)
+            sleep_unless(should_stop, delay, sleep)
         else:
             # Which node, when there is a choice of them; one node needs no line of its own.
             several = len(settings.amqp_urls) > 1
@@ -205,9 +205,10 @@ def connect(
     return None
 
 
-def _sleep_unless(
-    should_stop: Callable[[], bool], seconds: float, sleep: Callable[[float], None]
+def sleep_unless(
+    should_stop: Callable[[], bool], seconds: float, sleep: Callable[[float], object]
 ) -> None:
+    """Sleep `seconds` in steps of at most 0.2 s, asking `should_stop()` before each."""
     deadline = time.monotonic() + seconds
     while not should_stop() and (left := deadline - time.monotonic()) > 0:
         sleep(min(left, 0.2))

@@ -28,7 +28,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from shared.amqp import Channel, Connection, compute_backoff, connect
+from shared.amqp import Channel, Connection, compute_backoff, connect, sleep_unless
 from shared.blobs import BlobStore, open_blob_store
 from shared.config import Settings, config_error
 from shared.errors import BrokerUnavailable, ConfigError
@@ -181,9 +181,7 @@ class Worker:
                 failures += 1
                 delay = compute_backoff(failures, base=0.25, cap=15.0)
                 log.warning("connection_lost", error=str(e), reconnect_in_s=round(delay, 2))
-                deadline = time.monotonic() + delay
-                while not should_stop() and time.monotonic() < deadline:
-                    self._stopping.wait(min(PUMP_S, max(0.0, deadline - time.monotonic())))
+                sleep_unless(should_stop, delay, self._stopping.wait)
             finally:
                 connection.close()
         for binding in slot.bindings:
