@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+
+if TYPE_CHECKING:
+    from tests.unit.test_worker_consumer import Rig
 
 
 @pytest.fixture
@@ -18,3 +22,14 @@ def restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def rigs() -> Iterator[list[Rig]]:
+    """The consumer rigs a test makes (tests/unit/test_worker_consumer.py's Rig): their job
+    threads and I/O threads closed after it."""
+    made: list[Rig] = []
+    yield made
+    for rig in made:
+        rig.job_thread.close()
+        rig.io.close()

@@ -74,15 +74,6 @@ class Rig:
         return lambda: len(self.channel.settled()) >= count
 
 
-@pytest.fixture
-def rigs() -> Iterator[list[Rig]]:
-    made: list[Rig] = []
-    yield made
-    for rig in made:
-        rig.job_thread.close()
-        rig.io.close()
-
-
 def rig_for(rigs: list[Rig], tmp_path: Path, handler: Handler) -> Rig:
     rigs.append(Rig(tmp_path, handler))
     return rigs[-1]
@@ -331,20 +322,7 @@ def test_a_new_connection_takes_no_job_while_the_last_ones_job_runs_and_holds_it
     """The connection is lost mid-job (the broker takes the delivery back) and the next one
     comes up while the job still runs. A job taken now would wait behind it, and the limit
     would be watched on the waiting job instead of the running one."""
-    spinning = threading.Event()
-    left = threading.Event()
-
-    def spins(job: Job, blobs: Any) -> list[str]:
-        spinning.set()
-        try:
-            while True:
-                time.sleep(0.001)
-        finally:
-            left.set()
-
-    rig = rig_for(rigs, tmp_path, spins)
-    rig.deliver(Job(type="resize"))
-    rig.settle_until(spinning.is_set)
+    rig, left = spinning_job(rigs, tmp_path)
     reconnected, again = reconnected_consumer(rig)
     with capture_logs() as logs:
         reconnected.subscribe()

@@ -5,7 +5,6 @@ same attempt, so waiting for another worker never spends the job's retries."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +94,6 @@ def test_a_deferral_says_why_and_keeps_the_jobs_waits_for_disk_space() -> None:
     retrying = decode_event(channel.published[1].body)
     assert retrying.error is not None and retrying.error.kind == "mail_in_flight"
     assert retrying.error.message == "another mailer sends it"
-
-
-@pytest.fixture
-def rigs() -> Iterator[list[Rig]]:
-    made: list[Rig] = []
-    yield made
-    for rig in made:
-        rig.job_thread.close()
-        rig.io.close()
 
 
 def test_a_handler_deferring_its_job_is_not_counted_an_attempt(

@@ -8,7 +8,6 @@ import errno
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +87,6 @@ def test_past_its_allowance_or_with_a_count_not_believed_it_retries_as_any_fault
     assert again.headers[DISK_FULL_RETRIES_HEADER] >= 3  # carried on: no fresh allowance
     assert again.job.attempt == 2
     assert decode_event(channel.published[1].body).attempt == 1
-
-
-@pytest.fixture
-def rigs() -> Iterator[list[Rig]]:
-    made: list[Rig] = []
-    yield made
-    for rig in made:
-        rig.job_thread.close()
-        rig.io.close()
 
 
 def test_a_handler_meeting_a_full_disk_is_not_counted_an_attempt(

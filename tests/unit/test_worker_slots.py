@@ -77,11 +77,9 @@ def test_a_first_signal_after_a_slot_failed_is_a_first_signal(
     assert exits == [EXIT_ABORTED]
 
 
-def test_a_job_left_by_its_connection_at_the_stop_is_still_held_to_its_limit() -> None:
-    """A stop during a reconnect: the job in hand has no connection to be settled on, and the
-    slot waits for it to end. Past its limit it is interrupted, as while serving; the wait
-    ended only with the job, however long it ran."""
-    job_thread = JobThread("tester-resize")
+def spinning_on(job_thread: JobThread, limit_s: float) -> tuple[RunningJob, threading.Event]:
+    """A job with no connection, spinning in Python on `job_thread` until interrupted; and
+    the event it sets as it leaves."""
     left = threading.Event()
 
     def spins(running: RunningJob) -> None:
@@ -91,8 +89,17 @@ def test_a_job_left_by_its_connection_at_the_stop_is_still_held_to_its_limit() -
         finally:
             left.set()
 
-    running = RunningJob(Job(type="resize"), None, 0.2, contextvars.copy_context())  # type: ignore[arg-type]
+    running = RunningJob(Job(type="resize"), None, limit_s, contextvars.copy_context())  # type: ignore[arg-type]
     job_thread.start(running, spins)
+    return running, left
+
+
+def test_a_job_left_by_its_connection_at_the_stop_is_still_held_to_its_limit() -> None:
+    """A stop during a reconnect: the job in hand has no connection to be settled on, and the
+    slot waits for it to end. Past its limit it is interrupted, as while serving; the wait
+    ended only with the job, however long it ran."""
+    job_thread = JobThread("tester-resize")
+    running, left = spinning_on(job_thread, limit_s=0.2)
     try:
         started = time.monotonic()
         _wait_out(job_thread, running)
@@ -118,18 +125,7 @@ def test_a_job_in_hand_is_held_to_its_limit_while_its_slot_reconnects(
     monkeypatch.setattr(runner_module, "connect", broker_down)
     w = worker(tmp_path, 1)
     (slot,) = w.slots
-    binding = slot.bindings[0]
-    left = threading.Event()
-
-    def spins(running: RunningJob) -> None:
-        try:
-            while True:
-                time.sleep(0.001)
-        finally:
-            left.set()
-
-    running = RunningJob(Job(type="resize"), None, 0.3, contextvars.copy_context())  # type: ignore[arg-type]
-    binding.job_thread.start(running, spins)
+    running, left = spinning_on(slot.bindings[0].job_thread, limit_s=0.3)
     reconnecting = threading.Thread(target=w._run_slot, args=(slot,), daemon=True)
     reconnecting.start()
     try:
