@@ -5,7 +5,8 @@ instead of waiting out the claim's lease.
 A holder is `host:pid:machine:token`: `machine` is the boot id and the pid namespace (only a
 process sharing both can judge the pid, so not a container's neighbour, nor another host
 that happens to share the host name), `token` tells this process's claims apart. A holder
-this process cannot judge, or whose pid is alive (maybe reused), is alive: wait for it.
+this process cannot judge, or whose pid is alive (maybe reused), is alive: wait for it; an
+ended process its parent has not reaped yet (a zombie) is gone.
 """
 
 from __future__ import annotations
@@ -45,4 +46,16 @@ def holder_gone(holder: str) -> bool:
         return True
     except OSError:  # another user's process (EPERM): alive
         return False
-    return False
+    return _ended(int(pid))
+
+
+def _ended(pid: int) -> bool:
+    """A zombie (ended, not yet reaped by its parent): its sockets are closed, so the broker
+    may have given its job to another mailer before the pid is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True  # reaped since the signal test
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")

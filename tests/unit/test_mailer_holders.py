@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from services.mailer.holders import holder_gone, this_holder
 
@@ -26,6 +28,20 @@ def test_a_holder_names_this_process_and_each_claim_apart() -> None:
 def test_a_holder_whose_process_ended_on_this_machine_is_gone() -> None:
     host, _, machine, token = this_holder().rsplit(":", 3)
     assert holder_gone(f"{host}:{ended_pid()}:{machine}:{token}")
+
+
+def test_a_holder_that_ended_but_is_not_reaped_yet_is_gone() -> None:
+    """Killed, its parent not yet waiting for it (a zombie): the broker has its job back."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        host, _, machine, token = this_holder().rsplit(":", 3)
+        assert holder_gone(f"{host}:{child.pid}:{machine}:{token}")
+    finally:
+        child.wait()
 
 
 def test_a_living_holder_and_this_process_are_not_gone() -> None:
