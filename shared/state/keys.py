@@ -179,12 +179,25 @@ def key_from_row(row: tuple[Any, ...]) -> ApiKey:
     )
 
 
+# Keys `authenticate` keeps, at most; a full cache starts again (misses are never kept, so
+# only real keys fill it).
+KNOWN_KEYS_KEPT = 1024
+
+
 class SqliteApiKeyStore:
-    """The ApiKeyStore in one SQLite file (WAL, synchronous=FULL: a key once printed works)."""
+    """The ApiKeyStore in one SQLite file (WAL, synchronous=FULL: a key once printed works).
+
+    `authenticate` keeps the keys it found, and drops them all whenever `PRAGMA
+    data_version` says another connection (another process's `jobsuite keys`, another
+    replica) has committed since: one pragma instead of a query and a row's parse per
+    request, and a revocation anywhere still counts from the next request on. This
+    connection's own writes do not move data_version, so create and revoke drop them too."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._lock = threading.Lock()
+        self._known: dict[str, ApiKey] = {}  # by the secret's hash
+        self._known_at: int | None = None  # the data_version they were read at
 
     @classmethod
     def open(cls, path: Path) -> SqliteApiKeyStore:
@@ -210,6 +223,7 @@ class SqliteApiKeyStore:
         secret = new_secret()
         record = ApiKey(name, admin, datetime.now(UTC), expires_at, None, limits or KeyLimits())
         with self._lock, state_errors("create an API key"), write_transaction(self._db):
+            self._known.clear()  # a rotation replaces a key that may be kept
             row = self._db.execute(
                 "SELECT revoked_at FROM api_keys WHERE name = ?", (name,)
             ).fetchone()
@@ -223,7 +237,26 @@ class SqliteApiKeyStore:
         return record, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
-        return self._one("hash = ?", hash_secret(secret))
+        digest = hash_secret(secret)
+        with self._lock, state_errors("read the API keys"):
+            # The version first: a change committed after it is seen at the next call.
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._known_at:
+                self._known.clear()
+                self._known_at = version
+            known = self._known.get(digest)
+            if known is not None:
+                return known
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE hash = ?", (digest,)
+            ).fetchone()
+            if row is None:
+                return None
+            key = key_from_row(row)
+            if len(self._known) >= KNOWN_KEYS_KEPT:
+                self._known.clear()
+            self._known[digest] = key
+            return key
 
     def find(self, name: str) -> ApiKey | None:
         return self._one("name = ?", name)
@@ -236,6 +269,7 @@ class SqliteApiKeyStore:
     def revoke(self, name: str) -> ApiKey:
         now = datetime.now(UTC).isoformat()
         with self._lock, state_errors("revoke an API key"):
+            self._known.clear()
             changed = self._db.execute(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?",
                 (now, name),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,7 @@ def test_a_name_in_use_needs_rotate_and_rotation_retires_the_old_key(
     store: ApiKeyStore,
 ) -> None:
     _r, first = store.create("alice")
+    assert store.authenticate(first) is not None  # known (and kept) before the rotation
     with pytest.raises(StateError, match="exists"):
         store.create("alice")
     _r, second = store.create("alice", admin=True, rotate=True)
@@ -71,6 +73,7 @@ def test_names_are_checked(store: ApiKeyStore) -> None:
 
 def test_revoked_and_expired_keys_say_so(store: ApiKeyStore) -> None:
     _r, revoked = store.create("gone")
+    assert store.authenticate(revoked) is not None  # known (and kept) before it is revoked
     store.revoke("gone")
     with pytest.raises(Unauthorized) as e:
         identify(store, f"Bearer {revoked}")
@@ -83,6 +86,36 @@ def test_revoked_and_expired_keys_say_so(store: ApiKeyStore) -> None:
         store.revoke("nobody")
     # A revoked name may be created again without --rotate.
     store.create("gone")
+
+
+def test_a_change_made_elsewhere_counts_at_the_next_request(
+    store: ApiKeyStore, state_settings: Settings
+) -> None:
+    """A key the store has found (and keeps) is revoked, rotated or made by another
+    connection, as `jobsuite keys` in another process or another replica would."""
+    _r, alice = store.create("alice")
+    _r, bob = store.create("bob")
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    _r, brief = store.create("brief", expires_at=soon)
+    for secret in (alice, bob, brief):
+        assert store.authenticate(secret) is not None
+    elsewhere = open_api_keys(state_settings)
+    try:
+        elsewhere.revoke("alice")
+        _r, bob_again = elsewhere.create("bob", rotate=True)
+        _r, carol = elsewhere.create("carol")
+    finally:
+        elsewhere.close()
+    with pytest.raises(Unauthorized) as e:
+        identify(store, f"Bearer {alice}")
+    assert e.value.reason == "revoked_key"
+    assert store.authenticate(bob) is None
+    assert [store.authenticate(s).name for s in (bob_again, carol)] == ["bob", "carol"]  # type: ignore[union-attr]
+    assert identify(store, f"Bearer {brief}").name == "brief"
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.01)
+    with pytest.raises(Unauthorized) as e:  # a kept key's expiry is the request's to check
+        identify(store, f"Bearer {brief}")
+    assert e.value.reason == "expired_key"
 
 
 def test_limits_are_kept_with_the_key(store: ApiKeyStore) -> None:
