@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from services.gateway.accepted_batch import AcceptedBatch
 from services.gateway.keychecks import mails_in
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
@@ -24,7 +25,7 @@ from shared.events import EventSource
 from shared.ids import new_id
 from shared.log import get_logger
 from shared.messages import ErrorInfo, Event, Job, decode_job, encode
-from shared.state import Claim, Reservation, SubmissionLedger
+from shared.state import AcceptedJob, Claim, Reservation, SubmissionLedger
 from shared.topology import Names
 from shared.tracecontext import job_header
 
@@ -69,6 +70,7 @@ class Submitter:
         self.source = source
         # Told the type of each job the broker confirmed (not replays): the metrics.
         self.on_accepted = on_accepted
+        self._batch = AcceptedBatch(ledger)  # submit_unkeyed's records
 
     def submit(
         self, job: Job, fingerprint: str, key: str | None, span_id: str | None = None
@@ -133,7 +135,13 @@ class Submitter:
             await publish(outgoing)
         except BrokerError as e:
             raise self._not_queued(job, None, e) from None
-        return self._queued(job, None)
+        self.on_accepted(job)
+        log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
+        try:  # with the others confirmed in this turn of the loop
+            await self._batch.record(self._accepted_row(job))
+        except Exception as e:  # the job is queued either way: 202
+            log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
+        return Accepted(job.id)
 
     def _not_queued(
         self, job: Job, key: str | None, e: BrokerError, was_in_doubt: bool = False
@@ -164,12 +172,17 @@ class Submitter:
         # fails (a 500 would make the client send it again: a second mail).
         self.on_accepted(job)
         try:
-            mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
-            self.ledger.accepted(job.id, job.type, job.submitted_at, key, job.client, mails)
+            row = self._accepted_row(job)
+            self.ledger.accepted(row.id, row.type, row.submitted_at, key, row.client, row.mails)
         except Exception as e:  # anything at all: the job is queued either way
             log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
         log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
+
+    @staticmethod
+    def _accepted_row(job: Job) -> AcceptedJob:
+        mails = sum(1 for _ in mails_in(job))  # for the key's hourly mail limit
+        return AcceptedJob(job.id, job.type, job.submitted_at, job.client, mails)
 
     def _forget_key(self, key: str, job_id: str) -> None:
         try:

@@ -11,6 +11,7 @@ winner's row be released before the loser reads it, the loser tries again.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from shared.errors import StateError
@@ -19,6 +20,11 @@ from shared.state.submissions import KEY_TTL_S, AcceptedJob, Claim, Reservation
 
 STORE = "submissions"
 SWEEP = 500  # expired keys forgotten per reservation, at most
+_ACCEPTED_ROW = (
+    "(id, type, submitted_at, client, mails) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, submitted_at = EXCLUDED.submitted_at,"
+    " client = EXCLUDED.client, mails = EXCLUDED.mails"
+)
 
 MIGRATIONS: list[PgMigration] = [
     pg_statements(
@@ -124,10 +130,7 @@ class PostgresSubmissionLedger:
     ) -> None:
         with self._pool.transaction("record an accepted job") as db:
             db.execute(
-                "INSERT INTO accepted_jobs (id, type, submitted_at, client, mails)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-                " type = EXCLUDED.type, submitted_at = EXCLUDED.submitted_at,"
-                " client = EXCLUDED.client, mails = EXCLUDED.mails",
+                f"INSERT INTO accepted_jobs {_ACCEPTED_ROW}",
                 (job_id, job_type, _aware(submitted_at), client, mails),
             )
             if key is not None:
@@ -137,15 +140,20 @@ class PostgresSubmissionLedger:
                     (key, job_id),
                 )
 
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        rows = [(j.id, j.type, _aware(j.submitted_at), j.client, j.mails) for j in jobs]
+        with self._pool.transaction("record accepted jobs") as db, db.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO accepted_jobs {_ACCEPTED_ROW}", rows)
+
     def find(self, job_id: str) -> AcceptedJob | None:
         with self._pool.transaction("read the accepted jobs") as db:
             row = db.execute(
-                "SELECT id, type, submitted_at, client FROM accepted_jobs WHERE id = %s",
+                "SELECT id, type, submitted_at, client, mails FROM accepted_jobs WHERE id = %s",
                 (job_id,),
             ).fetchone()
         if row is None:
             return None
-        return AcceptedJob(row[0], row[1], row[2].astimezone(UTC), row[3])
+        return AcceptedJob(row[0], row[1], row[2].astimezone(UTC), row[3], row[4])
 
     def mails_since(self, client: str, since: datetime) -> int:
         with self._pool.transaction("count accepted mails") as db:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -55,6 +56,7 @@ class AcceptedJob:
     type: str
     submitted_at: datetime
     client: str | None = None
+    mails: int = 0  # the mails it and its follow-ups send
 
 
 class SubmissionLedger(Protocol):
@@ -82,6 +84,11 @@ class SubmissionLedger(Protocol):
     ) -> None:
         """The broker confirmed the job: remember it (with its client and how many mails it
         and its follow-ups send), and finish its key's reservation."""
+        ...
+
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        """Jobs without an Idempotency-Key that the broker confirmed, remembered in one
+        transaction (the gateway gathers those confirmed together)."""
         ...
 
     def mails_since(self, client: str, since: datetime) -> int:
@@ -213,14 +220,24 @@ class SqliteSubmissionLedger:
                     (key, job_id),
                 )
 
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        rows = [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
+        with self._lock, state_errors("record accepted jobs"), write_transaction(self._db):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
     def find(self, job_id: str) -> AcceptedJob | None:
         with self._lock, state_errors("read the accepted jobs"):
             row = self._db.execute(
-                "SELECT id, type, submitted_at, client FROM accepted_jobs WHERE id = ?", (job_id,)
+                "SELECT id, type, submitted_at, client, mails FROM accepted_jobs WHERE id = ?",
+                (job_id,),
             ).fetchone()
         if row is None:
             return None
-        return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]), row[3])
+        return AcceptedJob(row[0], row[1], datetime.fromisoformat(row[2]), row[3], row[4])
 
     def mails_since(self, client: str, since: datetime) -> int:
         with self._lock, state_errors("count accepted mails"):

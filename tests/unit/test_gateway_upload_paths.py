@@ -25,7 +25,8 @@ from services.gateway import submit_routes
 from services.gateway.publisher import Outgoing
 from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
 from shared.blobs import FolderBlobStore
-from shared.errors import PublishNacked
+from shared.errors import PublishNacked, StateError
+from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
 from tests.support.gateway import in_process_gateway
 from tests.unit.test_gateway_in_doubt import ScriptedPublisher
@@ -182,3 +183,22 @@ def test_an_upload_cancelled_around_its_flush_keeps_nothing(
     assert _inputs(tmp_path) == [] and publisher.jobs == []
     assert not [p for p in (tmp_path / "blobs").rglob(".tmp-*")]
     assert len(os.listdir("/proc/self/fd")) <= opened, "the staged file's descriptors closed"
+
+
+def test_a_job_accepted_on_the_loop_is_found_at_once_and_a_202_when_its_record_fails(
+    http: TestClient, publisher: LoopPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON job without a key or mail goes out on the event loop, its record written with
+    those of its turn (services/gateway/accepted_batch.py)."""
+    response = http.post("/jobs/render", json={"template": "document"})
+    assert response.status_code == 202, response.text
+    found = http.app.state.gateway.ledger.find(response.json()["id"])  # type: ignore[attr-defined]
+    assert found is not None and (found.type, found.client) == ("render", "test-admin")
+
+    def disk_full(*args: object) -> None:
+        raise StateError("cannot record accepted jobs: database or disk is full")
+
+    monkeypatch.setattr(SqliteSubmissionLedger, "accepted_jobs", disk_full)
+    response = http.post("/jobs/render", json={"template": "document"})
+    assert response.status_code == 202, response.text  # a 500 would have it sent twice
+    assert [j["id"] for j in publisher.jobs][-1] == response.json()["id"]

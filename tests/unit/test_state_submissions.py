@@ -13,7 +13,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import StateError
-from shared.state import KEY_TTL_S, Claim, open_submissions
+from shared.state import KEY_TTL_S, AcceptedJob, Claim, open_submissions
 from shared.state.submissions import MIGRATIONS, SqliteSubmissionLedger
 
 
@@ -142,3 +142,24 @@ def test_mails_are_counted_per_client_within_the_window(state_settings: Settings
     found = ledger.find("r1")
     assert found is not None and found.client == "alice"
     ledger.close()
+
+
+def test_jobs_accepted_together_are_each_found_and_counted(state_settings: Settings) -> None:
+    ledger = open_submissions(state_settings)
+    now = datetime.now(UTC)
+    ledger.accepted_jobs(
+        [
+            AcceptedJob("r1", "render", now, "alice"),
+            AcceptedJob("r2", "resize", now - timedelta(minutes=5), None),
+            AcceptedJob("m1", "render", now, "alice", mails=2),
+        ]
+    )
+    ledger.accepted_jobs([AcceptedJob("r1", "render", now, "alice")])  # again: still one
+    ledger.accepted_jobs([])
+    assert ledger.find("r1") == AcceptedJob("r1", "render", now, "alice")
+    assert ledger.find("r2") == AcceptedJob("r2", "resize", now - timedelta(minutes=5), None)
+    assert ledger.find("m1") == AcceptedJob("m1", "render", now, "alice", mails=2)
+    assert ledger.mails_since("alice", now - timedelta(hours=1)) == 2
+    ledger.close()
+    with pytest.raises(StateError, match="cannot record accepted jobs"):
+        ledger.accepted_jobs([AcceptedJob("r3", "render", now, None)])

@@ -1,0 +1,87 @@
+"""The gateway's records of jobs accepted on the event loop: those of one turn go into the
+ledger together, each request returning once its own job is there."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from services.gateway.accepted_batch import AcceptedBatch
+from shared.config import Settings
+from shared.errors import StateError
+from shared.state import AcceptedJob, SubmissionLedger, open_submissions
+
+NOW = datetime.now(UTC)
+
+
+class Watched:
+    """A real ledger whose accepted_jobs calls are kept, and which can be made to fail."""
+
+    def __init__(self, ledger: SubmissionLedger) -> None:
+        self.ledger = ledger
+        self.calls: list[list[str]] = []
+        self.failure: StateError | None = None
+
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        self.calls.append([j.id for j in jobs])
+        if self.failure is not None:
+            raise self.failure
+        self.ledger.accepted_jobs(jobs)
+
+
+def job(job_id: str) -> AcceptedJob:
+    return AcceptedJob(job_id, "render", NOW, "alice")
+
+
+@pytest.fixture
+def watched(state_settings: Settings) -> Watched:
+    return Watched(open_submissions(state_settings))
+
+
+def test_the_jobs_of_one_turn_are_written_together_and_each_found_on_return(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched)  # type: ignore[arg-type]
+
+    async def one(job_id: str) -> bool:
+        await batch.record(job(job_id))
+        return watched.ledger.find(job_id) == job(job_id)  # there as it returns
+
+    async def main() -> list[bool]:
+        together = await asyncio.gather(*(one(f"j{i}") for i in range(5)))
+        later = await one("j5")
+        return [*together, later]
+
+    assert asyncio.run(main()) == [True] * 6
+    assert watched.calls == [["j0", "j1", "j2", "j3", "j4"], ["j5"]]
+
+
+def test_a_failed_write_is_each_waiters_error_and_a_cancelled_one_is_left_out(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched)  # type: ignore[arg-type]
+    watched.failure = StateError("cannot record accepted jobs: database or disk is full")
+
+    async def main() -> list[BaseException | None]:
+        tasks = [asyncio.ensure_future(batch.record(job(f"j{i}"))) for i in range(3)]
+        await asyncio.sleep(0)  # each has joined the turn's batch
+        tasks[1].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    loop = asyncio.new_event_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        first, cancelled, last = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert isinstance(first, StateError) and isinstance(last, StateError)
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert watched.calls == [["j0", "j1", "j2"]]  # the cancelled one's job went out: recorded
+    assert unhandled == []  # no "exception was never retrieved"
+    watched.failure = None
+    asyncio.run(batch.record(job("j3")))  # the next turn writes again
+    assert watched.ledger.find("j3") is not None
