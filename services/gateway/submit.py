@@ -171,12 +171,12 @@ class Submitter:
         # Confirmed: the job is queued and will run, so from here the answer is 202 whatever
         # fails (a 500 would make the client send it again: a second mail).
         self.on_accepted(job)
+        log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         try:
             row = self._accepted_row(job)
             self.ledger.accepted(row.id, row.type, row.submitted_at, key, row.client, row.mails)
         except Exception as e:  # anything at all: the job is queued either way
             log.error("accepted_job_not_recorded", job_id=job.id, type=job.type, error=str(e))
-        log.info("job_accepted", job_id=job.id, type=job.type, inputs=len(job.inputs))
         return Accepted(job.id, replayed=was_in_doubt)
 
     @staticmethod

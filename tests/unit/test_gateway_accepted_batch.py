@@ -85,3 +85,56 @@ def test_a_failed_write_is_each_waiters_error_and_a_cancelled_one_is_left_out(
     watched.failure = None
     asyncio.run(batch.record(job("j3")))  # the next turn writes again
     assert watched.ledger.find("j3") is not None
+
+
+def test_a_turn_whose_loop_ended_before_its_write_holds_up_no_other_loop(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched)  # type: ignore[arg-type]
+    first = asyncio.new_event_loop()
+    started: list[asyncio.Future[None]] = []
+
+    async def begin_then_stop() -> None:
+        started.append(asyncio.ensure_future(batch.record(job("j0"))))
+        await asyncio.sleep(0)  # its write is due in the next turn, which never comes
+        first.stop()
+
+    try:
+        first.run_until_complete(begin_then_stop())
+    finally:
+        first.close()
+    assert watched.calls == [] and not started[0].done()
+    started[0]._log_destroy_pending = False  # type: ignore[attr-defined]  # it is, on purpose
+    asyncio.run(asyncio.wait_for(batch.record(job("j1")), 5))
+    assert watched.calls == [["j1"]] and watched.ledger.find("j1") is not None
+
+
+def test_an_interruption_in_the_write_is_raised_and_its_waiters_still_answered(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched)  # type: ignore[arg-type]
+    interrupted = [True]
+    real = watched.accepted_jobs
+
+    def accepted_jobs(jobs: Sequence[AcceptedJob]) -> None:
+        if interrupted.pop():
+            raise KeyboardInterrupt
+        real(jobs)
+
+    watched.accepted_jobs = accepted_jobs  # type: ignore[method-assign]
+
+    async def both() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(batch.record(job(f"j{i}")) for i in range(2)), return_exceptions=True
+        )
+
+    loop = asyncio.new_event_loop()
+    try:
+        waiters = loop.create_task(both())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(waiters)
+        results = loop.run_until_complete(waiters)
+    finally:
+        loop.close()
+    assert [type(r) for r in results] == [StateError, StateError]
+    assert "KeyboardInterrupt" in str(results[0])
