@@ -92,7 +92,7 @@ class PostgresApiKeyStore:
         return self._one("name", name)
 
     def list(self) -> list[ApiKey]:
-        with self._pool.transaction("read the API keys") as db:
+        with self._pool.statement("read the API keys") as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name").fetchall()
         return [key_from_row(r) for r in rows]
 
@@ -112,7 +112,7 @@ class PostgresApiKeyStore:
         self._pool.close()
 
     def _one(self, column: str, value: str) -> ApiKey | None:
-        with self._pool.transaction("read the API keys") as db:
+        with self._pool.statement("read the API keys") as db:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE {column} = %s",
                 (value,),

@@ -20,9 +20,9 @@ from shared.state.submissions import KEY_TTL_S, AcceptedJob, Claim, Reservation
 
 STORE = "submissions"
 SWEEP = 500  # expired keys forgotten per reservation, at most
-_ACCEPTED_ROW = (
-    "(id, type, submitted_at, client, mails) VALUES (%s, %s, %s, %s, %s)"
-    " ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, submitted_at = EXCLUDED.submitted_at,"
+_ACCEPTED_COLUMNS = "(id, type, submitted_at, client, mails)"
+_ON_CONFLICT = (
+    "ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, submitted_at = EXCLUDED.submitted_at,"
     " client = EXCLUDED.client, mails = EXCLUDED.mails"
 )
 
@@ -130,7 +130,8 @@ class PostgresSubmissionLedger:
     ) -> None:
         with self._pool.transaction("record an accepted job") as db:
             db.execute(
-                f"INSERT INTO accepted_jobs {_ACCEPTED_ROW}",
+                f"INSERT INTO accepted_jobs {_ACCEPTED_COLUMNS} VALUES (%s, %s, %s, %s, %s)"
+                f" {_ON_CONFLICT}",
                 (job_id, job_type, _aware(submitted_at), client, mails),
             )
             if key is not None:
@@ -141,12 +142,25 @@ class PostgresSubmissionLedger:
                 )
 
     def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
-        rows = [(j.id, j.type, _aware(j.submitted_at), j.client, j.mails) for j in jobs]
-        with self._pool.transaction("record accepted jobs") as db, db.cursor() as cursor:
-            cursor.executemany(f"INSERT INTO accepted_jobs {_ACCEPTED_ROW}", rows)
+        # One statement (atomic, one round trip); an id given twice, its last row only: ON
+        # CONFLICT DO UPDATE may not touch a row twice in one statement.
+        latest = {j.id: j for j in jobs}
+        if not latest:
+            return
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(latest))
+        params = [
+            v
+            for j in latest.values()
+            for v in (j.id, j.type, _aware(j.submitted_at), j.client, j.mails)
+        ]
+        with self._pool.statement("record accepted jobs") as db:
+            db.execute(
+                f"INSERT INTO accepted_jobs {_ACCEPTED_COLUMNS} VALUES {values} {_ON_CONFLICT}",
+                params,
+            )
 
     def find(self, job_id: str) -> AcceptedJob | None:
-        with self._pool.transaction("read the accepted jobs") as db:
+        with self._pool.statement("read the accepted jobs") as db:
             row = db.execute(
                 "SELECT id, type, submitted_at, client, mails FROM accepted_jobs WHERE id = %s",
                 (job_id,),
@@ -156,7 +170,7 @@ class PostgresSubmissionLedger:
         return AcceptedJob(row[0], row[1], row[2].astimezone(UTC), row[3], row[4])
 
     def mails_since(self, client: str, since: datetime) -> int:
-        with self._pool.transaction("count accepted mails") as db:
+        with self._pool.statement("count accepted mails") as db:
             row = db.execute(
                 "SELECT COALESCE(SUM(mails), 0) FROM accepted_jobs"
                 " WHERE client = %s AND submitted_at >= %s",

@@ -2,7 +2,12 @@
 
 `open_pool` opens a small psycopg connection pool on the URL as given (its options, such as
 `sslmode`, are libpq's), checks each connection as it is taken (one left broken by a server
-restart is replaced, not handed out), and brings the store's schema up to date.
+restart is replaced, not handed out), and brings the store's schema up to date. The check
+asks the server only when the idle connection's socket has something to read: a server
+that ended it (a restart, `pg_terminate_backend`, an idle timeout) has sent its goodbye or
+closed the socket by then, and a round trip on every checkout doubled the cost of a read.
+`Pool.statement` runs one statement without `BEGIN` and `COMMIT` (autocommit makes it atomic):
+one round trip instead of three.
 
 Schema versions live in the table `jobsuite_schema` (one row per store): migration N
 (counting from 1) takes a store from version N-1 to N. They run in one transaction that first
@@ -15,6 +20,7 @@ closed pool) becomes StateError, as SQLite's do; a URL's password never appears 
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -71,7 +77,7 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
         min_size=MIN_CONNECTIONS,
         max_size=MAX_CONNECTIONS,
         timeout=CHECKOUT_TIMEOUT_S,
-        check=ConnectionPool.check_connection,
+        check=_check_if_spoken_to,
         name=f"jobsuite-{store}",
         open=False,
     )
@@ -83,6 +89,18 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
         pool.close()
         raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from e
     return Pool(pool, url)
+
+
+def _check_if_spoken_to(db: psycopg.Connection) -> None:
+    """ConnectionPool.check_connection (a round trip; raises for a dead connection, which
+    the pool then replaces), for a connection that is closed or whose socket is readable
+    while idle: a healthy idle connection has nothing waiting."""
+    if not db.closed:
+        idle = select.poll()  # not select(): a busy process's descriptors pass FD_SETSIZE
+        idle.register(db.fileno(), select.POLLIN)
+        if not idle.poll(0):
+            return
+    ConnectionPool.check_connection(db)
 
 
 class Pool:
@@ -98,6 +116,16 @@ class Pool:
         psycopg's errors as StateError("cannot <doing>: …")."""
         try:
             with self._pool.connection() as db, db.transaction():
+                yield db
+        except psycopg.Error as e:
+            raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
+
+    @contextmanager
+    def statement(self, doing: str) -> Iterator[psycopg.Connection]:
+        """A connection outside any transaction block, for one statement (autocommit makes
+        it its own transaction); errors as `transaction`'s."""
+        try:
+            with self._pool.connection() as db:
                 yield db
         except psycopg.Error as e:
             raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +23,7 @@ from httpx import Response
 from shared.config import Settings
 from shared.errors import StateError
 from shared.state import (
+    AcceptedJob,
     Claim,
     Reservation,
     SubmissionLedger,
@@ -216,6 +218,36 @@ def test_an_outage_is_a_state_error_and_the_store_recovers(postgres_url: str) ->
             assert until_up(lambda: ledger.reserve("k", "fp", "job-3")).claim is Claim.IN_PROGRESS
         finally:
             ledger.close()
+
+
+_OTHER_BACKENDS = (
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+def test_connections_the_server_ended_while_idle_are_replaced_unseen(pg: Settings) -> None:
+    """A server restart or pg_terminate_backend ends the pooled connections while they sit
+    idle: the next reads and writes take fresh ones, with no StateError on the way."""
+    keys, ledger = open_api_keys(pg), open_submissions(pg)
+    try:
+        _r, secret = keys.create("alice")
+        ledger.accepted_jobs([AcceptedJob("j1", "render", datetime.now(UTC), "alice")])
+        assert keys.authenticate(secret) is not None and ledger.find("j1") is not None
+        assert query(pg.state_url, f"SELECT count(*) {_OTHER_BACKENDS}")[0][0] >= 2
+        query(pg.state_url, f"SELECT pg_terminate_backend(pid) {_OTHER_BACKENDS}")
+        deadline = time.monotonic() + 10
+        while query(pg.state_url, f"SELECT count(*) {_OTHER_BACKENDS}")[0][0]:
+            assert time.monotonic() < deadline, "the backends did not end"
+            time.sleep(0.05)
+        found = keys.authenticate(secret)
+        assert found is not None and found.name == "alice"
+        assert ledger.find("j1") is not None
+        ledger.accepted_jobs([AcceptedJob("j2", "render", datetime.now(UTC), "alice")])
+        assert ledger.mails_since("alice", datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert keys.revoke("alice").revoked_at is not None
+    finally:
+        keys.close()
+        ledger.close()
 
 
 def test_two_key_creations_of_one_name_at_once_give_one_key(pg: Settings) -> None:

@@ -155,6 +155,9 @@ def test_jobs_accepted_together_are_each_found_and_counted(state_settings: Setti
         ]
     )
     ledger.accepted_jobs([AcceptedJob("r1", "render", now, "alice")])  # again: still one
+    twice = [AcceptedJob("r4", "render", now, "bob"), AcceptedJob("r4", "resize", now, "bob")]
+    ledger.accepted_jobs(twice)  # one id twice in one batch: its last row
+    assert ledger.find("r4") == AcceptedJob("r4", "resize", now, "bob")
     ledger.accepted_jobs([])
     assert ledger.find("r1") == AcceptedJob("r1", "render", now, "alice")
     assert ledger.find("r2") == AcceptedJob("r2", "resize", now - timedelta(minutes=5), None)
