@@ -142,21 +142,24 @@ class PostgresSubmissionLedger:
                 )
 
     def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
-        # One statement (atomic, one round trip); an id given twice, its last row only: ON
-        # CONFLICT DO UPDATE may not touch a row twice in one statement.
-        latest = {j.id: j for j in jobs}
+        # One statement, whatever the count (atomic, one round trip, 5 parameters): an id
+        # given twice keeps its last row, as ON CONFLICT DO UPDATE may not touch a row twice.
+        latest = list({j.id: j for j in jobs}.values())
         if not latest:
             return
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(latest))
-        params = [
-            v
-            for j in latest.values()
-            for v in (j.id, j.type, _aware(j.submitted_at), j.client, j.mails)
-        ]
+        columns = (
+            [j.id for j in latest],
+            [j.type for j in latest],
+            [_aware(j.submitted_at) for j in latest],
+            [j.client for j in latest],
+            [j.mails for j in latest],
+        )
         with self._pool.statement("record accepted jobs") as db:
             db.execute(
-                f"INSERT INTO accepted_jobs {_ACCEPTED_COLUMNS} VALUES {values} {_ON_CONFLICT}",
-                params,
+                f"INSERT INTO accepted_jobs {_ACCEPTED_COLUMNS} SELECT * FROM unnest("
+                "%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::integer[])"
+                f" {_ON_CONFLICT}",
+                columns,
             )
 
     def find(self, job_id: str) -> AcceptedJob | None:

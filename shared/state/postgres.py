@@ -3,9 +3,9 @@
 `open_pool` opens a small psycopg connection pool on the URL as given (its options, such as
 `sslmode`, are libpq's), checks each connection as it is taken (one left broken by a server
 restart is replaced, not handed out), and brings the store's schema up to date. The check
-asks the server only when the idle connection's socket has something to read: a server
-that ended it (a restart, `pg_terminate_backend`, an idle timeout) has sent its goodbye or
-closed the socket by then, and a round trip on every checkout doubled the cost of a read.
+is a round trip only for a connection idle for a while or whose socket has something to
+read (a server that ended it has sent its goodbye or closed the socket): a round trip on
+every checkout doubled the cost of a read under load.
 `Pool.statement` runs one statement without `BEGIN` and `COMMIT` (autocommit makes it atomic):
 one round trip instead of three.
 
@@ -21,6 +21,9 @@ closed pool) becomes StateError, as SQLite's do; a URL's password never appears 
 from __future__ import annotations
 
 import select
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -71,13 +74,14 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
     except psycopg.Error as e:
         raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from None
+    liveness = _Liveness()
     pool = ConnectionPool(
         url,
         kwargs=kwargs,
         min_size=MIN_CONNECTIONS,
         max_size=MAX_CONNECTIONS,
         timeout=CHECKOUT_TIMEOUT_S,
-        check=_check_if_spoken_to,
+        check=liveness.check,
         name=f"jobsuite-{store}",
         open=False,
     )
@@ -88,35 +92,68 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
     except (psycopg.Error, StateError) as e:
         pool.close()
         raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from e
-    return Pool(pool, url)
+    return Pool(pool, url, liveness)
 
 
-def _check_if_spoken_to(db: psycopg.Connection) -> None:
-    """ConnectionPool.check_connection (a round trip; raises for a dead connection, which
-    the pool then replaces), for a connection that is closed or whose socket is readable
-    while idle: a healthy idle connection has nothing waiting."""
-    if not db.closed:
-        idle = select.poll()  # not select(): a busy process's descriptors pass FD_SETSIZE
-        idle.register(db.fileno(), select.POLLIN)
-        if not idle.poll(0):
+# Seconds: a connection back in the pool for less than this, with nothing to read on its
+# socket, is taken as alive. Under load every checkout is one of these; one idle for longer
+# may have been dropped without a word (a NAT's or load balancer's idle timeout, a
+# failover), which only a round trip tells.
+RECENTLY_USED_S = 2.0
+
+
+class _Liveness:
+    """The pool's check of a connection as it is taken: ConnectionPool.check_connection (a
+    round trip; raises for a dead connection, which the pool then replaces) unless the
+    connection was used within RECENTLY_USED_S and its idle socket has nothing to read (a
+    server that ended it, by a restart, `pg_terminate_backend` or its own
+    `idle_session_timeout`, has sent its goodbye or closed the socket by then)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def returned(self, db: psycopg.Connection) -> None:
+        with self._lock:
+            self._returned[db] = time.monotonic()
+
+    def check(self, db: psycopg.Connection) -> None:
+        with self._lock:
+            returned = self._returned.get(db)
+        recent = returned is not None and time.monotonic() - returned < RECENTLY_USED_S
+        if recent and not db.closed and not _readable(db):
             return
-    ConnectionPool.check_connection(db)
+        ConnectionPool.check_connection(db)
+
+
+def _readable(db: psycopg.Connection) -> bool:
+    idle = select.poll()  # not select(): a busy process's descriptors pass FD_SETSIZE
+    idle.register(db.fileno(), select.POLLIN)
+    return bool(idle.poll(0))
 
 
 class Pool:
-    """A store's connection pool; every use a short transaction, errors as StateError."""
+    """A store's connection pool; every use a short transaction or a single statement,
+    errors as StateError."""
 
-    def __init__(self, pool: ConnectionPool, url: str) -> None:
+    def __init__(self, pool: ConnectionPool, url: str, liveness: _Liveness) -> None:
         self._pool = pool
         self._url = url
+        self._liveness = liveness
 
     @contextmanager
     def transaction(self, doing: str) -> Iterator[psycopg.Connection]:
         """A connection inside one transaction (committed when the block ends cleanly);
         psycopg's errors as StateError("cannot <doing>: …")."""
         try:
-            with self._pool.connection() as db, db.transaction():
-                yield db
+            with self._pool.connection() as db:
+                try:
+                    with db.transaction():
+                        yield db
+                finally:
+                    self._liveness.returned(db)
         except psycopg.Error as e:
             raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
 
@@ -126,7 +163,10 @@ class Pool:
         it its own transaction); errors as `transaction`'s."""
         try:
             with self._pool.connection() as db:
-                yield db
+                try:
+                    yield db
+                finally:
+                    self._liveness.returned(db)
         except psycopg.Error as e:
             raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
 

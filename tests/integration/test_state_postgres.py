@@ -19,6 +19,7 @@ from typing import TypeVar
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from psycopg_pool import ConnectionPool
 
 from shared.config import Settings
 from shared.errors import StateError
@@ -31,6 +32,7 @@ from shared.state import (
     open_checkpoints,
     open_sent_mail,
     open_submissions,
+    postgres,
 )
 from shared.state.postgres import MIGRATION_LOCK
 from tests.support.gateway import in_process_gateway
@@ -247,6 +249,45 @@ def test_connections_the_server_ended_while_idle_are_replaced_unseen(pg: Setting
         assert keys.revoke("alice").revoked_at is not None
     finally:
         keys.close()
+        ledger.close()
+
+
+def test_a_connection_is_asked_with_a_round_trip_only_after_a_pause(
+    pg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load (a connection back within RECENTLY_USED_S, nothing on its socket) the
+    check costs no round trip; after a pause, when a silent drop may have happened, it does."""
+    checked: list[object] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(postgres, "RECENTLY_USED_S", 0.5)
+    monkeypatch.setattr(
+        ConnectionPool, "check_connection", staticmethod(lambda db: (checked.append(db), real(db)))
+    )
+    ledger = open_submissions(pg)
+    try:
+        ledger.find("j0")  # opened, migrated and used: in the pool, just back
+        checked.clear()
+        for _ in range(5):
+            ledger.find("j0")
+        assert checked == []
+        time.sleep(0.6)
+        ledger.find("j0")
+        assert len(checked) == 1
+    finally:
+        ledger.close()
+
+
+def test_many_jobs_accepted_together_are_one_statement_past_the_parameter_limit(
+    pg: Settings,
+) -> None:
+    """A batch of any size: 15,000 jobs would be 75,000 parameters as rows of values."""
+    ledger = open_submissions(pg)
+    try:
+        now = datetime.now(UTC)
+        ledger.accepted_jobs([AcceptedJob(f"b{i}", "render", now, "bulk", 1) for i in range(15000)])
+        assert ledger.mails_since("bulk", now - timedelta(minutes=1)) == 15000
+        assert ledger.find("b14999") == AcceptedJob("b14999", "render", now, "bulk", 1)
+    finally:
         ledger.close()
 
 
