@@ -146,21 +146,14 @@ class Pool:
     @contextmanager
     def transaction(self, doing: str) -> Iterator[psycopg.Connection]:
         """A connection inside one transaction (committed when the block ends cleanly);
-        psycopg's errors as StateError("cannot <doing>: …")."""
-        try:
-            with self._pool.connection() as db:
-                try:
-                    with db.transaction():
-                        yield db
-                finally:
-                    self._liveness.returned(db)
-        except psycopg.Error as e:
-            raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
+        errors as `statement`'s."""
+        with self.statement(doing) as db, db.transaction():
+            yield db
 
     @contextmanager
     def statement(self, doing: str) -> Iterator[psycopg.Connection]:
         """A connection outside any transaction block, for one statement (autocommit makes
-        it its own transaction); errors as `transaction`'s."""
+        it its own transaction); psycopg's errors as StateError("cannot <doing>: …")."""
         try:
             with self._pool.connection() as db:
                 try:

@@ -33,6 +33,10 @@ from shared.state.sqlite import (
 )
 
 KEY_TTL_S = 24 * 3600
+_RECORD_ACCEPTED = (
+    "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 
 
 class Claim(Enum):
@@ -209,8 +213,7 @@ class SqliteSubmissionLedger:
     ) -> None:
         with self._lock, state_errors("record an accepted job"), write_transaction(self._db):
             self._db.execute(
-                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
-                " VALUES (?, ?, ?, ?, ?)",
+                _RECORD_ACCEPTED,
                 (job_id, job_type, _utc(submitted_at), client, mails),
             )
             if key is not None:
@@ -224,8 +227,7 @@ class SqliteSubmissionLedger:
         rows = [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
         with self._lock, state_errors("record accepted jobs"), write_transaction(self._db):
             self._db.executemany(
-                "INSERT OR REPLACE INTO accepted_jobs (id, type, submitted_at, client, mails)"
-                " VALUES (?, ?, ?, ?, ?)",
+                _RECORD_ACCEPTED,
                 rows,
             )
 
