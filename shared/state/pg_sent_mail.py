@@ -85,7 +85,9 @@ class PostgresSentLedger:
     def record(self, entry: SentRecord) -> None:
         with self._pool.transaction("write the mail ledger") as db:
             _one_at_a_time(db, entry.job_id)
-            db.execute("DELETE FROM sending WHERE job_id = %s", (entry.job_id,))
+            # As on SQLite: the job's claim ends, and every claim past its lease goes (a row
+            # another mailer takes over meanwhile is rechecked after its lock: not deleted).
+            db.execute("DELETE FROM sending WHERE job_id = %s OR expires <= now()", (entry.job_id,))
             db.execute(
                 "INSERT INTO sent (job_id, message_id, sent_at, recipients, refused, client)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (job_id) DO NOTHING",

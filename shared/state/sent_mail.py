@@ -11,7 +11,8 @@ another) would find nothing and send again. A mailer therefore claims the job be
 sends: one holder at a time, for a lease longer than the first could still be sending
 (JOB_TIME_LIMIT, then the stuck grace after which its process ends). The record ends the
 claim; a send that failed before the 250 gives it up; a claim past its lease is void (its
-holder is gone), so a crash mid-send delays the mail, never loses it.
+holder is gone), so a crash mid-send delays the mail, never loses it. Each record also clears
+the void claims, so those of jobs that never came back do not pile up.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class SentLedger(Protocol):
         ...
 
     def record(self, entry: SentRecord) -> None:
-        """Commit `entry` durably and end the job's claim; a job id already recorded keeps
-        its first record."""
+        """Commit `entry` durably and end the job's claim, and every claim past its lease;
+        a job id already recorded keeps its first record."""
         ...
 
     def close(self) -> None: ...
@@ -172,7 +173,11 @@ class SqliteSentLedger:
 
     def record(self, entry: SentRecord) -> None:
         with self._lock, state_errors("write the mail ledger"), write_transaction(self._db):
-            self._db.execute("DELETE FROM sending WHERE job_id = ?", (entry.job_id,))
+            # The job's claim ends, and so does every claim past its lease: void already,
+            # it is left only by a holder that died with its job never coming back.
+            self._db.execute(
+                "DELETE FROM sending WHERE job_id = ? OR expires <= ?", (entry.job_id, time.time())
+            )
             self._db.execute(
                 "INSERT OR IGNORE INTO sent"
                 " (job_id, message_id, sent_at, recipients, refused, client)"

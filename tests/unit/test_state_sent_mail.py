@@ -8,15 +8,17 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from shared.config import Settings
 from shared.errors import StateError
 from shared.ids import new_id
-from shared.state import open_sent_mail
+from shared.state import SENT_MAIL_FILE, open_sent_mail
 from shared.state.sent_mail import MIGRATIONS, SendClaim, SentRecord, SqliteSentLedger
 
 
@@ -168,6 +170,31 @@ def test_a_claim_past_its_lease_is_taken_over(state_settings: Settings) -> None:
     taken = ledger.claim(job_id, "b", 60)
     assert isinstance(taken, SendClaim) and taken.holder == "b"
     ledger.close()
+
+
+def test_a_record_clears_the_claims_past_their_lease(state_settings: Settings) -> None:
+    """A claim whose holder died and whose job never came back (dead-lettered, purged) is
+    void; the next record of any job removes it, so such claims do not pile up."""
+    ledger = open_sent_mail(state_settings)
+    void, held, sent = new_id(), new_id(), new_id()
+    ledger.claim(void, "crashed", 0.2)
+    ledger.claim(held, "alive", 60)
+    ledger.claim(sent, "alive", 60)
+    time.sleep(0.5)
+    assert _claimed(state_settings) == {void, held, sent}
+    ledger.record(SentRecord(sent, f"<{sent}@jobsuite>", 1))
+    assert _claimed(state_settings) == {held}
+    ledger.close()
+
+
+def _claimed(settings: Settings) -> set[str]:
+    """The job ids with a row in the ledger's `sending` table, read past the store."""
+    query = "SELECT job_id FROM sending"
+    if settings.state_url:
+        with psycopg.connect(settings.state_url) as db:
+            return {row[0] for row in db.execute(query)}
+    with closing(sqlite3.connect(settings.state_dir / SENT_MAIL_FILE)) as db:
+        return {row[0] for row in db.execute(query)}
 
 
 def test_a_claim_of_a_holder_known_to_have_died_is_taken_over(state_settings: Settings) -> None:
