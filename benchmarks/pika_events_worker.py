@@ -3,9 +3,10 @@ message the two events a job makes (`job.started`, `job.succeeded`: persistent, 
 the runner's properties and an event's size) on a confirm channel to the events exchange,
 one wait for both confirms, then the ack. What a job costs under the runner's guarantees
 with none of the runner's own work (decode and checks, the manifest, the log line, the
-threads).
+threads). With BENCH_EVENTS_PER_JOB=1, `job.succeeded` alone: what a job would cost if the
+contract let one message say both (it does not: every step is its own event).
 
-JOBSUITE_NAMESPACE=… python -m benchmarks.pika_events_worker
+JOBSUITE_NAMESPACE=… [BENCH_EVENTS_PER_JOB=1] python -m benchmarks.pika_events_worker
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _EVENT += b'"}'
 
 def main() -> None:
     names = Names(os.environ["JOBSUITE_NAMESPACE"])
+    events = ("job.started", "job.succeeded")[-int(os.environ.get("BENCH_EVENTS_PER_JOB", "2")) :]
     connection = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
     consumer = connection.channel()
     publisher = connection.channel()
@@ -45,7 +47,7 @@ def main() -> None:
 
     def on_message(ch: Any, method: Any, _props: Any, _body: bytes) -> None:
         nonlocal sent
-        for event in ("job.started", "job.succeeded"):
+        for event in events:
             props = pika.BasicProperties(
                 content_type="application/json",
                 delivery_mode=pika.DeliveryMode.Persistent,
