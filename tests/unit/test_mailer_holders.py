@@ -54,7 +54,8 @@ def test_a_holder_this_process_cannot_judge_counts_as_alive() -> None:
     host, _, machine, token = this_holder().rsplit(":", 3)
     pid = ended_pid()
     boot, namespace = machine.split(".")
-    for other in (f"{boot}.1", f"0{boot[1:]}.{namespace}", ""):  # another namespace or boot
+    other_boot = ("1" if boot.startswith("0") else "0") + boot[1:]
+    for other in (f"{boot}.1", f"{other_boot}.{namespace}", ""):  # another namespace or boot
         assert not holder_gone(f"{host}:{pid}:{other}:{token}")
     for garbage in ("", "a:b", f"{host}:x{pid}:{machine}:{token}", "mailer-1"):
         assert not holder_gone(garbage)
