@@ -233,7 +233,9 @@ class Settings:
         " PostgreSQL instead of STATE_DIR, and the audit's read model instead of its file in"
         " AUDIT_DIR, for replicas on several hosts; the URL goes to"
         " psycopg as it is, so its options (`?sslmode=verify-full&sslrootcert=…`,"
-        " `connect_timeout`) apply; its password is masked in logs",
+        " `connect_timeout`, `keepalives_idle`, `tcp_user_timeout`) apply over jobsuite's"
+        " defaults (5 s to connect; keepalives after 10 s idle, 3 probes 5 s apart; 20 s for"
+        " unacknowledged data); its password is masked in logs",
         shown="empty (SQLite files under STATE_DIR)",
         secret=True,
     )

@@ -44,6 +44,17 @@ MAX_CONNECTIONS = 4
 CONNECT_TIMEOUT_S = 5
 CHECKOUT_TIMEOUT_S = 5
 OPEN_TIMEOUT_S = 10
+# libpq's TCP options, unless the URL sets them: a path that died without a word (a host
+# gone, a partition) ends a connection waiting on it within about half a minute, where the
+# kernel's defaults wait some 15 minutes for unacknowledged data and 2 hours of silence
+# before the first keepalive; a gateway's event loop would stall that long.
+TCP_DEFAULTS: dict[str, object] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,  # seconds of silence before the first probe
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,  # milliseconds data may go unacknowledged
+}
 
 
 def pg_statements(*sql: str) -> PgMigration:
@@ -70,10 +81,11 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
     ("cannot open <what> at <masked url>: …") when that fails."""
     kwargs: dict[str, object] = {"autocommit": True}
     try:
-        if "connect_timeout" not in conninfo_to_dict(url):
-            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        given = conninfo_to_dict(url)
     except psycopg.Error as e:
         raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from None
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_S, **TCP_DEFAULTS}
+    kwargs.update({name: value for name, value in defaults.items() if name not in given})
     liveness = _Liveness()
     pool = ConnectionPool(
         url,
@@ -97,8 +109,11 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
 
 # Seconds: a connection back in the pool for less than this, with nothing to read on its
 # socket, is taken as alive. Under load every checkout is one of these; one idle for longer
-# may have been dropped without a word (a NAT's or load balancer's idle timeout, a
-# failover), which only a round trip tells.
+# may have been dropped without a word (a NAT's or load balancer's idle timeout), which only
+# a round trip tells. A path that dies without a word while in use (the server's address
+# moved to another host in a failover) shows when a statement fails on it: then the pool is
+# drained (every connection closed, new ones made in the background), so a pool loses one
+# statement to it, not one per connection.
 RECENTLY_USED_S = 2.0
 
 
@@ -159,7 +174,10 @@ class Pool:
                 try:
                     yield db
                 finally:
-                    self._liveness.returned(db)
+                    if db.closed:  # broken in use: the others took the same path
+                        self._pool.drain()
+                    else:
+                        self._liveness.returned(db)
         except psycopg.Error as e:
             raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -34,7 +34,7 @@ from shared.state import (
     open_submissions,
     postgres,
 )
-from shared.state.postgres import MIGRATION_LOCK
+from shared.state.postgres import MIGRATION_LOCK, TCP_DEFAULTS, Pool, open_pool
 from tests.support.gateway import in_process_gateway
 from tests.support.postgres import query
 from tests.support.tcpproxy import TcpProxy
@@ -275,6 +275,55 @@ def test_a_connection_is_asked_with_a_round_trip_only_after_a_pause(
         assert len(checked) == 1
     finally:
         ledger.close()
+
+
+def test_after_a_silent_failover_a_pool_loses_one_statement_not_one_per_connection(
+    postgres_url: str,
+) -> None:
+    """The server's address moves to another host right after the pooled connections were
+    used: nothing tells them until one sends (and meets an RST). That statement fails; the
+    pool is then drained and refilled, so the next ones do not meet the other dead
+    connections in turn."""
+    with TcpProxy(upstream_port=5432) as proxy:
+        pool = open_pool(proxy.url(postgres_url), migrations=[], store="failover", what="a pool")
+        try:
+            with ExitStack() as held:  # three connections, all used just now
+                for _ in range(3):
+                    held.enter_context(pool.statement("warm up")).execute("SELECT 1")
+            assert proxy.fail_over() >= 3
+            outcomes = [_one_select(pool) for _ in range(4)]
+            assert outcomes == ["failed", "ok", "ok", "ok"]
+        finally:
+            pool.close()
+
+
+def _one_select(pool: Pool) -> str:
+    try:
+        with pool.statement("read") as db:
+            db.execute("SELECT 1")
+    except StateError:
+        return "failed"
+    return "ok"
+
+
+def test_connections_get_tcp_keepalives_and_a_user_timeout_unless_the_url_sets_them(
+    postgres_url: str,
+) -> None:
+    """A dead path ends a waiting connection within about half a minute, not the kernel's
+    15 minutes (unacknowledged data) or 2 hours (silence before the first keepalive)."""
+    pool = open_pool(postgres_url, migrations=[], store="tcp", what="a pool")
+    own = open_pool(f"{postgres_url}?keepalives_idle=60", migrations=[], store="tcp", what="a pool")
+    try:
+        with pool.statement("read the options") as db:
+            given = db.info.get_parameters()
+        assert {k: given.get(k) for k in TCP_DEFAULTS} == {
+            k: str(v) for k, v in TCP_DEFAULTS.items()
+        }
+        with own.statement("read the options") as db:
+            assert db.info.get_parameters()["keepalives_idle"] == "60"
+    finally:
+        pool.close()
+        own.close()
 
 
 def test_many_jobs_accepted_together_are_one_statement_past_the_parameter_limit(

@@ -8,7 +8,11 @@ mode can be switched while connections are open:
 - blackhole: sockets stay open and bytes are dropped both ways; a close from either side is
   held back too (a dead path carries no FIN); connections made meanwhile are left unread
   until the path is back, as a SYN retransmitted by the kernel would be;
-- reset: every connection, open or new, is reset (SO_LINGER 0, then close: an RST).
+- reset: every connection, open or new, is reset (SO_LINGER 0, then close: an RST);
+- fail_over (not a mode, a moment): the server's address has moved to another host, as
+  a floating IP does in a failover. Every connection open then is dead without a word (no
+  FIN, no RST, nothing to read) until its client sends, which is answered with an RST; new
+  connections pass as before.
 
 One asyncio loop in a daemon thread does all the I/O: no thread ever sits in recv() on a
 socket that another closes, which would keep Linux from sending the RST.
@@ -79,6 +83,11 @@ class TcpProxy:
         how many were open."""
         return self._call(self._switch(Mode.RESET, 0.0))
 
+    def fail_over(self) -> int:
+        """Every open connection's path dies silently (see the module's docstring); returns
+        how many were open."""
+        return self._call(self._fail_over())
+
     def close(self) -> None:
         if self._thread.is_alive():
             self._call(self._shutdown())
@@ -115,6 +124,12 @@ class TcpProxy:
         links = list(self._links)
         for link in links:
             link.reset()
+        return len(links)
+
+    async def _fail_over(self) -> int:
+        links = list(self._links)
+        for link in links:
+            link.go_silent()
         return len(links)
 
     async def _shutdown(self) -> None:
@@ -154,6 +169,7 @@ class _Link:
         self.writers = [writer]
         self.tasks: list[asyncio.Task[None]] = []
         self.runner = asyncio.current_task()
+        self.silent = False  # fail_over: the client's next bytes get an RST, nothing else
 
     async def run(self) -> None:
         await self.proxy.wait_for_path()  # blackhole: leave the client's bytes unread
@@ -167,13 +183,26 @@ class _Link:
             return
         self.writers.append(upstream[1])
         self.tasks = [
-            asyncio.create_task(self._pipe(self.client[0], upstream[1])),
+            asyncio.create_task(self._pipe(self.client[0], upstream[1], from_client=True)),
             asyncio.create_task(self._pipe(upstream[0], self.client[1])),
         ]
         await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        if self.silent:  # no close for the client: it learns only when it sends
+            await asyncio.wait(self.tasks[:1])
         self.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def go_silent(self) -> None:
+        """The path died: the upstream connection goes (its server side ends), the client's
+        stays open and hears nothing until it sends."""
+        self.silent = True
+        if self.tasks:
+            self.tasks[1].cancel()
+        if len(self.writers) > 1:
+            self.writers[1].transport.abort()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_client: bool = False
+    ) -> None:
         """Read chunks and hand them to a sender that releases each at its due time."""
         loop = asyncio.get_running_loop()
         due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -181,6 +210,9 @@ class _Link:
         last = 0.0
         try:
             while chunk := await _read(reader):
+                if from_client and self.silent:
+                    self.reset()  # what a host that knows nothing of the connection says
+                    return
                 if self.proxy.blackholed:
                     continue
                 # Never before the chunk ahead of it, even when the latency shrinks.
