@@ -190,14 +190,17 @@ class Consumer:
             running.timed_out = True
             limit = self.settings.job_time_limit
             log.error("job_time_limit_exceeded", job_id=running.job.id, limit_s=limit)
-            try:
-                self._pause()  # basic.cancel: a connection lost here still interrupts
-                # A job left running by a lost connection is settled by nobody: the broker
-                # has taken its delivery back already.
-                if running.delivery.channel is self.channel:
-                    self._retry_over_limit(running, limit)
-            finally:  # settled, or the connection dropped for the broker to take it back
-                job_thread.interrupt(running)
+            # Interrupted before it is settled: settling waits for the broker's confirms,
+            # which a blocked connection (a memory or disk alarm) holds back while the alarm
+            # lasts, and the job must not run on meanwhile (a mailer's claim on its mail
+            # lasts only as long as the limit allows it to be sending). Its own outcome,
+            # should it still come, is discarded (`timed_out`).
+            job_thread.interrupt(running)
+            self._pause()  # basic.cancel
+            # A job left running by a lost connection is settled by nobody: the broker has
+            # taken its delivery back already.
+            if running.delivery.channel is self.channel:
+                self._retry_over_limit(running, limit)
         elif running.stuck(now):  # timed out before its thread took it, behind a stuck job
             exit_stuck(running)
 

@@ -196,12 +196,17 @@ class Settler:
         delay: int,
         headers: dict[str, Any],
     ) -> str:
-        """Republish `again` (the job, or its next attempt) to the back-off queue of `delay`,
-        `job.retrying` about `job`, then ack."""
+        """`job.retrying` about `job` confirmed, then `again` (the job, or its next attempt)
+        to the back-off queue of `delay` confirmed, then the ack. The copy goes last, alone:
+        once it is in the back-off queue nothing is sent again. Sent together with the
+        event, a refused event (or the `job.started` still unconfirmed before it) after a
+        confirmed copy made the fallback's retry (perform.py) put a second copy there, and
+        both ran."""
+        self.publish_event(self.source.failure("job.retrying", job, kind, message))
+        self.channel.wait_for_confirms()
         self._publish_job(
             again, self.names.retry_exchange, {**headers, RETRY_DELAY_HEADER: str(delay)}
         )
-        self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
         self.count(job.type, "retried", job.trace_id)

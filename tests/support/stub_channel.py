@@ -43,7 +43,11 @@ class StubChannel:
     published: list[Published] = field(default_factory=list)
     # Message types the broker refuses (nack) at the next wait for confirms.
     refuse: set[str] = field(default_factory=set)
+    # The same, once each: the type leaves the set as its first message is refused.
+    refuse_once: set[str] = field(default_factory=set)
     prefetch: int | None = None
+    # While cleared, a wait for confirms blocks (a blocked connection: a broker alarm).
+    confirms_flow: threading.Event = field(default_factory=lambda: _set(threading.Event()))
     _on_delivery: Callable[[Delivery], None] | None = None
     _next_tag: int = 1
     _refused: list[str] = field(default_factory=list)
@@ -64,13 +68,15 @@ class StubChannel:
         with self._lock:
             self.calls.append(("publish", message_type))
             self.published.append(Published(exchange, routing_key, body, message_type, headers))
-            if message_type in self.refuse:
+            if message_type in self.refuse or message_type in self.refuse_once:
+                self.refuse_once.discard(message_type)
                 self._refused.append(f"{message_type} {message_id}: nacked")
 
     def hold_output(self) -> None:
         """Nothing to hold: what is published here is recorded at once."""
 
     def wait_for_confirms(self) -> None:
+        self.confirms_flow.wait()
         with self._lock:
             self.calls.append(("confirm",))
             refused, self._refused = self._refused, []
@@ -155,3 +161,8 @@ class IoThread:
     def close(self) -> None:
         self._calls.put(None)
         self._thread.join(5)
+
+
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event

@@ -200,8 +200,9 @@ def test_a_job_over_its_time_limit_is_retried_interrupted_and_the_next_gets_a_ne
     assert rig.channel.calls[1:] == [
         ("publish", "job.started"),
         ("cancel",),  # no other job while the interrupted thread lives
-        ("publish", "resize"),  # to the back-off queue, attempt 2
         ("publish", "job.retrying"),
+        ("confirm",),
+        ("publish", "resize"),  # to the back-off queue, attempt 2, alone
         ("confirm",),
         ("ack", 1),
     ]
@@ -427,6 +428,48 @@ def test_a_time_limit_retry_the_broker_refuses_drops_the_connection_and_still_in
         rig.settle_until(lambda: False)
     assert left.wait(5), "the thread was interrupted"
     assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
+
+
+def test_a_job_over_its_limit_is_interrupted_while_a_broker_alarm_holds_its_retry(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """A memory or disk alarm blocks the connection: the retry of a job over its limit waits
+    for confirms as long as the alarm lasts. The job is interrupted all the same, at its
+    limit, not once the alarm is over (a mailer would go on sending past its claim)."""
+    rig, left = spinning_job(rigs, tmp_path)
+    rig.channel.confirms_flow.clear()  # the alarm
+    rig.skew = LIMIT_S + 1
+    io_thread = threading.Thread(target=rig.consumer.watch_time_limit, daemon=True)
+    io_thread.start()
+    try:
+        assert left.wait(5), "interrupted while the retry waits for its confirms"
+        assert io_thread.is_alive() and not rig.channel.settled()
+    finally:
+        rig.channel.confirms_flow.set()  # the alarm is over
+    io_thread.join(5)
+    assert rig.channel.events() == ["job.started", "job.retrying"]
+    assert rig.channel.settled() == [("ack", 1)]
+
+
+@pytest.mark.parametrize("refused", ["job.retrying", "job.started"])
+def test_a_refused_event_of_a_retry_leaves_one_copy_in_the_back_off_queue(
+    rigs: list[Rig], tmp_path: Path, refused: str
+) -> None:
+    """The broker refuses `job.retrying`, or the `job.started` still unconfirmed before it
+    (an event queue electing a leader): the fallback retries the retry, and the job goes to
+    the back-off queue once. Sent with the event, the copy was confirmed all the same, and
+    the fallback put a second one there: two runs of the next attempt."""
+
+    def fails(job: Job, blobs: Any) -> list[str]:
+        raise TransientJobError("smtp down")
+
+    rig = rig_for(rigs, tmp_path, fails)
+    rig.channel.refuse_once.add(refused)
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(rig.settled(1))
+    copies = [p for p in rig.channel.published if p.message_type == "resize"]
+    assert len(copies) == 1 and copies[0].job.attempt == 2
+    assert rig.channel.settled() == [("ack", 1)]
 
 
 def test_a_handler_raising_system_exit_is_a_crash_retried_and_the_next_job_runs(

@@ -37,12 +37,13 @@ def defer_once(headers: dict[str, Any], attempt: int = 1) -> tuple[Job, Any, Stu
     )
     assert outcome == "retrying"
     assert channel.calls[1:] == [
-        ("publish", "mail"),
         ("publish", "job.retrying"),
+        ("confirm",),
+        ("publish", "mail"),
         ("confirm",),
         ("ack", 1),
     ]
-    return job, channel.published[0], channel
+    return job, channel.published[1], channel
 
 
 @pytest.mark.parametrize(("deferred", "delay"), [(None, "100"), (1, "200"), (2, "900"), (7, "900")])
@@ -73,17 +74,17 @@ def test_deferrals_past_twice_the_longest_run_or_not_sane_retry_as_a_passing_fau
     default JOB_TIME_LIMIT, 300 s, and its 30 s grace), so the holder is no slow sender but
     a loop; a count that is not a sane integer counts as all of them spent."""
     job, channel = settled_once({DEFERRALS_HEADER: count})
-    again = channel.published[0]
+    retrying, again = channel.published
     assert again.job.attempt == job.attempt + 1  # counted now
     assert again.headers == {RETRY_DELAY_HEADER: "100"}
-    retrying = decode_event(channel.published[1].body)
+    retrying = decode_event(retrying.body)
     assert retrying.error is not None and retrying.error.kind == "mail_in_flight"
     assert "still held" in retrying.error.message
 
 
 def test_deferrals_within_twice_the_longest_run_are_free() -> None:
     job, channel = settled_once({DEFERRALS_HEADER: 700})  # 630 s waited at these steps
-    again = channel.published[0]
+    _, again = channel.published
     assert again.job.attempt == job.attempt
     assert again.headers == {RETRY_DELAY_HEADER: "900", DEFERRALS_HEADER: 701}
 
@@ -91,7 +92,7 @@ def test_deferrals_within_twice_the_longest_run_are_free() -> None:
 def test_a_deferral_says_why_and_keeps_the_jobs_waits_for_disk_space() -> None:
     _, again, channel = defer_once({DISK_FULL_RETRIES_HEADER: 2})
     assert again.headers[DISK_FULL_RETRIES_HEADER] == 2  # no fresh allowance by way of a deferral
-    retrying = decode_event(channel.published[1].body)
+    retrying = decode_event(channel.published[0].body)
     assert retrying.error is not None and retrying.error.kind == "mail_in_flight"
     assert retrying.error.message == "another mailer sends it"
 
@@ -105,7 +106,7 @@ def test_a_handler_deferring_its_job_is_not_counted_an_attempt(
     rigs.append(rig := Rig(tmp_path, held_elsewhere))
     rig.deliver(Job(type="resize", attempt=2))  # the rig's budget: one retry, spent
     rig.settle_until(rig.settled(1))
-    again = rig.channel.published[-2]
+    again = rig.channel.published[-1]  # job.retrying, then the copy
     assert (again.message_type, again.job.attempt) == ("resize", 2)
     assert again.headers is not None and again.headers[DEFERRALS_HEADER] == 1
     assert rig.channel.settled() == [("ack", 1)]

@@ -59,16 +59,17 @@ def test_a_job_meeting_a_full_disk_waits_at_the_longest_step_without_an_attempt(
     outcome = settler(channel).wait_for_room(job, delivery, "the disk is full", time.monotonic())
     assert outcome == "retrying"
     assert channel.calls[1:] == [
-        ("publish", "resize"),
         ("publish", "job.retrying"),
+        ("confirm",),
+        ("publish", "resize"),
         ("confirm",),
         ("ack", 1),
     ]
-    again = channel.published[0]
+    again = channel.published[1]
     assert again.exchange == NAMES.retry_exchange
     assert again.headers == {RETRY_DELAY_HEADER: "900", DISK_FULL_RETRIES_HEADER: 2}
     assert (again.job.id, again.job.attempt) == (job.id, 3)
-    retrying = decode_event(channel.published[1].body)
+    retrying = decode_event(channel.published[0].body)
     assert retrying.error is not None and retrying.error.kind == "disk_full"
     assert retrying.attempt == 3
 
@@ -82,11 +83,11 @@ def test_past_its_allowance_or_with_a_count_not_believed_it_retries_as_any_fault
     job = Job(type="resize", attempt=1)
     delivery = channel.deliver(job, headers={DISK_FULL_RETRIES_HEADER: count})
     settler(channel).wait_for_room(job, delivery, "the disk is full", time.monotonic())
-    again = channel.published[0]
+    retrying, again = channel.published
     assert again.headers is not None and again.headers[RETRY_DELAY_HEADER] == "100"
     assert again.headers[DISK_FULL_RETRIES_HEADER] >= 3  # carried on: no fresh allowance
     assert again.job.attempt == 2
-    assert decode_event(channel.published[1].body).attempt == 1
+    assert decode_event(retrying.body).attempt == 1
 
 
 def test_a_handler_meeting_a_full_disk_is_not_counted_an_attempt(
@@ -98,7 +99,7 @@ def test_a_handler_meeting_a_full_disk_is_not_counted_an_attempt(
     rigs.append(rig := Rig(tmp_path, full))
     rig.deliver(Job(type="resize", attempt=2))  # the rig's budget: one retry, spent
     rig.settle_until(rig.settled(1))
-    again = rig.channel.published[-2]
+    again = rig.channel.published[-1]  # job.retrying, then the copy
     assert (again.message_type, again.job.attempt) == ("resize", 2)
     assert again.headers is not None and again.headers[DISK_FULL_RETRIES_HEADER] == 1
     assert rig.channel.settled() == [("ack", 1)]

@@ -83,12 +83,13 @@ def test_a_retry_goes_to_the_next_back_off_queue_with_the_next_attempt(
     outcome = settler(channel).retry(job, delivery, "transient", "smtp down", time.monotonic())
     assert outcome == "retrying"
     assert channel.calls[1:] == [
-        ("publish", "resize"),
         ("publish", "job.retrying"),
+        ("confirm",),
+        ("publish", "resize"),
         ("confirm",),
         ("ack", 1),
     ]
-    again = channel.published[0]
+    again = channel.published[1]
     assert again.exchange == NAMES.retry_exchange and again.routing_key == "resize"
     assert again.headers == {RETRY_DELAY_HEADER: "100"}
     assert (again.job.id, again.job.attempt) == (job.id, 2)
