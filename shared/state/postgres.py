@@ -115,6 +115,8 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
 # drained (every connection closed, new ones made in the background), so a pool loses one
 # statement to it, not one per connection.
 RECENTLY_USED_S = 2.0
+# Seconds: statements that fail on a dead path within this of a drain drain nothing more.
+DRAINED_LATELY_S = 2.0
 
 
 class _Liveness:
@@ -157,6 +159,8 @@ class Pool:
         self._pool = pool
         self._url = url
         self._liveness = liveness
+        self._drain_lock = threading.Lock()
+        self._drained_at = float("-inf")
 
     @contextmanager
     def transaction(self, doing: str) -> Iterator[psycopg.Connection]:
@@ -174,12 +178,23 @@ class Pool:
                 try:
                     yield db
                 finally:
-                    if db.closed:  # broken in use: the others took the same path
-                        self._pool.drain()
+                    if db.broken:  # lost in use: the others took the same path
+                        self._drain_once()
                     else:
                         self._liveness.returned(db)
         except psycopg.Error as e:
             raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
+
+    def _drain_once(self) -> None:
+        """Every connection closed and new ones made, once for the lot that a dead path
+        breaks: the statements failing on it, one per thread that had a connection out,
+        drain once, not each the connections the last drain just made."""
+        now = time.monotonic()
+        with self._drain_lock:
+            if now - self._drained_at < DRAINED_LATELY_S:
+                return
+            self._drained_at = now
+        self._pool.drain()
 
     def close(self) -> None:
         self._pool.close()

@@ -278,12 +278,13 @@ def test_a_connection_is_asked_with_a_round_trip_only_after_a_pause(
 
 
 def test_after_a_silent_failover_a_pool_loses_one_statement_not_one_per_connection(
-    postgres_url: str,
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server's address moves to another host right after the pooled connections were
     used: nothing tells them until one sends (and meets an RST). That statement fails; the
     pool is then drained and refilled, so the next ones do not meet the other dead
     connections in turn."""
+    monkeypatch.setattr(postgres, "RECENTLY_USED_S", 60.0)  # "just used", however slow CI is
     with TcpProxy(upstream_port=5432) as proxy:
         pool = open_pool(proxy.url(postgres_url), migrations=[], store="failover", what="a pool")
         try:
@@ -295,6 +296,26 @@ def test_after_a_silent_failover_a_pool_loses_one_statement_not_one_per_connecti
             assert outcomes == ["failed", "ok", "ok", "ok"]
         finally:
             pool.close()
+
+
+def test_statements_failing_on_one_dead_path_drain_the_pool_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each thread that had a connection out when the path died fails a statement; the first
+    drains, the others do not close the connections that drain just made."""
+    drains: list[float] = []
+
+    class Drained:
+        def drain(self) -> None:
+            drains.append(time.monotonic())
+
+    pool = Pool(Drained(), "postgresql://x", postgres._Liveness())  # type: ignore[arg-type]
+    for _ in range(3):
+        pool._drain_once()
+    assert len(drains) == 1
+    monkeypatch.setattr(postgres, "DRAINED_LATELY_S", 0.0)  # a later, separate failure
+    pool._drain_once()
+    assert len(drains) == 2
 
 
 def _one_select(pool: Pool) -> str:
