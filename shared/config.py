@@ -117,7 +117,7 @@ class Settings:
         "JOB_TIME_LIMIT",
         300,
         parse.positive_int,
-        "seconds a job may run; then it is retried as a passing fault and interrupted (a thread"
+        "seconds a job may run; then it is interrupted and retried as a passing fault (a thread"
         " that cannot be interrupted ends its process, exit 70, for the supervisor to restart);"
         " keep it below RabbitMQ's consumer_timeout and compose's stop grace period",
         shown="`300` (`100` in compose)",

@@ -173,8 +173,8 @@ class Consumer:
     # --- the time limit -------------------------------------------------------------------
 
     def watch_time_limit(self) -> None:
-        """Settle a job over its limit, interrupt its thread, and take no other job until
-        that thread has ended (or end the process if it will not)."""
+        """Interrupt the thread of a job over its limit, settle the job, and take no other
+        job until that thread has ended (or end the process if it will not)."""
         job_thread = self.binding.job_thread
         now = self.clock()
         if (interrupted := job_thread.interrupted) is not None:
