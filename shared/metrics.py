@@ -28,7 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from shared.errors import ConfigError
 
 # How a worker's job ended, as `jobsuite_jobs_total` counts it (docs/operations.md#metrics).
-OUTCOMES = ("succeeded", "failed", "retried", "dead")
+OUTCOMES = ("succeeded", "failed", "retried", "deferred", "dead")
 # Seconds: a resize takes milliseconds, a large PDF or a slow SMTP server a minute or more.
 JOB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 # Seconds: a confirm is a round trip and, for a quorum queue, a disk sync.

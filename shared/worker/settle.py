@@ -184,7 +184,9 @@ class Settler:
         delay = steps[min(deferred, len(steps) - 1)]
         log.warning("job_deferred", error_kind=kind, error=message, retry_in_ms=delay)
         headers = {**_disk_full_waits(delivery), DEFERRALS_HEADER: deferred + 1}
-        return self._retry_after(job, job, delivery, kind, message, delay, headers)
+        return self._retry_after(
+            job, job, delivery, kind, message, delay, headers, counted="deferred"
+        )
 
     def _retry_after(
         self,
@@ -195,13 +197,15 @@ class Settler:
         message: str,
         delay: int,
         headers: dict[str, Any],
+        *,
+        counted: str = "retried",
     ) -> str:
         """`job.retrying` about `job` confirmed, then `again` (the job, or its next attempt)
         to the back-off queue of `delay` confirmed, then the ack. The copy goes last, alone:
         once it is in the back-off queue nothing is sent again. Sent together with the
         event, a refused event (or the `job.started` still unconfirmed before it) after a
         confirmed copy made the fallback's retry (perform.py) put a second copy there, and
-        both ran."""
+        both ran. Counted as `counted` (`deferred`: waiting on another worker, no fault)."""
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
         self.channel.wait_for_confirms()
         self._publish_job(
@@ -209,7 +213,7 @@ class Settler:
         )
         self.channel.wait_for_confirms()
         delivery.channel.ack(delivery)
-        self.count(job.type, "retried", job.trace_id)
+        self.count(job.type, counted, job.trace_id)
         return "retrying"
 
 

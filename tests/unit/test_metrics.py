@@ -200,6 +200,7 @@ def settled(metrics: WorkerMetrics, outcome: str) -> float:
         ("succeed", "succeeded"),
         ("fail", "failed"),
         ("retry", "retried"),
+        ("defer", "deferred"),
         ("retry_last", "dead"),
         ("refuse_delivery_limit", "dead"),
         ("refuse_over_limit", "failed"),
@@ -220,6 +221,8 @@ def test_each_way_of_settling_counts_its_outcome(how: str, outcome: str) -> None
         settler.fail(job, delivery, "bad_image", "no", started)
     elif how in ("retry", "retry_last"):
         settler.retry(job, delivery, "flaky", "later", started)
+    elif how == "defer":
+        settler.defer(job, delivery, "mail_in_flight", "another mailer sends it", started)
     elif how == "refuse_delivery_limit":
         settler.refuse(job, delivery, "delivery_limit", "delivered 6 times")
     else:
