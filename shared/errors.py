@@ -105,7 +105,12 @@ class PublishInDoubt(BrokerUnavailable):
 
 
 class PublishNacked(BrokerError):
-    """The broker refused a message (nack, or returned as unroutable)."""
+    """The broker refused a message (nack, or returned as unroutable). `refused`: the ids
+    of the messages refused, where the publisher knows them (empty: not known)."""
+
+    def __init__(self, message: str, refused: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class PublisherMismatch(PublishNacked):

@@ -114,6 +114,7 @@ class Channel:
         self._confirms = confirms
         self._sent_at: dict[int, float] = {}  # only with `confirms`: when each was sent
         self._refused: list[str] = []  # why each refused message was
+        self._refused_ids: set[str] = set()
         if confirm:
             self._select_confirms()
 
@@ -235,8 +236,9 @@ class Channel:
         with broker_errors(what), in_doubt_once_sent(what):
             pika_private.flush_until(self._raw, lambda: not self._unconfirmed)
         refused, self._refused = self._refused, []
+        ids, self._refused_ids = frozenset(self._refused_ids), set()
         if refused:
-            raise PublishNacked("; ".join(refused))
+            raise PublishNacked("; ".join(refused), ids)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -253,10 +255,12 @@ class Channel:
                 self._confirms.observe(now - sent_at)
             if isinstance(method, pika.spec.Basic.Nack):
                 self._refused.append(nacked(sent))
+                self._refused_ids.add(sent.partition(" ")[2])
 
     def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
         # A mandatory message no queue took comes back before its confirm.
         self._refused.append(returned(method, props))
+        self._refused_ids.add(str(props.message_id))
 
     # --- consuming ------------------------------------------------------------------------
 

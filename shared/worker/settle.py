@@ -3,7 +3,10 @@ the reject (delivery guarantees 3, 5 and 6). Runs on the I/O thread.
 
 Messages go out at once; each way of settling waits for every confirm so far (one round trip
 for the lot, `job.started` included) before it acks or rejects, so a job is never acked
-while one of its messages might still be lost.
+while one of its messages might still be lost. When the broker refuses only events (an
+event queue electing a leader), they are sent once more and waited for, and the job goes on
+as it was: a refused event is no refused outcome, and the job's own messages must not go
+twice. A refused job message (a follow-up, a retry's copy) is the caller's to handle.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Protocol
 
 from shared.amqp import Delivery
 from shared.config import Settings
+from shared.errors import BrokerUnavailable, PublishNacked
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import Event, Job, encode
@@ -69,6 +73,8 @@ class Settler:
         self.source = source
         self.settings = settings  # the back-off steps (RETRY_DELAYS_MS)
         self.metrics = metrics  # counts each job settled, once acked or rejected
+        # The events sent since the last wait for confirms, by id: sent again if refused.
+        self._unconfirmed_events: dict[str, Event] = {}
 
     def count(self, job_type: str, outcome: str, trace_id: str | None = None) -> None:
         """`jobsuite_jobs_total{type,outcome}` one up (shared.metrics.OUTCOMES), with the
@@ -88,6 +94,30 @@ class Settler:
             message_id=event.event_id,
             message_type=event.event,
         )
+        self._unconfirmed_events[event.event_id] = event
+
+    def _confirmed(self) -> None:
+        """Every message so far confirmed. Refused events alone are sent once more and
+        waited for (refused again: BrokerUnavailable, the connection drops and the broker
+        takes the job back); a refused job message: PublishNacked."""
+        events, self._unconfirmed_events = self._unconfirmed_events, {}
+        try:
+            self.channel.wait_for_confirms()
+        except PublishNacked as e:
+            again = [events[i] for i in e.refused if i in events]
+            if not e.refused or len(again) < len(e.refused):
+                raise  # a job message too, or one the channel cannot name
+            log.warning("events_refused_sending_again", error=str(e))
+            for event in again:
+                self.publish_event(event)
+            self._unconfirmed_events.clear()
+            try:
+                self.channel.wait_for_confirms()
+            except PublishNacked as twice:
+                raise BrokerUnavailable(
+                    f"the broker refused the job's events twice ({twice}); reconnecting:"
+                    " the job goes back to its queue"
+                ) from twice
 
     def _publish_job(self, job: Job, exchange: str, headers: dict[str, Any] | None = None) -> None:
         body = encode(job)
@@ -104,12 +134,12 @@ class Settler:
             self._publish_job(follow, self.names.jobs_exchange)
             self.publish_event(self.source.about("job.submitted", follow))
             # A refused follow-up (its queue full) must not be followed by job.succeeded.
-            self.channel.wait_for_confirms()
+            self._confirmed()
         duration = _ms_since(started)
         self.publish_event(
             self.source.about("job.succeeded", job, duration_ms=duration, outputs=outputs)
         )
-        self.channel.wait_for_confirms()
+        self._confirmed()
         delivery.channel.ack(delivery)
         self.count(job.type, "succeeded", job.trace_id)
         return "succeeded"
@@ -141,7 +171,7 @@ class Settler:
 
     def _reject_after(self, failed: Event, delivery: Delivery, outcome: str) -> str:
         self.publish_event(failed)
-        self.channel.wait_for_confirms()
+        self._confirmed()
         delivery.channel.reject(delivery)
         self.count(failed.type, outcome, failed.trace_id)
         return "failed"
@@ -207,11 +237,11 @@ class Settler:
         confirmed copy made the fallback's retry (perform.py) put a second copy there, and
         both ran. Counted as `counted` (`deferred`: waiting on another worker, no fault)."""
         self.publish_event(self.source.failure("job.retrying", job, kind, message))
-        self.channel.wait_for_confirms()
+        self._confirmed()
         self._publish_job(
             again, self.names.retry_exchange, {**headers, RETRY_DELAY_HEADER: str(delay)}
         )
-        self.channel.wait_for_confirms()
+        self._confirmed()
         delivery.channel.ack(delivery)
         self.count(job.type, counted, job.trace_id)
         return "retrying"

@@ -51,6 +51,7 @@ class StubChannel:
     _on_delivery: Callable[[Delivery], None] | None = None
     _next_tag: int = 1
     _refused: list[str] = field(default_factory=list)
+    _refused_ids: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- publishing with confirms ---------------------------------------------------------
@@ -71,6 +72,7 @@ class StubChannel:
             if message_type in self.refuse or message_type in self.refuse_once:
                 self.refuse_once.discard(message_type)
                 self._refused.append(f"{message_type} {message_id}: nacked")
+                self._refused_ids.add(message_id)
 
     def hold_output(self) -> None:
         """Nothing to hold: what is published here is recorded at once."""
@@ -80,8 +82,9 @@ class StubChannel:
         with self._lock:
             self.calls.append(("confirm",))
             refused, self._refused = self._refused, []
+            ids, self._refused_ids = frozenset(self._refused_ids), set()
         if refused:
-            raise PublishNacked("; ".join(refused))
+            raise PublishNacked("; ".join(refused), ids)
 
     # --- consuming and settling -----------------------------------------------------------
 

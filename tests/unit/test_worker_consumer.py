@@ -125,14 +125,15 @@ def test_jobs_of_one_type_run_one_after_another_on_the_same_thread(
 def test_a_job_whose_outcome_and_retry_are_both_refused_goes_back_with_the_connection(
     rigs: list[Rig], tmp_path: Path
 ) -> None:
-    """As after a broker node died: the broker nacks job.succeeded, then the retry. Held
-    unsettled on a connection that stays up, the job would stop the consumer for good
-    (prefetch 1); the I/O loop is told to reconnect instead, and the broker takes it back."""
+    """As after a broker node died: the broker nacks job.succeeded, and again when it is
+    sent once more (it is an event: sent again, not turned into a retry). Held unsettled on
+    a connection that stays up, the job would stop the consumer for good (prefetch 1); the
+    I/O loop is told to reconnect instead, and the broker takes it back."""
     rig = rig_for(rigs, tmp_path, writes_output)
     rig.channel.refuse = {"job.succeeded", "job.retrying"}
     rig.deliver(Job(type="resize"))
     rig.settle_until(lambda: rig.bridge.failure is not None)
-    assert "refused the job's outcome and then its retry" in str(rig.bridge.failure)
+    assert "refused the job's events twice" in str(rig.bridge.failure)
     assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
     rig.settle_until(lambda: not rig.consumer.busy)  # the job thread is free for the next
 
@@ -415,16 +416,23 @@ def spinning_job(rigs: list[Rig], tmp_path: Path) -> tuple[Rig, threading.Event]
     return rig, left
 
 
+@pytest.mark.parametrize(
+    ("refused", "why"),
+    [
+        ("resize", "refused the job's outcome and then its retry"),  # the copy
+        ("job.retrying", "refused the job's events twice"),
+    ],
+)
 def test_a_time_limit_retry_the_broker_refuses_drops_the_connection_and_still_interrupts(
-    rigs: list[Rig], tmp_path: Path
+    rigs: list[Rig], tmp_path: Path, refused: str, why: str
 ) -> None:
     """The broker nacks the retry of a job over its limit (a queue electing a new leader):
     the connection is dropped, so the broker takes the job back, and the job's thread is
     interrupted all the same. Before, the nack ended the worker process."""
     rig, left = spinning_job(rigs, tmp_path)
-    rig.channel.refuse = {"job.retrying"}
+    rig.channel.refuse = {refused}
     rig.skew = LIMIT_S + 1
-    with pytest.raises(BrokerUnavailable, match="refused the job's outcome and then its retry"):
+    with pytest.raises(BrokerUnavailable, match=why):
         rig.settle_until(lambda: False)
     assert left.wait(5), "the thread was interrupted"
     assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from shared.config import Settings
-from shared.errors import PublishNacked
+from shared.errors import BrokerUnavailable, PublishNacked
 from shared.events import EventSource
 from shared.messages import FollowUp, Job
 from shared.topology import RETRY_DELAY_HEADER, Names
@@ -66,6 +66,53 @@ def test_a_refused_follow_up_is_neither_followed_by_job_succeeded_nor_acked(
     with pytest.raises(PublishNacked, match="mail"):
         settler(channel).succeed(job, delivery, [], time.monotonic())
     assert "job.succeeded" not in channel.events()
+    assert channel.settled() == []
+
+
+def started(channel: StubChannel, job: Job) -> Settler:
+    """A settler that has sent the job's `job.started`, unconfirmed, as the consumer does."""
+    made = settler(channel)
+    made.publish_event(made.source.about("job.started", job))
+    return made
+
+
+def test_a_refused_job_started_is_sent_again_and_the_job_still_succeeds(
+    channel: StubChannel,
+) -> None:
+    """The event queue refuses `job.started` (a leader election): it is sent once more and
+    the job succeeds, rather than being retried as if its outcome had been refused."""
+    channel.refuse_once.add("job.started")
+    job, delivery = delivered(channel, Job(type="resize"))
+    outcome = started(channel, job).succeed(job, delivery, [], time.monotonic())
+    assert outcome == "succeeded"
+    assert channel.calls[1:] == [
+        ("publish", "job.started"),
+        ("publish", "job.succeeded"),
+        ("confirm",),
+        ("publish", "job.started"),  # the same event, its id kept
+        ("confirm",),
+        ("ack", 1),
+    ]
+    first, _, again = (p.body for p in channel.published)
+    assert first == again
+
+
+def test_a_refused_event_beside_a_follow_up_sends_the_follow_up_once(
+    channel: StubChannel,
+) -> None:
+    channel.refuse_once.add("job.submitted")
+    job, delivery = delivered(channel, Job(type="resize", then=FollowUp(type="mail")))
+    assert started(channel, job).succeed(job, delivery, [], time.monotonic()) == "succeeded"
+    assert [p.message_type for p in channel.published].count("mail") == 1
+    assert channel.events().count("job.submitted") == 2  # the refused one, then again
+    assert channel.settled() == [("ack", 1)]
+
+
+def test_events_refused_twice_drop_the_connection_unsettled(channel: StubChannel) -> None:
+    channel.refuse.add("job.succeeded")
+    job, delivery = delivered(channel, Job(type="resize"))
+    with pytest.raises(BrokerUnavailable, match="refused the job's events twice"):
+        started(channel, job).succeed(job, delivery, [], time.monotonic())
     assert channel.settled() == []
 
 
