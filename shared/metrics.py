@@ -73,8 +73,10 @@ class WorkerMetrics:
         self.jobs = Counter(
             "jobsuite_jobs",
             "Jobs settled by this worker, by type and outcome: succeeded, failed (for good at"
-            " once: job.failed, dead letters), retried (to a back-off queue), dead (no"
-            " back-off step left, or over the delivery limit: job.failed, dead letters).",
+            " once: job.failed, dead letters), retried (to a back-off queue), deferred (to a"
+            " back-off queue with the same attempt: another worker holds its one-time part),"
+            " dead (no back-off step left, or over the delivery limit: job.failed, dead"
+            " letters).",
             ["type", "outcome"],
             registry=registry,
         )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shared.amqp import Delivery
 from shared.config import Settings
-from shared.errors import BrokerUnavailable, PublishNacked
+from shared.errors import BrokerError, BrokerUnavailable, PublishNacked
 from shared.events import EventSource
 from shared.log import get_logger
 from shared.messages import Event, Job, encode
@@ -96,10 +96,10 @@ class Settler:
         )
         self._unconfirmed_events[event.event_id] = event
 
-    def _confirmed(self) -> None:
+    def _confirmed(self, *, refused_twice: type[BrokerError] = BrokerUnavailable) -> None:
         """Every message so far confirmed. Refused events alone are sent once more and
-        waited for (refused again: BrokerUnavailable, the connection drops and the broker
-        takes the job back); a refused job message: PublishNacked."""
+        waited for; refused again, `refused_twice` (BrokerUnavailable: the connection drops
+        and the broker takes the job back). A refused job message: PublishNacked."""
         events, self._unconfirmed_events = self._unconfirmed_events, {}
         try:
             self.channel.wait_for_confirms()
@@ -114,7 +114,7 @@ class Settler:
             try:
                 self.channel.wait_for_confirms()
             except PublishNacked as twice:
-                raise BrokerUnavailable(
+                raise refused_twice(
                     f"the broker refused the job's events twice ({twice}); reconnecting:"
                     " the job goes back to its queue"
                 ) from twice
@@ -167,11 +167,20 @@ class Settler:
         limit): `job.failed` confirmed, then the reject."""
         outcome = "dead" if kind == "delivery_limit" else "failed"
         failed = self.source.failure("job.failed", job, kind, message)
-        return self._reject_after(failed, delivery, outcome)
+        # Refused twice, PublishNacked: the consumer rejects it all the same (audit.dead
+        # records the dead letter), rather than dropping the connection over a job that
+        # never ran.
+        return self._reject_after(failed, delivery, outcome, refused_twice=PublishNacked)
 
-    def _reject_after(self, failed: Event, delivery: Delivery, outcome: str) -> str:
+    def _reject_after(
+        self,
+        failed: Event,
+        delivery: Delivery,
+        outcome: str,
+        refused_twice: type[BrokerError] = BrokerUnavailable,
+    ) -> str:
         self.publish_event(failed)
-        self._confirmed()
+        self._confirmed(refused_twice=refused_twice)
         delivery.channel.reject(delivery)
         self.count(failed.type, outcome, failed.trace_id)
         return "failed"

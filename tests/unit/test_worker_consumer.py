@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.errors import BrokerUnavailable, PermanentJobError, TransientJobError
 from shared.events import EventSource
 from shared.log import configure_logging
-from shared.messages import Job
+from shared.messages import FollowUp, Job
 from shared.topology import Names
 from shared.worker import consumer as consumer_module
 from shared.worker.bridge import IoBridge
@@ -125,15 +125,15 @@ def test_jobs_of_one_type_run_one_after_another_on_the_same_thread(
 def test_a_job_whose_outcome_and_retry_are_both_refused_goes_back_with_the_connection(
     rigs: list[Rig], tmp_path: Path
 ) -> None:
-    """As after a broker node died: the broker nacks job.succeeded, and again when it is
-    sent once more (it is an event: sent again, not turned into a retry). Held unsettled on
-    a connection that stays up, the job would stop the consumer for good (prefetch 1); the
-    I/O loop is told to reconnect instead, and the broker takes it back."""
+    """As after a broker node died: the broker nacks the job's outcome (here its follow-up),
+    then the retry that stands in for it. Held unsettled on a connection that stays up, the
+    job would stop the consumer for good (prefetch 1); the I/O loop is told to reconnect
+    instead, and the broker takes it back."""
     rig = rig_for(rigs, tmp_path, writes_output)
-    rig.channel.refuse = {"job.succeeded", "job.retrying"}
-    rig.deliver(Job(type="resize"))
+    rig.channel.refuse = {"resize"}  # the follow-up (a resize), then the retry's copy
+    rig.deliver(Job(type="resize", then=FollowUp(type="resize", params={"width": 80})))
     rig.settle_until(lambda: rig.bridge.failure is not None)
-    assert "refused the job's events twice" in str(rig.bridge.failure)
+    assert "refused the job's outcome and then its retry" in str(rig.bridge.failure)
     assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
     rig.settle_until(lambda: not rig.consumer.busy)  # the job thread is free for the next
 
@@ -175,6 +175,19 @@ def test_a_delivery_past_its_limit_is_refused_without_running(
     rig.channel.deliver(Job(type="resize"), delivery_count=5)
     assert rig.channel.calls[1:] == [("publish", "job.failed"), ("confirm",), ("reject", 1)]
     assert ran == []
+
+
+def test_a_refused_delivery_whose_job_failed_is_refused_is_dead_lettered_all_the_same(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """Its job.failed refused, and again when sent once more: the delivery is rejected all
+    the same (audit.dead records the dead letter), the connection kept."""
+    rig = rig_for(rigs, tmp_path, lambda job, blobs: [])
+    rig.channel.refuse = {"job.failed"}
+    rig.channel.deliver(Job(type="resize"), delivery_count=5)
+    assert rig.channel.settled() == [("reject", 1)]
+    assert rig.channel.events() == ["job.failed", "job.failed"]
+    assert rig.bridge.failure is None
 
 
 def test_a_job_over_its_time_limit_is_retried_interrupted_and_the_next_gets_a_new_thread(
@@ -464,9 +477,8 @@ def test_a_refused_event_of_a_retry_leaves_one_copy_in_the_back_off_queue(
     rigs: list[Rig], tmp_path: Path, refused: str
 ) -> None:
     """The broker refuses `job.retrying`, or the `job.started` still unconfirmed before it
-    (an event queue electing a leader): the fallback retries the retry, and the job goes to
-    the back-off queue once. Sent with the event, the copy was confirmed all the same, and
-    the fallback put a second one there: two runs of the next attempt."""
+    (an event queue electing a leader), once: the event goes again, and the job goes to the
+    back-off queue once."""
 
     def fails(job: Job, blobs: Any) -> list[str]:
         raise TransientJobError("smtp down")
@@ -478,6 +490,24 @@ def test_a_refused_event_of_a_retry_leaves_one_copy_in_the_back_off_queue(
     copies = [p for p in rig.channel.published if p.message_type == "resize"]
     assert len(copies) == 1 and copies[0].job.attempt == 2
     assert rig.channel.settled() == [("ack", 1)]
+
+
+def test_a_retry_whose_event_is_refused_for_good_sends_no_copy_before_it_drops(
+    rigs: list[Rig], tmp_path: Path
+) -> None:
+    """`job.retrying` refused again and again: the connection drops and the broker takes the
+    job back, with no copy in the back-off queue. Sent with the event, the copy was
+    confirmed all the same, and the job's redelivery made a second one: two runs."""
+
+    def fails(job: Job, blobs: Any) -> list[str]:
+        raise TransientJobError("smtp down")
+
+    rig = rig_for(rigs, tmp_path, fails)
+    rig.channel.refuse = {"job.retrying"}
+    rig.deliver(Job(type="resize"))
+    rig.settle_until(lambda: rig.bridge.failure is not None)
+    assert [p for p in rig.channel.published if p.message_type == "resize"] == []
+    assert not rig.channel.settled(), "neither acked nor rejected: the broker redelivers it"
 
 
 def test_a_handler_raising_system_exit_is_a_crash_retried_and_the_next_job_runs(
