@@ -10,7 +10,10 @@ the loop.
 
 Only the first message of a request (the job) decides its outcome: a nacked or unroutable
 job fails its own request alone and nothing after it is sent; later messages (the
-`job.submitted` event) follow once the job is confirmed, best effort, a refusal logged. A
+`job.submitted` event) follow once the job is confirmed, without the request waiting for
+them. One refused or lost (as while the event queue elects a new leader after a node died)
+is sent again, with its id, after each of EVENT_RESENDS_S, on whichever connection is open
+then; past the last it is logged (`event_not_published`). A
 lost connection is retried once on a fresh one (a duplicate job is harmless: jobs are
 idempotent by id), and every connection is reopened in the background with back-off. A job
 that was sent but not confirmed fails as PublishInDoubt: the broker may hold it (submit.py
@@ -53,6 +56,9 @@ CONFIRM_TIMEOUT_S = 30.0
 # After the broker blocked a publish (memory/disk alarm), refuse jobs without trying for this
 # long: one publish per hold finds out whether the alarm is over.
 ALARM_HOLD_S = 2.0
+# Seconds before each resend of a refused or lost event: a quorum queue's new leader is
+# usually elected within a few seconds of its node's death.
+EVENT_RESENDS_S = (0.5, 2.0, 5.0)
 _SHUTTING_DOWN = "the gateway is shutting down"
 
 
@@ -117,6 +123,7 @@ class Publisher:
         self._own_thread: threading.Thread | None = None  # when started outside a loop
         self._before_start: list[tuple[Sequence[Outgoing], Future[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # requests from threads, in progress
+        self._resends: set[asyncio.Task[None]] = set()  # refused events waiting to go again
         self._stopping = False
         self._all_connected = False  # one "all connected" line per time they all are
         self._last_error = "not connected yet"
@@ -281,7 +288,10 @@ class Publisher:
             future.set_result(None)
 
     def _stop_now(self) -> None:
-        """Stop keeping connections and close them (requests in flight end in doubt)."""
+        """Stop keeping connections and close them (requests in flight end in doubt), and
+        the events waiting to be sent again (each logged as not published)."""
+        for resend in list(self._resends):
+            resend.cancel()
         for slot in self._slots:
             if slot.keeper is not None:
                 slot.keeper.cancel()
@@ -369,14 +379,48 @@ class Publisher:
         return self._slots[0]
 
     def _send_rest(self, link: Link, rest: list[Outgoing]) -> None:
-        """The request's events, best effort: sent now, each refusal logged when it comes."""
+        """The request's events, sent now; the request does not wait for their confirms."""
         for message in rest:
-            try:
-                confirmed = _publish(link, message)
-            except BrokerError as e:
-                log.warning("event_not_published", message_id=message.message_id, error=str(e))
-                continue
-            confirmed.add_done_callback(partial(_log_refused, message.message_id))
+            self._send_event(link, message, 0)
+
+    def _send_event(self, link: Link, message: Outgoing, tries: int) -> None:
+        """Send an event on `link` (its `tries`-th resend); refused or lost, again later."""
+        try:
+            confirmed = _publish(link, message)
+        except BrokerError as e:
+            self._resend_later(message, e, tries)
+            return
+        confirmed.add_done_callback(partial(self._event_answered, message, tries))
+
+    def _event_answered(
+        self, message: Outgoing, tries: int, confirmed: asyncio.Future[None]
+    ) -> None:
+        if not confirmed.cancelled() and (error := confirmed.exception()) is not None:
+            self._resend_later(message, error, tries)
+
+    def _resend_later(self, message: Outgoing, error: BaseException, tries: int) -> None:
+        """On the loop: the event again after the next of EVENT_RESENDS_S; past the last
+        (or while stopping), logged as not published."""
+        if tries >= len(EVENT_RESENDS_S) or self._stopping:
+            _not_published(message, error, tries)
+            return
+        resend = asyncio.get_running_loop().create_task(self._resend(message, error, tries))
+        self._resends.add(resend)
+        resend.add_done_callback(self._resends.discard)
+
+    async def _resend(self, message: Outgoing, error: BaseException, tries: int) -> None:
+        try:
+            await asyncio.sleep(EVENT_RESENDS_S[tries])
+            slot = self._pick()
+            link = slot.open_link or await self._open(slot)
+        except asyncio.CancelledError:  # the gateway stops
+            _not_published(message, error, tries)
+            raise
+        if link is None:
+            self._resend_later(message, BrokerUnavailable(self._last_error), tries + 1)
+            return
+        log.info("event_sent_again", message_id=message.message_id, after=str(error))
+        self._send_event(link, message, tries + 1)
 
     async def _open(self, slot: _Slot) -> Link | None:
         """The slot's link, opening one (shared by everyone asking meanwhile) if need be;
@@ -489,9 +533,10 @@ def _publish(link: Link, message: Outgoing) -> asyncio.Future[None]:
     )
 
 
-def _log_refused(message_id: str, confirmed: asyncio.Future[None]) -> None:
-    if not confirmed.cancelled() and (error := confirmed.exception()) is not None:
-        log.warning("event_not_published", message_id=message_id, error=str(error))
+def _not_published(message: Outgoing, error: BaseException, resends: int) -> None:
+    log.warning(
+        "event_not_published", message_id=message.message_id, error=str(error), resends=resends
+    )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -189,7 +189,10 @@ def test_jobs_survive_a_killed_broker_node_and_a_paused_blob_store(
     output = verified.output.decode()
     assert verified.exit_code == 0, output
     found = re.search(r"audit log intact: (\d+) records", output)
-    assert found and int(found.group(1)) >= 3 * sum(expected.values()), output
+    # Three records a job at least (submitted, started, succeeded), but for a job.submitted
+    # the gateway gave up on after its resends and said so (refused through a long election).
+    given_up = cluster.logs("gateway", tail=100_000).count('"event": "event_not_published"')
+    assert found and int(found.group(1)) >= 3 * sum(expected.values()) - given_up, output
 
 
 def _done(futures: list[Future[Submitted]]) -> int:

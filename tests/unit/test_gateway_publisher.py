@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from services.gateway import publisher as publisher_module
 from services.gateway.publisher import Outgoing, Publisher
@@ -357,3 +358,55 @@ def test_a_request_ended_by_the_shutdown_after_its_job_went_out_is_in_doubt(
     with pytest.raises(PublishInDoubt, match="shutting down; the job was sent"):
         future.result(timeout=5)
     p.close()
+
+
+@pytest.fixture
+def quick_resends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher_module, "EVENT_RESENDS_S", (0.01, 0.02, 0.03))
+
+
+def test_a_refused_event_is_sent_again_after_the_request_is_answered(
+    publisher: Publisher, broker: FakeBroker, quick_resends: None
+) -> None:
+    """The job is confirmed and the request answered; its job.submitted is refused (the
+    event queue electing a new leader after a node died), and goes again, with its id."""
+    broker.failures = [None, PublishNacked("job.submitted mevent: nacked"), None]
+    publisher.publish([message("job"), message("event")])
+    wait_until(lambda: [m for _, m in broker.published] == ["mjob", "mevent"])
+
+
+def test_an_event_lost_with_its_connection_goes_again_on_a_fresh_one(
+    publisher: Publisher, broker: FakeBroker, quick_resends: None
+) -> None:
+    broker.failures = [None, PublishInDoubt("connection lost with it unconfirmed")]
+    publisher.publish([message("job"), message("event")])
+    wait_until(lambda: (2, "mevent") in broker.published or (1, "mevent") in broker.published)
+    assert broker.made[0].is_open is False  # the event went on another connection
+
+
+def test_an_event_refused_past_the_last_resend_is_logged_not_published(
+    publisher: Publisher, broker: FakeBroker, quick_resends: None
+) -> None:
+    refused = PublishNacked("job.submitted mevent: nacked")
+    broker.failures = [None, refused, refused, refused, refused]
+    with capture_logs() as logs:
+        publisher.publish([message("job"), message("event")])
+        wait_until(lambda: any(e["event"] == "event_not_published" for e in logs))
+    (given_up,) = [e for e in logs if e["event"] == "event_not_published"]
+    assert (given_up["message_id"], given_up["resends"]) == ("mevent", 3)
+    assert [e["event"] for e in logs].count("event_sent_again") == 3
+    assert [m for _, m in broker.published] == ["mjob"]
+
+
+def test_events_waiting_to_go_again_are_logged_not_published_at_the_shutdown(
+    publisher: Publisher, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "EVENT_RESENDS_S", (60.0,))
+    broker.failures = [None, PublishNacked("job.submitted mevent: nacked")]
+    with capture_logs() as logs:
+        publisher.publish([message("job"), message("event")])
+        time.sleep(0.05)
+        started = time.monotonic()
+        publisher.close()
+    assert time.monotonic() - started < 5, "the shutdown did not wait for the resend"
+    assert [e["message_id"] for e in logs if e["event"] == "event_not_published"] == ["mevent"]
