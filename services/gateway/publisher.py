@@ -406,16 +406,24 @@ class Publisher:
             return
         resend = asyncio.get_running_loop().create_task(self._resend(message, error, tries))
         self._resends.add(resend)
-        resend.add_done_callback(self._resends.discard)
+        resend.add_done_callback(partial(self._resend_ended, message, error, tries))
+
+    def _resend_ended(
+        self, message: Outgoing, error: BaseException, tries: int, resend: asyncio.Task[None]
+    ) -> None:
+        self._resends.discard(resend)
+        if resend.cancelled():  # the gateway stops (maybe before the task began)
+            _not_published(message, error, tries)
 
     async def _resend(self, message: Outgoing, error: BaseException, tries: int) -> None:
-        try:
-            await asyncio.sleep(EVENT_RESENDS_S[tries])
-            slot = self._pick()
-            link = slot.open_link or await self._open(slot)
-        except asyncio.CancelledError:  # the gateway stops
-            _not_published(message, error, tries)
-            raise
+        await asyncio.sleep(EVENT_RESENDS_S[tries])
+        if (alarm := self._alarm()) is not None:
+            # Held (a memory or disk alarm): a publish would only be blocked and renew the
+            # hold; wait it out without spending a try.
+            self._resend_later(message, BrokerUnavailable(alarm), tries)
+            return
+        slot = self._pick()
+        link = slot.open_link or await self._open(slot)
         if link is None:
             self._resend_later(message, BrokerUnavailable(self._last_error), tries + 1)
             return

@@ -406,7 +406,36 @@ def test_events_waiting_to_go_again_are_logged_not_published_at_the_shutdown(
     with capture_logs() as logs:
         publisher.publish([message("job"), message("event")])
         time.sleep(0.05)
+        assert not [e for e in logs if e["event"] == "event_not_published"], "it waits to go"
         started = time.monotonic()
         publisher.close()
     assert time.monotonic() - started < 5, "the shutdown did not wait for the resend"
-    assert [e["message_id"] for e in logs if e["event"] == "event_not_published"] == ["mevent"]
+    (given_up,) = [e for e in logs if e["event"] == "event_not_published"]
+    assert (given_up["message_id"], given_up["resends"]) == ("mevent", 0)
+
+
+def test_a_resend_waits_out_an_alarm_hold_without_spending_a_try(
+    publisher: Publisher, broker: FakeBroker, quick_resends: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker alarm holds publishing from the moment the event is refused: the resends due
+    meanwhile are not sent (each would only be blocked and renew the hold), and none is
+    spent; the event goes once the hold is over."""
+    held = threading.Event()
+    real_alarm, real_resend_later = publisher._alarm, publisher._resend_later
+
+    def refused_then_held(*args: Any) -> None:
+        held.set()
+        real_resend_later(*args)
+
+    monkeypatch.setattr(
+        publisher, "_alarm", lambda: "memory alarm" if held.is_set() else real_alarm()
+    )
+    monkeypatch.setattr(publisher, "_resend_later", refused_then_held)
+    broker.failures = [None, PublishNacked("job.submitted mevent: nacked")]
+    with capture_logs() as logs:
+        publisher.publish([message("job"), message("event")])
+        time.sleep(0.3)  # many times the resends' delays
+        assert [m for _, m in broker.published] == ["mjob"], "sent into the alarm"
+        held.clear()
+        wait_until(lambda: [m for _, m in broker.published] == ["mjob", "mevent"])
+    assert not [e for e in logs if e["event"] == "event_not_published"]
