@@ -1,4 +1,5 @@
-"""Fixtures of the gateway tests that talk to a stand-in audit read API."""
+"""Fixtures of the integration tests: a broker connection opened as a worker's is, and the
+gateway tests' stand-in audit read API."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.amqp import Connection, connect_once
 from shared.config import Settings
 from tests.conftest import SpawnFn
 from tests.support.broker import TestBroker
 from tests.support.fake_http import JsonServer
 from tests.support.gateway import RunningGateway, start_gateway
+
+
+@pytest.fixture
+def eager(settings: Settings, broker: TestBroker) -> Iterator[Connection]:
+    """A connection opened as a worker's is (`eager_send`), closed at the end."""
+    connection = connect_once(settings, "eager-test", eager_send=True)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ real RabbitMQ. A connection without it is left to pika's own way."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,16 +24,6 @@ def _unsent(connection: Connection) -> int:
 @pytest.fixture
 def queue(broker: TestBroker) -> str:
     return broker.names.dead_queue  # a queue no one consumes here; reached by its name
-
-
-@pytest.fixture
-def eager(settings: Settings, broker: TestBroker) -> Iterator[Connection]:
-    """A connection opened as a worker's is, closed at the end."""
-    connection = connect_once(settings, "eager-test", eager_send=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def _send(channel: Channel, queue: str, n: int) -> None:

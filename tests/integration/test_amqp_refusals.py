@@ -8,19 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.amqp import Channel, Connection, connect_once
-from shared.config import Settings
+from shared.amqp import Channel, Connection
 from shared.errors import PublishNacked
 from tests.support.broker import TestBroker
-
-
-@pytest.fixture
-def connection(settings: Settings, broker: TestBroker) -> Iterator[Connection]:
-    opened = connect_once(settings, "refusals-test", eager_send=True)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
@@ -40,9 +30,9 @@ def _send(channel: Channel, queue: str, message_id: str) -> None:
 
 
 def test_a_nacked_message_is_named_and_the_confirmed_ones_are_not(
-    connection: Connection, full_queue: str
+    eager: Connection, full_queue: str
 ) -> None:
-    channel = connection.channel(confirm=True)
+    channel = eager.channel(confirm=True)
     _send(channel, full_queue, "taken")
     _send(channel, full_queue, "refused")
     with pytest.raises(PublishNacked, match="probe refused: nacked") as e:
@@ -54,8 +44,8 @@ def test_a_nacked_message_is_named_and_the_confirmed_ones_are_not(
     assert again.value.refused == {"next"}
 
 
-def test_a_returned_message_is_named(connection: Connection, broker: TestBroker) -> None:
-    channel = connection.channel(confirm=True)
+def test_a_returned_message_is_named(eager: Connection, broker: TestBroker) -> None:
+    channel = eager.channel(confirm=True)
     _send(channel, f"{broker.settings.namespace}.no-such-queue", "lost")
     with pytest.raises(PublishNacked, match="returned as unroutable") as e:
         channel.wait_for_confirms()
