@@ -7,10 +7,12 @@ create NAME` at once give one key and one "exists".
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from shared.errors import StateError
 from shared.state.keys import (
+    KNOWN_KEYS_KEPT,
     ApiKey,
     KeyLimits,
     check_name,
@@ -19,6 +21,7 @@ from shared.state.keys import (
     key_row,
     new_secret,
 )
+from shared.state.pg_key_changes import CHANNEL, KeyChanges
 from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
 
 STORE = "api_keys"
@@ -38,6 +41,19 @@ MIGRATIONS: list[PgMigration] = [
             burst INTEGER NOT NULL
         )"""
     ),
+    # Every statement that changes the keys tells the listeners (pg_key_changes).
+    pg_statements(
+        f"""CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{CHANNEL}', '');
+                RETURN NULL;
+            END $$""",
+        "DROP TRIGGER IF EXISTS api_keys_changed ON api_keys",
+        """CREATE TRIGGER api_keys_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
+            FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()""",
+    ),
 ]
 _COLUMNS = (
     "name, admin, created_at, expires_at, revoked_at,"
@@ -49,12 +65,14 @@ _UPDATE = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in ("hash," + _C
 class PostgresApiKeyStore:
     """The ApiKeyStore in PostgreSQL."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, changes: KeyChanges | None = None) -> None:
         self._pool = pool
+        self._kept = _KeptKeys(changes) if changes else None
 
     @classmethod
     def open(cls, url: str) -> PostgresApiKeyStore:
-        return cls(open_pool(url, migrations=MIGRATIONS, store=STORE, what="the API key store"))
+        pool = open_pool(url, migrations=MIGRATIONS, store=STORE, what="the API key store")
+        return cls(pool, KeyChanges(url))
 
     def create(
         self,
@@ -86,7 +104,16 @@ class PostgresApiKeyStore:
         return record, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
-        return self._one("hash", hash_secret(secret))
+        digest = hash_secret(secret)
+        if self._kept is None:
+            return self._one("hash", digest)
+        read_at = self._kept.generation()  # before the read: a change after it drops it
+        key = self._kept.get(digest, read_at)
+        if key is None:
+            key = self._one("hash", digest)
+            if key is not None:
+                self._kept.keep(digest, key, read_at)
+        return key
 
     def find(self, name: str) -> ApiKey | None:
         return self._one("name", name)
@@ -109,6 +136,8 @@ class PostgresApiKeyStore:
         return found
 
     def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
         self._pool.close()
 
     def _one(self, column: str, value: str) -> ApiKey | None:
@@ -118,3 +147,41 @@ class PostgresApiKeyStore:
                 (value,),
             ).fetchone()
         return key_from_row(row) if row else None
+
+
+class _KeptKeys:
+    """Keys read by their secret's hash, kept while `changes` hears that none changed (the
+    SQLite store's `PRAGMA data_version` check, for a server)."""
+
+    def __init__(self, changes: KeyChanges) -> None:
+        self._changes = changes
+        self._lock = threading.Lock()
+        self._keys: dict[str, ApiKey] = {}
+        self._generation: int | None = None  # the one they were read at
+
+    def generation(self) -> int | None:
+        return self._changes.generation()
+
+    def get(self, digest: str, generation: int | None) -> ApiKey | None:
+        """The key kept for `digest` if nothing changed since; None: read it."""
+        if generation is None:
+            return None
+        with self._lock:
+            if generation != self._generation:
+                self._keys.clear()
+                self._generation = generation
+            return self._keys.get(digest)
+
+    def keep(self, digest: str, key: ApiKey, read_at: int | None) -> None:
+        """Keep `key`, read after `generation()` gave `read_at`, unless a change came since."""
+        with self._lock:
+            if read_at is None or read_at != self._generation:
+                return
+            if self._changes.generation() != read_at:
+                return
+            if len(self._keys) >= KNOWN_KEYS_KEPT:
+                self._keys.clear()
+            self._keys[digest] = key
+
+    def close(self) -> None:
+        self._changes.close()

@@ -67,7 +67,7 @@ def pg_statements(*sql: str) -> PgMigration:
     return apply
 
 
-def _scrubbed(text: str, url: str) -> str:
+def scrubbed(text: str, url: str) -> str:
     """An error's text without the URL's password, should libpq ever quote it."""
     try:
         password = urlsplit(url).password
@@ -76,16 +76,21 @@ def _scrubbed(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+def connection_options(url: str) -> dict[str, object]:
+    """psycopg.connect's keywords for a connection to `url`: autocommit, and the connect
+    timeout and TCP_DEFAULTS where the URL does not set them (psycopg.Error: a bad URL)."""
+    given = conninfo_to_dict(url)
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_S, **TCP_DEFAULTS}
+    return {"autocommit": True, **{k: v for k, v in defaults.items() if k not in given}}
+
+
 def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: str) -> Pool:
     """A pool on the database at `url`, `store`'s schema at the newest version. StateError
     ("cannot open <what> at <masked url>: …") when that fails."""
-    kwargs: dict[str, object] = {"autocommit": True}
     try:
-        given = conninfo_to_dict(url)
+        kwargs = connection_options(url)
     except psycopg.Error as e:
-        raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from None
-    defaults = {"connect_timeout": CONNECT_TIMEOUT_S, **TCP_DEFAULTS}
-    kwargs.update({name: value for name, value in defaults.items() if name not in given})
+        raise StateError(f"cannot open {what} at {masked(url)}: {scrubbed(str(e), url)}") from None
     liveness = _Liveness()
     pool = ConnectionPool(
         url,
@@ -103,7 +108,7 @@ def open_pool(url: str, *, migrations: Sequence[PgMigration], store: str, what: 
             migrate(db, store, migrations)
     except (psycopg.Error, StateError) as e:
         pool.close()
-        raise StateError(f"cannot open {what} at {masked(url)}: {_scrubbed(str(e), url)}") from e
+        raise StateError(f"cannot open {what} at {masked(url)}: {scrubbed(str(e), url)}") from e
     return Pool(pool, url, liveness)
 
 
@@ -183,7 +188,7 @@ class Pool:
                     else:
                         self._liveness.returned(db)
         except psycopg.Error as e:
-            raise StateError(f"cannot {doing}: {_scrubbed(str(e), self._url)}") from e
+            raise StateError(f"cannot {doing}: {scrubbed(str(e), self._url)}") from e
 
     def _drain_once(self) -> None:
         """Every connection closed and new ones made, once for the lot that a dead path

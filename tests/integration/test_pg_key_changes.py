@@ -1,0 +1,136 @@
+"""API keys in PostgreSQL kept by the process that checks them (shared/state/pg_key_changes.py):
+no round trip per request while the listener hears, every change dropping what was kept
+within moments, whoever made it, and every key read from the database while the listener is
+cut off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+
+from shared.config import Settings
+from shared.state import open_api_keys
+from shared.state.keys import ApiKey
+from shared.state.pg_key_changes import FRESH_S, HEARTBEAT_S, KeyChanges
+from shared.state.pg_keys import MIGRATIONS, STORE, PostgresApiKeyStore
+from shared.state.postgres import open_pool
+from tests.support.postgres import query
+from tests.support.tcpproxy import TcpProxy
+
+T = TypeVar("T")
+SOON_S = 0.5  # a change heard by a listener that hears: milliseconds, with room to spare
+
+
+class Reads:
+    """A store whose reads of a key by its secret are counted."""
+
+    def __init__(self, store: PostgresApiKeyStore) -> None:
+        self.store = store
+        self.count = 0
+        real = store._one
+
+        def counted(column: str, value: str) -> ApiKey | None:
+            if column == "hash":
+                self.count += 1
+            return real(column, value)
+
+        store._one = counted  # type: ignore[method-assign]
+
+
+def within(seconds: float, call: Callable[[], T], ok: Callable[[T], bool]) -> tuple[T, float]:
+    """`call()` again until `ok` says yes; its answer and how long that took (the last answer
+    when it never did)."""
+    started = time.monotonic()
+    while True:
+        answer = call()
+        took = time.monotonic() - started
+        if ok(answer) or took > seconds:
+            return answer, took
+        time.sleep(0.005)
+
+
+def kept(reads: Reads, secret: str) -> None:
+    """Wait until the key of `secret` is served without a read."""
+
+    def served_unread() -> bool:
+        before = reads.count
+        reads.store.authenticate(secret)
+        return reads.count == before
+
+    _answer, took = within(5, served_unread, bool)
+    assert took < 5, "the key was never kept"
+
+
+@pytest.fixture
+def stores(postgres_url: str) -> Iterator[tuple[Reads, PostgresApiKeyStore]]:
+    """A gateway's key store (its reads counted) and the CLI's, on one database."""
+    settings = Settings(state_url=postgres_url)
+    gateway, cli = open_api_keys(settings), open_api_keys(settings)
+    assert isinstance(gateway, PostgresApiKeyStore) and isinstance(cli, PostgresApiKeyStore)
+    yield Reads(gateway), cli
+    gateway.close()
+    cli.close()
+
+
+def test_a_kept_key_costs_no_read_and_every_change_drops_it_at_once(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+) -> None:
+    reads, cli = stores
+    gateway = reads.store
+    _alice, secret = cli.create("alice")
+    kept(reads, secret)
+    before = reads.count
+    for _ in range(200):
+        found = gateway.authenticate(secret)
+        assert found is not None and found.revoked_at is None
+    assert reads.count == before, "a kept key was read again"
+
+    cli.revoke("alice")  # by `jobsuite keys revoke`
+    found, took = within(SOON_S, lambda: gateway.authenticate(secret), lambda k: bool(k.revoked_at))
+    assert found is not None and found.revoked_at is not None, "the revocation was never seen"
+    assert took < SOON_S
+
+    _bob, bob = cli.create("bob")
+    kept(reads, bob)
+    query(postgres_url, "UPDATE api_keys SET admin = true WHERE name = 'bob'")  # by hand
+    found, _took = within(SOON_S, lambda: gateway.authenticate(bob), lambda k: bool(k and k.admin))
+    assert found is not None and found.admin, "a change made with psql was never seen"
+
+    kept(reads, bob)
+    query(postgres_url, "DELETE FROM api_keys")
+    gone, _took = within(SOON_S, lambda: gateway.authenticate(bob), lambda k: k is None)
+    assert gone is None, "a deleted key was still let in"
+
+
+def test_while_the_listener_is_cut_off_keys_are_read_and_kept_again_once_it_is_back(
+    postgres_url: str,
+) -> None:
+    """Its connection silent (a dead path, a pooler that drops LISTEN): within FRESH_S every
+    key is read from the database, so a revocation meanwhile is in force; a new connection
+    brings the keeping back."""
+    pool = open_pool(postgres_url, migrations=MIGRATIONS, store=STORE, what="the API key store")
+    cli = open_api_keys(Settings(state_url=postgres_url))
+    with TcpProxy(upstream_port=5432) as proxy:
+        changes = KeyChanges(proxy.url(postgres_url))
+        reads = Reads(PostgresApiKeyStore(pool, changes))  # its reads go straight to the server
+        try:
+            _alice, secret = cli.create("alice")
+            kept(reads, secret)
+            proxy.blackhole()
+            _generation, took = within(FRESH_S + 2, changes.generation, lambda g: g is None)
+            # The last heartbeat came back up to HEARTBEAT_S before the silence began.
+            assert FRESH_S - HEARTBEAT_S - 0.1 < took < FRESH_S + 1, "kept on after the silence"
+            cli.revoke("alice")
+            found = reads.store.authenticate(secret)  # the notification cannot come through
+            assert found is not None and found.revoked_at is not None
+
+            proxy.reset()  # the listener's connection ends; it connects again
+            proxy.pass_through()
+            _cli_bob, bob = cli.create("bob")
+            kept(reads, bob)
+        finally:
+            reads.store.close()
+            cli.close()
