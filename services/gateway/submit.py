@@ -70,7 +70,8 @@ class Submitter:
         self.source = source
         # Told the type of each job the broker confirmed (not replays): the metrics.
         self.on_accepted = on_accepted
-        self._batch = AcceptedBatch(ledger)  # submit_unkeyed's records
+        # submit_unkeyed's records
+        self._batch = AcceptedBatch(ledger, off_loop=ledger.writes_wait_on_server)
 
     def submit(
         self, job: Job, fingerprint: str, key: str | None, span_id: str | None = None

@@ -53,6 +53,8 @@ MIGRATIONS: list[PgMigration] = [
 class PostgresSubmissionLedger:
     """The SubmissionLedger in PostgreSQL; every call one short transaction."""
 
+    writes_wait_on_server = True
+
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 

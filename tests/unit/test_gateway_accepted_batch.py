@@ -4,6 +4,7 @@ ledger together, each request returning once its own job is there."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -138,3 +139,77 @@ def test_an_interruption_in_the_write_is_raised_and_its_waiters_still_answered(
         loop.close()
     assert [type(r) for r in results] == [StateError, StateError]
     assert "KeyboardInterrupt" in str(results[0])
+
+
+class Held(Watched):
+    """A Watched ledger whose writes wait until `go` is set (a server slow to commit)."""
+
+    def __init__(self, ledger: SubmissionLedger) -> None:
+        super().__init__(ledger)
+        self.go = threading.Event()
+        self.began = threading.Event()
+
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        self.began.set()
+        assert self.go.wait(10), "the test never let the write go on"
+        super().accepted_jobs(jobs)
+
+
+def test_off_the_loop_a_slow_write_holds_up_no_request_and_later_turns_go_together(
+    watched: Watched,
+) -> None:
+    """A ledger whose writes wait on a server: the loop goes on while one is under way, and
+    the jobs of the turns that come meanwhile go together into the next write."""
+    held = Held(watched.ledger)
+    batch = AcceptedBatch(held, off_loop=True)  # type: ignore[arg-type]
+    turns_served = 0
+
+    async def one(job_id: str) -> bool:
+        await batch.record(job(job_id))
+        return held.ledger.find(job_id) == job(job_id)  # there as it returns
+
+    async def main() -> list[bool]:
+        nonlocal turns_served
+        first = asyncio.ensure_future(one("j0"))
+        while not held.began.is_set():
+            await asyncio.sleep(0.001)
+        later = []
+        for i in range(1, 4):  # each in a turn of its own, while j0's write waits
+            later.append(asyncio.ensure_future(one(f"j{i}")))
+            await asyncio.sleep(0)
+            turns_served += 1
+        assert not first.done() and held.calls == [], "nothing written before the server said"
+        held.go.set()
+        return list(await asyncio.gather(first, *later))
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == [True] * 4
+    assert turns_served == 3
+    assert held.calls == [["j0"], ["j1", "j2", "j3"]]
+
+
+def test_off_the_loop_a_failed_or_interrupted_write_is_each_waiters_error(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched, off_loop=True)  # type: ignore[arg-type]
+    watched.failure = StateError("cannot record accepted jobs: the server is gone")
+
+    async def two() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(batch.record(job(f"j{i}")) for i in range(2)), return_exceptions=True
+        )
+
+    failed = asyncio.run(two())
+    assert [str(e) for e in failed] == ["cannot record accepted jobs: the server is gone"] * 2
+    watched.failure = None
+    real = watched.accepted_jobs
+
+    def interrupted(jobs: Sequence[AcceptedJob]) -> None:
+        watched.accepted_jobs = real  # type: ignore[method-assign]  # once
+        raise KeyboardInterrupt
+
+    watched.accepted_jobs = interrupted  # type: ignore[method-assign]
+    results = asyncio.run(two())
+    assert [type(r) for r in results] == [StateError, StateError]
+    assert "KeyboardInterrupt" in str(results[0])
+    asyncio.run(batch.record(job("j9")))  # the next write goes on
+    assert watched.ledger.find("j9") is not None
