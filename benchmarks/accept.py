@@ -13,7 +13,8 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 
 from benchmarks.drain import tree_cpu_seconds
 from benchmarks.gateway_bench import post_many
@@ -25,6 +26,7 @@ from shared.config import Settings
 from shared.messages import Job
 from tests.support.gateway import start_gateway
 from tests.support.keys import bearer
+from tests.support.postgres import fresh_database
 
 BODY = {"template": "document"}
 WARM_UP = 50
@@ -38,6 +40,7 @@ class GatewayRun:
 
     auth_disabled: bool = False
     workers: int = 1
+    postgres: bool = False  # STATE_URL: a fresh database on the local PostgreSQL
 
 
 def through_gateway(
@@ -46,12 +49,16 @@ def through_gateway(
     """Accepted jobs/s of `tree`'s gateway under wrk (`clients` connections for `seconds`), run
     as `how` says; CPU ms per accepted job of the gateway (all its processes) and (when `cpu`
     has a second figure) of wrk go to `cpu`. Accepted = jobs that reached the task queue."""
-    with bench_namespace(tree) as ns:
+    with (
+        bench_namespace(tree) as ns,
+        fresh_database() if how.postgres else nullcontext("") as state_url,
+    ):
         gateway = start_gateway(
             ns.spawn,
-            ns.settings,
+            replace(ns.settings, state_url=state_url),
             AUTH_DISABLED="true" if how.auth_disabled else "false",
             GATEWAY_WORKERS=str(how.workers),
+            STATE_URL=state_url,
         )
         key = bearer(gateway.key)
         post_many(gateway.url, WARM_UP * how.workers, clients, key)
@@ -115,10 +122,15 @@ def _gateways(
     keyed: Figure,
     cpu: Sequence[Figure],
     this_trees: Sequence[tuple[Figure, Figure, GatewayRun]],
+    every_tree: Sequence[tuple[Figure, Figure, GatewayRun]] = (),
 ) -> list[Gateway]:
-    """This run's gateways in turn: each tree's with the key check, and this tree's as
-    `this_trees` (figure, CPU figure, how) says, measured here only; first every other run."""
+    """This run's gateways in turn: each tree's with the key check and as `every_tree`
+    (figure, CPU figure, how) says, and this tree's as `this_trees` says, measured here only;
+    first every other run."""
     with_keys: list[Gateway] = [(keyed.of(t), t, cpu, GatewayRun()) for t in trees.in_turn(run)]
+    with_keys += [
+        (f.of(t), t, [c], how) for f, c, how in every_tree for t in trees.in_turn(run)
+    ]
     others: list[Gateway] = [(f, trees.current, [c], how) for f, c, how in this_trees]
     return [*with_keys, *others] if run % 2 == 0 else [*others, *with_keys]
 
@@ -138,7 +150,10 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
         "ms",
         higher_is_better=False,
     )
-    anchored([cpu[0], open_cpu, workers_cpu, cpu[1]])
+    postgres_cpu = Figure(
+        "gateway, STATE_URL=PostgreSQL: CPU per accepted job", "ms", higher_is_better=False
+    )
+    anchored([cpu[0], open_cpu, workers_cpu, postgres_cpu, cpu[1]])
     gateway = Figure(f"gateway, HTTP POST /jobs/render (wrk, {clients} connections)", "jobs/s")
     open_gateway = Figure("gateway, AUTH_DISABLED=true (no key check), same wrk", "jobs/s")
     workers = Figure(f"gateway, GATEWAY_WORKERS={WORKERS} (processes), same wrk", "jobs/s")
@@ -146,10 +161,14 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
         (open_gateway, open_cpu, GatewayRun(auth_disabled=True)),
         (workers, workers_cpu, GatewayRun(workers=WORKERS)),
     ]
+    postgres = Figure("gateway, STATE_URL=PostgreSQL (the local server), same wrk", "jobs/s")
+    every_tree = [(postgres, postgres_cpu, GatewayRun(postgres=True))]
     alone = Figure(f"gateway's publisher alone, no HTTP ({clients} threads)", "jobs/s")
     pika = Figure("plain pika, 1 thread, one confirmed publish per message", "jobs/s")
     for run in range(runs):
-        for figure, tree, figures, how in _gateways(run, trees, gateway, cpu, this_trees):
+        for figure, tree, figures, how in _gateways(
+            run, trees, gateway, cpu, this_trees, every_tree
+        ):
             _record(figure, through_gateway(tree, seconds, clients, figures, how))
         for tree, module in tools.in_turn(run):
             _record(alone.of(tree), publisher_alone(tree, module, jobs, clients))
@@ -168,6 +187,8 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
         " its ratio against the first row is the accept rate without / with the check",
         "CPU per job x jobs/s / 1000 = cores busy: the gateway is one uvicorn process (one"
         " core at most for Python code); wrk, in C, leaves it the other core",
+        "STATE_URL=PostgreSQL: the ledger and the API keys in a fresh database on the local"
+        " server (on the same cores; its CPU is not in the gateway's), each tree's gateway",
         f"GATEWAY_WORKERS={WORKERS}: this tree's gateway as {WORKERS} uvicorn processes on"
         " the one port (the kernel gives each connection to one), sharing the key's rate"
         " table and the metrics files; its CPU is all its processes'",
@@ -178,5 +199,6 @@ def accept_section(trees: Trees, runs: int, jobs: int, clients: int, seconds: fl
             f"the publisher alone runs a pool of {publishers} (this tree's GATEWAY_PUBLISHERS"
             " default) in both trees; each tree's gateway runs with its own default"
         )
-    figures = [gateway, open_gateway, workers, alone, pika, cpu[0], open_cpu, workers_cpu, cpu[1]]
+    figures = [gateway, open_gateway, workers, postgres, alone, pika, cpu[0], open_cpu]
+    figures += [workers_cpu, postgres_cpu, cpu[1]]
     return Section("Gateway accept rate", figures, notes)
