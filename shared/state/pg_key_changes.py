@@ -1,14 +1,17 @@
 """Hearing of every change to the API keys in PostgreSQL, so a process may keep the keys it has
 read instead of a round trip per request (which halved the gateway's accept rate).
 
-A trigger on `api_keys` (pg_keys' migration 2) sends a notification on CHANNEL with every
+A trigger on `api_keys` (`install_trigger`) sends a notification on CHANNEL with every
 statement that changes the table, whoever runs it (`jobsuite keys`, an older release, psql).
+It is not one of the numbered migrations: an older release, which refuses a schema newer than
+it knows, still opens the database (a rolling upgrade), and it does no harm there.
 `KeyChanges` listens on a connection of its own, in a thread: each notification moves its
 `generation` on, and keys kept at an older generation are dropped.
 
 Kept keys are used only while the listener is known to hear: every HEARTBEAT_S it sends a
 notification of its own on its connection, and it counts as hearing for FRESH_S after the
-last one came back. So a listener cut off without a word (a dead path, a pooler in
+last one came back. The heartbeat is sent only while the trigger is there and enabled, so
+without it nothing is kept either. So a listener cut off without a word (a dead path, a pooler in
 transaction mode that does not pass LISTEN on) stops the keeping within FRESH_S, and every
 request then reads its key from the database, as without the listener. A notification the
 server sent before a heartbeat comes back is read before it, on the same connection: a
@@ -29,7 +32,7 @@ import psycopg
 
 from shared.log import get_logger
 from shared.state.pg_url import masked
-from shared.state.postgres import connection_options, scrubbed
+from shared.state.postgres import MIGRATION_LOCK, Pool, connection_options, scrubbed
 
 log = get_logger(__name__)
 
@@ -38,6 +41,36 @@ HEARTBEAT_S = 0.5
 FRESH_S = 2.0
 RECONNECT_S = 1.0  # after a failed connection, before the next attempt
 _BEAT = "beat:"  # the heartbeats' payload prefix; the trigger's payload is empty
+TRIGGER = "api_keys_changed"
+_TRIGGER_THERE = (
+    f"FROM pg_trigger WHERE tgname = '{TRIGGER}'"
+    " AND tgrelid = to_regclass('api_keys') AND tgenabled <> 'D'"
+)
+_INSTALL = (
+    f"""CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{CHANNEL}', '');
+            RETURN NULL;
+        END $$""",
+    f"DROP TRIGGER IF EXISTS {TRIGGER} ON api_keys",
+    f"""CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()""",
+)
+
+
+def install_trigger(pool: Pool) -> None:
+    """Put the trigger on `api_keys` unless it is there (under the migrations' lock, so
+    processes starting together make it once); StateError when that fails."""
+    with pool.statement("look for the API keys' trigger") as db:
+        if db.execute(f"SELECT 1 {_TRIGGER_THERE}").fetchone():
+            return
+    with pool.transaction("make the API keys' trigger") as db:
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        if db.execute(f"SELECT 1 {_TRIGGER_THERE}").fetchone():
+            return
+        for statement in _INSTALL:
+            db.execute(statement)  # type: ignore[arg-type]  # literal SQL, no parameters
 
 
 class KeyChanges:
@@ -113,7 +146,7 @@ class KeyChanges:
         try:
             while not self._stopped.is_set():
                 # Those read meanwhile wait in psycopg's backlog for notifies().
-                db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._me))
+                db.execute(f"SELECT pg_notify(%s, %s) {_TRIGGER_THERE}", (CHANNEL, self._me))
                 for notice in db.notifies(timeout=HEARTBEAT_S):
                     self._heard(notice)
         finally:

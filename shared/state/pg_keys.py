@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 
 from shared.errors import StateError
+from shared.log import get_logger
 from shared.state.keys import (
     KNOWN_KEYS_KEPT,
     ApiKey,
@@ -21,10 +22,11 @@ from shared.state.keys import (
     key_row,
     new_secret,
 )
-from shared.state.pg_key_changes import CHANNEL, KeyChanges
+from shared.state.pg_key_changes import KeyChanges, install_trigger
 from shared.state.postgres import PgMigration, Pool, open_pool, pg_statements
 
 STORE = "api_keys"
+log = get_logger(__name__)
 
 MIGRATIONS: list[PgMigration] = [
     pg_statements(
@@ -40,19 +42,6 @@ MIGRATIONS: list[PgMigration] = [
             submissions_per_second DOUBLE PRECISION NOT NULL,
             burst INTEGER NOT NULL
         )"""
-    ),
-    # Every statement that changes the keys tells the listeners (pg_key_changes).
-    pg_statements(
-        f"""CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                PERFORM pg_notify('{CHANNEL}', '');
-                RETURN NULL;
-            END $$""",
-        "DROP TRIGGER IF EXISTS api_keys_changed ON api_keys",
-        """CREATE TRIGGER api_keys_changed
-            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
-            FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()""",
     ),
 ]
 _COLUMNS = (
@@ -72,6 +61,14 @@ class PostgresApiKeyStore:
     @classmethod
     def open(cls, url: str) -> PostgresApiKeyStore:
         pool = open_pool(url, migrations=MIGRATIONS, store=STORE, what="the API key store")
+        try:
+            install_trigger(pool)
+        except StateError as e:  # no privilege, say: then no heartbeat comes back either
+            log.warning(
+                "api_key_change_trigger_missing",
+                error=str(e),
+                note="every request reads its key from the database",
+            )
         return cls(pool, KeyChanges(url))
 
     def create(

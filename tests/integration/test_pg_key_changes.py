@@ -134,3 +134,32 @@ def test_while_the_listener_is_cut_off_keys_are_read_and_kept_again_once_it_is_b
         finally:
             reads.store.close()
             cli.close()
+
+
+def test_without_the_trigger_nothing_is_kept(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+) -> None:
+    """A trigger dropped or disabled by hand (or never made: no privilege) would leave the
+    listener deaf to changes: its heartbeats stop with it, so every key is read again."""
+    reads, cli = stores
+    _alice, secret = cli.create("alice")
+    kept(reads, secret)
+    query(postgres_url, "ALTER TABLE api_keys DISABLE TRIGGER api_keys_changed")
+    cli.revoke("alice")
+    found, took = within(FRESH_S + 2, lambda: reads.store.authenticate(secret), _revoked)
+    assert found is not None and found.revoked_at is not None and took < FRESH_S + 1
+
+    query(postgres_url, "DROP TRIGGER api_keys_changed ON api_keys")
+    store = open_api_keys(Settings(state_url=postgres_url))  # a process starting makes it again
+    try:
+        assert query(postgres_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [
+            (1,)
+        ]
+        _bob, bob = cli.create("bob")
+        kept(reads, bob)
+    finally:
+        store.close()
+
+
+def _revoked(key: ApiKey | None) -> bool:
+    return key is not None and key.revoked_at is not None
