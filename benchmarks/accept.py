@@ -128,9 +128,7 @@ def _gateways(
     (figure, CPU figure, how) says, and this tree's as `this_trees` says, measured here only;
     first every other run."""
     with_keys: list[Gateway] = [(keyed.of(t), t, cpu, GatewayRun()) for t in trees.in_turn(run)]
-    with_keys += [
-        (f.of(t), t, [c], how) for f, c, how in every_tree for t in trees.in_turn(run)
-    ]
+    with_keys += [(f.of(t), t, [c], how) for f, c, how in every_tree for t in trees.in_turn(run)]
     others: list[Gateway] = [(f, trees.current, [c], how) for f, c, how in this_trees]
     return [*with_keys, *others] if run % 2 == 0 else [*others, *with_keys]
 
