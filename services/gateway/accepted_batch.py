@@ -23,44 +23,52 @@ from shared.state import AcceptedJob, SubmissionLedger
 class _Turn:
     """The jobs waiting for one write on one loop."""
 
-    loop: asyncio.AbstractEventLoop
     waiting: list[tuple[AcceptedJob, asyncio.Future[None]]] = field(default_factory=list)
-    written: bool = False  # its write began (it may be due twice when loops take turns)
+    written: bool = False  # its write began
+
+
+Loop = asyncio.AbstractEventLoop
 
 
 class AcceptedBatch:
     def __init__(self, ledger: SubmissionLedger, *, off_loop: bool = False) -> None:
         self._ledger = ledger
-        self._turn: _Turn | None = None
+        # Per loop (one in a gateway; tests run several): the turn still gathering jobs, and
+        # whether a write is under way off it. Another loop's turn is none of ours.
+        self._turns: dict[Loop, _Turn] = {}
+        self._writing: set[Loop] = set()
         self._writer = ThreadPoolExecutor(1, "accepted-jobs") if off_loop else None
-        self._writing_on: asyncio.AbstractEventLoop | None = None  # a write under way there
 
     async def record(self, job: AcceptedJob) -> None:
         """Return once `job` is in the ledger with the others of this turn; raise what the
         write raised (StateError) for all of them."""
         loop = asyncio.get_running_loop()
-        turn = self._turn
-        # Another loop's turn (a loop closed before its write ran, say) is none of ours.
-        if turn is None or turn.loop is not loop:
-            turn = self._turn = _Turn(loop)
-            if self._writing_on is not loop:  # else it goes once the write under way ends
+        turn = self._turns.get(loop)
+        if turn is None:
+            self._forget_closed_loops()
+            turn = self._turns[loop] = _Turn()
+            if loop not in self._writing:  # else it goes once the write under way ends
                 # After every callback already due: the requests resumed in this turn join in.
-                loop.call_soon(self._write, turn)
+                loop.call_soon(self._write, loop, turn)
         written = loop.create_future()
         turn.waiting.append((job, written))
         await written
 
-    def _write(self, turn: _Turn) -> None:
-        if self._turn is turn:
-            self._turn = None
+    def _forget_closed_loops(self) -> None:
+        """A loop that ended before its turn was written (its waiters are gone with it)."""
+        for loop in [loop for loop in self._turns if loop.is_closed()]:
+            del self._turns[loop]
+            self._writing.discard(loop)
+
+    def _write(self, loop: Loop, turn: _Turn) -> None:
+        if self._turns.get(loop) is turn:
+            del self._turns[loop]
         if turn.written:
             return
         turn.written = True
         jobs = [job for job, _ in turn.waiting]
         if self._writer is not None:
-            self._writing_on = turn.loop
-            writing = turn.loop.run_in_executor(self._writer, self._ledger.accepted_jobs, jobs)
-            writing.add_done_callback(lambda _: self._written_off_loop(turn, writing))
+            self._write_off_loop(loop, turn, jobs)
             return
         try:
             self._ledger.accepted_jobs(jobs)
@@ -70,12 +78,22 @@ class AcceptedBatch:
             return
         _answer(turn, None)
 
-    def _written_off_loop(self, turn: _Turn, writing: asyncio.Future[None]) -> None:
-        self._writing_on = None
+    def _write_off_loop(self, loop: Loop, turn: _Turn, jobs: list[AcceptedJob]) -> None:
+        assert self._writer is not None
+        try:
+            writing = loop.run_in_executor(self._writer, self._ledger.accepted_jobs, jobs)
+        except Exception as e:  # no thread to be had, the executor shut down: no write
+            _answer(turn, StateError(f"cannot record accepted jobs: {e!r}"))
+            return
+        self._writing.add(loop)
+        writing.add_done_callback(lambda _: self._written_off_loop(loop, turn, writing))
+
+    def _written_off_loop(self, loop: Loop, turn: _Turn, writing: asyncio.Future[None]) -> None:
+        self._writing.discard(loop)
         _answer(turn, writing.exception() if not writing.cancelled() else StateError("cancelled"))
-        following = self._turn
-        if following is not None and following.loop is turn.loop:
-            self._write(following)
+        following = self._turns.get(loop)
+        if following is not None:
+            self._write(loop, following)
 
 
 def _answer(turn: _Turn, error: BaseException | None) -> BaseException | None:

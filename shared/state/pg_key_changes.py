@@ -2,22 +2,26 @@
 read instead of a round trip per request (which halved the gateway's accept rate).
 
 A trigger on `api_keys` (`install_trigger`) sends a notification on CHANNEL with every
-statement that changes the table, whoever runs it (`jobsuite keys`, an older release, psql).
-It is not one of the numbered migrations: an older release, which refuses a schema newer than
-it knows, still opens the database (a rolling upgrade), and it does no harm there.
-`KeyChanges` listens on a connection of its own, in a thread: each notification moves its
-`generation` on, and keys kept at an older generation are dropped.
+statement that changes the table, whoever runs it (`jobsuite keys`, an older release, psql,
+a replication apply worker: it fires ALWAYS). It is not one of the numbered migrations: an
+older release, which refuses a schema newer than it knows, still opens the database (a
+rolling upgrade), and it does no harm there. `KeyChanges` listens on a connection of its
+own, in a thread: each notification moves its `generation` on, and keys kept at an older
+generation are dropped.
 
-Kept keys are used only while the listener is known to hear: every HEARTBEAT_S it sends a
-notification of its own on its connection, and it counts as hearing for FRESH_S after the
-last one came back. The heartbeat is sent only while the trigger is there and enabled, so
-without it nothing is kept either. So a listener cut off without a word (a dead path, a pooler in
-transaction mode that does not pass LISTEN on) stops the keeping within FRESH_S, and every
-request then reads its key from the database, as without the listener. A notification the
-server sent before a heartbeat comes back is read before it, on the same connection: a
-revocation is in force within milliseconds while the listener hears, within FRESH_S at most.
-While the listener's socket holds bytes not yet read (a notification, maybe, that the thread
-has not had its turn to read), nothing kept is used either.
+Kept keys are used only while the listener is known to hear. Every HEARTBEAT_S it sends a
+numbered notification on a channel of its own, from its own session, and only while the
+trigger is there and fires always; it counts as hearing for FRESH_S after the sending of the
+last one that came back. PostgreSQL delivers a session's notifications in commit order, so
+every change committed before that heartbeat has been heard by then. A listener cut off
+without a word (a dead path, a slow one, a suspended host) stops the keeping within FRESH_S
+of its last heartbeat, and every request then reads its key from the database, as without
+the listener; when it hears again, or the trigger's row changed (disabled and enabled again,
+made anew), everything kept before is dropped. While the listener's socket holds bytes not
+yet read, nothing kept is used either. A pooler in transaction mode gives no session of one's
+own: a heartbeat sent by another backend than the one that listens is not counted, but
+notifications lent out to other clients cannot be seen, so `STATE_URL` must reach the server
+or a session-mode pool.
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ CHANNEL = "jobsuite_api_keys"
 HEARTBEAT_S = 0.5
 FRESH_S = 2.0
 RECONNECT_S = 1.0  # after a failed connection, before the next attempt
-_BEAT = "beat:"  # the heartbeats' payload prefix; the trigger's payload is empty
 TRIGGER = "api_keys_changed"
+# The trigger's row when it fires always (replica sessions too); its xmin changes with
+# every ALTER of it (DISABLE, ENABLE) and it is a new row when made anew.
 _TRIGGER_THERE = (
-    f"FROM pg_trigger WHERE tgname = '{TRIGGER}'"
-    " AND tgrelid = to_regclass('api_keys') AND tgenabled <> 'D'"
+    f"FROM pg_trigger t WHERE t.tgname = '{TRIGGER}'"
+    " AND t.tgrelid = to_regclass('api_keys') AND t.tgenabled = 'A'"
 )
 _INSTALL = (
     f"""CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger
@@ -56,12 +61,16 @@ _INSTALL = (
     f"DROP TRIGGER IF EXISTS {TRIGGER} ON api_keys",
     f"""CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
         FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()""",
+    f"ALTER TABLE api_keys ENABLE ALWAYS TRIGGER {TRIGGER}",
+    # What changed while it was missing was never told: every listener drops what it kept.
+    f"SELECT pg_notify('{CHANNEL}', '')",
 )
 
 
 def install_trigger(pool: Pool) -> None:
-    """Put the trigger on `api_keys` unless it is there (under the migrations' lock, so
-    processes starting together make it once); StateError when that fails."""
+    """Put the trigger on `api_keys` unless it is there and fires always (under the
+    migrations' lock, so processes starting together make it once); StateError when that
+    fails."""
     with pool.statement("look for the API keys' trigger") as db:
         if db.execute(f"SELECT 1 {_TRIGGER_THERE}").fetchone():
             return
@@ -73,6 +82,11 @@ def install_trigger(pool: Pool) -> None:
             db.execute(statement)  # type: ignore[arg-type]  # literal SQL, no parameters
 
 
+def _now() -> float:
+    """Seconds on a clock that also runs while the host is suspended."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class KeyChanges:
     """The listener of one process, started by the first `generation()` in it: a forked
     child (a gateway worker) starts its own."""
@@ -81,8 +95,12 @@ class KeyChanges:
         self._url = url
         self._lock = threading.Lock()
         self._generation = 0
-        self._heard_at = float("-inf")  # monotonic time the last own heartbeat came back
-        self._me = _BEAT + secrets.token_hex(8)
+        self._heard_at = float("-inf")  # when the last heartbeat that came back was sent
+        self._beats = f"{CHANNEL}_{secrets.token_hex(8)}"  # this listener's own channel
+        self._sent: dict[int, float] = {}  # heartbeats on their way: number -> sent at
+        self._next_beat = 0
+        self._backend = 0  # the pid of the server's process that listens
+        self._trigger_row: str | None = None  # the trigger row's xmin at the last heartbeat
         self._pid: int | None = None
         self._stopped = threading.Event()
         self._socket = -1  # the listener's connection's descriptor while it has one
@@ -92,12 +110,15 @@ class KeyChanges:
         (just started, disconnected, its heartbeats lost): then nothing may be kept."""
         self._start_once()
         with self._lock:
-            if time.monotonic() - self._heard_at > FRESH_S or self._unread(self._socket):
+            if not self._hearing() or self._unread(self._socket):
                 return None
             return self._generation
 
     def close(self) -> None:
         self._stopped.set()
+
+    def _hearing(self) -> bool:
+        return _now() - self._heard_at <= FRESH_S
 
     @staticmethod
     def _unread(socket: int) -> bool:
@@ -125,37 +146,69 @@ class KeyChanges:
             try:
                 with psycopg.connect(self._url, **connection_options(self._url)) as db:  # type: ignore[arg-type]
                     self._hear_on(db)
-            except psycopg.Error as e:
+            except Exception as e:  # psycopg's, or a bug: either way, start again
                 with self._lock:
                     self._heard_at = float("-inf")
                 if self._stopped.is_set():  # closed meanwhile: its database may be gone too
                     return
+                error = scrubbed(str(e), self._url)
                 log.warning(
                     "api_key_changes_unheard",
                     url=masked(self._url),
-                    error=scrubbed(str(e), self._url),
+                    error=error if isinstance(e, psycopg.Error) else f"{type(e).__name__}: {error}",
                     note="every request reads its key from the database until the listener is back",
                 )
                 self._stopped.wait(RECONNECT_S)
 
     def _hear_on(self, db: psycopg.Connection) -> None:
+        db.execute("SET synchronous_commit = off")  # a heartbeat need not wait for the disk
         db.execute(f"LISTEN {CHANNEL}")
+        db.execute(f"LISTEN {self._beats}")
+        backend = db.execute("SELECT pg_backend_pid()").fetchone()
         with self._lock:
             self._generation += 1  # what changed while nobody listened is not known
+            self._backend = backend[0] if backend else 0
             self._socket = db.fileno()
         try:
             while not self._stopped.is_set():
-                # Those read meanwhile wait in psycopg's backlog for notifies().
-                db.execute(f"SELECT pg_notify(%s, %s) {_TRIGGER_THERE}", (CHANNEL, self._me))
+                self._beat(db)
                 for notice in db.notifies(timeout=HEARTBEAT_S):
                     self._heard(notice)
         finally:
             with self._lock:
                 self._socket = -1
+                self._sent.clear()
+
+    def _beat(self, db: psycopg.Connection) -> None:
+        """Send the next heartbeat, if the trigger is there; those read meanwhile wait in
+        psycopg's backlog for notifies()."""
+        with self._lock:
+            number = self._next_beat
+            self._next_beat += 1
+            self._sent[number] = _now()
+        row = db.execute(
+            f"SELECT t.xmin::text, pg_notify(%s, %s) {_TRIGGER_THERE}", (self._beats, str(number))
+        ).fetchone()
+        with self._lock:
+            if row is None:
+                self._sent.pop(number, None)  # no trigger, no heartbeat
+            elif row[0] != self._trigger_row:
+                self._trigger_row = row[0]
+                self._generation += 1  # disabled and enabled again, made anew: changes untold
 
     def _heard(self, notice: psycopg.Notify) -> None:
         with self._lock:
-            if notice.payload == self._me:
-                self._heard_at = time.monotonic()
-            elif not notice.payload.startswith(_BEAT):  # another listener's heartbeat
+            if notice.channel != self._beats:
                 self._generation += 1
+                return
+            if notice.pid != self._backend:  # sent from another session: a pooler's doing
+                return
+            number = int(notice.payload)
+            sent = self._sent.pop(number, None)
+            for older in [n for n in self._sent if n < number]:
+                del self._sent[older]
+            if sent is None:
+                return
+            if not self._hearing():  # it did not hear for a while: what changed is untold
+                self._generation += 1
+            self._heard_at = max(self._heard_at, sent)

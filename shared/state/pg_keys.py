@@ -98,6 +98,8 @@ class PostgresApiKeyStore:
                 f" ON CONFLICT (name) DO UPDATE SET {_UPDATE}",
                 key_row(secret, record, admin),
             )
+        if self._kept is not None:  # a rotation replaces a key that may be kept
+            self._kept.drop()
         return record, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
@@ -127,6 +129,8 @@ class PostgresApiKeyStore:
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s) WHERE name = %s",
                 (now, name),
             ).rowcount
+        if self._kept is not None:
+            self._kept.drop()
         found = self.find(name)
         if not changed or found is None:
             raise StateError(f"no key named {name!r}")
@@ -164,10 +168,17 @@ class _KeptKeys:
         if generation is None:
             return None
         with self._lock:
-            if generation != self._generation:
+            if self._generation is None or generation > self._generation:
                 self._keys.clear()
                 self._generation = generation
+            elif generation < self._generation:  # a thread that read it before a change
+                return None
             return self._keys.get(digest)
+
+    def drop(self) -> None:
+        """This process changed a key: drop them all now, not when the trigger's word comes."""
+        with self._lock:
+            self._keys.clear()
 
     def keep(self, digest: str, key: ApiKey, read_at: int | None) -> None:
         """Keep `key`, read after `generation()` gave `read_at`, unless a change came since."""

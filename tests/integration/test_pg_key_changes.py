@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import psycopg
 import pytest
 
 from shared.config import Settings
@@ -163,3 +164,37 @@ def test_without_the_trigger_nothing_is_kept(
 
 def _revoked(key: ApiKey | None) -> bool:
     return key is not None and key.revoked_at is not None
+
+
+def test_a_change_made_while_the_trigger_was_off_is_not_forgotten_once_it_is_back(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+) -> None:
+    """Disabled, a key revoked, enabled again: nothing told of the revocation, yet what was
+    kept before is dropped (the trigger's row changed), and the revoked key stays refused."""
+    reads, cli = stores
+    _alice, secret = cli.create("alice")
+    kept(reads, secret)
+    query(postgres_url, "ALTER TABLE api_keys DISABLE TRIGGER api_keys_changed")
+    cli.revoke("alice")
+    query(postgres_url, "ALTER TABLE api_keys ENABLE ALWAYS TRIGGER api_keys_changed")
+    found, took = within(FRESH_S + 2, lambda: reads.store.authenticate(secret), _revoked)
+    assert _revoked(found) and took < FRESH_S + 1
+    deadline = time.monotonic() + FRESH_S + 1  # past any lapse, the listener hearing again
+    while time.monotonic() < deadline:
+        assert _revoked(reads.store.authenticate(secret)), "the old key came back"
+        time.sleep(0.05)
+
+
+def test_a_change_in_a_replica_session_is_heard_too(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+) -> None:
+    """A logical replication's apply worker, or pg_restore --disable-triggers, writes with
+    session_replication_role = replica: the trigger fires always, so it is heard at once."""
+    reads, cli = stores
+    _alice, secret = cli.create("alice")
+    kept(reads, secret)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("SET session_replication_role = replica")
+        db.execute("UPDATE api_keys SET revoked_at = now()::text WHERE name = 'alice'")
+    found, took = within(SOON_S, lambda: reads.store.authenticate(secret), _revoked)
+    assert _revoked(found) and took < SOON_S

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -213,3 +215,57 @@ def test_off_the_loop_a_failed_or_interrupted_write_is_each_waiters_error(
     assert "KeyboardInterrupt" in str(results[0])
     asyncio.run(batch.record(job("j9")))  # the next write goes on
     assert watched.ledger.find("j9") is not None
+
+
+def test_off_the_loop_no_thread_for_the_write_is_each_waiters_error_not_a_hang(
+    watched: Watched,
+) -> None:
+    batch = AcceptedBatch(watched, off_loop=True)  # type: ignore[arg-type]
+    batch._writer.shutdown()  # type: ignore[union-attr]  # as when no thread can be started
+
+    async def two() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(batch.record(job(f"j{i}")) for i in range(2)), return_exceptions=True
+        )
+
+    for _ in range(2):  # and the next ones too: nothing is left waiting for a write
+        failed = asyncio.run(asyncio.wait_for(two(), 5))
+        assert [type(e) for e in failed] == [StateError, StateError]
+    assert watched.calls == []
+
+
+def test_off_the_loop_two_loops_each_have_every_turn_written(watched: Watched) -> None:
+    """Loop A's write under way with a turn waiting behind it, loop B's turn comes: each
+    loop's turns are its own, none is left behind."""
+    held = Held(watched.ledger)
+    batch = AcceptedBatch(held, off_loop=True)  # type: ignore[arg-type]
+    a_waits_behind = threading.Event()
+    outcomes: dict[str, list[BaseException | None]] = {}
+
+    async def on_a() -> list[BaseException | None]:
+        first = asyncio.ensure_future(batch.record(job("a0")))
+        while not held.began.is_set():
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(batch.record(job("a1")))
+        await asyncio.sleep(0)
+        a_waits_behind.set()
+        return await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 10)
+
+    def run(name: str, main: Callable[[], Coroutine[Any, Any, list[BaseException | None]]]) -> None:
+        outcomes[name] = asyncio.run(main())
+
+    a = threading.Thread(target=run, args=("a", on_a))
+    a.start()
+    assert a_waits_behind.wait(10)
+
+    async def on_b() -> list[BaseException | None]:
+        return [await asyncio.wait_for(batch.record(job("b0")), 10)]
+
+    b = threading.Thread(target=run, args=("b", on_b))
+    b.start()
+    time.sleep(0.2)  # b0's turn is due on its loop meanwhile
+    held.go.set()
+    a.join(15)
+    b.join(15)
+    assert outcomes == {"a": [None, None], "b": [None]}
+    assert sorted(held.calls) == [["a0"], ["a1"], ["b0"]]
