@@ -58,7 +58,7 @@ class AcceptedBatch:
         """A loop that ended before its turn was written (its waiters are gone with it)."""
         for loop in [loop for loop in self._turns if loop.is_closed()]:
             del self._turns[loop]
-            self._writing.discard(loop)
+        self._writing = {loop for loop in self._writing if not loop.is_closed()}
 
     def _write(self, loop: Loop, turn: _Turn) -> None:
         if self._turns.get(loop) is turn:

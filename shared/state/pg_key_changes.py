@@ -1,27 +1,33 @@
 """Hearing of every change to the API keys in PostgreSQL, so a process may keep the keys it has
 read instead of a round trip per request (which halved the gateway's accept rate).
 
-A trigger on `api_keys` (`install_trigger`) sends a notification on CHANNEL with every
-statement that changes the table, whoever runs it (`jobsuite keys`, an older release, psql,
-a replication apply worker: it fires ALWAYS). It is not one of the numbered migrations: an
-older release, which refuses a schema newer than it knows, still opens the database (a
-rolling upgrade), and it does no harm there. `KeyChanges` listens on a connection of its
-own, in a thread: each notification moves its `generation` on, and keys kept at an older
-generation are dropped.
+Two triggers on `api_keys` (`install_trigger`) send a notification on CHANNEL with every
+change to the table, whoever makes it (`jobsuite keys`, an older release, psql): one for
+each row inserted, updated or deleted (a logical replication's apply worker fires row
+triggers only; PostgreSQL merges a transaction's identical notifications into one), one for
+TRUNCATE. They fire ALWAYS, so a session with `session_replication_role = replica` notifies
+too. They are not one of the numbered migrations: an older release, which refuses a schema
+newer than it knows, still opens the database (a rolling upgrade), and they do no harm
+there. `KeyChanges` listens on a connection of its own, in a thread: each notification moves
+its `generation` on, and keys kept at an older generation are dropped.
 
 Kept keys are used only while the listener is known to hear. Every HEARTBEAT_S it sends a
-numbered notification on a channel of its own, from its own session, and only while the
-trigger is there and fires always; it counts as hearing for FRESH_S after the sending of the
-last one that came back. PostgreSQL delivers a session's notifications in commit order, so
-every change committed before that heartbeat has been heard by then. A listener cut off
-without a word (a dead path, a slow one, a suspended host) stops the keeping within FRESH_S
-of its last heartbeat, and every request then reads its key from the database, as without
-the listener; when it hears again, or the trigger's row changed (disabled and enabled again,
-made anew), everything kept before is dropped. While the listener's socket holds bytes not
-yet read, nothing kept is used either. A pooler in transaction mode gives no session of one's
-own: a heartbeat sent by another backend than the one that listens is not counted, but
-notifications lent out to other clients cannot be seen, so `STATE_URL` must reach the server
-or a session-mode pool.
+numbered notification on a channel of its own, from its own session, and only while both
+triggers are there and fire always; it counts as hearing for FRESH_S after the sending of
+the last one that came back. PostgreSQL delivers notifications in commit order, so every
+change committed before that heartbeat has been heard by then. A listener cut off without a
+word (a dead path, a slow one, a suspended host) stops the keeping within FRESH_S of its
+last heartbeat, and every request then reads its key from the database, as without the
+listener. When it hears again, or the triggers' rows changed (disabled and enabled again,
+made anew), everything kept before is dropped; a function replaced by another body counts as
+no trigger at all.
+While the listener's socket holds bytes not yet read, nothing kept is used either.
+
+`STATE_URL` must reach the primary itself or a session-mode pool. A pooler in transaction
+mode lends the listening session to other clients, who then get its notifications: a
+heartbeat from another backend is not counted and a backend that changes under the listener
+ends its connection, but a revocation handed to another client while the same backend comes
+back is not seen, and kept keys would outlive it. That set-up is not supported.
 """
 
 from __future__ import annotations
@@ -44,39 +50,48 @@ CHANNEL = "jobsuite_api_keys"
 HEARTBEAT_S = 0.5
 FRESH_S = 2.0
 RECONNECT_S = 1.0  # after a failed connection, before the next attempt
-TRIGGER = "api_keys_changed"
-# The trigger's row when it fires always (replica sessions too); its xmin changes with
-# every ALTER of it (DISABLE, ENABLE) and it is a new row when made anew.
-_TRIGGER_THERE = (
-    f"FROM pg_trigger t WHERE t.tgname = '{TRIGGER}'"
-    " AND t.tgrelid = to_regclass('api_keys') AND t.tgenabled = 'A'"
-)
+TRIGGERS = ("api_keys_changed", "api_keys_truncated")
+# The triggers' rows, one row in all when both are there, fire always and call the function
+# as made here (one replaced by a body that does not notify would leave the heartbeats going
+# and every change untold). `version` changes with every ALTER of a trigger (DISABLE,
+# ENABLE: a new row version, a new xmin) and when one is made anew.
+_BODY = f"""
+    BEGIN
+        PERFORM pg_notify('{CHANNEL}', '');
+        RETURN NULL;
+    END
+"""
+_TRIGGERS_THERE = f"""FROM (
+    SELECT string_agg(t.tgname || ':' || t.xmin || ':' || p.xmin, ',' ORDER BY t.tgname)
+        AS version, count(*) AS found
+    FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+    WHERE t.tgrelid = to_regclass('api_keys') AND t.tgenabled = 'A'
+        AND t.tgname IN ('{TRIGGERS[0]}', '{TRIGGERS[1]}') AND p.prosrc = $body${_BODY}$body$
+) triggers WHERE triggers.found = 2"""
 _INSTALL = (
-    f"""CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('{CHANNEL}', '');
-            RETURN NULL;
-        END $$""",
-    f"DROP TRIGGER IF EXISTS {TRIGGER} ON api_keys",
-    f"""CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON api_keys
+    "CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger"
+    f" LANGUAGE plpgsql AS $${_BODY}$$",
+    *(f"DROP TRIGGER IF EXISTS {name} ON api_keys" for name in TRIGGERS),
+    f"""CREATE TRIGGER {TRIGGERS[0]} AFTER INSERT OR UPDATE OR DELETE ON api_keys
+        FOR EACH ROW EXECUTE FUNCTION jobsuite_api_keys_changed()""",
+    f"""CREATE TRIGGER {TRIGGERS[1]} AFTER TRUNCATE ON api_keys
         FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()""",
-    f"ALTER TABLE api_keys ENABLE ALWAYS TRIGGER {TRIGGER}",
-    # What changed while it was missing was never told: every listener drops what it kept.
+    *(f"ALTER TABLE api_keys ENABLE ALWAYS TRIGGER {name}" for name in TRIGGERS),
+    # What changed while they were missing was never told: every listener drops what it kept.
     f"SELECT pg_notify('{CHANNEL}', '')",
 )
 
 
 def install_trigger(pool: Pool) -> None:
-    """Put the trigger on `api_keys` unless it is there and fires always (under the
-    migrations' lock, so processes starting together make it once); StateError when that
+    """Put the triggers on `api_keys` unless they are there and fire always (under the
+    migrations' lock, so processes starting together make them once); StateError when that
     fails."""
     with pool.statement("look for the API keys' trigger") as db:
-        if db.execute(f"SELECT 1 {_TRIGGER_THERE}").fetchone():
+        if db.execute(f"SELECT 1 {_TRIGGERS_THERE}").fetchone():
             return
     with pool.transaction("make the API keys' trigger") as db:
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        if db.execute(f"SELECT 1 {_TRIGGER_THERE}").fetchone():
+        if db.execute(f"SELECT 1 {_TRIGGERS_THERE}").fetchone():
             return
         for statement in _INSTALL:
             db.execute(statement)  # type: ignore[arg-type]  # literal SQL, no parameters
@@ -100,7 +115,8 @@ class KeyChanges:
         self._sent: dict[int, float] = {}  # heartbeats on their way: number -> sent at
         self._next_beat = 0
         self._backend = 0  # the pid of the server's process that listens
-        self._trigger_row: str | None = None  # the trigger row's xmin at the last heartbeat
+        self._triggers: str | None = None  # the triggers' version at the last heartbeat
+        self._trigger_seen = True  # at the last heartbeat (warned once when they go)
         self._pid: int | None = None
         self._stopped = threading.Event()
         self._socket = -1  # the listener's connection's descriptor while it has one
@@ -116,6 +132,11 @@ class KeyChanges:
 
     def close(self) -> None:
         self._stopped.set()
+
+    def changed(self) -> None:
+        """This process changed a key: whatever was read before is old, at once."""
+        with self._lock:
+            self._generation += 1
 
     def _hearing(self) -> bool:
         return _now() - self._heard_at <= FRESH_S
@@ -187,14 +208,29 @@ class KeyChanges:
             self._next_beat += 1
             self._sent[number] = _now()
         row = db.execute(
-            f"SELECT t.xmin::text, pg_notify(%s, %s) {_TRIGGER_THERE}", (self._beats, str(number))
+            f"SELECT triggers.version, pg_backend_pid(), pg_notify(%s, %s) {_TRIGGERS_THERE}",
+            (self._beats, str(number)),
         ).fetchone()
         with self._lock:
             if row is None:
                 self._sent.pop(number, None)  # no trigger, no heartbeat
-            elif row[0] != self._trigger_row:
-                self._trigger_row = row[0]
-                self._generation += 1  # disabled and enabled again, made anew: changes untold
+            else:
+                version, backend = row[0], row[1]
+                if backend != self._backend:  # a pooler lent the session out meanwhile
+                    raise psycopg.OperationalError(
+                        "the listening session moved to another server process (a pooler"
+                        " in transaction mode?): keys are read on every request"
+                    )
+                if version != self._triggers:
+                    self._triggers = version
+                    self._generation += 1  # disabled and enabled, made anew: changes untold
+        if row is None and self._trigger_seen:
+            log.warning(
+                "api_key_change_triggers_missing",
+                note="every request reads its key from the database until a service starts"
+                " and makes them again (pg_restore --disable-triggers leaves them off)",
+            )
+        self._trigger_seen = row is not None
 
     def _heard(self, notice: psycopg.Notify) -> None:
         with self._lock:

@@ -176,7 +176,9 @@ class _KeptKeys:
             return self._keys.get(digest)
 
     def drop(self) -> None:
-        """This process changed a key: drop them all now, not when the trigger's word comes."""
+        """This process changed a key: drop them all now, not when the trigger's word comes
+        (and refuse to keep what another thread read before the change)."""
+        self._changes.changed()
         with self._lock:
             self._keys.clear()
 

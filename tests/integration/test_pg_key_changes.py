@@ -153,9 +153,8 @@ def test_without_the_trigger_nothing_is_kept(
     query(postgres_url, "DROP TRIGGER api_keys_changed ON api_keys")
     store = open_api_keys(Settings(state_url=postgres_url))  # a process starting makes it again
     try:
-        assert query(postgres_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [
-            (1,)
-        ]
+        made = query(postgres_url, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal")
+        assert made == [(2,)]
         _bob, bob = cli.create("bob")
         kept(reads, bob)
     finally:
@@ -198,3 +197,25 @@ def test_a_change_in_a_replica_session_is_heard_too(
         db.execute("UPDATE api_keys SET revoked_at = now()::text WHERE name = 'alice'")
     found, took = within(SOON_S, lambda: reads.store.authenticate(secret), _revoked)
     assert _revoked(found) and took < SOON_S
+
+
+def test_a_trigger_function_that_no_longer_notifies_counts_as_no_trigger(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+) -> None:
+    reads, cli = stores
+    _alice, secret = cli.create("alice")
+    kept(reads, secret)
+    query(
+        postgres_url,
+        "CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    )
+    cli.revoke("alice")
+    found, took = within(FRESH_S + 2, lambda: reads.store.authenticate(secret), _revoked)
+    assert _revoked(found) and took < FRESH_S + 1
+    _bob, bob = cli.create("bob")
+    time.sleep(FRESH_S)  # heartbeats would have come back by now, were they sent
+    before = reads.count
+    reads.store.authenticate(bob)
+    reads.store.authenticate(bob)
+    assert reads.count == before + 2, "a key was kept with a function that tells nothing"

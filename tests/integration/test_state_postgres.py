@@ -141,8 +141,10 @@ def test_replicas_migrating_a_new_database_at_once_apply_each_version_once(
     at_once(12, open_all)
     versions = query(pg.state_url, "SELECT store, version FROM jobsuite_schema ORDER BY store")
     assert versions == [("api_keys", 1), ("checkpoints", 1), ("sent_mail", 2), ("submissions", 1)]
-    triggers = query(pg.state_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
-    assert triggers == [("api_keys_changed",)]  # made once (pg_key_changes.install_trigger)
+    triggers = query(
+        pg.state_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname"
+    )  # made once (pg_key_changes.install_trigger)
+    assert triggers == [("api_keys_changed",), ("api_keys_truncated",)]
     tables = query(
         pg.state_url,
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
