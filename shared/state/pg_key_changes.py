@@ -49,12 +49,19 @@ log = get_logger(__name__)
 CHANNEL = "jobsuite_api_keys"
 HEARTBEAT_S = 0.5
 FRESH_S = 2.0
-RECONNECT_S = 1.0  # after a failed connection, before the next attempt
+# After a failed connection, before the next attempt: doubled after each failure in a row
+# (a misconfiguration, such as a pooler in transaction mode, fails every time), up to the most.
+RECONNECT_S = 1.0
+RECONNECT_MOST_S = 30.0
 TRIGGERS = ("api_keys_changed", "api_keys_truncated")
 # The triggers' rows, one row in all when both are there, fire always and call the function
-# as made here (one replaced by a body that does not notify would leave the heartbeats going
-# and every change untold). `version` changes with every ALTER of a trigger (DISABLE,
-# ENABLE: a new row version, a new xmin) and when one is made anew.
+# as made here, with no WHEN (one replaced by a body that does not notify, or a trigger of
+# the name that fires otherwise, would leave the heartbeats going and changes untold).
+# `version` changes with every ALTER of a trigger (DISABLE, ENABLE: a new row version, a new
+# xmin) and when one is made anew.
+# pg_trigger.tgtype: FOR EACH ROW 1, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32 (AFTER: 0).
+_EACH_ROW_CHANGED = 1 | 4 | 8 | 16
+_TRUNCATED = 32
 _BODY = f"""
     BEGIN
         PERFORM pg_notify('{CHANNEL}', '');
@@ -65,8 +72,10 @@ _TRIGGERS_THERE = f"""FROM (
     SELECT string_agg(t.tgname || ':' || t.xmin || ':' || p.xmin, ',' ORDER BY t.tgname)
         AS version, count(*) AS found
     FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-    WHERE t.tgrelid = to_regclass('api_keys') AND t.tgenabled = 'A'
-        AND t.tgname IN ('{TRIGGERS[0]}', '{TRIGGERS[1]}') AND p.prosrc = $body${_BODY}$body$
+    WHERE t.tgrelid = to_regclass('api_keys') AND t.tgenabled = 'A' AND t.tgqual IS NULL
+        AND p.prosrc = $body${_BODY}$body$
+        AND ((t.tgname = '{TRIGGERS[0]}' AND t.tgtype = {_EACH_ROW_CHANGED})
+            OR (t.tgname = '{TRIGGERS[1]}' AND t.tgtype = {_TRUNCATED}))
 ) triggers WHERE triggers.found = 2"""
 _INSTALL = (
     "CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger"
@@ -163,11 +172,15 @@ class KeyChanges:
         threading.Thread(target=self._listen, name="api-key-changes", daemon=True).start()
 
     def _listen(self) -> None:
+        pause = RECONNECT_S
         while not self._stopped.is_set():
+            heard_before = self._heard_at
             try:
                 with psycopg.connect(self._url, **connection_options(self._url)) as db:  # type: ignore[arg-type]
                     self._hear_on(db)
             except Exception as e:  # psycopg's, or a bug: either way, start again
+                if self._heard_at > heard_before:  # it did hear on that connection
+                    pause = RECONNECT_S
                 with self._lock:
                     self._heard_at = float("-inf")
                 if self._stopped.is_set():  # closed meanwhile: its database may be gone too
@@ -179,7 +192,8 @@ class KeyChanges:
                     error=error if isinstance(e, psycopg.Error) else f"{type(e).__name__}: {error}",
                     note="every request reads its key from the database until the listener is back",
                 )
-                self._stopped.wait(RECONNECT_S)
+                self._stopped.wait(pause)
+                pause = min(2 * pause, RECONNECT_MOST_S)
 
     def _hear_on(self, db: psycopg.Connection) -> None:
         db.execute("SET synchronous_commit = off")  # a heartbeat need not wait for the disk
@@ -228,7 +242,8 @@ class KeyChanges:
             log.warning(
                 "api_key_change_triggers_missing",
                 note="every request reads its key from the database until a service starts"
-                " and makes them again (pg_restore --disable-triggers leaves them off)",
+                " and makes them again (after pg_restore --disable-triggers they fire for ordinary"
+                " sessions only)",
             )
         self._trigger_seen = row is not None
 

@@ -65,7 +65,7 @@ class PostgresApiKeyStore:
             install_trigger(pool)
         except StateError as e:  # no privilege, say: then no heartbeat comes back either
             log.warning(
-                "api_key_change_trigger_missing",
+                "api_key_change_triggers_missing",
                 error=str(e),
                 note="every request reads its key from the database",
             )

@@ -199,17 +199,31 @@ def test_a_change_in_a_replica_session_is_heard_too(
     assert _revoked(found) and took < SOON_S
 
 
-def test_a_trigger_function_that_no_longer_notifies_counts_as_no_trigger(
-    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str
+NOT_OURS = {
+    "a function that no longer notifies": [
+        "CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+    ],
+    "a trigger of the name for statements, not rows": [
+        "DROP TRIGGER api_keys_changed ON api_keys",
+        "CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE ON api_keys"
+        " FOR EACH STATEMENT EXECUTE FUNCTION jobsuite_api_keys_changed()",
+        "ALTER TABLE api_keys ENABLE ALWAYS TRIGGER api_keys_changed",
+    ],
+}
+
+
+@pytest.mark.parametrize("change", NOT_OURS.values(), ids=NOT_OURS.keys())
+def test_triggers_changed_by_hand_count_as_none(
+    stores: tuple[Reads, PostgresApiKeyStore], postgres_url: str, change: list[str]
 ) -> None:
+    """A logical replication's apply worker fires row triggers only: a statement trigger
+    would leave its changes untold."""
     reads, cli = stores
     _alice, secret = cli.create("alice")
     kept(reads, secret)
-    query(
-        postgres_url,
-        "CREATE OR REPLACE FUNCTION jobsuite_api_keys_changed() RETURNS trigger"
-        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
-    )
+    for statement in change:
+        query(postgres_url, statement)
     cli.revoke("alice")
     found, took = within(FRESH_S + 2, lambda: reads.store.authenticate(secret), _revoked)
     assert _revoked(found) and took < FRESH_S + 1
