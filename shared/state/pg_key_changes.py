@@ -53,6 +53,7 @@ FRESH_S = 2.0
 # (a misconfiguration, such as a pooler in transaction mode, fails every time), up to the most.
 RECONNECT_S = 1.0
 RECONNECT_MOST_S = 30.0
+SERVED_LONG_S = 60.0  # a connection that lasted this long ends a run of failures
 TRIGGERS = ("api_keys_changed", "api_keys_truncated")
 # The triggers' rows, one row in all when both are there, fire always and call the function
 # as made here, with no WHEN (one replaced by a body that does not notify, or a trigger of
@@ -174,12 +175,12 @@ class KeyChanges:
     def _listen(self) -> None:
         pause = RECONNECT_S
         while not self._stopped.is_set():
-            heard_before = self._heard_at
+            began = time.monotonic()
             try:
                 with psycopg.connect(self._url, **connection_options(self._url)) as db:  # type: ignore[arg-type]
                     self._hear_on(db)
             except Exception as e:  # psycopg's, or a bug: either way, start again
-                if self._heard_at > heard_before:  # it did hear on that connection
+                if time.monotonic() - began > SERVED_LONG_S:  # not a failure in a row
                     pause = RECONNECT_S
                 with self._lock:
                     self._heard_at = float("-inf")

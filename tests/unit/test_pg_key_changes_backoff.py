@@ -1,0 +1,39 @@
+"""The API-key listener (shared/state/pg_key_changes.py) waits longer after each failure in a
+row, so a misconfiguration that fails every time (a pooler in transaction mode, a server
+refusing it) does not flood the log; while it fails, nothing may be kept."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import psycopg
+import pytest
+
+from shared.state import pg_key_changes
+from shared.state.pg_key_changes import KeyChanges
+
+
+def test_failures_in_a_row_are_tried_again_ever_more_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attempts: list[float] = []
+
+    def refused(*_args: object, **_kwargs: object) -> psycopg.Connection:
+        attempts.append(time.monotonic())
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(pg_key_changes.psycopg, "connect", refused)
+    monkeypatch.setattr(pg_key_changes, "RECONNECT_S", 0.05)
+    monkeypatch.setattr(pg_key_changes, "RECONNECT_MOST_S", 0.4)
+    changes = KeyChanges("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        assert changes.generation() is None  # starts the listener; it never hears
+        time.sleep(1.6)
+        assert changes.generation() is None
+    finally:
+        changes.close()
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(attempts)]
+    # 0.05, 0.1, 0.2, then 0.4 each: 7 or so attempts, where a fixed pause makes 30
+    assert 5 <= len(attempts) <= 9, gaps
+    assert gaps[:3] == sorted(gaps[:3]) and max(gaps) < 0.5, gaps
