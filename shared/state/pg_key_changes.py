@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import select
 import threading
 import time
 
@@ -42,7 +41,13 @@ import psycopg
 
 from shared.log import get_logger
 from shared.state.pg_url import masked
-from shared.state.postgres import MIGRATION_LOCK, Pool, connection_options, scrubbed
+from shared.state.postgres import (
+    MIGRATION_LOCK,
+    Pool,
+    connection_options,
+    readable,
+    scrubbed,
+)
 
 log = get_logger(__name__)
 
@@ -122,7 +127,9 @@ class KeyChanges:
         self._generation = 0
         self._heard_at = float("-inf")  # when the last heartbeat that came back was sent
         self._beats = f"{CHANNEL}_{secrets.token_hex(8)}"  # this listener's own channel
-        self._sent: dict[int, float] = {}  # heartbeats on their way: number -> sent at
+        # The heartbeat on its way (number, sent at): its echo comes back within the
+        # statement that sends it, so there is one at most.
+        self._sent: tuple[int, float] | None = None
         self._next_beat = 0
         self._backend = 0  # the pid of the server's process that listens
         self._triggers: str | None = None  # the triggers' version at the last heartbeat
@@ -155,11 +162,7 @@ class KeyChanges:
     def _unread(socket: int) -> bool:
         """Whether the listener's socket holds what it has not read yet (a notification on
         its way to `_heard`, maybe): no connection at all counts as such."""
-        if socket < 0:
-            return True
-        waiting = select.poll()
-        waiting.register(socket, select.POLLIN)
-        return bool(waiting.poll(0))
+        return socket < 0 or readable(socket)
 
     def _start_once(self) -> None:
         pid = os.getpid()
@@ -213,7 +216,7 @@ class KeyChanges:
         finally:
             with self._lock:
                 self._socket = -1
-                self._sent.clear()
+                self._sent = None
 
     def _beat(self, db: psycopg.Connection) -> None:
         """Send the next heartbeat, if the trigger is there; those read meanwhile wait in
@@ -221,14 +224,14 @@ class KeyChanges:
         with self._lock:
             number = self._next_beat
             self._next_beat += 1
-            self._sent[number] = _now()
+            self._sent = (number, _now())
         row = db.execute(
             f"SELECT triggers.version, pg_backend_pid(), pg_notify(%s, %s) {_TRIGGERS_THERE}",
             (self._beats, str(number)),
         ).fetchone()
         with self._lock:
             if row is None:
-                self._sent.pop(number, None)  # no trigger, no heartbeat
+                self._sent = None  # no trigger, no heartbeat
             else:
                 version, backend = row[0], row[1]
                 if backend != self._backend:  # a pooler lent the session out meanwhile
@@ -255,12 +258,9 @@ class KeyChanges:
                 return
             if notice.pid != self._backend:  # sent from another session: a pooler's doing
                 return
-            number = int(notice.payload)
-            sent = self._sent.pop(number, None)
-            for older in [n for n in self._sent if n < number]:
-                del self._sent[older]
-            if sent is None:
-                return
+            if self._sent is None or notice.payload != str(self._sent[0]):
+                return  # an older one's late echo: the newer one's counts
             if not self._hearing():  # it did not hear for a while: what changed is untold
                 self._generation += 1
-            self._heard_at = max(self._heard_at, sent)
+            self._heard_at = self._sent[1]
+            self._sent = None

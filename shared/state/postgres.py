@@ -145,14 +145,15 @@ class _Liveness:
         with self._lock:
             returned = self._returned.get(db)
         recent = returned is not None and time.monotonic() - returned < RECENTLY_USED_S
-        if recent and not db.closed and not _readable(db):
+        if recent and not db.closed and not readable(db.fileno()):
             return
         ConnectionPool.check_connection(db)
 
 
-def _readable(db: psycopg.Connection) -> bool:
+def readable(fd: int) -> bool:
+    """Whether the socket `fd` holds something not read yet (without waiting)."""
     idle = select.poll()  # not select(): a busy process's descriptors pass FD_SETSIZE
-    idle.register(db.fileno(), select.POLLIN)
+    idle.register(fd, select.POLLIN)
     return bool(idle.poll(0))
 
 
