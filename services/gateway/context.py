@@ -12,6 +12,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.publisher import JobPublisher, Publisher
 from services.gateway.ratelimit import SubmissionRate
 from services.gateway.shared_buckets import SharedBuckets
+from services.gateway.staged_commits import StagedCommits
 from services.gateway.status import AuditClient, JobLookup
 from services.gateway.submit import Submitter
 from services.gateway.worker_share import WorkerShare
@@ -47,6 +48,8 @@ class Gateway:
     rate: SubmissionRate  # submissions per second, per key
     metrics: GatewayMetrics  # this app's own registry, served on /metrics
     share: WorkerShare | None = None  # with GATEWAY_WORKERS above 1: this worker's siblings
+    # The flush of uploads staged on the event loop (services/gateway/staged_commits.py)
+    commits: StagedCommits = field(default_factory=StagedCommits)
     # BLOB_RETENTION_DAYS: the janitor thread's stop (shared/blobs/janitor.py)
     stop_janitor: Callable[[], None] = field(default=lambda: None)
 

@@ -225,7 +225,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         staged = None
         try:
             staged = gateway.blobs.stage_bytes(stored.key, data)
-            await run_in_threadpool(staged.commit)
+            await gateway.commits.commit(staged)
         except (OSError, BlobError) as e:  # as stored_job: whatever is left of it goes
             gateway.submitter.discard_inputs(job_id)
             raise upload_not_stored(e) from e

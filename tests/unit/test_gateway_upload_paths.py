@@ -14,17 +14,17 @@ import random
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.gateway import submit_routes
 from services.gateway.publisher import Outgoing
+from services.gateway.staged_commits import StagedCommits
 from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
 from shared.blobs import FolderBlobStore
+from shared.blobs.store import StagedBlob
 from shared.errors import PublishNacked, StateError
 from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
@@ -172,12 +172,12 @@ def test_an_upload_cancelled_around_its_flush_keeps_nothing(
     will name them. Before, a `.tmp-*` stayed in `inputs/<id>/` for good."""
     opened = len(os.listdir("/proc/self/fd"))
 
-    async def cancelled(func: Any, *args: Any) -> Any:
+    async def cancelled(_commits: StagedCommits, staged: StagedBlob) -> None:
         if flushed:
-            func(*args)
+            staged.commit()
         raise asyncio.CancelledError
 
-    monkeypatch.setattr(submit_routes, "run_in_threadpool", cancelled)
+    monkeypatch.setattr(StagedCommits, "commit", cancelled)
     with pytest.raises((asyncio.CancelledError, Exception)):
         _post(http, SMALL)
     assert _inputs(tmp_path) == [] and publisher.jobs == []
