@@ -202,6 +202,55 @@ def test_with_no_thread_to_be_had_the_upload_is_refused_and_nothing_kept(
     assert stored(store, "none") is None
 
 
+def test_a_refused_flush_is_answered_even_when_its_staged_file_cannot_be_dropped(
+    store: FolderBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    def cannot_drop(staged: StagedFile) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(staged_commits.threading.Thread, "start", no_thread)
+    staged = stage(store, "stuck")
+    monkeypatch.setattr(StagedFile, "discard", cannot_drop)
+
+    async def main() -> None:
+        with pytest.raises(BlobError, match="can't start new thread"):
+            await asyncio.wait_for(StagedCommits().commit(staged), 1)
+
+    asyncio.run(main())
+    monkeypatch.undo()
+    staged.discard()
+
+
+def test_a_request_cancelled_while_its_flush_waits_for_a_free_thread_goes_at_once(
+    store: FolderBlobStore, flushes: Flushes, descriptors: None, temp_files: None
+) -> None:
+    """With every thread busy (a stuck disk), a queued flush is still the request's: a
+    cancellation (the server's stop) ends it at once, and it is never flushed."""
+    commits = StagedCommits(threads=1)
+    flushes.gate.clear()
+
+    async def main() -> None:
+        first = asyncio.create_task(commits.commit(stage(store, "busy")))
+        while not flushes.started.is_set():
+            await asyncio.sleep(0.001)
+        queued = stage(store, "queued")
+        task = asyncio.create_task(commits.commit(queued))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)
+        queued.discard()
+        flushes.gate.set()
+        await first
+
+    asyncio.run(main())
+    assert len(flushes.threads) == 1, "the withdrawn upload was not flushed"
+    assert stored(store, "busy") == b"busy" and stored(store, "queued") is None
+
+
 def test_at_most_threads_batches_are_flushed_at_once(
     store: FolderBlobStore, flushes: Flushes, descriptors: None, temp_files: None
 ) -> None:
