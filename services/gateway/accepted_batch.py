@@ -12,9 +12,9 @@ together into the next one."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from services.gateway.daemon_executor import DaemonThreadExecutor
 from shared.errors import StateError
 from shared.state import AcceptedJob, SubmissionLedger
 
@@ -37,7 +37,8 @@ class AcceptedBatch:
         # whether a write is under way off it. Another loop's turn is none of ours.
         self._turns: dict[Loop, _Turn] = {}
         self._writing: set[Loop] = set()
-        self._writer = ThreadPoolExecutor(1, "accepted-jobs") if off_loop else None
+        # A daemon thread: a write hung on a dead path does not hold up the gateway's exit.
+        self._writer = DaemonThreadExecutor("accepted-jobs") if off_loop else None
 
     async def record(self, job: AcceptedJob) -> None:
         """Return once `job` is in the ledger with the others of this turn; raise what the

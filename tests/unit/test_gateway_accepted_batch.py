@@ -4,10 +4,13 @@ ledger together, each request returning once its own job is there."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +272,40 @@ def test_off_the_loop_two_loops_each_have_every_turn_written(watched: Watched) -
     b.join(15)
     assert outcomes == {"a": [None, None], "b": [None]}
     assert sorted(held.calls) == [["a0"], ["a1"], ["b0"]]
+
+
+_HUNG_WRITE = """
+import asyncio, threading
+from datetime import UTC, datetime
+from services.gateway.accepted_batch import AcceptedBatch
+from shared.state import AcceptedJob
+
+class Hung:
+    def accepted_jobs(self, jobs):
+        print("writing", flush=True)
+        threading.Event().wait()  # a write on a dead path: never returns
+
+async def main():
+    batch = AcceptedBatch(Hung(), off_loop=True)
+    job = AcceptedJob("j1", "render", datetime.now(UTC), "alice")
+    try:
+        await asyncio.wait_for(batch.record(job), 0.5)
+    except TimeoutError:
+        print("gave up", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_off_the_loop_a_write_hung_on_a_dead_path_holds_up_no_exit() -> None:
+    """The process ends though its write never returns (a thread pool's thread would be
+    joined at exit, for good)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HUNG_WRITE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["writing", "gave", "up"]
