@@ -36,6 +36,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 
 import psycopg
 
@@ -123,6 +124,7 @@ class KeyChanges:
 
     def __init__(self, url: str) -> None:
         self._url = url
+        _LISTENERS.add(self)
         self._lock = threading.Lock()
         self._generation = 0
         self._heard_at = float("-inf")  # when the last heartbeat that came back was sent
@@ -149,6 +151,20 @@ class KeyChanges:
 
     def close(self) -> None:
         self._stopped.set()
+
+    def forked(self) -> None:
+        """In a forked child, before anything else runs there: the child has none of its
+        parent's threads, so a lock one of them held would stay held for good, and the
+        listener's connection is the parent's. It starts afresh, not hearing until its own
+        thread does."""
+        self._lock = threading.Lock()
+        stopped, self._stopped = self._stopped, threading.Event()
+        if stopped.is_set():  # closed stays closed
+            self._stopped.set()
+        self._socket = -1
+        self._sent = None
+        self._heard_at = float("-inf")
+        self._pid = None
 
     def changed(self) -> None:
         """This process changed a key: whatever was read before is old, at once."""
@@ -264,3 +280,14 @@ class KeyChanges:
                 self._generation += 1
             self._heard_at = self._sent[1]
             self._sent = None
+
+
+_LISTENERS: weakref.WeakSet[KeyChanges] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for changes in _LISTENERS:
+        changes.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
