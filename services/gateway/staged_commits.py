@@ -22,6 +22,7 @@ import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from shared.blobs.store import StagedBlob
@@ -174,14 +175,17 @@ def _answer(batch: _Batch, outcomes: list[Exception | None]) -> None:
 
 
 async def _outcome_whatever(done: asyncio.Future[None]) -> None:
-    """Wait for `done` however often this task is cancelled meanwhile; its outcome is not
-    asked for (the caller goes on with its own cancellation)."""
-    while not done.done():
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            continue
-        except BaseException:
-            break
+    """Wait for `done` however the task is cancelled meanwhile; its outcome is not asked for
+    (the caller goes on with its own cancellation). The shield keeps an anyio cancel scope's
+    cancellation (Starlette's), which strikes again at every await, from turning this wait
+    into a spin; a plain `Task.cancel()` still comes through once each, and is waited out."""
+    with anyio.CancelScope(shield=True):
+        while not done.done():
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
     if not done.cancelled():
         done.exception()  # retrieved, so asyncio does not log it as never retrieved

@@ -6,12 +6,15 @@ that fails after the rename, the broker refusing the job) answers 503 and keeps 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import io
 import json
 import os
 import random
 import stat
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
 from shared.blobs import FolderBlobStore
 from shared.blobs.store import StagedBlob
 from shared.errors import PublishNacked, StateError
+from shared.files import StagedFile
 from shared.state.submissions import SqliteSubmissionLedger
 from tests.support.full_disk import full_folder
 from tests.support.gateway import in_process_gateway
@@ -202,3 +206,46 @@ def test_a_job_accepted_on_the_loop_is_found_at_once_and_a_202_when_its_record_f
     response = http.post("/jobs/render", json={"template": "document"})
     assert response.status_code == 202, response.text  # a 500 would have it sent twice
     assert [j["id"] for j in publisher.jobs][-1] == response.json()["id"]
+
+
+def test_an_upload_cancelled_while_its_flush_runs_waits_for_it_then_keeps_nothing(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's stop cancels the request (an anyio cancel scope, as Starlette's, which
+    cancels again at every await) while a thread flushes its upload: the request waits for
+    the flush without spinning, then removes what was stored, as no job will name it."""
+    started, gate = threading.Event(), threading.Event()
+    real_commit = StagedFile.commit
+
+    def held(staged: StagedFile) -> None:
+        started.set()
+        assert gate.wait(10), "the test never let the flush go on"
+        real_commit(staged)
+
+    monkeypatch.setattr(StagedFile, "commit", held)
+    opened = len(os.listdir("/proc/self/fd"))
+
+    async def post() -> None:
+        transport = httpx.ASGITransport(app=http.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://localhost", headers=http.headers
+        ) as client:
+            await client.post("/jobs/resize", files={"file": ("a.png", SMALL)}, data={"width": "8"})
+
+    assert http.portal is not None
+    request = http.portal.start_task_soon(post)
+    assert started.wait(10)
+    request.cancel()
+    cpu = time.process_time()
+    time.sleep(0.5)
+    waiting = time.process_time() - cpu
+    gate.set()
+    with pytest.raises(concurrent.futures.CancelledError):
+        request.result(10)
+    assert waiting < 0.25, f"the wait for the flush spun: {waiting:.2f} s of CPU in 0.5 s"
+    deadline = time.monotonic() + 5
+    while _inputs(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _inputs(tmp_path) == [] and publisher.jobs == []
+    assert not [p for p in (tmp_path / "blobs").rglob(".tmp-*")]
+    assert len(os.listdir("/proc/self/fd")) <= opened, "the staged file's descriptors closed"
