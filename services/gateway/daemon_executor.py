@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -30,19 +31,25 @@ class DaemonThreadExecutor(Executor):
         self._shut = False
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        with self._lock:
+        future: Future[T] = Future()
+        with self._lock:  # the call goes in before any shutdown's stop: it runs or is cancelled
             if self._shut:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._thread is None:
-                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread = threading.Thread(
+                    target=_work, args=(self._inbox,), name=self._name, daemon=True
+                )
                 thread.start()  # a RuntimeError when no thread is to be had: the caller's
                 self._thread = thread
-        future: Future[T] = Future()
-        self._inbox.put((future, fn, args, kwargs))
+                # Dropped without a shutdown (a test's app), the executor still ends its thread.
+                weakref.finalize(self, self._inbox.put, None)
+            self._inbox.put((future, fn, args, kwargs))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
+            if self._shut:
+                return
             self._shut = True
             thread = self._thread
         if thread is None:
@@ -59,12 +66,14 @@ class DaemonThreadExecutor(Executor):
         if wait:
             thread.join()
 
-    def _run(self) -> None:
-        while (call := self._inbox.get()) is not None:
-            future, fn, args, kwargs = call
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as e:
-                future.set_exception(e)
+
+def _work(inbox: queue.SimpleQueue[_Call | None]) -> None:
+    """The thread's loop; it holds the inbox only, so the executor can be collected."""
+    while (call := inbox.get()) is not None:
+        future, fn, args, kwargs = call
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            future.set_exception(e)

@@ -124,7 +124,6 @@ class KeyChanges:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        _LISTENERS.add(self)
         self._lock = threading.Lock()
         self._generation = 0
         self._heard_at = float("-inf")  # when the last heartbeat that came back was sent
@@ -139,6 +138,7 @@ class KeyChanges:
         self._pid: int | None = None
         self._stopped = threading.Event()
         self._socket = -1  # the listener's connection's descriptor while it has one
+        _LISTENERS.add(self)  # last: a fork's hook finds it whole
 
     def generation(self) -> int | None:
         """The count of changes heard so far, or None while the listener is not known to hear
@@ -158,6 +158,7 @@ class KeyChanges:
         listener's connection is the parent's. It starts afresh, not hearing until its own
         thread does."""
         self._lock = threading.Lock()
+        self._beats = f"{CHANNEL}_{secrets.token_hex(8)}"  # not its parent's channel
         stopped, self._stopped = self._stopped, threading.Event()
         if stopped.is_set():  # closed stays closed
             self._stopped.set()
@@ -287,7 +288,10 @@ _LISTENERS: weakref.WeakSet[KeyChanges] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for changes in _LISTENERS:
-        changes.forked()
+        try:
+            changes.forked()
+        except Exception:  # one listener's trouble leaves the others to be made afresh
+            log.exception("api_key_listener_not_reset_after_fork")
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

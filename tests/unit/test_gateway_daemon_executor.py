@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -48,3 +49,14 @@ def test_shutdown_can_cancel_what_has_not_started() -> None:
     assert queued.cancelled()
     gate.set()
     assert running.result(5) is True
+
+
+def test_an_executor_dropped_without_a_shutdown_ends_its_thread() -> None:
+    """As a test's gateway app is dropped: its writer thread does not linger."""
+    executor = DaemonThreadExecutor("test-dropped")
+    assert executor.submit(threading.current_thread).result(5).name == "test-dropped"
+    thread = next(t for t in threading.enumerate() if t.name == "test-dropped")
+    del executor
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()

@@ -58,15 +58,23 @@ def test_a_child_forked_while_the_listener_held_its_lock_starts_its_own() -> Non
     """A gateway worker forked at the wrong moment: the parent's listener thread held the
     lock, which in the child no thread would ever release."""
     changes = KeyChanges("postgresql://nobody@127.0.0.1:1/none")
+    parents_beats = changes._beats
+    changes._socket, changes._sent = 999, (7, 0.0)  # as a parent's that listens
     try:
         with changes._lock:  # as the parent's listener thread may hold it at the fork
             pid = os.fork()
             if pid == 0:  # the child: it must not wait for a lock nobody will release
                 code = 3  # it raised
                 try:
-                    code = 0 if changes.generation() is None else 2
+                    afresh = (changes._socket, changes._sent) == (-1, None)
+                    own_channel = changes._beats != parents_beats
+                    code = 4 if not (afresh and own_channel) else 0
+                    code = code or (0 if changes.generation() is None else 2)
                 finally:
                     os._exit(code)
-        assert _exit_code_within(pid, 5) == 0, "the child hung on its parent's lock"
+        assert _exit_code_within(pid, 5) == 0, (
+            "the child hung on its parent's lock, or kept its state"
+        )
     finally:
+        changes._socket, changes._sent = -1, None
         changes.close()
