@@ -85,9 +85,10 @@ class StagedCommits:
             await asyncio.shield(flush.done)
         except asyncio.CancelledError:
             with self._lock:
-                if flush.state == _WAITING:
+                withdrawn = flush.state == _WAITING
+                if withdrawn:
                     flush.state = _WITHDRAWN
-            if flush.state == _WITHDRAWN:
+            if withdrawn:
                 raise
             await _outcome_whatever(flush.done)
             raise
@@ -104,7 +105,6 @@ class StagedCommits:
             start = self._queued > self._idle and self._threads < self._max_threads
             if start:
                 self._threads += 1
-            working = self._threads
         if start:
             try:
                 # A daemon: a flush stuck on a dead disk does not hold the gateway's exit
@@ -113,10 +113,10 @@ class StagedCommits:
             except BaseException as e:
                 with self._lock:
                     self._threads -= 1
-                    working = self._threads
-                if working == 0:  # no thread to take it, ever: nothing flushed, nothing kept
-                    with self._lock:
+                    orphaned = self._threads == 0  # no thread to take it, ever
+                    if orphaned:
                         self._queued -= 1
+                if orphaned:  # nothing flushed, nothing kept
                     _refuse(batch, BlobError(f"cannot flush the upload: {e}"))
                     return
                 # else a thread already there takes it once it is free

@@ -188,8 +188,7 @@ class KeyChanges:
         with self._lock:
             if self._pid == pid:
                 return
-            self._pid = pid
-            self._heard_at = float("-inf")  # a parent's listener is not this process's
+            self._pid = pid  # a forked child's was reset by forked(), with what it heard
         threading.Thread(target=self._listen, name="api-key-changes", daemon=True).start()
 
     def _listen(self) -> None:
