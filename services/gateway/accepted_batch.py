@@ -7,7 +7,10 @@ of a transaction each. Each request still answers only once its own job is recor
 A ledger whose writes wait on a server (PostgreSQL: a round trip and the server's flush of
 its log) is written from a thread of its own instead, so the loop goes on serving meanwhile
 (and stalls for no dead path); the jobs of the turns that come while a write is under way go
-together into the next one."""
+together into the next one. A local ledger (SQLite) is written on the loop when that needs
+no wait, and from that thread when another writer holds it (another gateway process, the
+CLI, a request thread): its busy handler would otherwise sleep on the loop, up to its
+timeout, and every request of the process with it."""
 
 from __future__ import annotations
 
@@ -37,8 +40,10 @@ class AcceptedBatch:
         # whether a write is under way off it. Another loop's turn is none of ours.
         self._turns: dict[Loop, _Turn] = {}
         self._writing: set[Loop] = set()
-        # A daemon thread: a write hung on a dead path does not hold up the gateway's exit.
-        self._writer = DaemonThreadExecutor("accepted-jobs") if off_loop else None
+        self._at_once = not off_loop  # try the write on the loop first
+        # A daemon thread (started on first use): a write hung on a dead path does not hold
+        # up the gateway's exit.
+        self._writer = DaemonThreadExecutor("accepted-jobs")
 
     async def record(self, job: AcceptedJob) -> None:
         """Return once `job` is in the ledger with the others of this turn; raise what the
@@ -68,19 +73,19 @@ class AcceptedBatch:
             return
         turn.written = True
         jobs = [job for job, _ in turn.waiting]
-        if self._writer is not None:
-            self._write_off_loop(loop, turn, jobs)
-            return
-        try:
-            self._ledger.accepted_jobs(jobs)
-        except BaseException as e:
-            if _answer(turn, e) is not e:
-                raise
-            return
-        _answer(turn, None)
+        if self._at_once:
+            try:
+                written = self._ledger.accepted_jobs_at_once(jobs)
+            except BaseException as e:
+                if _answer(turn, e) is not e:
+                    raise
+                return
+            if written:
+                _answer(turn, None)
+                return
+        self._write_off_loop(loop, turn, jobs)
 
     def _write_off_loop(self, loop: Loop, turn: _Turn, jobs: list[AcceptedJob]) -> None:
-        assert self._writer is not None
         try:
             writing = loop.run_in_executor(self._writer, self._ledger.accepted_jobs, jobs)
         except Exception as e:  # no thread to be had, the executor shut down: no write

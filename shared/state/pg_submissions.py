@@ -143,6 +143,9 @@ class PostgresSubmissionLedger:
                     (key, job_id),
                 )
 
+    def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
+        return False  # every write waits on the server: the gateway writes from a thread
+
     def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
         # One statement, whatever the count (atomic, one round trip, 5 parameters): an id
         # given twice keeps its last row, as ON CONFLICT DO UPDATE may not touch a row twice.

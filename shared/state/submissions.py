@@ -99,6 +99,13 @@ class SubmissionLedger(Protocol):
         transaction (the gateway gathers those confirmed together)."""
         ...
 
+    def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
+        """`accepted_jobs` if that needs no wait for another writer (a thread, a process):
+        False, and nothing written, when one holds the store (or, as on a server, a write
+        always waits). The gateway tries this on its event loop, and writes from a thread
+        only what it could not."""
+        ...
+
     def mails_since(self, client: str, since: datetime) -> int:
         """The mails of the client's jobs accepted at or after `since` (every replica writes
         here, so a per-client hourly limit holds across replicas)."""
@@ -109,6 +116,25 @@ class SubmissionLedger(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _unless_busy(
+    db: sqlite3.Connection, busy_timeout_ms: int, sql: str, rows: Sequence[tuple[object, ...]]
+) -> bool:
+    """`sql` for each of `rows` in one transaction, or False (nothing written) when another
+    connection holds the write lock: the busy handler, which would sleep until the lock
+    comes free or the timeout runs out, is off for this one attempt."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        with write_transaction(db):
+            db.executemany(sql, rows)
+    except sqlite3.OperationalError as e:
+        if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # BUSY, or one of its kinds
+            return False
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    return True
 
 
 def _jobs_in_doubt(db: sqlite3.Connection) -> None:
@@ -154,6 +180,7 @@ class SqliteSubmissionLedger:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._lock = threading.Lock()  # one connection, shared by the request threads
+        self._busy_timeout_ms = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
 
     @classmethod
     def open(cls, path: Path) -> SqliteSubmissionLedger:
@@ -236,6 +263,16 @@ class SqliteSubmissionLedger:
                 _RECORD_ACCEPTED,
                 rows,
             )
+
+    def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
+        if not self._lock.acquire(blocking=False):  # a request thread is using the connection
+            return False
+        try:
+            rows = [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
+            with state_errors("record accepted jobs"):
+                return _unless_busy(self._db, self._busy_timeout_ms, _RECORD_ACCEPTED, rows)
+        finally:
+            self._lock.release()
 
     def find(self, job_id: str) -> AcceptedJob | None:
         with self._lock, state_errors("read the accepted jobs"):

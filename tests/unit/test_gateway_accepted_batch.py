@@ -4,6 +4,7 @@ ledger together, each request returning once its own job is there."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from services.gateway.accepted_batch import AcceptedBatch
 from shared.config import Settings
 from shared.errors import StateError
-from shared.state import AcceptedJob, SubmissionLedger, open_submissions
+from shared.state import SUBMISSIONS_FILE, AcceptedJob, SubmissionLedger, open_submissions
 
 NOW = datetime.now(UTC)
 
@@ -36,6 +37,11 @@ class Watched:
         if self.failure is not None:
             raise self.failure
         self.ledger.accepted_jobs(jobs)
+
+    def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
+        """Written on the loop, as the ledger's own would while no other writer holds it."""
+        self.accepted_jobs(jobs)
+        return True
 
 
 def job(job_id: str) -> AcceptedJob:
@@ -309,3 +315,104 @@ def test_off_the_loop_a_write_hung_on_a_dead_path_holds_up_no_exit() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["writing", "gave", "up"]
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection (as another gateway process's) holding the file's write lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_local_ledger_held_by_another_writer_is_written_from_the_thread_and_the_loop_serves(
+    tmp_path: Path,
+) -> None:
+    """SQLite held by another writer: the write goes to the thread, where it waits for the
+    lock; the loop serves on meanwhile, and the request returns once its job is there."""
+    settings = Settings(state_dir=tmp_path / "state")
+    ledger = open_submissions(settings)
+    batch = AcceptedBatch(ledger)
+    other = _hold_write_lock(settings.state_dir / SUBMISSIONS_FILE)
+    turns_while_held = 0
+
+    async def main() -> bool:
+        nonlocal turns_while_held
+        recorded = asyncio.ensure_future(batch.record(job("j0")))
+        for _ in range(20):  # the loop goes on: no busy handler sleeping on it
+            await asyncio.sleep(0.01)
+            turns_while_held += 1
+        assert not recorded.done(), "written past another writer's lock"
+        other.execute("COMMIT")
+        await asyncio.wait_for(recorded, 10)
+        return ledger.find("j0") == job("j0")
+
+    try:
+        assert asyncio.run(main())
+    finally:
+        other.close()
+        ledger.close()
+    assert turns_while_held == 20
+
+
+def test_a_local_ledger_writes_at_once_only_when_no_one_holds_it(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    ledger = open_submissions(settings)
+    path = settings.state_dir / SUBMISSIONS_FILE
+    try:
+        other = _hold_write_lock(path)
+        try:
+            assert ledger.accepted_jobs_at_once([job("j0")]) is False
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert ledger.find("j0") is None  # nothing written
+        assert ledger.accepted_jobs_at_once([job("j1"), job("j2")]) is True
+        assert [ledger.find(i) for i in ("j1", "j2")] == [job("j1"), job("j2")]
+        # A request thread on the one connection: not waited for either.
+        with ledger._lock:  # type: ignore[attr-defined]
+            assert ledger.accepted_jobs_at_once([job("j3")]) is False
+        assert ledger.find("j3") is None
+    finally:
+        ledger.close()
+
+
+def test_a_local_ledger_still_waits_for_another_writer_after_a_write_at_once(
+    tmp_path: Path,
+) -> None:
+    """The busy handler is off for the attempt at once only: a write from the thread (or a
+    reservation) waits for the lock as before, rather than failing at once."""
+    settings = Settings(state_dir=tmp_path / "state")
+    ledger = open_submissions(settings)
+    other = _hold_write_lock(settings.state_dir / SUBMISSIONS_FILE)
+    assert ledger.accepted_jobs_at_once([job("j0")]) is False
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            ledger.accepted_jobs([job("j1")])
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        writer.join(0.3)
+        assert writer.is_alive() and outcome == [], "it did not wait for the lock"
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    writer.join(10)
+    try:
+        assert outcome == [None] and ledger.find("j1") == job("j1")
+    finally:
+        ledger.close()
+
+
+def test_the_postgres_ledger_never_writes_on_the_loop(postgres_url: str) -> None:
+    ledger = open_submissions(Settings(state_url=postgres_url))
+    try:
+        assert ledger.accepted_jobs_at_once([job("j0")]) is False
+        assert ledger.find("j0") is None
+    finally:
+        ledger.close()
