@@ -8,9 +8,9 @@ A ledger whose writes wait on a server (PostgreSQL: a round trip and the server'
 its log) is written from a thread of its own instead, so the loop goes on serving meanwhile
 (and stalls for no dead path); the jobs of the turns that come while a write is under way go
 together into the next one. A local ledger (SQLite) is written on the loop when that needs
-no wait, and from that thread when another writer holds it (another gateway process, the
-CLI, a request thread): its busy handler would otherwise sleep on the loop, up to its
-timeout, and every request of the process with it."""
+no wait, and from that thread when another writer holds it (another gateway process sharing
+STATE_DIR, an operator's sqlite3 session, a request thread): its busy handler would
+otherwise sleep on the loop, up to its timeout, and every request of the process with it."""
 
 from __future__ import annotations
 

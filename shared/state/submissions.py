@@ -124,8 +124,8 @@ def _unless_busy(
     """`sql` for each of `rows` in one transaction, or False (nothing written) when another
     connection holds the write lock: the busy handler, which would sleep until the lock
     comes free or the timeout runs out, is off for this one attempt."""
-    db.execute("PRAGMA busy_timeout = 0")
     try:
+        db.execute("PRAGMA busy_timeout = 0")
         with write_transaction(db):
             db.executemany(sql, rows)
     except sqlite3.OperationalError as e:

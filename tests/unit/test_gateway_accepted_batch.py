@@ -230,7 +230,7 @@ def test_off_the_loop_no_thread_for_the_write_is_each_waiters_error_not_a_hang(
     watched: Watched,
 ) -> None:
     batch = AcceptedBatch(watched, off_loop=True)  # type: ignore[arg-type]
-    batch._writer.shutdown()  # type: ignore[union-attr]  # as when no thread can be started
+    batch._writer.shutdown()  # as when no thread can be started
 
     async def two() -> list[BaseException | None]:
         return await asyncio.gather(
@@ -338,9 +338,12 @@ def test_a_local_ledger_held_by_another_writer_is_written_from_the_thread_and_th
     async def main() -> bool:
         nonlocal turns_while_held
         recorded = asyncio.ensure_future(batch.record(job("j0")))
+        began = time.monotonic()
         for _ in range(20):  # the loop goes on: no busy handler sleeping on it
             await asyncio.sleep(0.01)
             turns_while_held += 1
+        # Not a speed check: a busy wait on the loop would hold it for seconds (5 s here).
+        assert time.monotonic() - began < 2, "the loop waited for the lock"
         assert not recorded.done(), "written past another writer's lock"
         other.execute("COMMIT")
         await asyncio.wait_for(recorded, 10)
@@ -352,6 +355,56 @@ def test_a_local_ledger_held_by_another_writer_is_written_from_the_thread_and_th
         other.close()
         ledger.close()
     assert turns_while_held == 20
+
+
+class Paths:
+    """A real SQLite ledger that tells which way each write went."""
+
+    def __init__(self, ledger: SubmissionLedger) -> None:
+        self.ledger = ledger
+        self.ways: list[tuple[str, list[str]]] = []
+
+    def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
+        written = self.ledger.accepted_jobs_at_once(jobs)
+        self.ways.append(("at once" if written else "held", [j.id for j in jobs]))
+        return written
+
+    def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
+        self.ledger.accepted_jobs(jobs)
+        self.ways.append(("thread", [j.id for j in jobs]))
+
+
+def test_the_turns_behind_a_held_write_go_together_then_on_the_loop_again(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    paths = Paths(open_submissions(settings))
+    batch = AcceptedBatch(paths)  # type: ignore[arg-type]
+    other = _hold_write_lock(settings.state_dir / SUBMISSIONS_FILE)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batch.record(job("j0")))
+        await asyncio.sleep(0.05)  # j0's write went to the thread, waiting for the lock
+        later = []
+        for i in (1, 2):  # each in a turn of its own
+            later.append(asyncio.ensure_future(batch.record(job(f"j{i}"))))
+            await asyncio.sleep(0)
+        other.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(first, *later), 10)
+        await batch.record(job("j3"))
+
+    try:
+        asyncio.run(main())
+        assert [paths.ledger.find(f"j{i}") for i in range(4)] == [job(f"j{i}") for i in range(4)]
+    finally:
+        other.close()
+        paths.ledger.close()
+    assert paths.ways == [
+        ("held", ["j0"]),
+        ("thread", ["j0"]),
+        ("at once", ["j1", "j2"]),  # the turns that came meanwhile, together
+        ("at once", ["j3"]),
+    ]
 
 
 def test_a_local_ledger_writes_at_once_only_when_no_one_holds_it(tmp_path: Path) -> None:
