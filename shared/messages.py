@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shared.errors import DecodeError
 from shared.event_names import EventName
@@ -162,6 +162,8 @@ JobStatus = Literal["submitted", "started", "retrying", "succeeded", "failed", "
 
 class JobRecord(BaseModel):
     """A job as the audit read model reports it (`GET /jobs/{id}` of audit and gateway)."""
+
+    model_config = ConfigDict(cache_strings="keys")  # as Strict's: its values are all new
 
     id: str
     type: str

@@ -20,9 +20,13 @@ class Strict(BaseModel):
     takes two forms says so in its type (`quantity`: an integer or a decimal string). The
     gateway's multipart form is the one place values arrive as text: its own, lax model
     (services/gateway/forms.py) turns them into numbers first.
+
+    Parsed from JSON, only keys go into pydantic's string cache: values (job ids, trace ids,
+    blob keys) are new in every message, and cached they filled its 16,384 places over the
+    first ten thousand jobs, 1.4 MiB of every process's memory that read as growth.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, cache_strings="keys")
 
 
 _JSON_NAMES = {int: "an integer", bool: "a boolean"}
