@@ -142,6 +142,25 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def executemany_unless_busy(
+    db: sqlite3.Connection, busy_timeout_ms: int, sql: str, rows: Sequence[tuple[object, ...]]
+) -> bool:
+    """`sql` for each of `rows` in one transaction, or False (nothing written) when another
+    connection holds the write lock: the busy handler, which would sleep until the lock
+    comes free or the timeout runs out, is off for this one attempt."""
+    try:
+        db.execute("PRAGMA busy_timeout = 0")
+        with write_transaction(db):
+            db.executemany(sql, rows)
+    except sqlite3.OperationalError as e:
+        if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # BUSY, or one of its kinds
+            return False
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    return True
+
+
 @contextmanager
 def state_errors(doing: str) -> Iterator[None]:
     """SQLite's errors as StateError("cannot <doing>: …"), so callers know no SQLite."""

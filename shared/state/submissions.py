@@ -26,6 +26,7 @@ from typing import Protocol
 
 from shared.state.sqlite import (
     Migration,
+    executemany_unless_busy,
     open_database,
     state_errors,
     statements,
@@ -116,25 +117,6 @@ class SubmissionLedger(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def _unless_busy(
-    db: sqlite3.Connection, busy_timeout_ms: int, sql: str, rows: Sequence[tuple[object, ...]]
-) -> bool:
-    """`sql` for each of `rows` in one transaction, or False (nothing written) when another
-    connection holds the write lock: the busy handler, which would sleep until the lock
-    comes free or the timeout runs out, is off for this one attempt."""
-    try:
-        db.execute("PRAGMA busy_timeout = 0")
-        with write_transaction(db):
-            db.executemany(sql, rows)
-    except sqlite3.OperationalError as e:
-        if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # BUSY, or one of its kinds
-            return False
-        raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-    return True
 
 
 def _jobs_in_doubt(db: sqlite3.Connection) -> None:
@@ -257,20 +239,18 @@ class SqliteSubmissionLedger:
                 )
 
     def accepted_jobs(self, jobs: Sequence[AcceptedJob]) -> None:
-        rows = [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
+        rows = _accepted_rows(jobs)
         with self._lock, state_errors("record accepted jobs"), write_transaction(self._db):
-            self._db.executemany(
-                _RECORD_ACCEPTED,
-                rows,
-            )
+            self._db.executemany(_RECORD_ACCEPTED, rows)
 
     def accepted_jobs_at_once(self, jobs: Sequence[AcceptedJob]) -> bool:
         if not self._lock.acquire(blocking=False):  # a request thread is using the connection
             return False
         try:
-            rows = [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
             with state_errors("record accepted jobs"):
-                return _unless_busy(self._db, self._busy_timeout_ms, _RECORD_ACCEPTED, rows)
+                return executemany_unless_busy(
+                    self._db, self._busy_timeout_ms, _RECORD_ACCEPTED, _accepted_rows(jobs)
+                )
         finally:
             self._lock.release()
 
@@ -292,6 +272,10 @@ class SqliteSubmissionLedger:
                 (client, _utc(since)),
             ).fetchone()
         return int(n)
+
+
+def _accepted_rows(jobs: Sequence[AcceptedJob]) -> list[tuple[object, ...]]:
+    return [(j.id, j.type, _utc(j.submitted_at), j.client, j.mails) for j in jobs]
 
 
 def _utc(moment: datetime) -> str:
