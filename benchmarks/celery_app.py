@@ -1,7 +1,10 @@
-"""The Celery anchor: a no-op task on its own queue of the bench namespace, a quorum queue
-(the durability of ours) or, with BENCH_CELERY_QUEUE=classic, Celery's default classic queue.
+"""The Celery anchor: a no-op task, and a resize task doing what a resizer job does (the
+resizer's own handler on the folder blob store at BLOB_DIR, as benchmarks/dramatiq_app.py),
+on its own queue of the bench namespace, a quorum queue (the durability of ours) or, with
+BENCH_CELERY_QUEUE=classic, Celery's default classic queue.
 
-JOBSUITE_NAMESPACE=… [BENCH_CELERY_QUEUE=classic] celery -A benchmarks.celery_app worker …
+    JOBSUITE_NAMESPACE=… [BLOB_DIR=…] [BENCH_CELERY_QUEUE=classic]
+    celery -A benchmarks.celery_app worker …
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from kombu.transport.native_delayed_delivery import (
     MAX_LEVEL,
     level_name,
 )
+
+from benchmarks.resize_task import resize_message
 
 QueueType = Literal["quorum", "classic"]
 
@@ -48,6 +53,7 @@ def make_app(namespace: str, amqp_url: str, queue_type: QueueType = "quorum") ->
         ],
     )
     app.task(name="noop")(_noop)
+    app.task(name="resize")(resize_message)
     return app
 
 

@@ -2,8 +2,10 @@
 (a) mail jobs against an SMTP sink that answers each mail after 200 ms: one mailer process
 running 8 jobs at once against 8 mailer processes (and one process, one at a time);
 (b) tiny resize jobs (640x480 JPEG to 160 px wide) drained by 2 resizer processes at 1 and 8
-jobs at once against Dramatiq (2 processes; 1 and 8 threads) running the resizer's own
-handler on the same blob store.
+jobs at once against Dramatiq (2 processes; 1 and 8 threads) and Celery (prefork 2, acks
+late, prefetch x1, on a quorum queue and on its default classic queue) running the
+resizer's own handler on the same blob store: Celery on the quorum queue is issue 14's anchor
+for the runner with the same work.
 
 Each run: a fresh namespace, the queue filled first, then the workers start; the rate and
 CPU per job are taken from the moment a fifth of the jobs is done until all are (a job is
@@ -24,6 +26,7 @@ from typing import Any
 
 import pika
 
+from benchmarks.celery_run import QueueType, celery_available, celery_workers
 from benchmarks.drain import Drained, fill, stop, tree_cpu_seconds
 from benchmarks.namespace import BenchNamespace, bench_namespace
 from benchmarks.stats import Figure, Section, anchored
@@ -131,7 +134,8 @@ def resizers(concurrency: int, jobs: int) -> Drained:
         publish = _publisher(ns, "resize")
         todo = iter(_resize_jobs(ns, jobs))
         fill(ns.broker, ns.broker.names.task_queue("resize"), jobs, lambda _i: publish(next(todo)))
-        env = service_env(ns.settings, WORKER_CONCURRENCY=str(concurrency), LOG_LEVEL="warning")
+        # At its default log level (info: a line per job), as Celery and Dramatiq are at theirs.
+        env = service_env(ns.settings, WORKER_CONCURRENCY=str(concurrency))
         procs = [CURRENT.start("services.resizer", env=env) for _ in range(2)]
         try:
             return drain_outputs(ns.settings.blob_dir, jobs, procs, "manifest.json")
@@ -145,7 +149,6 @@ def dramatiq_workers(threads: int, jobs: int) -> Drained:
     with bench_namespace() as ns:
         queue = queue_name(ns.settings.namespace)
         env = service_env(ns.settings)
-        os.environ["BLOB_DIR"] = env["BLOB_DIR"]  # the actor's store, in this process too
         broker, actor = make_broker(ns.settings.namespace, AMQP_URL)
         try:
             todo = iter(_resize_jobs(ns, jobs))
@@ -161,7 +164,16 @@ def dramatiq_workers(threads: int, jobs: int) -> Drained:
             for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
                 channel.queue_delete(name)
             broker.close()
-            os.environ.pop("BLOB_DIR", None)
+
+
+def celery_workers_resizing(queue_type: QueueType, jobs: int) -> Drained:
+    with bench_namespace() as ns:
+        bodies = [encode(job).decode() for job in _resize_jobs(ns, jobs)]
+        blob_dir = str(ns.settings.blob_dir)
+        with celery_workers(
+            ns.broker, queue_type, jobs, "resize", lambda i: (bodies[i],), BLOB_DIR=blob_dir
+        ) as (_queue, procs):
+            return drain_outputs(ns.settings.blob_dir, jobs, procs)
 
 
 def dramatiq_available() -> bool:
@@ -170,6 +182,13 @@ def dramatiq_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+_RESIZE_CONTENDERS: dict[str, Callable[[Any, int], Drained]] = {
+    "jobsuite": resizers,
+    "dramatiq": dramatiq_workers,
+    "celery": celery_workers_resizing,
+}
 
 
 def _measure(rate: Figure, cpu: Figure, run: Callable[[], Drained]) -> None:
@@ -190,7 +209,8 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         (8, 1): _pair("mailer, 8 processes x 1"),
         (1, 1): _pair("mailer, 1 process x 1"),
     }
-    resize = {
+    # (who, how): how = jobs at once per process (jobsuite, Dramatiq) or the queue (Celery)
+    resize: dict[tuple[str, int | str], tuple[Figure, Figure]] = {
         ("jobsuite", 1): _pair("resizer, 2 processes x WORKER_CONCURRENCY=1"),
         ("jobsuite", 8): _pair("resizer, 2 processes x WORKER_CONCURRENCY=8"),
     }
@@ -199,7 +219,8 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         f" answers each DATA after {SMTP_DELAY_S * 1000:.0f} ms (8 at once: at most"
         f" {8 / SMTP_DELAY_S:.0f} mails/s); the first row is the ratios' anchor",
         f"resize: {resize_jobs} jobs per run, one {IMAGE[0]}x{IMAGE[1]} JPEG to 160 px wide;"
-        " the same handler in Dramatiq's actor (its outputs, no manifest, no events)",
+        " the same handler in Dramatiq's actor and Celery's task (its outputs, no manifest, no"
+        " events)",
         "CPU per job: user + system time of the worker processes (and children) / jobs",
     ]
     if dramatiq_available():
@@ -207,15 +228,19 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         resize[("dramatiq", 8)] = _pair("Dramatiq, 2 processes x 8 threads")
     else:
         notes.append("Dramatiq not installed: left out")
+    if celery_available():
+        resize[("celery", "quorum")] = _pair(
+            "Celery (prefork 2, acks late, prefetch x1, quorum queue)"
+        )
+        resize[("celery", "classic")] = _pair("Celery (same, its default classic queue)")
+    else:
+        notes.append("Celery not installed: left out")
     for _ in range(runs):
         for (processes, concurrency), (rate, cpu) in mail.items():
             jobs = mail_jobs if concurrency * processes > 1 else max(10, mail_jobs // 8)
             _measure(rate, cpu, partial(mailers, processes, concurrency, jobs))
-        for (who, threads), (rate, cpu) in resize.items():
-            if who == "jobsuite":
-                _measure(rate, cpu, partial(resizers, threads, resize_jobs))
-            else:
-                _measure(rate, cpu, partial(dramatiq_workers, threads, resize_jobs))
+        for (who, how), (rate, cpu) in resize.items():
+            _measure(rate, cpu, partial(_RESIZE_CONTENDERS[who], how, resize_jobs))
     figures = [
         *anchored([f for pair in mail.values() for f in pair[:1]]),
         *anchored([f for pair in resize.values() for f in pair[:1]]),

@@ -12,11 +12,7 @@ import os
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from services.resizer.handler import resize_job
-from shared.blobs import FolderBlobStore
-from shared.config import Settings
-from shared.jobtypes import RESIZE
-from shared.messages import decode_job
+from benchmarks.resize_task import resize_message
 
 ACTOR = "resize"
 
@@ -28,18 +24,11 @@ def queue_name(namespace: str) -> str:
 def make_broker(namespace: str, amqp_url: str) -> tuple[RabbitmqBroker, dramatiq.Actor]:
     """The broker and the resize actor, declared on it (the bench publishes with these too)."""
     broker = RabbitmqBroker(url=amqp_url, confirm_delivery=True)
-    settings = Settings.from_env()
-    blobs = FolderBlobStore(settings.blob_dir)
-    limits = RESIZE.limits(settings)
-
-    def resize(body: str) -> None:
-        resize_job(decode_job(body.encode()), blobs, limits)
-
     # The options go through the decorator form: the stubs take them only without `fn`.
     declare = dramatiq.actor(
         actor_name=ACTOR, queue_name=queue_name(namespace), broker=broker, max_retries=0
     )
-    actor = declare(resize)
+    actor = declare(resize_message)
     return broker, actor
 
 

@@ -19,19 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.celery_app import QueueType
+from benchmarks.celery_run import QueueType, celery_available, celery_workers
 from benchmarks.drain import (
     SCRIPTED_WORKER,
     Drained,
     drain,
-    fill,
     fill_noop_jobs,
     run_once,
     stop,
 )
 from benchmarks.stats import Figure, Section
 from benchmarks.trees import CURRENT, Tree, Trees
-from tests.support.broker import AMQP_URL, TestBroker
+from tests.support.broker import TestBroker
 from tests.support.processes import service_env
 
 NOOP_WORKER = "benchmarks.noop_worker"
@@ -76,46 +75,10 @@ def plain_pika(module: str, **env_extra: str) -> Measure:
 
 def celery(queue_type: QueueType) -> Measure:
     def contender(broker: TestBroker, jobs: int) -> Drained:
-        from benchmarks.celery_app import (
-            delayed_delivery_exists,
-            delete_delayed_delivery,
-            make_app,
-            queue_name,
-        )
-
-        namespace = broker.settings.namespace
-        queue = queue_name(namespace)
-        app = make_app(namespace, AMQP_URL, queue_type)
-        ours_to_delete = not delayed_delivery_exists(broker.connection.channel())
-        try:
-            with app.producer_or_acquire() as producer:
-                fill(broker, queue, jobs, lambda _i: app.send_task("noop", producer=producer))
-            args = ["-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork"]
-            args += ["-Q", queue, "--loglevel", "WARNING", "--without-gossip"]
-            args += ["--without-mingle", "--without-heartbeat"]
-            env = service_env(broker.settings, BENCH_CELERY_QUEUE=queue_type)
-            procs = [CURRENT.start("celery", *args, env=env)]
-            try:
-                return drain(broker, queue, jobs, procs)
-            finally:
-                stop(procs)
-        finally:
-            channel = broker.connection.channel()
-            channel.queue_delete(queue)
-            channel.exchange_delete(queue)
-            if ours_to_delete:
-                delete_delayed_delivery(channel)
-            app.close()
+        with celery_workers(broker, queue_type, jobs, "noop") as (queue, procs):
+            return drain(broker, queue, jobs, procs)
 
     return contender
-
-
-def celery_available() -> bool:
-    try:
-        import celery as _celery  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class _Contender:
