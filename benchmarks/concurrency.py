@@ -1,7 +1,7 @@
 """Jobs at once in one worker process (WORKER_CONCURRENCY), this tree only:
 (a) mail jobs against an SMTP sink that answers each mail after 200 ms: one mailer process
 running 8 jobs at once against 8 mailer processes (and one process, one at a time);
-(b) tiny resize jobs (640x480 JPEG to 160 px wide) drained by 2 resizer processes at 1 and 8
+(b) tiny resize jobs (640x480 JPEG to 160 px wide) drained by 2 resizer processes at 1, 2 and 8
 jobs at once against Dramatiq (2 processes; 1 and 8 threads) and Celery (prefork 2, acks
 late, prefetch x1, on a quorum queue and on its default classic queue) running the
 resizer's own handler on the same blob store: Celery on the quorum queue is issue 14's anchor
@@ -212,6 +212,8 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
     # (who, how): how = jobs at once per process (jobsuite, Dramatiq) or the queue (Celery)
     resize: dict[tuple[str, int | str], tuple[Figure, Figure]] = {
         ("jobsuite", 1): _pair("resizer, 2 processes x WORKER_CONCURRENCY=1"),
+        # The least overlap of a job's waits (its events' confirms, the ack's way back).
+        ("jobsuite", 2): _pair("resizer, 2 processes x WORKER_CONCURRENCY=2"),
         ("jobsuite", 8): _pair("resizer, 2 processes x WORKER_CONCURRENCY=8"),
     }
     notes = [
