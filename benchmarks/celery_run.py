@@ -1,27 +1,22 @@
 """A Celery worker of the bench (benchmarks/celery_app.py) as a contender: its queue filled
 with `jobs` tasks, then prefork 2 started on it (acks late, prefetch multiplier 1), and
-everything it made in the vhost deleted after."""
+everything it made in the vhost deleted after. Celery is imported only when a worker is
+asked for, so the sections that use this run, without Celery rows, where it is not installed."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from benchmarks.celery_app import (
-    QueueType,
-    delayed_delivery_exists,
-    delete_delayed_delivery,
-    make_app,
-    queue_name,
-)
 from benchmarks.drain import fill, stop
 from benchmarks.trees import CURRENT
 from tests.support.broker import AMQP_URL, TestBroker
 from tests.support.processes import service_env
 
-__all__ = ["QueueType", "celery_available", "celery_workers"]
+if TYPE_CHECKING:
+    from benchmarks.celery_app import QueueType
 
 
 def celery_available() -> bool:
@@ -39,10 +34,17 @@ def celery_workers(
     jobs: int,
     task: str,
     args: Callable[[int], tuple[Any, ...]] = lambda _i: (),
-    **env: str,
 ) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """The queue's name and the worker's process, `jobs` of `task` (the i-th with `args(i)`)
-    waiting in the queue when it starts; `env` for the worker (BLOB_DIR for `resize`)."""
+    waiting in the queue when it starts. The worker's environment is the namespace's
+    (`service_env`: its BLOB_DIR is the store the `resize` task writes to)."""
+    from benchmarks.celery_app import (
+        delayed_delivery_exists,
+        delete_delayed_delivery,
+        make_app,
+        queue_name,
+    )
+
     namespace = broker.settings.namespace
     queue = queue_name(namespace)
     app = make_app(namespace, AMQP_URL, queue_type)
@@ -54,7 +56,7 @@ def celery_workers(
         argv = ["-A", "benchmarks.celery_app", "worker", "-c", "2", "-P", "prefork"]
         argv += ["-Q", queue, "--loglevel", "WARNING", "--without-gossip"]
         argv += ["--without-mingle", "--without-heartbeat"]
-        worker_env = service_env(broker.settings, BENCH_CELERY_QUEUE=queue_type, **env)
+        worker_env = service_env(broker.settings, BENCH_CELERY_QUEUE=queue_type)
         procs = [CURRENT.start("celery", *argv, env=worker_env)]
         try:
             yield queue, procs

@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 
-from benchmarks.celery_run import QueueType, celery_available, celery_workers
+from benchmarks.celery_run import celery_available, celery_workers
 from benchmarks.drain import Drained, fill, stop, tree_cpu_seconds
 from benchmarks.namespace import BenchNamespace, bench_namespace
 from benchmarks.stats import Figure, Section, anchored
@@ -36,6 +36,9 @@ from shared.messages import Job, encode
 from tests.support.broker import AMQP_URL
 from tests.support.processes import service_env
 from tests.support.smtp_server import LocalSmtpServer
+
+if TYPE_CHECKING:
+    from benchmarks.celery_app import QueueType
 
 SMTP_DELAY_S = 0.2
 IMAGE = (640, 480)
@@ -169,10 +172,8 @@ def dramatiq_workers(threads: int, jobs: int) -> Drained:
 def celery_workers_resizing(queue_type: QueueType, jobs: int) -> Drained:
     with bench_namespace() as ns:
         bodies = [encode(job).decode() for job in _resize_jobs(ns, jobs)]
-        blob_dir = str(ns.settings.blob_dir)
-        with celery_workers(
-            ns.broker, queue_type, jobs, "resize", lambda i: (bodies[i],), BLOB_DIR=blob_dir
-        ) as (_queue, procs):
+        workers = celery_workers(ns.broker, queue_type, jobs, "resize", lambda i: (bodies[i],))
+        with workers as (_queue, procs):
             return drain_outputs(ns.settings.blob_dir, jobs, procs)
 
 

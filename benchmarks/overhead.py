@@ -18,8 +18,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING
 
-from benchmarks.celery_run import QueueType, celery_available, celery_workers
+from benchmarks.celery_run import celery_available, celery_workers
 from benchmarks.drain import (
     SCRIPTED_WORKER,
     Drained,
@@ -32,6 +33,9 @@ from benchmarks.stats import Figure, Section
 from benchmarks.trees import CURRENT, Tree, Trees
 from tests.support.broker import TestBroker
 from tests.support.processes import service_env
+
+if TYPE_CHECKING:
+    from benchmarks.celery_app import QueueType
 
 NOOP_WORKER = "benchmarks.noop_worker"
 TMPFS = Path("/dev/shm")
