@@ -17,7 +17,10 @@ from cli.bench_cmds import sample_image
 from shared.messages import Job, encode
 
 ROOT = Path(__file__).resolve().parents[2]
-TASK = "import sys; from benchmarks.resize_task import resize_message as r; print(r(sys.argv[1]))"
+TASK = (
+    "import json, sys; from benchmarks.resize_task import resize_message as r;"
+    " print(json.dumps(r(sys.argv[1])))"
+)
 
 
 def test_a_message_body_is_resized_into_the_store_named_by_blob_dir(tmp_path: Path) -> None:
@@ -35,7 +38,7 @@ def test_a_message_body_is_resized_into_the_store_named_by_blob_dir(tmp_path: Pa
         timeout=60,
         check=True,
     )
-    keys = json.loads(done.stdout.strip().replace("'", '"'))
+    keys = json.loads(done.stdout)
     assert keys == [f"outputs/{job.id}/160x120.jpg"]
     with Image.open(io.BytesIO((blobs / keys[0]).read_bytes())) as out:
         assert out.size == (160, 120)
