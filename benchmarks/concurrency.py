@@ -5,7 +5,9 @@ running 8 jobs at once against 8 mailer processes (and one process, one at a tim
 jobs at once against Dramatiq (2 processes; 1 and 8 threads) and Celery (prefork 2, acks
 late, prefetch x1, on a quorum queue and on its default classic queue) running the
 resizer's own handler on the same blob store: Celery on the quorum queue is issue 14's anchor
-for the runner with the same work.
+for the runner with the same work. Beside them, plain pika doing the same work with the
+runner's two confirmed events before each ack (what the contract costs with none of the
+runner's own work) and with the ack alone.
 
 Each run: a fresh namespace, the queue filled first, then the workers start; the rate and
 CPU per job are taken from the moment a fifth of the jobs is done until all are (a job is
@@ -146,6 +148,22 @@ def resizers(concurrency: int, jobs: int) -> Drained:
             stop(procs)
 
 
+def pika_resizers(events: int, jobs: int) -> Drained:
+    """2 processes of plain pika doing the same work with `events` confirmed events per job
+    before the ack (benchmarks/pika_events_worker.py): 2, the runner's messages with none of
+    the runner's own work, is the floor of any runner under the contract; 0, the ack alone."""
+    with bench_namespace() as ns:
+        publish = _publisher(ns, "resize")
+        todo = iter(_resize_jobs(ns, jobs))
+        fill(ns.broker, ns.broker.names.task_queue("resize"), jobs, lambda _i: publish(next(todo)))
+        env = service_env(ns.settings, BENCH_WORK="resize", BENCH_EVENTS_PER_JOB=str(events))
+        procs = [CURRENT.start("benchmarks.pika_events_worker", env=env) for _ in range(2)]
+        try:
+            return drain_outputs(ns.settings.blob_dir, jobs, procs)
+        finally:
+            stop(procs)
+
+
 def dramatiq_workers(threads: int, jobs: int) -> Drained:
     from benchmarks.dramatiq_app import make_broker, queue_name
 
@@ -187,6 +205,7 @@ def dramatiq_available() -> bool:
 
 _RESIZE_CONTENDERS: dict[str, Callable[[Any, int], Drained]] = {
     "jobsuite": resizers,
+    "pika": pika_resizers,
     "dramatiq": dramatiq_workers,
     "celery": celery_workers_resizing,
 }
@@ -216,6 +235,10 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         # The least overlap of a job's waits (its events' confirms, the ack's way back).
         ("jobsuite", 2): _pair("resizer, 2 processes x WORKER_CONCURRENCY=2"),
         ("jobsuite", 8): _pair("resizer, 2 processes x WORKER_CONCURRENCY=8"),
+        # Plain pika, the same work: under the contract (2 confirmed events before the ack)
+        # with none of the runner's own work, and with the ack alone (no events, as Celery).
+        ("pika", 2): _pair("plain pika, 2 processes: the work, 2 confirmed events, the ack"),
+        ("pika", 0): _pair("plain pika, 2 processes: the work, the ack (no events)"),
     }
     notes = [
         f"mail: {mail_jobs} text mails per run to an aiosmtpd sink in the bench process that"
@@ -224,6 +247,9 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         f"resize: {resize_jobs} jobs per run, one {IMAGE[0]}x{IMAGE[1]} JPEG to 160 px wide;"
         " the same handler in Dramatiq's actor and Celery's task (its outputs, no manifest, no"
         " events)",
+        "plain pika (benchmarks/pika_events_worker.py, prefetch 1): the same handler and"
+        " store, then 2 confirmed events before the ack (the runner's messages: the floor of"
+        " any runner under the contract), or the ack alone (no events)",
         "CPU per job: user + system time of the worker processes (and children) / jobs",
     ]
     if dramatiq_available():
