@@ -6,6 +6,7 @@ with a bounded number in flight (benchmarks/load.py); jobs/s and latency from PO
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,13 @@ class Run:
     resizer_cpu_ms: float  # per job, all resizers together
     client_cpu_ms: float  # per job: this process (the HTTP client threads, the event reader)
     broker_cpu_ms: float  # per job: the local RabbitMQ node; nan when there is none to see
+
+    def cores_allow(self, cores: int) -> float:
+        """Jobs/s the machine's cores would give at this run's CPU per job of every party
+        (gateway, resizers, load client, broker), fully used: the most any number of resizers
+        could drain with these costs; nan without the broker's share."""
+        total_ms = self.gateway_cpu_ms + self.resizer_cpu_ms + self.client_cpu_ms
+        return cores * 1000 / (total_ms + self.broker_cpu_ms)
 
 
 def one_run(tree: Tree, resizers: int, jobs: int, window: int, request: Submit) -> Run:
@@ -86,6 +94,13 @@ def seen(figures: list[Figure]) -> list[Figure]:
     return figures if all(f.samples for f in figures) else []
 
 
+def _allowed(kind: str, one_resizer: Figure, cores: int) -> Figure:
+    """The throughput the cores allow at the 2-resizer runs' CPU per job, anchored to the
+    1-resizer throughput: its ratio is the best scaling those costs leave room for."""
+    what = f"2 resizer(s): {kind}throughput the {cores} cores allow (at every party's CPU per job)"
+    return Figure(what, "jobs/s", [], True, anchor=one_resizer)
+
+
 def _pair(what: str, unit: str, higher_is_better: bool = False) -> list[Figure]:
     """One figure per resizer count, the 2-resizer one anchored to the 1-resizer one."""
     return anchored([Figure(f"{n} resizer(s): {what}", unit, [], higher_is_better) for n in COUNTS])
@@ -126,6 +141,9 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
     alone_jobs = max(1, heavy_jobs // 2)  # per process
     latency = {pct: _pair(f"latency p{pct}", "ms") for pct in PERCENTILES}
     cpu, heavy_cpu = CpuFigures.named(""), CpuFigures.named("CPU-heavy jobs: ")
+    cores = os.cpu_count() or 1
+    allowed = _allowed("", rates[0], cores)
+    heavy_allowed = _allowed("CPU-heavy jobs: ", heavy[0], cores)
     for turn in range(runs):
         for i, n in enumerate(COUNTS):
             for tree in trees.in_turn(turn):
@@ -134,6 +152,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                 for pct, figures in latency.items():
                     figures[i].of(tree).samples.append(run.load.latency_ms(pct))
                 cpu.record(i, tree, run)
+                _record_allowed(allowed, n, tree, run, cores)
                 line = tree.named(f"  e2e {n} resizer(s)") + f": {run.load.rate():.1f} jobs/s"
                 p50 = run.load.latency_ms(50)
                 print(f"{line}, p50 {p50:.0f} ms", file=sys.stderr, flush=True)
@@ -143,6 +162,7 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
                 rate = run.load.rate()
                 heavy[i].of(tree).samples.append(rate)
                 heavy_cpu.record(i, tree, run)
+                _record_allowed(heavy_allowed, n, tree, run, cores)
                 line = tree.named(f"  e2e CPU-heavy, {n} resizer(s)") + f": {rate:.1f} jobs/s"
                 print(line, file=sys.stderr, flush=True)
         for i, n in enumerate(COUNTS):  # the machine's, measured once per turn (this tree)
@@ -172,10 +192,20 @@ def e2e_section(trees: Trees, runs: int, jobs: int, window: int, heavy_jobs: int
         " request's bytes, built once by httpx, on kept-alive connections"
         " (benchmarks/lean_http.py); broker: the local RabbitMQ node's Erlang VM (beam.smp)"
         " over the same window, everything it did then (no row without a local node)",
+        f"throughput the {cores} cores allow: {cores} x 1000 / the sum of every party's CPU ms"
+        " per job in each 2-resizer run, the rate at which those costs would fill the cores;"
+        " against the 1-resizer throughput its ratio is the most scaling they leave room for"
+        " (no row without a local node)",
     ]
-    figures = [*rates, *(f for pct in PERCENTILES for f in latency[pct])]
+    figures = [*rates, *seen([allowed]), *(f for pct in PERCENTILES for f in latency[pct])]
     return Section(
         "End-to-end resize through the gateway, 1 vs 2 resizers",
-        [*figures, *heavy, *ceiling, *cpu.figures(), *heavy_cpu.figures()],
+        [*figures, *heavy, *seen([heavy_allowed]), *ceiling, *cpu.figures(), *heavy_cpu.figures()],
         notes,
     )
+
+
+def _record_allowed(allowed: Figure, resizers: int, tree: Tree, run: Run, cores: int) -> None:
+    rate = run.cores_allow(cores)
+    if resizers == COUNTS[-1] and rate == rate:  # not nan: the broker's share was seen
+        allowed.of(tree).samples.append(rate)
