@@ -62,16 +62,20 @@ def test_each_job_is_resized_with_its_events_then_acked(
     assert broker.depth(queue) == 0  # every job acked: none came back when it disconnected
 
 
-def test_an_unknown_kind_of_work_is_refused_at_start(settings: Settings) -> None:
-    env = service_env(settings, BENCH_WORK="render")
+@pytest.mark.parametrize(
+    ("setting", "value"), [("BENCH_WORK", "render"), ("BENCH_EVENTS_PER_JOB", "3")]
+)
+def test_a_setting_it_cannot_honour_is_refused_at_start(
+    settings: Settings, setting: str, value: str
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.pika_events_worker"],
         cwd=ROOT,
-        env=env,
+        env=service_env(settings, **{setting: value}),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert done.returncode != 0
-    assert "BENCH_WORK='render'" in done.stderr
+    assert f"{setting}={value!r}" in done.stderr
