@@ -7,7 +7,7 @@ late, prefetch x1, on a quorum queue and on its default classic queue) running t
 resizer's own handler on the same blob store: Celery on the quorum queue is issue 14's anchor
 for the runner with the same work. Beside them, plain pika doing the same work with the
 runner's two confirmed events before each ack (what the contract costs with none of the
-runner's own work) and with the ack alone.
+runner's own work), with one (not the contract) and with the ack alone.
 
 Each run: a fresh namespace, the queue filled first, then the workers start; the rate and
 CPU per job are taken from the moment a fifth of the jobs is done until all are (a job is
@@ -237,7 +237,7 @@ def concurrency_section(runs: int, mail_jobs: int, resize_jobs: int) -> Section:
         ("jobsuite", 2): _pair("resizer, 2 processes x WORKER_CONCURRENCY=2"),
         ("jobsuite", 8): _pair("resizer, 2 processes x WORKER_CONCURRENCY=8"),
         # Plain pika, the same work: under the contract (2 confirmed events before the ack)
-        # with none of the runner's own work, and with the ack alone (no events, as Celery).
+        # with none of the runner's own work; below, with the ack alone (no events, as Celery).
         ("pika", 2): _pair("plain pika, 2 processes: the work, 2 confirmed events, the ack"),
         # Not the contract (every step is its own event): what merging job.started into
         # job.succeeded could give with the work.
