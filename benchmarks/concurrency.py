@@ -135,17 +135,10 @@ def _resize_jobs(ns: BenchNamespace, jobs: int) -> list[Job]:
 
 
 def resizers(concurrency: int, jobs: int) -> Drained:
-    with bench_namespace() as ns:
-        publish = _publisher(ns, "resize")
-        todo = iter(_resize_jobs(ns, jobs))
-        fill(ns.broker, ns.broker.names.task_queue("resize"), jobs, lambda _i: publish(next(todo)))
-        # At its default log level (info: a line per job), as Celery and Dramatiq are at theirs.
-        env = service_env(ns.settings, WORKER_CONCURRENCY=str(concurrency))
-        procs = [CURRENT.start("services.resizer", env=env) for _ in range(2)]
-        try:
-            return drain_outputs(ns.settings.blob_dir, jobs, procs, "manifest.json")
-        finally:
-            stop(procs)
+    # At its default log level (info: a line per job), as Celery and Dramatiq are at theirs.
+    return _two_draining_resize_jobs(
+        "services.resizer", jobs, "manifest.json", WORKER_CONCURRENCY=str(concurrency)
+    )
 
 
 def pika_resizers(events: int, jobs: int) -> Drained:
@@ -153,14 +146,27 @@ def pika_resizers(events: int, jobs: int) -> Drained:
     before the ack (benchmarks/pika_events_worker.py): 2, the runner's messages with none of
     the runner's own work, is the floor of any runner under the contract; 1, job.started
     merged into job.succeeded (not the contract); 0, the ack alone."""
+    return _two_draining_resize_jobs(
+        "benchmarks.pika_events_worker",
+        jobs,
+        BENCH_WORK="resize",
+        BENCH_EVENTS_PER_JOB=str(events),
+    )
+
+
+def _two_draining_resize_jobs(
+    module: str, jobs: int, done_file: str | None = None, **env: str
+) -> Drained:
+    """`jobs` tiny resize jobs in the namespace's resize queue, drained by 2 processes of
+    `module` (`env` added to the namespace's); a job is done once its output folder holds
+    `done_file` (any finished file when None)."""
     with bench_namespace() as ns:
         publish = _publisher(ns, "resize")
         todo = iter(_resize_jobs(ns, jobs))
         fill(ns.broker, ns.broker.names.task_queue("resize"), jobs, lambda _i: publish(next(todo)))
-        env = service_env(ns.settings, BENCH_WORK="resize", BENCH_EVENTS_PER_JOB=str(events))
-        procs = [CURRENT.start("benchmarks.pika_events_worker", env=env) for _ in range(2)]
+        procs = [CURRENT.start(module, env=service_env(ns.settings, **env)) for _ in range(2)]
         try:
-            return drain_outputs(ns.settings.blob_dir, jobs, procs)
+            return drain_outputs(ns.settings.blob_dir, jobs, procs, done_file)
         finally:
             stop(procs)
 

@@ -1,6 +1,8 @@
 """A resize job's work outside jobsuite's runner: what the Celery and Dramatiq anchors run per
-task (benchmarks/celery_app.py, benchmarks/dramatiq_app.py). The resizer's own handler on the
-job's message body, its outputs in the folder blob store at BLOB_DIR; no manifest, no events."""
+task (benchmarks/celery_app.py, benchmarks/dramatiq_app.py), and plain pika's worker per
+message with BENCH_WORK=resize (benchmarks/pika_events_worker.py). The resizer's own handler
+on the job's message body, its outputs in the folder blob store at BLOB_DIR; no manifest, no
+events."""
 
 from __future__ import annotations
 
