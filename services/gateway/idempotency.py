@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A request's Idempotency-Key, as its caller's own, and how to work out the request's
+    fingerprint: only once the key is reserved, since an upload's hashes every byte."""
+
+    key: str
+    fingerprint: Callable[[], str]
 
 
 def fingerprint(route: str, *parts: bytes | str | dict[str, object]) -> str:

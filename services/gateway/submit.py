@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from services.gateway.accepted_batch import AcceptedBatch
+from services.gateway.idempotency import Keyed
 from services.gateway.keychecks import mails_in
 from services.gateway.publisher import JobPublisher, Outgoing
 from services.gateway.rejections import Rejected
@@ -73,13 +74,13 @@ class Submitter:
         # submit_unkeyed's records
         self._batch = AcceptedBatch(ledger, off_loop=ledger.writes_wait_on_server)
 
-    def submit(
-        self, job: Job, fingerprint: str, key: str | None, span_id: str | None = None
-    ) -> Accepted:
-        """`span_id`: the request's span in the job's trace, the parent of the job's."""
+    def submit(self, job: Job, keyed: Keyed | None, span_id: str | None = None) -> Accepted:
+        """`keyed`: the request's Idempotency-Key, if it came with one. `span_id`: the
+        request's span in the job's trace, the parent of the job's."""
+        key = None if keyed is None else keyed.key
         try:
             outgoing = self._messages(job, span_id)
-            reservation = None if key is None else self._reserve(key, fingerprint, job.id)
+            reservation = None if keyed is None else self._reserve(keyed, job.id)
         except BaseException:
             self.discard_inputs(job.id)
             raise
@@ -88,9 +89,9 @@ class Submitter:
             return self._earlier(reservation, key)
         return self._publish(job, key, outgoing)
 
-    def _reserve(self, key: str, fingerprint: str, job_id: str) -> Reservation:
+    def _reserve(self, keyed: Keyed, job_id: str) -> Reservation:
         try:
-            return self.ledger.reserve(key, fingerprint, job_id)
+            return self.ledger.reserve(keyed.key, keyed.fingerprint(), job_id)
         except StateError as e:  # its disk full, say: nothing sent yet, nothing kept
             log.error("idempotency_key_not_reserved", job_id=job_id, error=str(e))
             raise Rejected(

@@ -8,6 +8,7 @@ and `then`, or, for a type that takes an upload, a multipart form (services/gate
 # annotation could not reach.
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, UploadFile
@@ -29,7 +30,7 @@ from services.gateway.forms import (
     read_form_model,
     request_body,
 )
-from services.gateway.idempotency import MAX_KEY_LENGTH, fingerprint
+from services.gateway.idempotency import MAX_KEY_LENGTH, Keyed, fingerprint
 from services.gateway.keychecks import check_job, mails_in
 from services.gateway.multipart import request_form
 from services.gateway.rejections import Rejected
@@ -89,10 +90,12 @@ def _answer(accepted: Accepted, response: Response, trace: TraceParent) -> JobAc
     return JobAccepted(id=accepted.job_id, status_url=status_url)
 
 
-def _own(caller: Caller, idempotency_key: str | None) -> str | None:
-    """The key as the caller's own: another client's same key is another reservation, and
-    can never answer (or reveal) its job id."""
-    return None if idempotency_key is None else f"{caller.name or ''}/{idempotency_key}"
+def _keyed(caller: Caller, idempotency_key: str | None, what: Callable[[], str]) -> Keyed | None:
+    """The key as the caller's own (another client's same key is another reservation, and
+    can never answer or reveal its job id), with the request's fingerprint `what()`."""
+    if idempotency_key is None:
+        return None
+    return Keyed(f"{caller.name or ''}/{idempotency_key}", what)
 
 
 def _parts(request: Request) -> tuple[Gateway, Caller, TraceParent]:
@@ -136,9 +139,9 @@ def _json_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         # The caller's checks (ownership 404, the key's limits), then where mail may go (403).
         check_job(job, caller, gateway.lookup, gateway.ledger)
         check_policy(spec, body, then, gateway.limits)
-        what = fingerprint(spec.name, job.params, _dump(then))
-        key = _own(caller, idempotency_key)
-        return gateway.submitter.submit(job, what, key, trace.parent_id)
+        what = partial(fingerprint, spec.name, job.params, _dump(then))
+        keyed = _keyed(caller, idempotency_key, what)
+        return gateway.submitter.submit(job, keyed, trace.parent_id)
 
     async def submit(
         request: Request,
@@ -182,9 +185,9 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         params: BaseModel,
         follow_up: FollowUp | None,
         trace: TraceParent,
-    ) -> tuple[Job, str]:
-        """In a thread (a durable write): the upload stored, then the job naming it, and
-        its fingerprint for an Idempotency-Key; its input deleted should the job fail."""
+    ) -> tuple[Job, StoredUpload]:
+        """In a thread (a durable write): the upload stored, then the job naming it; its
+        input deleted should the job fail."""
         settings = gateway.settings
         try:
             stored = store_image(
@@ -200,7 +203,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         except Rejected:  # over the byte limit as it streamed: the folder made for it goes
             gateway.submitter.discard_inputs(job_id)
             raise
-        return job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
+        return job_naming(gateway, caller, stored, job_id, params, follow_up, trace), stored
 
     async def staged_job(
         gateway: Gateway,
@@ -236,8 +239,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 staged.discard()
             gateway.submitter.discard_inputs(job_id)
             raise
-        job, _ = job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
-        return job
+        return job_naming(gateway, caller, stored, job_id, params, follow_up, trace)
 
     def job_naming(
         gateway: Gateway,
@@ -247,11 +249,10 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         params: BaseModel,
         follow_up: FollowUp | None,
         trace: TraceParent,
-    ) -> tuple[Job, str]:
-        """The job for the stored upload and its fingerprint (for an Idempotency-Key); its
-        input deleted should this fail."""
+    ) -> Job:
+        """The job for the stored upload; its input deleted should this fail."""
         try:
-            job = Job(
+            return Job(
                 id=job_id,
                 type=spec.name,
                 params=job_params(params),
@@ -260,7 +261,6 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
                 client=caller.name,
                 trace_id=trace.trace_id,
             )
-            return job, fingerprint(spec.name, job.params, _dump(follow_up), stored.sha256)
         except BaseException:
             gateway.submitter.discard_inputs(job_id)  # no orphan input, whatever went wrong
             raise
@@ -278,9 +278,13 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         # all before the upload is stored: a refusal leaves nothing behind.
         check_job(probe, caller, gateway.lookup, gateway.ledger)
         check_policy(spec, params, probe.then, gateway.limits)
-        job, what = stored_job(gateway, caller, probe.id, upload, params, probe.then, trace)
-        key = _own(caller, idempotency_key)
-        return gateway.submitter.submit(job, what, key, trace.parent_id)
+        job, stored = stored_job(gateway, caller, probe.id, upload, params, probe.then, trace)
+
+        def what() -> str:  # the upload hashed only now, for a key to reserve
+            return fingerprint(spec.name, job.params, _dump(probe.then), stored.sha256)
+
+        keyed = _keyed(caller, idempotency_key, what)
+        return gateway.submitter.submit(job, keyed, trace.parent_id)
 
     async def submit(
         request: Request, response: Response, idempotency_key: IdempotencyKey = None

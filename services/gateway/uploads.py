@@ -1,4 +1,5 @@
-"""Uploaded images into the blob store: sniffed, size-limited, hashed on the way.
+"""Uploaded images into the blob store: sniffed, size-limited, hashed (a streamed one on the
+way, one held in memory only when its hash is asked for).
 
 The request body's own limit (`bodylimit.py`) stops an oversized upload while it streams in;
 here the file is checked to be an image the resizer accepts (by its bytes, not by its name
@@ -10,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import BinaryIO
 
 from PIL import Image
@@ -34,8 +37,15 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 class StoredUpload:
     key: str
     size: int
-    sha256: str
     format: str
+    hexdigest: Callable[[], str] = field(repr=False, compare=False)
+
+    @cached_property
+    def sha256(self) -> str:
+        """The upload's SHA-256 (hex), worked out when first asked for: only an
+        Idempotency-Key's fingerprint needs it, and a megabyte takes over half a
+        millisecond, on the event loop for an upload held in memory."""
+        return self.hexdigest()
 
 
 def sniff(head: bytes) -> str | None:
@@ -106,7 +116,7 @@ def store_image(
                 raise Rejected(413, "too_large", too_large_message(max_bytes))
             digest.update(chunk)
             out.write(chunk)
-    return StoredUpload(key=key, size=size, sha256=digest.hexdigest(), format=fmt)
+    return StoredUpload(key=key, size=size, format=fmt, hexdigest=digest.hexdigest)
 
 
 def read_image(
@@ -120,7 +130,11 @@ def read_image(
     if len(data) > max_bytes:
         raise Rejected(413, "too_large", too_large_message(max_bytes))
     key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
-    return StoredUpload(key, len(data), hashlib.sha256(data).hexdigest(), fmt), data
+    return StoredUpload(key, len(data), fmt, partial(_sha256_of, data)), data
+
+
+def _sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def upload_not_stored(error: OSError | BlobError) -> Rejected:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import hashlib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from services.gateway import uploads
 from services.gateway.publisher import Outgoing
 from services.gateway.staged_commits import StagedCommits
 from services.gateway.submit_routes import STAGE_ON_THE_LOOP_BYTES
@@ -249,3 +251,47 @@ def test_an_upload_cancelled_while_its_flush_runs_waits_for_it_then_keeps_nothin
     assert _inputs(tmp_path) == [] and publisher.jobs == []
     assert not [p for p in (tmp_path / "blobs").rglob(".tmp-*")]
     assert len(os.listdir("/proc/self/fd")) <= opened, "the staged file's descriptors closed"
+
+
+def test_an_idempotency_key_holds_to_the_uploaded_bytes(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, upload: bytes
+) -> None:
+    """The same key with the same form but another image is another request: 409, and
+    nothing of it kept; with the same image again, the first job."""
+    other = upload[:-16] + bytes(16)  # the same size and header, other bytes at the end
+    key = {"Idempotency-Key": "photo-1"}
+    form = {"width": "8"}
+    first = http.post("/jobs/resize", files={"file": ("a.png", upload)}, data=form, headers=key)
+    clash = http.post("/jobs/resize", files={"file": ("a.png", other)}, data=form, headers=key)
+    again = http.post("/jobs/resize", files={"file": ("a.png", upload)}, data=form, headers=key)
+    assert first.status_code == 202, first.text
+    assert clash.status_code == 409, clash.text
+    assert "different request" in clash.json()["detail"]
+    assert again.json()["id"] == first.json()["id"]
+    assert [job["id"] for job in publisher.jobs] == [first.json()["id"]]
+    assert [p.parent.name for p in _inputs(tmp_path)] == [first.json()["id"]]
+
+
+def test_an_upload_held_in_memory_is_hashed_only_for_an_idempotency_key(
+    http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a key no fingerprint is asked for, and hashing the bytes on the event loop
+    would cost over half a millisecond a megabyte for nothing."""
+    hashes: list[object] = []
+
+    class CountedHashlib:
+        def sha256(self, data: bytes = b"") -> object:
+            hashes.append(hashlib.sha256(data))
+            return hashes[-1]
+
+    monkeypatch.setattr(uploads, "hashlib", CountedHashlib())
+    assert _post(http, SMALL).status_code == 202
+    assert hashes == []
+    keyed = http.post(
+        "/jobs/resize",
+        files={"file": ("a.png", SMALL)},
+        data={"width": "8"},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert keyed.status_code == 202, keyed.text
+    assert len(hashes) == 1
