@@ -1,5 +1,5 @@
-"""Uploaded images into the blob store: sniffed, size-limited, hashed (a streamed one on the
-way, one held in memory only when its hash is asked for).
+"""Uploaded images into the blob store: sniffed, size-limited, and hashed only when the
+hash is asked for (an Idempotency-Key's fingerprint).
 
 The request body's own limit (`bodylimit.py`) stops an oversized upload while it streams in;
 here the file is checked to be an image the resizer accepts (by its bytes, not by its name
@@ -42,9 +42,9 @@ class StoredUpload:
 
     @cached_property
     def sha256(self) -> str:
-        """The upload's SHA-256 (hex), worked out when first asked for: only an
-        Idempotency-Key's fingerprint needs it, and a megabyte takes over half a
-        millisecond, on the event loop for an upload held in memory."""
+        """The upload's SHA-256 (hex), worked out when first asked for, while the request
+        lasts: only an Idempotency-Key's fingerprint needs it, and a megabyte takes over
+        half a millisecond (on the event loop, for an upload held in memory)."""
         return self.hexdigest()
 
 
@@ -107,16 +107,16 @@ def store_image(
         raise Rejected(413, "too_large", too_large_message(max_bytes))
     file.seek(0)
     key = input_key(job_id, f"input.{EXTENSIONS[fmt]}")
-    digest = hashlib.sha256()
     size = 0
     with blobs.open_write(key) as out:
         while chunk := file.read(CHUNK):
             size += len(chunk)
             if size > max_bytes:  # open_write keeps nothing of it
                 raise Rejected(413, "too_large", too_large_message(max_bytes))
-            digest.update(chunk)
             out.write(chunk)
-    return StoredUpload(key=key, size=size, format=fmt, hexdigest=digest.hexdigest)
+    # Hashed, if asked, from the upload's own file (the form parser's, open until the
+    # request ends): the bytes just stored.
+    return StoredUpload(key=key, size=size, format=fmt, hexdigest=partial(_sha256_of_file, file))
 
 
 def read_image(
@@ -135,6 +135,14 @@ def read_image(
 
 def _sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_of_file(file: BinaryIO) -> str:
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def upload_not_stored(error: OSError | BlobError) -> Rejected:

@@ -272,11 +272,12 @@ def test_an_idempotency_key_holds_to_the_uploaded_bytes(
     assert [p.parent.name for p in _inputs(tmp_path)] == [first.json()["id"]]
 
 
-def test_an_upload_held_in_memory_is_hashed_only_for_an_idempotency_key(
-    http: TestClient, monkeypatch: pytest.MonkeyPatch
+def test_an_upload_is_hashed_only_for_an_idempotency_key(
+    http: TestClient, monkeypatch: pytest.MonkeyPatch, upload: bytes
 ) -> None:
-    """Without a key no fingerprint is asked for, and hashing the bytes on the event loop
-    would cost over half a millisecond a megabyte for nothing."""
+    """Without a key no fingerprint is asked for, and hashing the bytes (on the event loop,
+    for an upload held in memory) would cost over half a millisecond a megabyte for
+    nothing."""
     hashes: list[object] = []
 
     class CountedHashlib:
@@ -285,11 +286,11 @@ def test_an_upload_held_in_memory_is_hashed_only_for_an_idempotency_key(
             return hashes[-1]
 
     monkeypatch.setattr(uploads, "hashlib", CountedHashlib())
-    assert _post(http, SMALL).status_code == 202
+    assert _post(http, upload).status_code == 202
     assert hashes == []
     keyed = http.post(
         "/jobs/resize",
-        files={"file": ("a.png", SMALL)},
+        files={"file": ("a.png", upload)},
         data={"width": "8"},
         headers={"Idempotency-Key": "k-1"},
     )

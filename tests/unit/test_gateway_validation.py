@@ -160,6 +160,7 @@ def test_an_upload_over_the_byte_limit_leaves_nothing_in_the_store(tmp_path: Pat
     stored = store_image(io.BytesIO(data), blobs, "job-2", max_bytes=len(data), max_pixels=10**6)
     assert (stored.key, stored.size, stored.format) == ("inputs/job-2/input.png", len(data), "png")
     assert blobs.read_bytes(stored.key) == data
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()  # hashed when asked
 
 
 def test_an_upload_read_into_memory_keeps_the_same_byte_limit() -> None:
