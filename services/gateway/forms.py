@@ -7,7 +7,7 @@ refuses `width=true`) before the type's strict params model validates the values
 
 The route reads the form into the model itself (`read_form_model`), as FastAPI would for a
 form parameter: FastAPI's mapping asked each field's annotation a dozen questions on every
-request, a tenth of an upload's CPU in the gateway (docs/performance.md). The OpenAPI
+request, a tenth of an upload's CPU in the gateway (docs/performance-history.md). The OpenAPI
 document names the model all the same (`request_body`).
 """
 

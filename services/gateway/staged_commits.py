@@ -6,7 +6,7 @@ in one read of the sockets: 5-7 a turn under wrk with 32 connections). Each hand
 to a thread of its own cost a thread's wake-up and the loop's for the answer, each time.
 Here the turn's flushes go to one thread as one batch, done one after another, and their
 answers come back to the loop in one call: on tmpfs, 1.99 against 2.36 ms of gateway CPU
-per upload (docs/performance.md). Up to `THREADS` batches are flushed at once, so a disk
+per upload (docs/performance-history.md). Up to `THREADS` batches are flushed at once, so a disk
 slow to flush still has flushes in parallel; a batch queued behind them is still its
 requests' to cancel.
 

@@ -217,7 +217,7 @@ def _upload_endpoint(spec: JobTypeSpec[Any, Any]) -> Any:
         """`stored_job` for an upload the form parser kept in memory: checked, hashed and
         staged on the event loop, and only the flush to disk (or the PUT) in a thread. A
         thread doing the whole write took the GIL back after each of its dozen system calls,
-        which cost more CPU than the write (docs/performance.md)."""
+        which cost more CPU than the write (docs/performance-history.md)."""
         settings = gateway.settings
         stored, data = read_image(
             upload.file,
