@@ -138,10 +138,16 @@ def _sha256_of(data: bytes) -> str:
 
 
 def _sha256_of_file(file: BinaryIO) -> str:
-    file.seek(0)
+    """The hash of the form's file, read again from its start. That read failing (an I/O
+    error of the spool's disk) is the 503 of an upload not stored, as when storing it: the
+    request's inputs are discarded and nothing is sent."""
     digest = hashlib.sha256()
-    while chunk := file.read(CHUNK):
-        digest.update(chunk)
+    try:
+        file.seek(0)
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+    except OSError as e:
+        raise upload_not_stored(e) from e
     return digest.hexdigest()
 
 

@@ -1,7 +1,8 @@
 """Both ways an upload reaches the blob store: one the form parser kept in memory (up to
 1 MiB) is staged on the event loop and only flushed in a thread; a larger one is written wholly
 in a thread. Each stores exactly the bytes sent, and on every failure (a full disk, a flush
-that fails after the rename, the broker refusing the job) answers 503 and keeps nothing."""
+that fails after the rename, the broker refusing the job, the form's file failing to be read
+again for a key's hash) answers 503 and keeps nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -296,3 +298,33 @@ def test_an_upload_is_hashed_only_for_an_idempotency_key(
     )
     assert keyed.status_code == 202, keyed.text
     assert len(hashes) == 1
+
+
+def test_an_upload_whose_bytes_cannot_be_read_again_for_its_key_is_a_503_that_keeps_nothing(
+    http: TestClient, publisher: LoopPublisher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload over 1 MiB is hashed for its Idempotency-Key by reading the form's file
+    again once it is stored. Should that read fail, the answer is the 503 of an upload not
+    stored, as a failed store is: nothing kept, nothing sent, the key free for a retry."""
+    hash_of_file = uploads._sha256_of_file
+
+    def failing_read(file: BinaryIO) -> str:
+        def read(_size: int = -1) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(file, "read", read)
+        return hash_of_file(file)
+
+    monkeypatch.setattr(uploads, "_sha256_of_file", failing_read)
+    key = {"Idempotency-Key": "large-1"}
+    form = {"width": "8"}
+    response = http.post("/jobs/resize", files={"file": ("a.png", LARGE)}, data=form, headers=key)
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert "the upload cannot be stored: EIO" in detail and "nothing was kept" in detail
+    assert response.headers["Retry-After"] == uploads.RETRY_AFTER_S
+    assert _inputs(tmp_path) == [] and publisher.jobs == []
+    monkeypatch.setattr(uploads, "_sha256_of_file", hash_of_file)
+    again = http.post("/jobs/resize", files={"file": ("a.png", LARGE)}, data=form, headers=key)
+    assert again.status_code == 202, again.text
+    assert [job["id"] for job in publisher.jobs] == [again.json()["id"]]
